@@ -1,0 +1,29 @@
+# Each target creates or reuses .venv. torch is pinned to the CPU build this machine has
+# on disk before the package is installed, so the open range in pyproject installs nothing more.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/disciplined train --task mnist1d-cnn --epochs 20 --batch-size 32 --max-lr 0.1 --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/loop_speed.py
+
+clean:
+	rm -rf runs .pytest_cache
