@@ -1,0 +1,32 @@
+"""disciplined: set a network's hyper-parameters the way Smith (arXiv 1803.09820) describes.
+
+The public surface: policies in `disciplined.schedules`, the torch adapter
+`OneCycleScheduler`, the training loop `fit` and its `History`, tasks, and `HParams` with
+`train_task`.
+"""
+
+from disciplined.errors import UsageError
+from disciplined.hparams import HParams, train_task
+from disciplined.scheduler import OneCycleScheduler, PolicyScheduler
+from disciplined.schedules import OneCyclePolicy, RangeSweep, TriangularPolicy
+from disciplined.tasks import Task, load_task
+from disciplined.training import EvalRecord, History, evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EvalRecord",
+    "HParams",
+    "History",
+    "OneCyclePolicy",
+    "OneCycleScheduler",
+    "PolicyScheduler",
+    "RangeSweep",
+    "Task",
+    "TriangularPolicy",
+    "UsageError",
+    "evaluate",
+    "fit",
+    "load_task",
+    "train_task",
+]

@@ -1,0 +1,169 @@
+"""A set of hyper-parameters, and training a task with it.
+
+`HParams` is the record every step of the recipe reads and writes; `train_task` turns a task
+and an `HParams` into a model, an optimizer and a schedule, and runs `fit`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from disciplined.scheduler import PolicyScheduler
+from disciplined.schedules import ConstantPolicy, OneCyclePolicy, StepPolicy
+from disciplined.tasks import Task
+from disciplined.training import History, batches_per_epoch, fit
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("one-cycle", "constant", "step")
+
+
+@dataclass(frozen=True)
+class HParams:
+    """Hyper-parameters of one training run.
+
+    ``max_lr`` is the peak of the 1cycle (or the constant / initial step LR); ``div`` sets
+    ``min_lr = max_lr / div``. ``max_momentum``/``min_momentum`` are the cyclical momentum
+    bounds (``betas[0]`` for AdamW); for the constant and step schedules ``max_momentum`` is
+    used throughout.
+    """
+
+    max_lr: float = 0.1
+    div: float = 10.0
+    max_momentum: float = 0.95
+    min_momentum: float = 0.85
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    dropout: float = 0.0
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    schedule: Literal["one-cycle", "constant", "step"] = "one-cycle"
+    annihilation: float = 0.1
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("max_lr", self.max_lr > 0 and math.isfinite(self.max_lr), "> 0"),
+            ("div", self.div > 1, "> 1"),
+            ("max_momentum", 0 <= self.max_momentum < 1, "in [0, 1)"),
+            ("min_momentum", 0 <= self.min_momentum <= self.max_momentum, "in [0, max_momentum]"),
+            ("weight_decay", self.weight_decay >= 0 and math.isfinite(self.weight_decay), ">= 0"),
+            (
+                "batch_size",
+                int(self.batch_size) == self.batch_size and self.batch_size >= 1,
+                "an integer >= 1",
+            ),
+            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}"),
+            ("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
+            ("annihilation", 0 < self.annihilation < 1, "in (0, 1)"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+    @property
+    def min_lr(self) -> float:
+        """The 1cycle's lower learning rate, ``max_lr / div``."""
+        return self.max_lr / self.div
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary (JSON-ready), with ``min_lr`` added for readers."""
+        d = asdict(self)
+        d["min_lr"] = self.min_lr
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HParams:
+        """Rebuild from `to_dict` output (extra keys such as ``min_lr`` are ignored)."""
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def with_(self, **changes: Any) -> HParams:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def build_optimizer(model: nn.Module, hp: HParams) -> torch.optim.Optimizer:
+    """SGD with momentum or AdamW, at ``hp``'s LR, momentum and weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if hp.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=hp.max_lr, momentum=hp.max_momentum, weight_decay=hp.weight_decay
+        )
+    return torch.optim.AdamW(
+        params, lr=hp.max_lr, betas=(hp.max_momentum, 0.999), weight_decay=hp.weight_decay
+    )
+
+
+def build_policy(hp: HParams, total_steps: int) -> OneCyclePolicy | ConstantPolicy | StepPolicy:
+    """The schedule ``hp.schedule`` names, over ``total_steps`` steps."""
+    if hp.schedule == "one-cycle":
+        return OneCyclePolicy(
+            max_lr=hp.max_lr,
+            total_steps=total_steps,
+            div=hp.div,
+            annihilation=hp.annihilation,
+            max_momentum=hp.max_momentum,
+            min_momentum=hp.min_momentum,
+        )
+    if hp.schedule == "constant":
+        return ConstantPolicy(lr=hp.max_lr, total_steps=total_steps, momentum=hp.max_momentum)
+    return StepPolicy(lr=hp.max_lr, total_steps=total_steps, momentum=hp.max_momentum)
+
+
+def steps_for(task: Task, hp: HParams, epochs: float) -> int:
+    """Optimizer steps that ``epochs`` epochs of ``task`` take at ``hp.batch_size``."""
+    return max(1, round(epochs * batches_per_epoch(task.train_data, hp.batch_size)))
+
+
+def train_task(
+    task: Task,
+    hp: HParams,
+    *,
+    epochs: float,
+    seed: int | None = 0,
+    device: str | torch.device | None = "cpu",
+    amp: bool | str = False,
+    eval_every: int | None = None,
+    max_seconds: float | None = None,
+    progress: bool = False,
+    model: nn.Module | None = None,
+) -> tuple[nn.Module, History]:
+    """Build ``task``'s model (or take ``model``) and train it with ``hp`` for ``epochs``.
+
+    Returns the trained model and its `History`; the history's ``meta`` holds the task name,
+    the hyper-parameters, the epochs and the seed.
+    """
+    if epochs <= 0:
+        raise ValueError(f"epochs must be > 0, got {epochs}")
+    if seed is not None:
+        torch.manual_seed(seed)  # the model's initial weights depend on the seed
+    if model is None:
+        model = task.model(dropout=hp.dropout) if task.takes_dropout else task.model()
+    opt = build_optimizer(model, hp)
+    total = steps_for(task, hp, epochs)
+    sched = PolicyScheduler(opt, build_policy(hp, total))
+    history = fit(
+        model,
+        opt,
+        task.train_data,
+        loss_fn=task.loss_fn,
+        val_data=task.val_data,
+        metric=task.metric,
+        metric_name=task.metric_name,
+        higher_is_better=task.higher_is_better,
+        scheduler=sched,
+        steps=total,
+        batch_size=hp.batch_size,
+        eval_every=eval_every,
+        device=device,
+        amp=amp,
+        seed=seed,
+        max_seconds=max_seconds,
+        progress=progress,
+        meta={"task": task.name, "hparams": hp.to_dict(), "epochs": epochs, "seed": seed},
+    )
+    return model, history

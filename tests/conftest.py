@@ -1,0 +1,23 @@
+"""Shared fixtures. Torch runs single-threaded in tests so timings and results stay steady on
+the 2-core CI machine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from disciplined.tasks import load_task
+
+    return load_task("digits-mlp")
+
+
+@pytest.fixture(scope="session")
+def mnist1d_cnn():
+    from disciplined.tasks import load_task
+
+    return load_task("mnist1d-cnn")

@@ -1,0 +1,89 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from disciplined.cli import main
+
+
+def test_train_writes_history_and_curves(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        ["train", "--task", "digits-mlp", "--epochs", "2", "--max-lr", "0.1", "--out", str(out)]
+    )
+    assert code == 0
+    data = json.loads((out / "history.json").read_text())
+    assert data["meta"]["task"] == "digits-mlp" and data["meta"]["hparams"]["max_lr"] == 0.1
+    assert len(data["train_losses"]) == 2 * 45
+    png = (out / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    line = capsys.readouterr().out.strip()
+    assert "validation accuracy" in line and len(line.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "no-such-task"], "unknown task 'no-such-task'"),
+        (["--task", "digits-mlp", "--max-lr", "abc"], "must be a number, got 'abc'"),
+        (["--task", "digits-mlp", "--max-lr", "-1"], "must be > 0, got '-1'"),
+        (["--task", "digits-mlp", "--momentum", "0.85,0.95"], "MIN must be <= MAX"),
+        (["--task", "digits-mlp", "--epochs", "nan"], "must be finite"),
+        (["--task", "digits-mlp", "--batch-size", "0"], "must be >= 1"),
+        (["--task", "digits-mlp", "--task-option", "bogus"], "KEY=VALUE"),
+        (["--task", "digits-mlp", "--device", "tpu"], "device"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    code = main(["train", *args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("disciplined: error:") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_out_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["train", "--task", "digits-mlp", "--out", str(blocker / "sub")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot create output folder" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_divergence_is_an_error_but_keeps_the_evidence(tmp_path, capsys):
+    out = tmp_path / "d"
+    code = main(
+        [
+            "train",
+            "--task",
+            "digits-mlp",
+            "--epochs",
+            "2",
+            "--max-lr",
+            "10",
+            "--schedule",
+            "constant",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "training diverged" in err
+    assert (out / "history.json").exists() and (out / "curves.png").exists()
+
+
+def test_python_dash_m_runs_the_command_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "disciplined", "train", "--task", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "disciplined: error: unknown task 'nope': use a built-in (mnist1d-cnn, mnist1d-mlp, "
+        "digits-mlp, synthetic-regression) or path/to/file.py:function or "
+        "package.module:function"
+    )
