@@ -11,7 +11,7 @@ from disciplined.tasks import BUILTIN_TASKS
 def test_builtin_tasks_build_and_their_models_fit_the_data(name):
     task = load_task(name)
     x, y = task.train_data
-    xv, yv = task.val_data
+    xv, _ = task.val_data
     assert len(x) == len(y) == task.num_train and len(xv) == task.num_val
     out = task.model()(x[:7])
     if task.kind == "classification":

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from disciplined import HParams, History, train_task
+from disciplined import History, HParams, train_task
 from disciplined.scheduler import PolicyScheduler
 from disciplined.schedules import ConstantPolicy, OneCyclePolicy
 from disciplined.training import EvalRecord, evaluate, fit
@@ -218,7 +218,7 @@ def test_bad_arguments_are_refused_with_the_value():
         fit(model, opt, (x, y), **kw)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         fit(model, opt, (x, y), steps=1, batch_size=0, **kw)
-    with pytest.raises(ValueError, match="amp .* needs a CUDA device"):
+    with pytest.raises(ValueError, match=r"amp .* needs a CUDA device"):
         fit(model, opt, (x, y), steps=1, amp=True, **kw)
     with pytest.raises(TypeError, match="data must be"):
         fit(model, opt, [1, 2, 3], steps=1, **kw)

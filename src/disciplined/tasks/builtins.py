@@ -56,7 +56,7 @@ def _mnist1d_tensors(samples: int, seed: int, channel: bool) -> tuple[tuple, tup
 
 
 class MNIST1DConvNet(nn.Module):
-    """The MNIST-1D paper's CNN: three Conv1d layers of ``channels`` channels, then a linear head."""
+    """The MNIST-1D paper's CNN: three Conv1d layers of ``channels`` channels and a linear head."""
 
     def __init__(self, channels: int = 25, dropout: float = 0.0, length: int = 40) -> None:
         super().__init__()
