@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from itertools import pairwise
 from typing import Any, ClassVar
 
@@ -133,6 +134,11 @@ def piecewise(step: float, knots: Sequence[tuple[float, float]], shape: str = "l
     for (p0, _), (p1, _) in pairwise(knots):
         if not p0 < p1:
             raise _fail("knots", "in strictly increasing order of position", knots)
+    return _piecewise(step, knots, shape)
+
+
+def _piecewise(step: float, knots: Sequence[tuple[float, float]], shape: str) -> float:
+    """`piecewise` without the checks, for knots a policy has already validated."""
     first_position, first_value = knots[0]
     if step <= first_position:
         return first_value
@@ -260,7 +266,7 @@ class OneCyclePolicy(_Serializable):
         """Step (possibly fractional) where the cycle ends and the tail begins."""
         return float(2 * self.pct_start * self.total_steps) - 2
 
-    @property
+    @cached_property
     def lr_knots(self) -> tuple[tuple[float, float], ...]:
         """The ``(position, value)`` knots of the learning rate."""
         return (
@@ -270,7 +276,7 @@ class OneCyclePolicy(_Serializable):
             (float(self.total_steps - 1), self.final_lr),
         )
 
-    @property
+    @cached_property
     def momentum_knots(self) -> tuple[tuple[float, float], ...]:
         """The ``(position, value)`` knots of the momentum."""
         return (
@@ -283,12 +289,12 @@ class OneCyclePolicy(_Serializable):
     def lr(self, step: int) -> float:
         """Learning rate at ``step`` (``0 <= step < total_steps``)."""
         step = _check_step(step, self.total_steps)
-        return piecewise(step, self.lr_knots, self.shape)
+        return _piecewise(step, self.lr_knots, self.shape)
 
     def momentum(self, step: int) -> float:
         """Momentum (or Adam's ``beta1``) at ``step`` (``0 <= step < total_steps``)."""
         step = _check_step(step, self.total_steps)
-        return piecewise(step, self.momentum_knots, self.shape)
+        return _piecewise(step, self.momentum_knots, self.shape)
 
 
 @dataclass(frozen=True)

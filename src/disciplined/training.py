@@ -419,7 +419,7 @@ def fit(
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, unit="step", leave=False, dynamic_ncols=True)
+        bar = tqdm(total=total, unit="step", leave=False, dynamic_ncols=True, disable=None)
     report = progress if callable(progress) else None
 
     lrs: list[float] = []

@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from disciplined.cli import train
+from disciplined.cli import find_lr, train
 from disciplined.errors import UsageError
 
-COMMANDS = (train,)
+COMMANDS = (train, find_lr)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -58,3 +58,70 @@ def plot_history(history: History, path: str | Path, title: str | None = None) -
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def _loss_ylim(ax, curves: list[list[float]]) -> None:
+    """Keep the interesting part in view: from a bit under the lowest loss to a bit over the
+    starting level, so a divergence spike does not flatten the curve."""
+    finite = [v for c in curves for v in c if v == v and abs(v) != float("inf")]
+    starts = [c[0] for c in curves if c and c[0] == c[0] and abs(c[0]) != float("inf")]
+    if not finite or not starts:
+        return
+    low, start = min(finite), max(starts)
+    top = max(start * 1.25, low + 1e-12)
+    ax.set_ylim(low - 0.05 * (top - low), top)
+
+
+def plot_range_test(test, path: str | Path, title: str | None = None) -> Path:
+    """Draw a `RangeTest`: loss against LR on a log axis (raw and smoothed), the validation
+    points, the suggested max and min LR, and where the test stopped."""
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    for i, curve in enumerate(test.seed_smoothed):
+        ax.plot(test.lrs[: len(curve)], curve[: len(test.lrs)], color="C0", alpha=0.25, lw=0.8,
+                label="smoothed, each seed" if i == 0 else None)
+    ax.plot(test.lrs, test.losses, color="0.7", lw=0.6, label="training loss")
+    label = "smoothed (median of seeds)" if test.repeats > 1 else "smoothed"
+    ax.plot(test.lrs, test.smoothed, color="C0", lw=1.6, label=label)
+    curves = [list(test.smoothed)]
+    if test.val_losses:
+        ax.plot(test.val_lrs, test.val_losses, "o-", color="C1", ms=3, lw=1,
+                label="validation loss")
+        curves.append(list(test.val_losses))
+    s = test.suggestion
+    ax.axvline(s.max_lr, color="C2", lw=1.5, label=f"max LR {s.max_lr:.3g} ({s.rule})")
+    ax.axvline(s.min_lr, color="C2", lw=1, ls=":", label=f"min LR {s.min_lr:.3g}")
+    if s.spread:
+        ax.axvspan(s.spread[0], s.spread[1], color="C2", alpha=0.12, label="spread over seeds")
+    if test.stop_lr is not None:
+        ax.axvline(test.stop_lr, color="red", lw=1, ls="--", label="stopped (diverged)")
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate", ylabel="loss", title=title or "LR range test")
+    _loss_ylim(ax, curves)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_range_overlay(tests, labels, path: str | Path, title: str | None = None,
+                       use_val: bool = False) -> Path:
+    """Several range tests on one figure: one curve each (validation loss when ``use_val``),
+    with each test's suggested max LR marked in the curve's colour."""
+    if len(tests) != len(labels):
+        raise ValueError(f"got {len(tests)} tests but {len(labels)} labels")
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    curves = []
+    for i, (test, label) in enumerate(zip(tests, labels, strict=True)):
+        if use_val and test.val_losses:
+            xs, ys = test.val_lrs, test.val_losses
+        else:
+            xs, ys = test.lrs, test.smoothed
+        ax.plot(xs, ys, color=f"C{i}", lw=1.4, label=label)
+        ax.axvline(test.suggestion.max_lr, color=f"C{i}", lw=0.8, ls=":")
+        curves.append(list(ys))
+    ax.set_xscale("log")
+    kind = "validation loss" if use_val else "smoothed training loss"
+    ax.set(xlabel="learning rate", ylabel=kind, title=title or "LR range tests")
+    _loss_ylim(ax, curves)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
