@@ -1,0 +1,37 @@
+"""Shared pieces of the benchmarks: the provenance header and robust summaries."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import sys
+
+import torch
+
+
+def header(title: str) -> str:
+    """A markdown heading plus where the numbers came from: command, machine, versions, date."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cmd = "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    return (
+        f"### {title}\n\n"
+        f"- command: `{cmd}`\n"
+        f"- machine: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}\n"
+        f"- versions: Python {platform.python_version()}, torch {torch.__version__}\n"
+        f"- date: {_dt.date.today().isoformat()}\n"
+    )
+
+
+def median(values: list[float]) -> float:
+    """Median of a non-empty list."""
+    return statistics.median(values)

@@ -1,0 +1,147 @@
+"""Which LR suggestion rule should be the default? Judge each by the accuracy it produces.
+
+For each built-in task and seed: one LR range test (SGD, momentum 0.9 held, no weight decay,
+the task's default batch size, 300 steps from 1e-5 to 10); every rule of
+`disciplined.suggest` is applied to the smoothed curve, and to the median curve of the three
+seeds' tests ("3-seed"). torch-lr-finder's own suggestion (steepest gradient of its
+smoothed loss, its defaults) is taken from its own range test on the same model and data.
+Then 1cycle (momentum 0.95-0.85, max LR = the suggestion, min = max/10) trains the task for
+a fixed number of epochs from the same initial weights; the final validation metric and
+whether the run diverged are recorded. The default rule is the one with the best mean metric
+over tasks and seeds and no divergence.
+
+    python benchmarks/suggestion_quality.py [--quick] [--seeds 3] [--epochs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from disciplined import HParams, load_task, train_task
+from disciplined.hparams import build_optimizer
+from disciplined.range_test import lr_range_test
+from disciplined.suggest import RULES, suggest, suggest_multi
+
+try:
+    from _common import header
+except ImportError:  # pragma: no cover
+    from benchmarks._common import header
+
+TASKS = ("digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "synthetic-regression")
+
+
+def _range_test(task, seed: int, steps: int):
+    torch.manual_seed(seed)
+    hp = HParams(max_lr=1e-5, max_momentum=0.9, min_momentum=0.9,
+                 batch_size=task.default_batch_size)
+    model = task.model()
+    opt = build_optimizer(model, hp)
+    return lr_range_test(model, opt, task.loss_fn, task.train_data, num_steps=steps,
+                         batch_size=hp.batch_size, seed=seed)
+
+
+def _torch_lr_finder(task, seed: int, steps: int) -> float | None:
+    try:
+        from matplotlib.figure import Figure
+        from torch_lr_finder import LRFinder
+    except ImportError:
+        return None
+    torch.manual_seed(seed)
+    model = task.model()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    loader = DataLoader(TensorDataset(*task.train_data), batch_size=task.default_batch_size,
+                        shuffle=True, generator=torch.Generator().manual_seed(seed))
+    finder = LRFinder(model, opt, task.loss_fn, device="cpu")
+    finder.range_test(loader, end_lr=10, num_iter=steps, step_mode="exp")
+    ax = Figure().subplots()
+    try:
+        _, lr = finder.plot(ax=ax, suggest_lr=True)
+    except Exception:  # its rule fails on very short curves
+        lr = None
+    finder.reset()
+    return lr
+
+
+def _train(task, max_lr: float, seed: int, epochs: float) -> tuple[float, bool]:
+    hp = HParams(max_lr=max_lr, batch_size=task.default_batch_size)
+    _, h = train_task(task, hp, epochs=epochs, seed=seed)
+    if h.diverged or h.final is None or not math.isfinite(h.final.val_metric):
+        return (h.final.val_metric if h.final else float("nan")), True
+    return h.final.val_metric, False
+
+
+def main() -> None:
+    """Run the study and print markdown tables."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one task, one seed, 2 epochs")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=float, default=10)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tasks = TASKS[:1] if args.quick else TASKS
+    seeds = range(1 if args.quick else args.seeds)
+    epochs = 2 if args.quick else args.epochs
+    steps = 150 if args.quick else args.steps
+    t_start = time.perf_counter()
+    # results[rule][task] = list of (lr, metric, diverged), one per seed
+    results: dict[str, dict[str, list[tuple[float, float, bool]]]] = {}
+    for name in tasks:
+        task = load_task(name)
+        tests = [_range_test(task, s, steps) for s in seeds]
+        picks: dict[str, list[float | None]] = {}
+        for rule in RULES:
+            picks[rule] = [suggest(t.lrs, t.smoothed, rule=rule).max_lr for t in tests]
+            if len(tests) > 1:
+                multi = suggest_multi([(t.lrs, t.smoothed) for t in tests], rule=rule)
+                picks[f"{rule} (3-seed)"] = [multi.max_lr] * len(tests)
+        picks["torch-lr-finder"] = [_torch_lr_finder(task, s, steps) for s in seeds]
+        for rule, lrs in picks.items():
+            for s, lr in zip(seeds, lrs, strict=True):
+                if lr is None:
+                    continue
+                metric, diverged = _train(task, lr, s, epochs)
+                results.setdefault(rule, {}).setdefault(name, []).append((lr, metric, diverged))
+    elapsed = time.perf_counter() - t_start
+
+    print(header("LR suggestion rules judged by the accuracy they produce"))
+    print(f"- tasks: {', '.join(tasks)}; seeds {list(seeds)}; range test {steps} steps "
+          f"1e-5..10; 1cycle {epochs:g} epochs at each suggestion; {elapsed:.0f} s in all\n")
+    print("Per task: mean final validation metric (accuracy; R^2 for synthetic-regression) "
+          "and the suggested max LRs over seeds. Divergences marked.\n")
+    print("| rule | " + " | ".join(tasks) + " | mean | diverged |")
+    print("|---|" + "---|" * (len(tasks) + 2))
+    summary = []
+    for rule, per_task in results.items():
+        cells, means, n_div = [], [], 0
+        for name in tasks:
+            rows = per_task.get(name, [])
+            if not rows:
+                cells.append("-")
+                continue
+            metrics = [m for _, m, _ in rows]
+            lrs = [lr for lr, _, _ in rows]
+            n_div += sum(d for _, _, d in rows)
+            mean = statistics.fmean(metrics) if all(map(math.isfinite, metrics)) else math.nan
+            means.append(mean)
+            lr_txt = f"{min(lrs):.3g}" if min(lrs) == max(lrs) else f"{min(lrs):.3g}-{max(lrs):.3g}"
+            cells.append(f"{mean:.4f} (LR {lr_txt})")
+        overall = statistics.fmean(means) if means and all(map(math.isfinite, means)) else math.nan
+        summary.append((rule, overall, n_div))
+        print(f"| {rule} | " + " | ".join(cells) + f" | {overall:.4f} | {n_div} |")
+    ranked = sorted((s for s in summary if s[2] == 0 and math.isfinite(s[1])),
+                    key=lambda s: -s[1])
+    print()
+    if ranked:
+        print(f"Best mean metric with no divergence: **{ranked[0][0]}** ({ranked[0][1]:.4f}).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""The LR range test (Smith, arXiv 1506.01186 section 3.3 and 1803.09820 section 4.1).
+
+One short run whose learning rate grows every step from ``start_lr`` to ``end_lr``
+(exponentially or linearly, `schedules.RangeSweep`), recording the training loss and, in
+validation mode, the loss on a fixed validation subset every ``val_every`` steps. The run stops
+by itself once the loss diverges. The largest useful learning rate is read off the curve by a
+named rule from `disciplined.suggest`.
+
+Everything the test disturbs is put back bit for bit afterwards, also when it raises or is
+interrupted: parameters, buffers, gradients, train/eval modes, optimizer state and param
+groups, and the torch (CPU and CUDA), numpy and Python random generators.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from disciplined.scheduler import PolicyScheduler
+from disciplined.schedules import RangeSweep
+from disciplined.suggest import Suggestion, smooth, suggest, suggest_multi
+from disciplined.training import Data, _dec, _enc, fit, resolve_device
+
+__all__ = ["RangeTest", "lr_range_test", "overlay", "preserved_state"]
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """The record of a range test: the curve, where it stopped, and the suggestion.
+
+    ``lrs``/``losses``/``smoothed`` have one entry per step taken (of the first seed when
+    ``repeats > 1``; ``smoothed`` is then the per-step median of the seeds' smoothed curves,
+    and ``seed_smoothed`` holds each seed's own). ``val_lrs``/``val_losses`` are the
+    validation-mode points.
+    """
+
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]
+    smoothed: tuple[float, ...]
+    suggestion: Suggestion
+    val_lrs: tuple[float, ...] = ()
+    val_losses: tuple[float, ...] = ()
+    stop_step: int | None = None
+    stop_lr: float | None = None
+    stop_reason: str | None = None
+    mode: str = "exp"
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    num_steps: int = 0
+    smoothing: float = 0.98
+    seconds: float = 0.0
+    repeats: int = 1
+    seed_smoothed: tuple[tuple[float, ...], ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the test stopped because the loss diverged."""
+        return self.stop_reason is not None and self.stop_step is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (non-finite numbers become strings)."""
+        d = asdict(self)
+        d["losses"] = [_enc(x) for x in self.losses]
+        d["smoothed"] = [_enc(x) for x in self.smoothed]
+        d["val_losses"] = [_enc(x) for x in self.val_losses]
+        d["seed_smoothed"] = [[_enc(x) for x in s] for s in self.seed_smoothed]
+        d["suggestion"] = self.suggestion.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RangeTest:
+        """Rebuild from `to_dict` output."""
+        d = dict(d)
+        for key in ("lrs", "val_lrs"):
+            d[key] = tuple(d[key])
+        for key in ("losses", "smoothed", "val_losses"):
+            d[key] = tuple(_dec(x) for x in d[key])
+        d["seed_smoothed"] = tuple(tuple(_dec(x) for x in s) for s in d["seed_smoothed"])
+        d["suggestion"] = Suggestion.from_dict(d["suggestion"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        """Serialize to a JSON string."""
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> RangeTest:
+        """Parse `to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        """Write the JSON to ``path``."""
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> RangeTest:
+        """Read a `RangeTest` written by `save`."""
+        return cls.from_json(Path(path).read_text())
+
+    def plot(self, path: str | Path, title: str | None = None) -> Path:
+        """Draw loss against LR (log axis): raw, smoothed, validation, suggestion and stop."""
+        from disciplined.report.plots import plot_range_test
+
+        return plot_range_test(self, path, title=title)
+
+
+def overlay(
+    tests: Sequence[RangeTest], labels: Sequence[str], path: str | Path,
+    title: str | None = None, use_val: bool = False,
+) -> Path:
+    """Draw several range tests on one figure (one smoothed or validation curve each)."""
+    from disciplined.report.plots import plot_range_overlay
+
+    return plot_range_overlay(tests, labels, path, title=title, use_val=use_val)
+
+
+# --------------------------------------------------------------------------- state
+
+
+@contextmanager
+def preserved_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, spill_dir: str | Path | None = None
+) -> Iterator[None]:
+    """Take everything a training run disturbs and put it back on exit, bit for bit.
+
+    Parameters and buffers (through ``state_dict``), gradients, each module's train/eval
+    mode, the model's device, the optimizer's state and param groups (and any attribute a
+    scheduler adds to it), and the torch CPU/CUDA, numpy and Python random generators. With
+    ``spill_dir`` the model and optimizer copies go to a temporary file there instead of
+    memory, for models too large to copy.
+    """
+    params = list(model.parameters())
+    device = params[0].device if params else torch.device("cpu")
+    modes = [(m, m.training) for m in model.modules()]
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
+    opt_attrs = dict(optimizer.__dict__)
+    rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    tmp = None
+    if spill_dir is not None:
+        tmp = tempfile.NamedTemporaryFile(dir=spill_dir, suffix=".pt", delete=False)
+        tmp.close()
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp.name)
+        saved_model = saved_opt = None
+    else:
+        saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        saved_opt = copy.deepcopy(optimizer.state_dict())
+    try:
+        yield
+    finally:
+        try:
+            model.to(device)
+            if tmp is not None:
+                blob = torch.load(tmp.name, map_location="cpu", weights_only=True)
+                saved_model, saved_opt = blob["model"], blob["optimizer"]
+            model.load_state_dict(saved_model)
+            optimizer.load_state_dict(saved_opt)
+            # A scheduler wraps optimizer.step and adds flags; drop what was not there.
+            for key in list(optimizer.__dict__):
+                if key not in opt_attrs:
+                    del optimizer.__dict__[key]
+            optimizer.__dict__.update(
+                {k: v for k, v in opt_attrs.items() if k not in ("state", "param_groups")}
+            )
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            for m, mode in modes:
+                m.training = mode
+            torch.set_rng_state(rng[0])
+            np.random.set_state(rng[1])
+            random.setstate(rng[2])
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state_all(cuda_rng)
+        finally:
+            if tmp is not None:
+                Path(tmp.name).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- the test
+
+
+class _DivergenceRule:
+    """Stop rule for the sweep: NaN/inf, the smoothed loss above ``factor`` x its best, or
+    back above where it started after having clearly fallen (a collapse that stays finite)."""
+
+    def __init__(self, factor: float, beta: float, warmup: int = 10) -> None:
+        self.factor, self.beta, self.warmup = factor, beta, warmup
+        self.avg, self.best, self.start = 0.0, math.inf, None
+        self.first: list[float] = []
+        self.smoothed: list[float] = []
+
+    def __call__(self, step: int, loss: float) -> str | None:
+        if not math.isfinite(loss):
+            self.smoothed.append(math.nan)
+            return f"loss became {loss} at step {step}"
+        self.avg = self.beta * self.avg + (1 - self.beta) * loss
+        value = self.avg / (1 - self.beta ** (step + 1))
+        self.smoothed.append(value)
+        if step < self.warmup:
+            self.first.append(loss)
+            return None
+        if self.start is None:
+            self.start = float(np.median(self.first))
+        self.best = min(self.best, value)
+        if value > self.factor * self.best:
+            return (f"smoothed loss {value:.4g} exceeded {self.factor:g}x its best "
+                    f"{self.best:.4g} at step {step}")
+        if self.best < 0.9 * self.start and value > self.start:
+            return (f"smoothed loss {value:.4g} climbed back above its starting value "
+                    f"{self.start:.4g} at step {step}")
+        return None
+
+
+def lr_range_test(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    train_data: Data,
+    *,
+    val_data: Data | None = None,
+    start_lr: float = 1e-5,
+    end_lr: float = 10.0,
+    num_steps: int = 300,
+    mode: Literal["exp", "linear"] = "exp",
+    batch_size: int = 64,
+    smoothing: float = 0.98,
+    diverge_factor: float = 4.0,
+    val_every: int = 10,
+    val_batches: int = 2,
+    accumulation_steps: int = 1,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+    amp: bool | str = False,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    repeats: int = 1,
+    rule: str = "smith",
+    div: float = 10.0,
+    suggest_from: Literal["train", "val"] = "train",
+    spill_dir: str | Path | None = None,
+    progress: bool | Callable[[int, int], None] = False,
+    meta: dict[str, Any] | None = None,
+) -> RangeTest:
+    """Run the LR range test and return its `RangeTest`; model and optimizer come back as
+    they were.
+
+    The learning rate follows ``RangeSweep(start_lr, end_lr, num_steps, mode)``, one value
+    per optimizer step of ``accumulation_steps`` mini-batches of ``batch_size``; the data
+    cycles when it has fewer batches. Momentum and weight decay are the optimizer's unless
+    given. The test stops on a NaN/inf loss, when the smoothed loss exceeds
+    ``diverge_factor`` x its best, or when it climbs back above its starting value after
+    having clearly fallen. With ``val_data``, the first ``val_batches`` batches of it are
+    evaluated every ``val_every`` steps. ``repeats=k`` runs k tests on seeds
+    ``seed .. seed+k-1`` and reads the rule off the median curve, reporting the spread.
+    ``rule`` names the suggestion rule (`disciplined.suggest.RULES`); ``div`` sets
+    ``min_lr = max_lr / div`` (10 for 1cycle, 3-4 for CLR).
+    """
+    sweep = RangeSweep(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, mode=mode)
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    if diverge_factor <= 1:
+        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}")
+    if val_every < 1 or val_batches < 1:
+        raise ValueError(f"val_every and val_batches must be >= 1, got {val_every}, {val_batches}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if suggest_from not in ("train", "val"):
+        raise ValueError(f"suggest_from must be 'train' or 'val', got {suggest_from!r}")
+    if suggest_from == "val" and val_data is None:
+        raise ValueError("suggest_from='val' needs val_data")
+    if momentum is not None and not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if weight_decay is not None and weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    dev = resolve_device(device) if device is not None else _param_device(model)
+
+    runs = []
+    t0 = time.perf_counter()
+    for r in range(repeats):
+        with preserved_state(model, optimizer, spill_dir):
+            runs.append(_one_sweep(
+                model, optimizer, loss_fn, train_data, val_data, sweep, batch_size, smoothing,
+                diverge_factor, val_every, val_batches, accumulation_steps, momentum,
+                weight_decay, amp, dev, seed + r, progress,
+            ))
+    seconds = time.perf_counter() - t0
+
+    first = runs[0]
+    if suggest_from == "val":
+        curves = [(run["val_lrs"], run["val_losses"]) for run in runs]
+    else:
+        curves = [(run["lrs"], run["smoothed"]) for run in runs]
+    if repeats == 1:
+        suggestion = suggest(curves[0][0], curves[0][1], rule=rule, div=div)
+    else:
+        suggestion = suggest_multi(curves, rule=rule, div=div)
+    n_common = min(len(run["smoothed"]) for run in runs)
+    median_smoothed = (
+        tuple(float(v) for v in np.median([run["smoothed"][:n_common] for run in runs], axis=0))
+        if repeats > 1 else tuple(first["smoothed"])
+    )
+    return RangeTest(
+        lrs=tuple(first["lrs"][: len(median_smoothed)]) if repeats > 1 else tuple(first["lrs"]),
+        losses=tuple(first["losses"][: len(median_smoothed)]),
+        smoothed=median_smoothed,
+        suggestion=suggestion,
+        val_lrs=tuple(first["val_lrs"]),
+        val_losses=tuple(first["val_losses"]),
+        stop_step=first["stop_step"],
+        stop_lr=first["stop_lr"],
+        stop_reason=first["stop_reason"],
+        mode=mode,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=num_steps,
+        smoothing=smoothing,
+        seconds=seconds,
+        repeats=repeats,
+        seed_smoothed=tuple(tuple(run["smoothed"]) for run in runs) if repeats > 1 else (),
+        meta={"seed": seed, "batch_size": batch_size, "rule": rule,
+              "suggest_from": suggest_from, **(meta or {})},
+    )
+
+
+def _param_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _one_sweep(model, optimizer, loss_fn, train_data, val_data, sweep, batch_size, smoothing,
+               diverge_factor, val_every, val_batches, accumulation_steps, momentum,
+               weight_decay, amp, device, seed, progress) -> dict[str, Any]:
+    for group in optimizer.param_groups:
+        if weight_decay is not None:
+            group["weight_decay"] = weight_decay
+        if momentum is not None:
+            if "momentum" in group:
+                group["momentum"] = momentum
+            elif "betas" in group:
+                group["betas"] = (momentum, group["betas"][1])
+            else:
+                raise ValueError(
+                    f"{type(optimizer).__name__} has neither momentum nor betas to set"
+                )
+    scheduler = PolicyScheduler(optimizer, sweep, cycle_momentum=False)
+    rule = _DivergenceRule(diverge_factor, smoothing)
+    history = fit(
+        model, optimizer, train_data, loss_fn=loss_fn, val_data=val_data,
+        scheduler=scheduler, steps=sweep.num_steps, batch_size=batch_size,
+        eval_every=val_every if val_data is not None else None, eval_batches=val_batches,
+        eval_batch_size=batch_size, device=device, amp=amp,
+        accumulation_steps=accumulation_steps, seed=seed, diverge_factor=None, stop=rule,
+        progress=progress,
+    )
+    n = history.steps
+    smoothed = smooth(history.train_losses, smoothing) if smoothing > 0 else list(
+        history.train_losses)
+    stopped = history.stopped_reason if history.stopped_reason or history.diverged else None
+    if history.diverged:
+        stopped = history.diverged_reason
+    val_points = [e for e in history.evals if e.step <= n]
+    return {
+        "lrs": list(history.lrs),
+        "losses": list(history.train_losses),
+        "smoothed": [float(v) for v in smoothed[:n]],
+        # an evaluation after step s saw the weights updated with LRs up to lrs[s - 1]
+        "val_lrs": [history.lrs[e.step - 1] for e in val_points],
+        "val_losses": [e.val_loss for e in val_points],
+        "stop_step": n - 1 if stopped else None,
+        "stop_lr": history.lrs[n - 1] if stopped and n else None,
+        "stop_reason": stopped,
+    }

@@ -1,0 +1,482 @@
+"""Suggested learning rates read off an LR range test curve: pure, named rules.
+
+The range test (Smith, arXiv 1506.01186 section 3.3; arXiv 1803.09820 section 4.1) records
+the loss while the learning rate grows every step. Each rule here is a pure function
+``rule(lrs, losses, *, div=10.0) -> Suggestion`` of that record, so it can be tested on
+curves whose right answer is known and the report can name it. ``losses`` is the curve to
+read (normally the `smooth`-ed training loss); ``lrs`` are positive and strictly increasing.
+
+What every rule does first, in the same way:
+
+- the curve is cut at its first non-finite loss (a NaN or infinity ends the usable record);
+- ``L0``, the starting level, is the median of the first few points (``min(10, max(3,
+  n // 10))`` of them), so the plateau's noise does not count as a fall;
+- the minimum is the lowest loss *before the loss climbs back above* ``L0`` *after having
+  clearly fallen* (below ``L0`` by 5% of ``|L0|`` and by half the curve's whole fall, so
+  the noise of the first, barely averaged points is no fall). With 10-class cross-entropy
+  a diverged run levels off around 5-6 instead of turning NaN, and a dip in that level
+  must not be read as the minimum or as a steep fall; every rule reads the curve only up
+  to this minimum;
+- ``min_lr = max_lr / div`` (10 as in the 1cycle report, 3-4 for cyclical learning rates).
+
+A curve whose drop ``L0 - minimum`` is under 5% of ``|L0|``, or whose minimum lies in the
+starting window, never fell clearly: every rule still answers, and says in its ``reason``
+that the answer is unreliable.
+
+This module imports no torch; `disciplined.range_test` calls it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MIN_POINTS",
+    "RULES",
+    "Suggestion",
+    "median_curve",
+    "minimum_div10",
+    "smith",
+    "smooth",
+    "steepest",
+    "suggest",
+    "suggest_multi",
+    "valley",
+]
+
+MIN_POINTS = 5
+"""The fewest finite losses a rule will read."""
+
+_START_MAX = 10  # L0 is the median of at most this many first points ...
+_START_MIN = 3  # ... and at least this many
+_MIN_DROP = 0.05  # a fall under 5% of |L0| is not a clear fall
+_SMITH_BAND = 0.10  # smith: the fall has ended once within 10% of the drop of the minimum
+_VALLEY_TOL = 0.05  # valley: a rise under 5% of the drop does not end a descent
+_VALLEY_AT = 2 / 3  # valley: how far along the descent to read
+
+
+# --------------------------------------------------------------------------- smoothing
+
+
+def smooth(losses: Sequence[float], beta: float = 0.98) -> list[float]:
+    """Exponential moving average of ``losses`` with bias correction.
+
+    ``avg = beta * avg + (1 - beta) * x`` from ``avg = 0``, and point ``i`` is
+    ``avg / (1 - beta ** (i + 1))``, so the first point equals the first loss. From the
+    first non-finite loss on, every point is NaN. ``beta = 0`` returns the losses.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+        raise ValueError(f"beta must be a number in [0, 1), got {beta!r}")
+    out: list[float] = []
+    avg = 0.0
+    broken = False
+    for i, loss in enumerate(losses):
+        x = float(loss)
+        if broken or not math.isfinite(x):
+            broken = True
+            out.append(math.nan)
+            continue
+        avg = beta * avg + (1 - beta) * x
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A suggested learning-rate range and how it was read off the curve.
+
+    ``max_lr`` is the suggested peak (1cycle's ``max_lr``) and ``min_lr = max_lr / div``.
+    ``rule`` names the rule (a key of `RULES`); ``reason`` is one sentence with the numbers
+    read off the curve. ``index`` is the point of ``lrs`` the rule read: for ``smith``,
+    ``valley`` and ``steepest`` ``max_lr == lrs[index]``; for ``minimum/10`` (and smith's
+    fallback on a curve that never fell) ``index`` is the minimum and
+    ``max_lr == lrs[index] / 10``. From `suggest_multi`, ``index`` points into the median
+    curve, ``per_seed`` holds each seed's own ``max_lr`` in the order the curves were given,
+    and ``spread`` is ``(min(per_seed), max(per_seed))``.
+    """
+
+    max_lr: float
+    min_lr: float
+    rule: str
+    reason: str
+    index: int
+    spread: tuple[float, float] | None = None
+    per_seed: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_lr", float(self.max_lr))
+        object.__setattr__(self, "min_lr", float(self.min_lr))
+        object.__setattr__(self, "index", int(self.index))
+        object.__setattr__(self, "per_seed", tuple(float(v) for v in self.per_seed))
+        if self.spread is not None:
+            low, high = self.spread
+            object.__setattr__(self, "spread", (float(low), float(high)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary; `from_dict` rebuilds an equal `Suggestion`."""
+        return {
+            "max_lr": self.max_lr,
+            "min_lr": self.min_lr,
+            "rule": self.rule,
+            "reason": self.reason,
+            "index": self.index,
+            "spread": None if self.spread is None else list(self.spread),
+            "per_seed": list(self.per_seed),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Suggestion:
+        """Rebuild a `Suggestion` from `to_dict` output (or the same after a JSON trip)."""
+        required = ("max_lr", "min_lr", "rule", "reason", "index")
+        missing = [key for key in required if key not in data]
+        unknown = sorted(set(data) - {*required, "spread", "per_seed"})
+        if missing or unknown:
+            raise ValueError(
+                f"Suggestion.from_dict needs keys {list(required)} (and optionally 'spread', "
+                f"'per_seed'); missing {missing}, unknown {unknown}"
+            )
+        spread = data.get("spread")
+        return cls(
+            max_lr=data["max_lr"],
+            min_lr=data["min_lr"],
+            rule=str(data["rule"]),
+            reason=str(data["reason"]),
+            index=data["index"],
+            spread=None if spread is None else (spread[0], spread[1]),
+            per_seed=tuple(data.get("per_seed", ())),
+        )
+
+
+# --------------------------------------------------------------------------- reading a curve
+
+
+def _f(x: float) -> str:
+    """A number for a reason sentence: three significant figures."""
+    return f"{x:.3g}"
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """A checked curve, cut at its first non-finite loss, with its landmarks."""
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    given: int  # how many points were given
+    start: float  # L0: median of the first few losses
+    window: int  # how many points L0 was taken over
+    rise: int | None  # first index back above L0 after a clear fall
+    low: int  # index of the minimum before `rise`
+
+    @property
+    def cut(self) -> bool:
+        return len(self.losses) < self.given
+
+    @property
+    def drop(self) -> float:
+        return self.start - float(self.losses[self.low])
+
+    @property
+    def fell(self) -> bool:
+        """Whether the loss fell clearly: 5% of |L0|, after the starting window."""
+        return self.drop >= _MIN_DROP * max(abs(self.start), 1e-12) and self.low >= self.window
+
+    def notes(self) -> str:
+        """The clauses every reason ends with: cut, rise, unreliability."""
+        text = ""
+        if self.rise is not None:
+            text += f", the loss climbed back above its start at LR {_f(self.lrs[self.rise])}"
+        if self.cut:
+            text += f", losses from step {len(self.losses)} on are not finite and were cut"
+        if not self.fell:
+            text += (
+                f"; the loss never fell clearly (from {_f(self.start)} to "
+                f"{_f(self.losses[self.low])}), so this suggestion is unreliable"
+            )
+        return text
+
+
+def _check_div(div: float) -> float:
+    if isinstance(div, bool) or not isinstance(div, (int, float)):
+        raise ValueError(f"div must be a number >= 1, got {div!r}")
+    if not (math.isfinite(div) and div >= 1):
+        raise ValueError(f"div must be a number >= 1, got {div!r}")
+    return float(div)
+
+
+def _read(lrs: Sequence[float], losses: Sequence[float]) -> _Curve:
+    """Check a curve, cut it at its first non-finite loss, and find its landmarks."""
+    x = np.asarray(lrs, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"lrs and losses must be 1-D, got shapes {x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"lrs and losses must have the same length, got {len(x)} and {len(y)}")
+    bad = np.flatnonzero(~np.isfinite(x) | (x <= 0))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"lrs must be positive and finite, got lrs[{i}]={float(x[i])!r}")
+    steps = np.flatnonzero(np.diff(x) <= 0)
+    if len(steps):
+        i = int(steps[0]) + 1
+        raise ValueError(
+            f"lrs must be strictly increasing, got lrs[{i}]={float(x[i])!r} after "
+            f"lrs[{i - 1}]={float(x[i - 1])!r}"
+        )
+    nonfinite = np.flatnonzero(~np.isfinite(y))
+    n = int(nonfinite[0]) if len(nonfinite) else len(y)
+    if n < MIN_POINTS:
+        raise ValueError(
+            f"the curve must have at least {MIN_POINTS} finite losses before the first "
+            f"non-finite one, got {n} (of {len(y)} points)"
+        )
+    x, y = x[:n], y[:n]
+    window = min(_START_MAX, max(_START_MIN, n // 10))
+    start = float(np.median(y[:window]))
+    # "clearly below the start": by 5% of |L0| and by half the curve's whole fall, so the
+    # noise of the first few (barely averaged) points cannot count as a fall
+    clearly = start - max(_MIN_DROP * max(abs(start), 1e-12), 0.5 * (start - float(y.min())))
+    running_min = np.minimum.accumulate(y)
+    # back above the start at j, having been clearly below it before j
+    above = np.flatnonzero((y[1:] > start) & (running_min[:-1] < clearly))
+    rise = int(above[0]) + 1 if len(above) else None
+    low = int(np.argmin(y[:rise]))
+    return _Curve(x, y, len(losses), start, window, rise, low)
+
+
+def _result(
+    c: _Curve, rule: str, index: int, max_lr: float, div: float, reading: str
+) -> Suggestion:
+    min_lr = max_lr / div
+    reason = f"{reading}; max LR {_f(max_lr)}, min LR {_f(min_lr)} (max/{div:g}){c.notes()}"
+    return Suggestion(max_lr=max_lr, min_lr=min_lr, rule=rule, reason=reason, index=index)
+
+
+def _fell_to(c: _Curve) -> str:
+    verb = "fell" if c.fell else "went"
+    return (
+        f"the loss {verb} from {_f(c.start)} to a minimum of {_f(c.losses[c.low])} "
+        f"at LR {_f(c.lrs[c.low])}"
+    )
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def smith(lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0) -> Suggestion:
+    """Smith's reading: the largest LR before the loss stops falling.
+
+    Exact definition: with ``L0`` the starting level and ``Lmin`` the minimum (module
+    docstring), the fall has ended once the loss is within 10% of the drop of the
+    minimum, ``loss <= Lmin + 0.1 * (L0 - Lmin)``. ``max_lr`` is the LR of the first point
+    in that band, counted from the first point above it (so a low first point cannot be
+    read). It is never beyond the minimum. Reading levels rather than slopes keeps the
+    answer steady across seeds: a level crossing moves little with noise, a steepest slope
+    can jump a decade. If the loss never fell clearly, ``max_lr`` is the minimum's LR / 10
+    and the reason says the suggestion is unreliable.
+    """
+    div = _check_div(div)
+    c = _read(lrs, losses)
+    y = c.losses
+    if not c.fell:
+        max_lr = float(c.lrs[c.low]) / 10
+        return _result(c, "smith", c.low, max_lr, div, f"{_fell_to(c)}; max LR is that LR / 10")
+    level = float(y[c.low]) + _SMITH_BAND * c.drop
+    first_above = int(np.flatnonzero(y > level)[0])  # in the starting window: L0 > level
+    index = first_above + int(np.flatnonzero(y[first_above : c.low + 1] <= level)[0])
+    reading = (
+        f"{_fell_to(c)} and stopped falling (within {_SMITH_BAND:.0%} of the drop of its "
+        f"minimum, loss {_f(level)}) at LR {_f(c.lrs[index])}"
+    )
+    return _result(c, "smith", index, float(c.lrs[index]), div, reading)
+
+
+def valley(lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0) -> Suggestion:
+    """Two thirds of the way along the longest descent into the minimum.
+
+    Exact definition: the curve up to its minimum is split into descents; a descent goes
+    on while each loss stays below the lowest loss of the descent so far plus a tolerance
+    ``tol = 0.05 * (L0 - Lmin)`` (so small local rises are allowed) and a larger rise
+    starts a new one. Each descent is trimmed of its flat ends: it begins at its last point
+    still within ``tol`` of its starting level (its first loss, or the median of its first
+    few points if lower, so one noisy high point cannot stretch it back across the
+    plateau) and ends at its first point within ``tol`` of its lowest loss. ``max_lr`` is
+    the LR two thirds of the way (in points, rounded) along the longest trimmed descent;
+    ties go to the earlier one.
+    """
+    div = _check_div(div)
+    c = _read(lrs, losses)
+    y = c.losses[: c.low + 1]
+    tol = _VALLEY_TOL * max(c.drop, 0.0)
+    runs: list[tuple[int, int]] = []
+    begin, lowest = 0, float(y[0])
+    for j in range(1, len(y)):
+        if y[j] > lowest + tol:
+            runs.append((begin, j - 1))
+            begin, lowest = j, float(y[j])
+        else:
+            lowest = min(lowest, float(y[j]))
+    runs.append((begin, len(y) - 1))
+    best = (0, 0)
+    for begin, end in runs:
+        seg = y[begin : end + 1]
+        level = min(float(seg[0]), float(np.median(seg[: c.window])))
+        a = begin + int(np.flatnonzero(seg >= level - tol)[-1])
+        rest = y[a : end + 1]
+        b = a + int(np.flatnonzero(rest <= rest.min() + tol)[0])
+        if b - a > best[1] - best[0]:
+            best = (a, b)
+    a, b = best
+    index = a + (2 * (b - a) + 1) // 3  # round(2/3 * (b - a)); never exactly half-way
+    reading = (
+        f"the longest descent (rises under {_f(tol)} allowed) ran from LR {_f(c.lrs[a])} "
+        f"(loss {_f(y[a])}) to LR {_f(c.lrs[b])} (loss {_f(y[b])}), two thirds along it is "
+        f"LR {_f(c.lrs[index])}"
+    )
+    return _result(c, "valley", index, float(c.lrs[index]), div, reading)
+
+
+def steepest(lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0) -> Suggestion:
+    """Where the loss falls fastest per unit of log-LR, looking only before the minimum.
+
+    Exact definition: ``max_lr`` is the LR of the most negative
+    ``np.gradient(losses, np.log(lrs))`` among the points from the end of the starting
+    window (the points ``L0`` is taken over, where a bias-corrected average is still
+    mostly noise) up to the minimum (module docstring); if the minimum lies inside the
+    window, among the points up to it. The classic rule looks at the whole curve; after
+    divergence the loss of a 10-class classifier levels off near 5-6 and a late dip
+    there can be the steepest fall (torch-lr-finder once picked 2.48 that way, which then
+    diverged in training). Stopping at the minimum is a deliberate fix for that.
+    """
+    div = _check_div(div)
+    c = _read(lrs, losses)
+    slope = np.gradient(c.losses, np.log(c.lrs))
+    first = c.window if c.low >= c.window else 0
+    index = first + int(np.argmin(slope[first : c.low + 1]))
+    reading = (
+        f"before its minimum at LR {_f(c.lrs[c.low])} the loss fell fastest at "
+        f"LR {_f(c.lrs[index])} ({_f(-slope[index] * math.log(10))} per decade)"
+    )
+    return _result(c, "steepest", index, float(c.lrs[index]), div, reading)
+
+
+def minimum_div10(
+    lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0
+) -> Suggestion:
+    """The LR at the minimum of the curve, divided by 10 (rule name ``"minimum/10"``).
+
+    Exact definition: ``max_lr = lrs[low] / 10`` where ``low`` is the minimum before the
+    loss climbs back above its start (module docstring); ``index`` is ``low``.
+    """
+    div = _check_div(div)
+    c = _read(lrs, losses)
+    max_lr = float(c.lrs[c.low]) / 10
+    return _result(c, "minimum/10", c.low, max_lr, div, f"{_fell_to(c)}; max LR is that LR / 10")
+
+
+Rule = Callable[..., Suggestion]
+
+RULES: dict[str, Rule] = {
+    "smith": smith,
+    "valley": valley,
+    "steepest": steepest,
+    "minimum/10": minimum_div10,
+}
+"""The suggestion rules by name; each is ``rule(lrs, losses, *, div=10.0) -> Suggestion``."""
+
+
+def _rule(name: str) -> Rule:
+    if name not in RULES:
+        names = ", ".join(repr(key) for key in RULES)
+        raise ValueError(f"rule must be one of {names}, got {name!r}")
+    return RULES[name]
+
+
+def suggest(
+    lrs: Sequence[float], losses: Sequence[float], rule: str = "smith", div: float = 10.0
+) -> Suggestion:
+    """Apply the rule named ``rule`` (a key of `RULES`) to one curve."""
+    return _rule(rule)(lrs, losses, div=div)
+
+
+# --------------------------------------------------------------------------- several seeds
+
+
+def median_curve(
+    curves: Sequence[tuple[Sequence[float], Sequence[float]]],
+) -> tuple[list[float], list[float]]:
+    """The per-step median of several runs of the same sweep.
+
+    Each curve is ``(lrs, losses)``; runs stop at different steps, so the learning rates of
+    one are a prefix of another's. All are cut to the shortest and the median loss is taken
+    at each step (NaN where any seed's loss is NaN, so a rule cuts the curve there).
+    Returns ``(lrs, median_losses)``.
+    """
+    if len(curves) == 0:
+        raise ValueError("curves must hold at least one (lrs, losses) curve, got none")
+    arrays = []
+    for k, (lrs, losses) in enumerate(curves):
+        x, y = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+        if x.ndim != 1 or x.shape != y.shape:
+            raise ValueError(
+                f"curve {k}: lrs and losses must be 1-D with the same length, got shapes "
+                f"{x.shape} and {y.shape}"
+            )
+        arrays.append((x, y))
+    n = min(len(x) for x, _ in arrays)
+    first = arrays[0][0][:n]
+    for k, (x, _) in enumerate(arrays[1:], start=1):
+        differ = np.flatnonzero(~np.isclose(x[:n], first, rtol=1e-9, atol=0.0))
+        if len(differ):
+            i = int(differ[0])
+            raise ValueError(
+                f"curve {k}'s lrs differ from curve 0's at step {i} ({float(x[i])!r} vs "
+                f"{float(first[i])!r}): the curves must come from the same sweep"
+            )
+    median = np.median(np.stack([y[:n] for _, y in arrays]), axis=0)
+    return [float(v) for v in first], [float(v) for v in median]
+
+
+def suggest_multi(
+    curves: Sequence[tuple[Sequence[float], Sequence[float]]],
+    rule: str = "smith",
+    div: float = 10.0,
+) -> Suggestion:
+    """Apply a rule to the median of several seeds' curves, and report the seeds' spread.
+
+    The suggestion is the rule read off `median_curve` (its ``index`` points into that
+    curve). The rule is also applied to each seed's whole curve; those ``max_lr`` go into
+    ``per_seed`` (in the order given) and ``spread = (min, max)``, and the reason says how
+    far apart they were.
+    """
+    fn = _rule(rule)
+    lrs, losses = median_curve(curves)
+    middle = fn(lrs, losses, div=div)
+    picks = []
+    for k, (seed_lrs, seed_losses) in enumerate(curves):
+        try:
+            picks.append(fn(seed_lrs, seed_losses, div=div).max_lr)
+        except ValueError as err:
+            raise ValueError(f"curve {k}: {err}") from err
+    low, high = min(picks), max(picks)
+    reason = (
+        f"on the median of {len(curves)} seeds' curves, {middle.reason}; over "
+        f"{len(curves)} seeds the rule's picks ranged {_f(low)}–{_f(high)} "
+        f"({high / low:.1f}x)"
+    )
+    return Suggestion(
+        max_lr=middle.max_lr,
+        min_lr=middle.min_lr,
+        rule=middle.rule,
+        reason=reason,
+        index=middle.index,
+        spread=(low, high),
+        per_seed=tuple(picks),
+    )
