@@ -1,0 +1,230 @@
+"""Where trials run: in this process, or in a pool of worker processes.
+
+An `Executor` takes trial specs and a `TrialStore`. A spec whose key is already stored is
+read back, not run again; every other spec is run by the *runner* (`run_trial` by default)
+and its result is stored by this process the moment it arrives, so a study that is killed
+loses at most the trials in flight and picks up where it stopped when run again. Workers
+never touch the store.
+
+Reproducibility: a trial's result depends only on its spec (the seed is in the spec) and on
+the number of threads torch uses for its CPU kernels — with the same thread count,
+`InProcessExecutor` and `ProcessExecutor` give the same results bit for bit for the same
+specs (the tests check ``InProcessExecutor(threads=1)`` against
+``ProcessExecutor(workers=2, threads=1)``). A different thread count may change the order of
+floating-point reductions and so the last bits of the losses.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import pickle
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+
+import torch
+
+from disciplined.store import TrialStore
+from disciplined.trials import TrialResult, TrialSpec, run_trial
+
+__all__ = ["Executor", "InProcessExecutor", "ProcessExecutor", "Runner", "make_executor"]
+
+Runner = Callable[[TrialSpec], TrialResult]
+"""Runs one spec and returns its result (`run_trial` is the one used outside tests)."""
+
+OnResult = Callable[[TrialResult, bool], None]
+
+
+def _failed(spec: TrialSpec, exc: BaseException) -> TrialResult:
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return TrialResult(spec.key, spec, "failed", 0.0, reason=last)
+
+
+def _guarded(runner: Runner, spec: TrialSpec) -> TrialResult:
+    """``runner(spec)``, turning an exception or a wrong answer into a ``failed`` result."""
+    try:
+        result = runner(spec)
+    except Exception as exc:  # run_trial catches its own; a custom runner might not
+        return _failed(spec, exc)
+    if not isinstance(result, TrialResult) or result.key != spec.key:
+        got = getattr(result, "key", type(result).__name__)
+        return _failed(spec, RuntimeError(f"runner returned {got!r} for trial {spec.key}"))
+    return result
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+
+
+class Executor(abc.ABC):
+    """Runs trial specs, storing each result as it finishes.
+
+    Subclasses implement `_execute`; `run` holds the logic they share (the cache, the
+    order of results, duplicate specs, storing, the callback).
+    """
+
+    def run(
+        self,
+        specs: Sequence[TrialSpec],
+        store: TrialStore,
+        *,
+        runner: Runner = run_trial,
+        on_result: OnResult | None = None,
+    ) -> list[TrialResult]:
+        """Run ``specs`` and return their results in the order of ``specs``.
+
+        A spec whose key is in ``store`` is read, not run (``on_result(result, True)``).
+        Every other spec is run once (duplicates in ``specs`` share one run) by
+        ``runner``; this process stores its result with ``store.put`` as soon as it arrives
+        and then calls ``on_result(result, False)``. A runner that raises gives a ``failed``
+        result with the error's last line; the other trials go on.
+        """
+        results: dict[str, TrialResult] = {}
+        pending: list[TrialSpec] = []
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.key in seen:
+                continue
+            seen.add(spec.key)
+            cached = store.get(spec.key)
+            if cached is None:
+                pending.append(spec)
+                continue
+            results[spec.key] = cached
+            if on_result is not None:
+                on_result(cached, True)
+
+        def deliver(result: TrialResult) -> None:
+            try:
+                stored = store.put(result)
+            except ValueError as exc:  # a result that cannot be written (not JSON)
+                stored = store.put(_failed(result.spec, exc))
+            results[stored.key] = stored
+            if on_result is not None:
+                on_result(stored, False)
+
+        if pending:
+            self._execute(pending, runner, deliver)
+        return [results[spec.key] for spec in specs]
+
+    @abc.abstractmethod
+    def _execute(
+        self, specs: list[TrialSpec], runner: Runner, deliver: Callable[[TrialResult], None]
+    ) -> None:
+        """Run every spec (distinct, none stored) and hand each result to ``deliver``."""
+
+
+class InProcessExecutor(Executor):
+    """Runs trials one after another in this process.
+
+    ``threads``, when given, is torch's CPU thread count while `run` runs; the previous
+    count is restored afterwards. The runner may be any callable (a closure is fine).
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        """An executor running in this process, with ``threads`` torch threads if given."""
+        _check_threads(threads)
+        self.threads = threads
+
+    def _execute(
+        self, specs: list[TrialSpec], runner: Runner, deliver: Callable[[TrialResult], None]
+    ) -> None:
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            for spec in specs:
+                deliver(_guarded(runner, spec))
+        finally:
+            if self.threads is not None:
+                torch.set_num_threads(previous)
+
+    def __repr__(self) -> str:
+        return f"InProcessExecutor(threads={self.threads})"
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+class ProcessExecutor(Executor):
+    """Runs trials in ``workers`` worker processes (started with ``spawn``: torch and fork do
+    not mix).
+
+    Each worker sets torch's thread count to ``threads``, or ``os.cpu_count() // workers``
+    (at least 1). The runner is sent to the workers by pickling, so it must be a module-level
+    function. Results are gathered as they complete and stored by this process; the workers
+    never touch the store. If the pool breaks (a worker killed, for instance by the
+    out-of-memory killer), everything that completed is stored and `RuntimeError` is raised.
+    """
+
+    def __init__(self, workers: int, threads: int | None = None) -> None:
+        """An executor with ``workers`` processes of ``threads`` torch threads each."""
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        _check_threads(threads)
+        self.workers = workers
+        self.threads = threads
+
+    @property
+    def worker_threads(self) -> int:
+        """Torch threads per worker."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def _execute(
+        self, specs: list[TrialSpec], runner: Runner, deliver: Callable[[TrialResult], None]
+    ) -> None:
+        try:
+            pickle.dumps(runner)
+        except Exception as exc:
+            raise TypeError(
+                f"ProcessExecutor needs a picklable runner (a module-level function), got "
+                f"{runner!r}: {exc}"
+            ) from None
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(specs)),
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.worker_threads,),
+        )
+        broken: BaseException | None = None
+        try:
+            waiting: dict[Future[TrialResult], TrialSpec] = {
+                pool.submit(_guarded, runner, spec): spec for spec in specs
+            }
+            while waiting:
+                done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+                for future in done:
+                    spec = waiting.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as exc:
+                        broken = exc
+                        continue
+                    except Exception as exc:  # e.g. a result that could not be pickled
+                        result = _failed(spec, exc)
+                    deliver(result)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if broken is not None:
+            raise RuntimeError(
+                f"a worker process died (killed, or out of memory?): {broken}; the trials that "
+                f"completed are stored — run again to finish the rest"
+            ) from broken
+
+    def __repr__(self) -> str:
+        return f"ProcessExecutor(workers={self.workers}, threads={self.threads})"
+
+
+def make_executor(workers: int, threads: int | None = None) -> Executor:
+    """`InProcessExecutor` for ``workers == 1``, `ProcessExecutor` for more; ``workers < 1``
+    raises ``ValueError``."""
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers == 1:
+        return InProcessExecutor(threads)
+    return ProcessExecutor(workers, threads)
