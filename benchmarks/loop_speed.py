@@ -30,15 +30,24 @@ def hand_loop(task, hp: HParams, epochs: int, seed: int) -> int:
     """The loop a user would write by hand; returns the number of steps taken."""
     torch.manual_seed(seed)
     model = task.model()
-    opt = torch.optim.SGD(model.parameters(), lr=hp.max_lr, momentum=hp.max_momentum,
-                          weight_decay=hp.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=hp.max_lr, momentum=hp.max_momentum, weight_decay=hp.weight_decay
+    )
     x, y = task.train_data
     n, bs = len(x), hp.batch_size
     total = steps_for(task, hp, epochs)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=hp.max_lr, total_steps=total, pct_start=0.45, three_phase=True,
-        anneal_strategy="linear", div_factor=hp.div, final_div_factor=100.0,
-        base_momentum=hp.min_momentum, max_momentum=hp.max_momentum)
+        opt,
+        max_lr=hp.max_lr,
+        total_steps=total,
+        pct_start=0.45,
+        three_phase=True,
+        anneal_strategy="linear",
+        div_factor=hp.div,
+        final_div_factor=100.0,
+        base_momentum=hp.min_momentum,
+        max_momentum=hp.max_momentum,
+    )
     g = torch.Generator().manual_seed(seed)
     losses = []
     model.train()
@@ -61,9 +70,16 @@ def ours(task, hp: HParams, epochs: int, seed: int) -> int:
     model = task.model()
     opt = build_optimizer(model, hp)
     total = steps_for(task, hp, epochs)
-    h = fit(model, opt, task.train_data, loss_fn=task.loss_fn,
-            scheduler=PolicyScheduler(opt, build_policy(hp, total)), steps=total,
-            batch_size=hp.batch_size, seed=seed)
+    h = fit(
+        model,
+        opt,
+        task.train_data,
+        loss_fn=task.loss_fn,
+        scheduler=PolicyScheduler(opt, build_policy(hp, total)),
+        steps=total,
+        batch_size=hp.batch_size,
+        seed=seed,
+    )
     return h.steps
 
 
@@ -101,7 +117,10 @@ def main() -> None:
         rows.append((name, bs, steps_for(task, hp, ep), median(a), median(b)))
     print(header("Loop speed: `fit` against a hand-written loop (CPU)"))
     print(f"- {repeats} alternating repeats, medians\n")
-    print("| task | batch | steps/run | hand loop (steps/s) | fit (steps/s) | ratio | target >= 0.95 |")
+    print(
+        "| task | batch | steps/run | hand loop (steps/s) | fit (steps/s) | ratio "
+        "| target >= 0.95 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, bs, steps, h, o in rows:
         ratio = o / h

@@ -58,8 +58,16 @@ def bare(task, steps: int, bs: int) -> None:
 def ours(task, steps: int, bs: int) -> None:
     """Our range test, state restore included."""
     model, opt = _model_opt(task)
-    t = lr_range_test(model, opt, task.loss_fn, task.train_data, start_lr=1e-5, end_lr=0.1,
-                      num_steps=steps, batch_size=bs)
+    t = lr_range_test(
+        model,
+        opt,
+        task.loss_fn,
+        task.train_data,
+        start_lr=1e-5,
+        end_lr=0.1,
+        num_steps=steps,
+        batch_size=bs,
+    )
     assert len(t.lrs) == steps, "the sweep stopped early; lower end_lr"
 
 
@@ -69,8 +77,7 @@ def theirs(task, steps: int, bs: int) -> None:
 
     model, opt = _model_opt(task)
     g = torch.Generator().manual_seed(0)
-    loader = DataLoader(TensorDataset(*task.train_data), batch_size=bs, shuffle=True,
-                        generator=g)
+    loader = DataLoader(TensorDataset(*task.train_data), batch_size=bs, shuffle=True, generator=g)
     finder = LRFinder(model, opt, task.loss_fn, device="cpu")
     finder.range_test(loader, end_lr=0.1, num_iter=steps, step_mode="exp", diverge_th=1e9)
     finder.reset()
@@ -109,19 +116,30 @@ def main() -> None:
                 times[key].append(time.perf_counter() - t0)
         rows.append((name, bs, {k: median(v) for k, v in times.items()}))
     print(header("Range-test overhead (CPU)"))
-    print(f"- {steps} steps per test, {repeats} repeats in turn, medians"
-          + ("" if have_theirs else "; torch-lr-finder not installed (pip install "
-             "torch-lr-finder), its column is empty") + "\n")
-    print("| task | batch | bare steps (s) | ours (s) | torch-lr-finder (s) | ours / bare "
-          "| target <= 1.03 | ours / torch-lr-finder |")
+    print(
+        f"- {steps} steps per test, {repeats} repeats in turn, medians"
+        + (
+            ""
+            if have_theirs
+            else "; torch-lr-finder not installed (pip install "
+            "torch-lr-finder), its column is empty"
+        )
+        + "\n"
+    )
+    print(
+        "| task | batch | bare steps (s) | ours (s) | torch-lr-finder (s) | ours / bare "
+        "| target <= 1.03 | ours / torch-lr-finder |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, bs, t in rows:
         r_bare = t["ours"] / t["bare"]
         theirs_s = f"{t['theirs']:.3f}" if "theirs" in t else "-"
         r_theirs = f"{t['ours'] / t['theirs']:.3f}" if "theirs" in t else "-"
         ok = "met" if r_bare <= 1.03 else "MISSED"
-        print(f"| {name} | {bs} | {t['bare']:.3f} | {t['ours']:.3f} | {theirs_s} | "
-              f"{r_bare:.3f} | {ok} | {r_theirs} |")
+        print(
+            f"| {name} | {bs} | {t['bare']:.3f} | {t['ours']:.3f} | {theirs_s} | "
+            f"{r_bare:.3f} | {ok} | {r_theirs} |"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ over tasks and seeds and no divergence.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import statistics
 import time
@@ -26,24 +28,36 @@ from torch.utils.data import DataLoader, TensorDataset
 from disciplined import HParams, load_task, train_task
 from disciplined.hparams import build_optimizer
 from disciplined.range_test import lr_range_test
-from disciplined.suggest import RULES, suggest, suggest_multi
+from disciplined.suggest import RULES, smooth, smooth_zero_lag, suggest, suggest_multi
 
 try:
     from _common import header
 except ImportError:  # pragma: no cover
     from benchmarks._common import header
 
+SMOOTHERS = {
+    "zero-lag": lambda xs: smooth_zero_lag(xs, 0.9),
+    "ema": lambda xs: smooth(xs, 0.98),
+}
 TASKS = ("digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "synthetic-regression")
 
 
 def _range_test(task, seed: int, steps: int):
     torch.manual_seed(seed)
-    hp = HParams(max_lr=1e-5, max_momentum=0.9, min_momentum=0.9,
-                 batch_size=task.default_batch_size)
+    hp = HParams(
+        max_lr=1e-5, max_momentum=0.9, min_momentum=0.9, batch_size=task.default_batch_size
+    )
     model = task.model()
     opt = build_optimizer(model, hp)
-    return lr_range_test(model, opt, task.loss_fn, task.train_data, num_steps=steps,
-                         batch_size=hp.batch_size, seed=seed)
+    return lr_range_test(
+        model,
+        opt,
+        task.loss_fn,
+        task.train_data,
+        num_steps=steps,
+        batch_size=hp.batch_size,
+        seed=seed,
+    )
 
 
 def _torch_lr_finder(task, seed: int, steps: int) -> float | None:
@@ -55,8 +69,12 @@ def _torch_lr_finder(task, seed: int, steps: int) -> float | None:
     torch.manual_seed(seed)
     model = task.model()
     opt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
-    loader = DataLoader(TensorDataset(*task.train_data), batch_size=task.default_batch_size,
-                        shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        TensorDataset(*task.train_data),
+        batch_size=task.default_batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     finder = LRFinder(model, opt, task.loss_fn, device="cpu")
     finder.range_test(loader, end_lr=10, num_iter=steps, step_mode="exp")
     ax = Figure().subplots()
@@ -84,6 +102,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=10)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--smoothers",
+        default="zero-lag,ema",
+        help="curves the rules read: zero-lag (ours) and/or ema (one-way, 0.98)",
+    )
+    ap.add_argument("--rules", default=",".join(RULES))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tasks = TASKS[:1] if args.quick else TASKS
@@ -97,12 +121,16 @@ def main() -> None:
         task = load_task(name)
         tests = [_range_test(task, s, steps) for s in seeds]
         picks: dict[str, list[float | None]] = {}
-        for rule in RULES:
-            picks[rule] = [suggest(t.lrs, t.smoothed, rule=rule).max_lr for t in tests]
-            if len(tests) > 1:
-                multi = suggest_multi([(t.lrs, t.smoothed) for t in tests], rule=rule)
-                picks[f"{rule} (3-seed)"] = [multi.max_lr] * len(tests)
-        picks["torch-lr-finder"] = [_torch_lr_finder(task, s, steps) for s in seeds]
+        for smoother in args.smoothers.split(","):
+            curves = [(t.lrs, SMOOTHERS[smoother](t.losses)) for t in tests]
+            suffix = "" if smoother == args.smoothers.split(",")[0] else f", {smoother}"
+            for rule in args.rules.split(","):
+                picks[f"{rule}{suffix}"] = [suggest(*c, rule=rule).max_lr for c in curves]
+                if len(tests) > 1:
+                    multi = suggest_multi(curves, rule=rule)
+                    picks[f"{rule} (3-seed{suffix})"] = [multi.max_lr] * len(tests)
+        with contextlib.redirect_stdout(io.StringIO()):
+            picks["torch-lr-finder"] = [_torch_lr_finder(task, s, steps) for s in seeds]
         for rule, lrs in picks.items():
             for s, lr in zip(seeds, lrs, strict=True):
                 if lr is None:
@@ -112,10 +140,14 @@ def main() -> None:
     elapsed = time.perf_counter() - t_start
 
     print(header("LR suggestion rules judged by the accuracy they produce"))
-    print(f"- tasks: {', '.join(tasks)}; seeds {list(seeds)}; range test {steps} steps "
-          f"1e-5..10; 1cycle {epochs:g} epochs at each suggestion; {elapsed:.0f} s in all\n")
-    print("Per task: mean final validation metric (accuracy; R^2 for synthetic-regression) "
-          "and the suggested max LRs over seeds. Divergences marked.\n")
+    print(
+        f"- tasks: {', '.join(tasks)}; seeds {list(seeds)}; range test {steps} steps "
+        f"1e-5..10; 1cycle {epochs:g} epochs at each suggestion; {elapsed:.0f} s in all\n"
+    )
+    print(
+        "Per task: mean final validation metric (accuracy; R^2 for synthetic-regression) "
+        "and the suggested max LRs over seeds. Divergences marked.\n"
+    )
     print("| rule | " + " | ".join(tasks) + " | mean | diverged |")
     print("|---|" + "---|" * (len(tasks) + 2))
     summary = []
@@ -136,8 +168,7 @@ def main() -> None:
         overall = statistics.fmean(means) if means and all(map(math.isfinite, means)) else math.nan
         summary.append((rule, overall, n_div))
         print(f"| {rule} | " + " | ".join(cells) + f" | {overall:.4f} | {n_div} |")
-    ranked = sorted((s for s in summary if s[2] == 0 and math.isfinite(s[1])),
-                    key=lambda s: -s[1])
+    ranked = sorted((s for s in summary if s[2] == 0 and math.isfinite(s[1])), key=lambda s: -s[1])
     print()
     if ranked:
         print(f"Best mean metric with no divergence: **{ranked[0][0]}** ({ranked[0][1]:.4f}).")

@@ -27,14 +27,22 @@ def _mlp():
 
 def _bn_cnn():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 4, 3, padding=1),
-                         nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8)),
+        nn.Conv1d(1, 4, 3, padding=1),
+        nn.BatchNorm1d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32, 3),
+    )
 
 
 def _warm(model, opt, x, y, steps=3):
     """A few real steps so the optimizer has state (momentum buffers, Adam moments)."""
     for i in range(steps):
-        loss = nn.functional.cross_entropy(model(x[i * 16:(i + 1) * 16]), y[i * 16:(i + 1) * 16])
+        loss = nn.functional.cross_entropy(
+            model(x[i * 16 : (i + 1) * 16]), y[i * 16 : (i + 1) * 16]
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -45,8 +53,10 @@ def _warm(model, opt, x, y, steps=3):
 def _snapshot(model, opt):
     sd = {k: v.clone() for k, v in model.state_dict().items()}
     osd = opt.state_dict()
-    state = {k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in s.items()}
-             for k, s in osd["state"].items()}
+    state = {
+        k: {n: (t.clone() if torch.is_tensor(t) else t) for n, t in s.items()}
+        for k, s in osd["state"].items()
+    }
     groups = json.dumps(osd["param_groups"], sort_keys=True, default=str)
     grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
     rng = (torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate())
@@ -89,10 +99,41 @@ def test_restore_is_bit_exact(name, make_model, make_opt):
     _warm(model, opt, x, y)
     model.eval() if "bn" in name else model.train()  # a mode the test must put back
     before = _snapshot(model, opt)
-    test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), val_data=(x, y),
-                         start_lr=1e-4, end_lr=1.0, num_steps=60, batch_size=32, seed=1)
+    test = lr_range_test(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (x, y),
+        val_data=(x, y),
+        start_lr=1e-4,
+        end_lr=1.0,
+        num_steps=60,
+        batch_size=32,
+        seed=1,
+    )
     assert len(test.lrs) > 10
     _assert_same(before, model, opt)
+
+
+def test_restore_through_a_spill_file_is_bit_exact_and_leaves_no_file(tmp_path):
+    x, y = _data()
+    model = _bn_cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    _warm(model, opt, x, y)
+    before = _snapshot(model, opt)
+    lr_range_test(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (x, y),
+        start_lr=1e-4,
+        end_lr=1.0,
+        num_steps=40,
+        batch_size=32,
+        spill_dir=tmp_path,
+    )
+    _assert_same(before, model, opt)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_restore_when_the_loss_turns_nan_mid_test():
@@ -107,8 +148,9 @@ def test_restore_when_the_loss_turns_nan_mid_test():
         return loss * float("nan") if calls["n"] > 20 else loss
 
     before = _snapshot(model, opt)
-    test = lr_range_test(model, opt, poisoned, (x, y), start_lr=1e-4, end_lr=1e-2,
-                         num_steps=100, batch_size=32)
+    test = lr_range_test(
+        model, opt, poisoned, (x, y), start_lr=1e-4, end_lr=1e-2, num_steps=100, batch_size=32
+    )
     # calls 1..20 are finite (steps 0..19); the 21st call, step 20, is NaN
     assert test.stop_step == 20 and "nan" in test.stop_reason
     assert len(test.lrs) == 21 and test.losses[:20] == tuple(test.losses[:20])
@@ -136,8 +178,14 @@ def test_restore_when_the_data_raises():
     _warm(model, opt, x, y)
     before = _snapshot(model, opt)
     with pytest.raises(RuntimeError, match="disk went away"):
-        lr_range_test(model, opt, nn.functional.cross_entropy, _Exploding(x, y, 300),
-                      num_steps=50, batch_size=32)
+        lr_range_test(
+            model,
+            opt,
+            nn.functional.cross_entropy,
+            _Exploding(x, y, 300),
+            num_steps=50,
+            batch_size=32,
+        )
     _assert_same(before, model, opt)
 
 
@@ -151,8 +199,9 @@ def test_training_after_a_range_test_equals_training_without_one(digits):
             from disciplined.hparams import build_optimizer
 
             opt = build_optimizer(model, hp)
-            lr_range_test(model, opt, digits.loss_fn, digits.train_data, num_steps=80,
-                          batch_size=64, seed=5)
+            lr_range_test(
+                model, opt, digits.loss_fn, digits.train_data, num_steps=80, batch_size=64, seed=5
+            )
         _, h = train_task(digits, hp, epochs=1, seed=None, model=model)
         return model, h
 
@@ -170,8 +219,17 @@ def test_sweep_endpoints_and_spacing_are_exact(mode):
     x, y = _data()
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), start_lr=1e-6,
-                         end_lr=1e-3, num_steps=37, mode=mode, batch_size=64)
+    test = lr_range_test(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (x, y),
+        start_lr=1e-6,
+        end_lr=1e-3,
+        num_steps=37,
+        mode=mode,
+        batch_size=64,
+    )
     assert test.stop_step is None and len(test.lrs) == 37
     assert test.lrs[0] == 1e-6 and test.lrs[-1] == 1e-3
     assert list(test.lrs) == RangeSweep(1e-6, 1e-3, 37, mode).lrs()
@@ -186,8 +244,16 @@ def test_data_cycles_when_shorter_than_the_sweep():
     x, y = _data(n=64)
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), start_lr=1e-6,
-                         end_lr=1e-4, num_steps=50, batch_size=32)  # 2 batches an epoch
+    test = lr_range_test(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (x, y),
+        start_lr=1e-6,
+        end_lr=1e-4,
+        num_steps=50,
+        batch_size=32,
+    )  # 2 batches an epoch
     assert len(test.lrs) == 50 and test.stop_step is None
 
 
@@ -195,8 +261,16 @@ def test_stops_early_on_a_forced_divergence():
     x, y = _data()
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), start_lr=1e-3,
-                         end_lr=1e4, num_steps=200, batch_size=32)
+    test = lr_range_test(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (x, y),
+        start_lr=1e-3,
+        end_lr=1e4,
+        num_steps=200,
+        batch_size=32,
+    )
     assert test.stop_step is not None and test.stop_step < 199
     assert test.stop_lr == test.lrs[test.stop_step] and test.diverged
     assert test.suggestion.max_lr < test.stop_lr
@@ -212,8 +286,16 @@ def test_validation_mode_costs_a_bounded_number_of_forward_passes():
     lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), **kw)
     bare = calls["n"]
     calls["n"] = 0
-    test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), val_data=(x, y),
-                         val_every=10, val_batches=2, **kw)
+    test = lr_range_test(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (x, y),
+        val_data=(x, y),
+        val_every=10,
+        val_batches=2,
+        **kw,
+    )
     assert bare == 100
     assert calls["n"] == 100 + 2 * 10  # 1 + val_batches / val_every times the bare test
     assert len(test.val_losses) == 10
@@ -229,9 +311,18 @@ def test_accumulation_gives_the_curve_of_a_larger_batch_on_a_linear_model():
         torch.manual_seed(0)
         model = nn.Linear(4, 1)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        return lr_range_test(model, opt, nn.functional.mse_loss, (x, y), start_lr=1e-4,
-                             end_lr=0.1, num_steps=40, batch_size=batch_size,
-                             accumulation_steps=k, seed=3)
+        return lr_range_test(
+            model,
+            opt,
+            nn.functional.mse_loss,
+            (x, y),
+            start_lr=1e-4,
+            end_lr=0.1,
+            num_steps=40,
+            batch_size=batch_size,
+            accumulation_steps=k,
+            seed=3,
+        )
 
     big, acc = curve(64, 1), curve(32, 2)
     np.testing.assert_allclose(acc.losses, big.losses, rtol=1e-5)
@@ -241,14 +332,26 @@ def test_json_round_trip_and_plots(tmp_path):
     x, y = _data()
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), val_data=(x, y),
-                         start_lr=1e-3, end_lr=100, num_steps=120, batch_size=32, repeats=2)
+    test = lr_range_test(
+        model,
+        opt,
+        nn.functional.cross_entropy,
+        (x, y),
+        val_data=(x, y),
+        start_lr=1e-3,
+        end_lr=100,
+        num_steps=120,
+        batch_size=32,
+        repeats=2,
+    )
     test.save(tmp_path / "rt.json")
     back = RangeTest.load(tmp_path / "rt.json")
     assert back == test
     assert test.suggestion.spread is not None and len(test.suggestion.per_seed) == 2
-    for path in (test.plot(tmp_path / "rt.png"),
-                 overlay([test, back], ["a", "b"], tmp_path / "ov.png", use_val=True)):
+    for path in (
+        test.plot(tmp_path / "rt.png"),
+        overlay([test, back], ["a", "b"], tmp_path / "ov.png", use_val=True),
+    ):
         assert path.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -265,29 +368,31 @@ def test_bad_arguments_are_refused():
         lr_range_test(*args, momentum=1.5)
 
 
-@pytest.mark.parametrize("task_name", ["digits-mlp", "mnist1d-cnn"])
-def test_default_rule_trains_without_divergence_on_three_seeds(task_name):
+@pytest.mark.parametrize(("task_name", "floor"), [("digits-mlp", 0.95), ("mnist1d-cnn", 0.75)])
+def test_default_rule_trains_without_divergence_on_three_seeds(task_name, floor):
     task = load_task(task_name)
     from disciplined.hparams import build_optimizer
 
     for seed in range(3):
         torch.manual_seed(seed)
-        hp = HParams(max_lr=1e-5, max_momentum=0.9, min_momentum=0.9,
-                     batch_size=task.default_batch_size)
+        hp = HParams(
+            max_lr=1e-5, max_momentum=0.9, min_momentum=0.9, batch_size=task.default_batch_size
+        )
         model = task.model()
         opt = build_optimizer(model, hp)
-        test = lr_range_test(model, opt, task.loss_fn, task.train_data,
-                             batch_size=hp.batch_size, seed=seed)
+        test = lr_range_test(
+            model, opt, task.loss_fn, task.train_data, batch_size=hp.batch_size, seed=seed
+        )
         chosen = hp.with_(max_lr=test.suggestion.max_lr, max_momentum=0.95, min_momentum=0.85)
-        _, h = train_task(task, chosen, epochs=5, seed=seed)
+        _, h = train_task(task, chosen, epochs=10, seed=seed)
         assert not h.diverged, (seed, test.suggestion)
-        assert h.final.val_metric > 0.8, (seed, test.suggestion, h.final)
+        # chance is 0.1; a 10-epoch 1cycle at a sound max LR gets far above it
+        assert h.final.val_metric >= floor, (seed, test.suggestion, h.final)
 
 
 def test_find_lr_command_writes_its_files(tmp_path, capsys):
     out = tmp_path / "f"
-    code = main(["find-lr", "--task", "digits-mlp", "--steps", "120", "--val", "--out",
-                 str(out)])
+    code = main(["find-lr", "--task", "digits-mlp", "--steps", "120", "--val", "--out", str(out)])
     assert code == 0
     data = json.loads((out / "range_test.json").read_text())
     s = data["suggestion"]

@@ -91,9 +91,19 @@ def test_smooth_beta_zero_is_identity_and_bad_beta_raises() -> None:
 # --------------------------------------------------------------------------- clean valley
 
 
-def test_clean_valley_smith_reads_where_the_fall_ends() -> None:
+def test_clean_valley_smith_default_reads_the_minimum() -> None:
+    # With the default band of 0, "where the loss stops falling" on a lag-free curve is its
+    # minimum (the band-0.10 reading is checked below).
     y = valley_curve()
     s = smith(LRS, y)
+    low = int(np.argmin(y))
+    assert s.index == low and s.max_lr == LRS[low]
+    assert s.min_lr == pytest.approx(s.max_lr / 10)
+
+
+def test_clean_valley_smith_reads_where_the_fall_ends() -> None:
+    y = valley_curve()
+    s = smith(LRS, y, band=0.10)
     expected = lr_at(T_SMITH)  # ~0.093, the first LR at or past it is the answer
     assert LRS[s.index] == s.max_lr
     assert LRS[s.index - 1] < expected <= s.max_lr < expected * STEP
@@ -189,7 +199,9 @@ def falling_curve() -> np.ndarray:
 def test_curve_that_never_diverges() -> None:
     y = falling_curve()
     assert int(np.argmin(y)) == len(LRS) - 1
-    s = smith(LRS, y)
+    default = smith(LRS, y)  # band 0: the fall never ends inside the sweep
+    assert default.max_lr == LRS[-1] and "raise its end LR" in default.reason
+    s = smith(LRS, y, band=0.10)
     # within 10% of the drop (the drop is ~2.0 to ~0.3): exp(-(u + 3) / 0.5) = 0.1
     expected = 10 ** (U0 + 0.5 * math.log(10))
     assert LRS[s.index - 1] < expected <= s.max_lr < expected * STEP
@@ -285,7 +297,7 @@ def test_suggest_multi_reports_each_seed_and_the_spread(name: str) -> None:
     assert s.spread == (min(s.per_seed), max(s.per_seed))
     # On the falling part the median of the shifted curves is the middle one; around the
     # minimum they cross, and the median's minimum lies up to two grid points later.
-    near = (STEP**2 if name in ("valley", "minimum/10") else STEP) * 1.001
+    near = (STEP**2 if name in ("valley", "minimum/10", "smith") else STEP) * 1.001
     assert s.per_seed[1] / near <= s.max_lr <= s.per_seed[1] * near
     assert s.rule == name
     assert "over 3 seeds the rule's picks ranged" in s.reason

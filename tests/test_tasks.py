@@ -107,3 +107,12 @@ def test_bad_task_references_give_one_line_errors(tmp_path, ref, options, messag
     with pytest.raises(UsageError, match=message) as info:
         load_task(ref.format(file=f), options)
     assert "\n" not in str(info.value)
+
+
+def test_validation_inputs_are_on_the_training_scale():
+    # A pixel constant in the training split must not be divided by ~0 (it once gave
+    # validation values of 6e4 and a validation loss twice the training loss).
+    for name in sorted(BUILTIN_TASKS):
+        task = load_task(name)
+        xv = task.val_data[0]
+        assert xv.abs().max() < 100, name

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import tempfile
 import time
@@ -31,7 +32,7 @@ from torch import nn
 
 from disciplined.scheduler import PolicyScheduler
 from disciplined.schedules import RangeSweep
-from disciplined.suggest import Suggestion, smooth, suggest, suggest_multi
+from disciplined.suggest import MIN_POINTS, Suggestion, smooth_zero_lag, suggest, suggest_multi
 from disciplined.training import Data, _dec, _enc, fit, resolve_device
 
 __all__ = ["RangeTest", "lr_range_test", "overlay", "preserved_state"]
@@ -41,7 +42,9 @@ __all__ = ["RangeTest", "lr_range_test", "overlay", "preserved_state"]
 class RangeTest:
     """The record of a range test: the curve, where it stopped, and the suggestion.
 
-    ``lrs``/``losses``/``smoothed`` have one entry per step taken (of the first seed when
+    ``suggestion`` is None when the loss diverged before the curve had enough finite points
+    to read (start the sweep lower). ``lrs``/``losses``/``smoothed`` have one entry per step
+    taken (of the first seed when
     ``repeats > 1``; ``smoothed`` is then the per-step median of the seeds' smoothed curves,
     and ``seed_smoothed`` holds each seed's own). ``val_lrs``/``val_losses`` are the
     validation-mode points.
@@ -50,17 +53,17 @@ class RangeTest:
     lrs: tuple[float, ...]
     losses: tuple[float, ...]
     smoothed: tuple[float, ...]
-    suggestion: Suggestion
+    suggestion: Suggestion | None
     val_lrs: tuple[float, ...] = ()
     val_losses: tuple[float, ...] = ()
     stop_step: int | None = None
     stop_lr: float | None = None
     stop_reason: str | None = None
     mode: str = "exp"
-    start_lr: float = 1e-7
+    start_lr: float = 1e-5
     end_lr: float = 10.0
     num_steps: int = 0
-    smoothing: float = 0.98
+    smoothing: float = 0.9
     seconds: float = 0.0
     repeats: int = 1
     seed_smoothed: tuple[tuple[float, ...], ...] = ()
@@ -78,7 +81,7 @@ class RangeTest:
         d["smoothed"] = [_enc(x) for x in self.smoothed]
         d["val_losses"] = [_enc(x) for x in self.val_losses]
         d["seed_smoothed"] = [[_enc(x) for x in s] for s in self.seed_smoothed]
-        d["suggestion"] = self.suggestion.to_dict()
+        d["suggestion"] = self.suggestion.to_dict() if self.suggestion else None
         return d
 
     @classmethod
@@ -90,7 +93,7 @@ class RangeTest:
         for key in ("losses", "smoothed", "val_losses"):
             d[key] = tuple(_dec(x) for x in d[key])
         d["seed_smoothed"] = tuple(tuple(_dec(x) for x in s) for s in d["seed_smoothed"])
-        d["suggestion"] = Suggestion.from_dict(d["suggestion"])
+        d["suggestion"] = Suggestion.from_dict(d["suggestion"]) if d["suggestion"] else None
         return cls(**d)
 
     def to_json(self) -> str:
@@ -119,8 +122,11 @@ class RangeTest:
 
 
 def overlay(
-    tests: Sequence[RangeTest], labels: Sequence[str], path: str | Path,
-    title: str | None = None, use_val: bool = False,
+    tests: Sequence[RangeTest],
+    labels: Sequence[str],
+    path: str | Path,
+    title: str | None = None,
+    use_val: bool = False,
 ) -> Path:
     """Draw several range tests on one figure (one smoothed or validation curve each)."""
     from disciplined.report.plots import plot_range_overlay
@@ -152,9 +158,9 @@ def preserved_state(
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     tmp = None
     if spill_dir is not None:
-        tmp = tempfile.NamedTemporaryFile(dir=spill_dir, suffix=".pt", delete=False)
-        tmp.close()
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp.name)
+        fd, tmp = tempfile.mkstemp(dir=spill_dir, suffix=".pt", prefix="range-test-state-")
+        os.close(fd)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp)
         saved_model = saved_opt = None
     else:
         saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -165,7 +171,7 @@ def preserved_state(
         try:
             model.to(device)
             if tmp is not None:
-                blob = torch.load(tmp.name, map_location="cpu", weights_only=True)
+                blob = torch.load(tmp, map_location="cpu", weights_only=True)
                 saved_model, saved_opt = blob["model"], blob["optimizer"]
             model.load_state_dict(saved_model)
             optimizer.load_state_dict(saved_opt)
@@ -187,10 +193,13 @@ def preserved_state(
                 torch.cuda.set_rng_state_all(cuda_rng)
         finally:
             if tmp is not None:
-                Path(tmp.name).unlink(missing_ok=True)
+                Path(tmp).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the test
+
+
+_STOP_BETA = 0.98  # the stop rule's running average (it must be causal, so it lags)
 
 
 class _DivergenceRule:
@@ -217,11 +226,15 @@ class _DivergenceRule:
             self.start = float(np.median(self.first))
         self.best = min(self.best, value)
         if value > self.factor * self.best:
-            return (f"smoothed loss {value:.4g} exceeded {self.factor:g}x its best "
-                    f"{self.best:.4g} at step {step}")
+            return (
+                f"smoothed loss {value:.4g} exceeded {self.factor:g}x its best "
+                f"{self.best:.4g} at step {step}"
+            )
         if self.best < 0.9 * self.start and value > self.start:
-            return (f"smoothed loss {value:.4g} climbed back above its starting value "
-                    f"{self.start:.4g} at step {step}")
+            return (
+                f"smoothed loss {value:.4g} climbed back above its starting value "
+                f"{self.start:.4g} at step {step}"
+            )
         return None
 
 
@@ -237,7 +250,7 @@ def lr_range_test(
     num_steps: int = 300,
     mode: Literal["exp", "linear"] = "exp",
     batch_size: int = 64,
-    smoothing: float = 0.98,
+    smoothing: float = 0.9,
     diverge_factor: float = 4.0,
     val_every: int = 10,
     val_batches: int = 2,
@@ -261,7 +274,9 @@ def lr_range_test(
     The learning rate follows ``RangeSweep(start_lr, end_lr, num_steps, mode)``, one value
     per optimizer step of ``accumulation_steps`` mini-batches of ``batch_size``; the data
     cycles when it has fewer batches. Momentum and weight decay are the optimizer's unless
-    given. The test stops on a NaN/inf loss, when the smoothed loss exceeds
+    given. ``smoothing`` is the factor of the lag-free average (`suggest.smooth_zero_lag`)
+    that gives the ``smoothed`` curve the rules read. The test stops on a NaN/inf loss, when
+    the running average (0.98) of the loss exceeds
     ``diverge_factor`` x its best, or when it climbs back above its starting value after
     having clearly fallen. With ``val_data``, the first ``val_batches`` batches of it are
     evaluated every ``val_every`` steps. ``repeats=k`` runs k tests on seeds
@@ -292,11 +307,28 @@ def lr_range_test(
     t0 = time.perf_counter()
     for r in range(repeats):
         with preserved_state(model, optimizer, spill_dir):
-            runs.append(_one_sweep(
-                model, optimizer, loss_fn, train_data, val_data, sweep, batch_size, smoothing,
-                diverge_factor, val_every, val_batches, accumulation_steps, momentum,
-                weight_decay, amp, dev, seed + r, progress,
-            ))
+            runs.append(
+                _one_sweep(
+                    model,
+                    optimizer,
+                    loss_fn,
+                    train_data,
+                    val_data,
+                    sweep,
+                    batch_size,
+                    smoothing,
+                    diverge_factor,
+                    val_every,
+                    val_batches,
+                    accumulation_steps,
+                    momentum,
+                    weight_decay,
+                    amp,
+                    dev,
+                    seed + r,
+                    progress,
+                )
+            )
     seconds = time.perf_counter() - t0
 
     first = runs[0]
@@ -304,14 +336,18 @@ def lr_range_test(
         curves = [(run["val_lrs"], run["val_losses"]) for run in runs]
     else:
         curves = [(run["lrs"], run["smoothed"]) for run in runs]
-    if repeats == 1:
+    finite = min(sum(1 for v in c[1] if math.isfinite(v)) for c in curves)
+    if finite < MIN_POINTS:
+        suggestion = None  # the loss diverged (almost) at once: nothing to read
+    elif repeats == 1:
         suggestion = suggest(curves[0][0], curves[0][1], rule=rule, div=div)
     else:
         suggestion = suggest_multi(curves, rule=rule, div=div)
     n_common = min(len(run["smoothed"]) for run in runs)
     median_smoothed = (
         tuple(float(v) for v in np.median([run["smoothed"][:n_common] for run in runs], axis=0))
-        if repeats > 1 else tuple(first["smoothed"])
+        if repeats > 1
+        else tuple(first["smoothed"])
     )
     return RangeTest(
         lrs=tuple(first["lrs"][: len(median_smoothed)]) if repeats > 1 else tuple(first["lrs"]),
@@ -331,8 +367,13 @@ def lr_range_test(
         seconds=seconds,
         repeats=repeats,
         seed_smoothed=tuple(tuple(run["smoothed"]) for run in runs) if repeats > 1 else (),
-        meta={"seed": seed, "batch_size": batch_size, "rule": rule,
-              "suggest_from": suggest_from, **(meta or {})},
+        meta={
+            "seed": seed,
+            "batch_size": batch_size,
+            "rule": rule,
+            "suggest_from": suggest_from,
+            **(meta or {}),
+        },
     )
 
 
@@ -342,9 +383,26 @@ def _param_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _one_sweep(model, optimizer, loss_fn, train_data, val_data, sweep, batch_size, smoothing,
-               diverge_factor, val_every, val_batches, accumulation_steps, momentum,
-               weight_decay, amp, device, seed, progress) -> dict[str, Any]:
+def _one_sweep(
+    model,
+    optimizer,
+    loss_fn,
+    train_data,
+    val_data,
+    sweep,
+    batch_size,
+    smoothing,
+    diverge_factor,
+    val_every,
+    val_batches,
+    accumulation_steps,
+    momentum,
+    weight_decay,
+    amp,
+    device,
+    seed,
+    progress,
+) -> dict[str, Any]:
     for group in optimizer.param_groups:
         if weight_decay is not None:
             group["weight_decay"] = weight_decay
@@ -358,18 +416,29 @@ def _one_sweep(model, optimizer, loss_fn, train_data, val_data, sweep, batch_siz
                     f"{type(optimizer).__name__} has neither momentum nor betas to set"
                 )
     scheduler = PolicyScheduler(optimizer, sweep, cycle_momentum=False)
-    rule = _DivergenceRule(diverge_factor, smoothing)
+    rule = _DivergenceRule(diverge_factor, _STOP_BETA)
     history = fit(
-        model, optimizer, train_data, loss_fn=loss_fn, val_data=val_data,
-        scheduler=scheduler, steps=sweep.num_steps, batch_size=batch_size,
-        eval_every=val_every if val_data is not None else None, eval_batches=val_batches,
-        eval_batch_size=batch_size, device=device, amp=amp,
-        accumulation_steps=accumulation_steps, seed=seed, diverge_factor=None, stop=rule,
+        model,
+        optimizer,
+        train_data,
+        loss_fn=loss_fn,
+        val_data=val_data,
+        scheduler=scheduler,
+        steps=sweep.num_steps,
+        batch_size=batch_size,
+        eval_every=val_every if val_data is not None else None,
+        eval_batches=val_batches,
+        eval_batch_size=batch_size,
+        device=device,
+        amp=amp,
+        accumulation_steps=accumulation_steps,
+        seed=seed,
+        diverge_factor=None,
+        stop=rule,
         progress=progress,
     )
     n = history.steps
-    smoothed = smooth(history.train_losses, smoothing) if smoothing > 0 else list(
-        history.train_losses)
+    smoothed = smooth_zero_lag(history.train_losses, smoothing)
     stopped = history.stopped_reason if history.stopped_reason or history.diverged else None
     if history.diverged:
         stopped = history.diverged_reason

@@ -43,6 +43,7 @@ __all__ = [
     "minimum_div10",
     "smith",
     "smooth",
+    "smooth_zero_lag",
     "steepest",
     "suggest",
     "suggest_multi",
@@ -55,7 +56,7 @@ MIN_POINTS = 5
 _START_MAX = 10  # L0 is the median of at most this many first points ...
 _START_MIN = 3  # ... and at least this many
 _MIN_DROP = 0.05  # a fall under 5% of |L0| is not a clear fall
-_SMITH_BAND = 0.10  # smith: the fall has ended once within 10% of the drop of the minimum
+_SMITH_BAND = 0.0  # smith: the fall has ended once within this fraction of the drop of the minimum
 _VALLEY_TOL = 0.05  # valley: a rise under 5% of the drop does not end a descent
 _VALLEY_AT = 2 / 3  # valley: how far along the descent to read
 
@@ -270,17 +271,22 @@ def _fell_to(c: _Curve) -> str:
 # --------------------------------------------------------------------------- rules
 
 
-def smith(lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0) -> Suggestion:
+def smith(
+    lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0, band: float = _SMITH_BAND
+) -> Suggestion:
     """Smith's reading: the largest LR before the loss stops falling.
 
     Exact definition: with ``L0`` the starting level and ``Lmin`` the minimum (module
-    docstring), the fall has ended once the loss is within 10% of the drop of the
-    minimum, ``loss <= Lmin + 0.1 * (L0 - Lmin)``. ``max_lr`` is the LR of the first point
+    docstring), the fall has ended once the loss is within ``band`` of the drop of the
+    minimum, ``loss <= Lmin + band * (L0 - Lmin)``. ``max_lr`` is the LR of the first point
     in that band, counted from the first point above it (so a low first point cannot be
-    read). It is never beyond the minimum. Reading levels rather than slopes keeps the
-    answer steady across seeds: a level crossing moves little with noise, a steepest slope
-    can jump a decade. If the loss never fell clearly, ``max_lr`` is the minimum's LR / 10
-    and the reason says the suggestion is unreliable.
+    read). It is never beyond the minimum. With the default ``band = 0`` this is the
+    minimum itself: read on a lag-free curve (`smooth_zero_lag`) that is where the loss
+    stops falling, and `benchmarks/suggestion_quality.py` found it the best default (a
+    one-way average lags by a decade of LR, which is why older tools divide by 10). If the
+    loss never fell clearly, ``max_lr`` is the minimum's LR / 10 and the reason says the
+    suggestion is unreliable; if it was still falling at the end of the sweep, the reason
+    says to raise the sweep's end.
     """
     div = _check_div(div)
     c = _read(lrs, losses)
@@ -288,13 +294,18 @@ def smith(lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0) -
     if not c.fell:
         max_lr = float(c.lrs[c.low]) / 10
         return _result(c, "smith", c.low, max_lr, div, f"{_fell_to(c)}; max LR is that LR / 10")
-    level = float(y[c.low]) + _SMITH_BAND * c.drop
+    level = float(y[c.low]) + band * c.drop
     first_above = int(np.flatnonzero(y > level)[0])  # in the starting window: L0 > level
     index = first_above + int(np.flatnonzero(y[first_above : c.low + 1] <= level)[0])
-    reading = (
-        f"{_fell_to(c)} and stopped falling (within {_SMITH_BAND:.0%} of the drop of its "
-        f"minimum, loss {_f(level)}) at LR {_f(c.lrs[index])}"
-    )
+    if band > 0:
+        reading = (
+            f"{_fell_to(c)} and stopped falling (within {band:.0%} of the drop of its "
+            f"minimum, loss {_f(level)}) at LR {_f(c.lrs[index])}"
+        )
+    else:
+        reading = f"{_fell_to(c)}, where it stopped falling"
+    if c.low == len(y) - 1:
+        reading += " (still falling at the end of the sweep: raise its end LR)"
     return _result(c, "smith", index, float(c.lrs[index]), div, reading)
 
 
@@ -480,3 +491,20 @@ def suggest_multi(
         spread=(low, high),
         per_seed=tuple(picks),
     )
+
+
+def smooth_zero_lag(losses: Sequence[float], beta: float = 0.9) -> list[float]:
+    """`smooth` run forwards and then backwards: an average without lag.
+
+    A one-way moving average trails the curve by about ``1 / (1 - beta)`` steps (50 steps at
+    0.98, a whole decade of learning rate in a 300-step sweep over six decades), so the
+    minimum of a one-way smoothed range test sits later than the loss's own minimum. Run
+    both ways, the delays cancel. From the first non-finite loss on, every point is NaN.
+    """
+    values = [float(v) for v in losses]
+    cut = next((i for i, v in enumerate(values) if not math.isfinite(v)), len(values))
+    if cut == 0:
+        return [math.nan] * len(values)
+    forward = smooth(values[:cut], beta)
+    both = smooth(forward[::-1], beta)[::-1]
+    return both + [math.nan] * (len(values) - cut)

@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from disciplined.cli import find_lr, train
+from disciplined.cli import find_lr, sweep, train
 from disciplined.errors import UsageError
 
-COMMANDS = (train, find_lr)
+COMMANDS = (train, find_lr, sweep)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -90,15 +90,37 @@ def add_task_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def task_from_args(args: argparse.Namespace) -> Task:
-    """Load the task that ``--task`` and ``--task-option`` name."""
+def parse_task_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--task-option KEY=VALUE`` pairs as a dictionary."""
     options = {}
     for item in args.task_option:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--task-option must be KEY=VALUE, got {item!r}")
         options[key.strip()] = _option_value(value.strip())
-    return load_task(args.task, options)
+    return options
+
+
+def task_from_args(args: argparse.Namespace) -> Task:
+    """Load the task that ``--task`` and ``--task-option`` name."""
+    return load_task(args.task, parse_task_options(args))
+
+
+def trial_progress():
+    """A callback that shows finished trials on stderr as a tqdm bar-less counter."""
+    import sys
+
+    count = {"n": 0}
+
+    def on_result(result, cached: bool) -> None:
+        count["n"] += 1
+        state = "cached" if cached else f"{result.status}, {result.seconds:.1f} s"
+        print(
+            f"  trial {count['n']}: {result.spec.tag or result.spec.kind} ({state})",
+            file=sys.stderr,
+        )
+
+    return on_result
 
 
 def prepare_out(path: str) -> Path:

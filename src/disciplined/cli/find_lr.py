@@ -13,6 +13,7 @@ from disciplined.cli.common import (
     prepare_out,
     task_from_args,
 )
+from disciplined.errors import UsageError
 from disciplined.hparams import OPTIMIZERS, HParams, build_optimizer
 from disciplined.range_test import lr_range_test
 from disciplined.suggest import RULES
@@ -20,28 +21,46 @@ from disciplined.suggest import RULES
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``find-lr`` sub-command."""
-    p = sub.add_parser("find-lr", help="LR range test with a suggested max/min LR",
-                       description="Sweep the learning rate over one short run, stop when the "
-                                   "loss diverges, and suggest max and min LR for 1cycle.")
+    p = sub.add_parser(
+        "find-lr",
+        help="LR range test with a suggested max/min LR",
+        description="Sweep the learning rate over one short run, stop when the "
+        "loss diverges, and suggest max and min LR for 1cycle.",
+    )
     add_task_args(p)
-    p.add_argument("--val", action="store_true",
-                   help="also record the validation loss (a fixed subset every --val-every)")
+    p.add_argument(
+        "--val",
+        action="store_true",
+        help="also record the validation loss (a fixed subset every --val-every)",
+    )
     p.add_argument("--val-every", type=positive_int, default=10)
     p.add_argument("--val-batches", type=positive_int, default=2)
     p.add_argument("--mode", choices=("exp", "linear"), default="exp")
     p.add_argument("--start-lr", type=positive_float, default=1e-5)
     p.add_argument("--end-lr", type=positive_float, default=10.0)
     p.add_argument("--steps", type=positive_int, default=300)
-    p.add_argument("--repeats", type=positive_int, default=1,
-                   help="range tests on this many seeds; the rule reads their median curve")
+    p.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="range tests on this many seeds; the rule reads their median curve",
+    )
     p.add_argument("--rule", choices=sorted(RULES), default="smith")
-    p.add_argument("--div", type=positive_float, default=10.0,
-                   help="min LR = max LR / div (10 for 1cycle; 3-4 for CLR)")
-    p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="default: the task's own")
+    p.add_argument(
+        "--div",
+        type=positive_float,
+        default=10.0,
+        help="min LR = max LR / div (10 for 1cycle; 3-4 for CLR)",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the task's own")
     p.add_argument("--weight-decay", type=nonneg_float, default=0.0)
-    p.add_argument("--momentum", type=momentum_pair, default=(0.9, 0.9), metavar="M",
-                   help="momentum (betas[0] for adamw) held during the test")
+    p.add_argument(
+        "--momentum",
+        type=momentum_pair,
+        default=(0.9, 0.9),
+        metavar="M",
+        help="momentum (betas[0] for adamw) held during the test",
+    )
     p.add_argument("--dropout", type=nonneg_float, default=0.0)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument("--seed", type=int, default=0)
@@ -56,27 +75,52 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_out(args.out)
     if args.start_lr >= args.end_lr:
         raise ValueError(f"--start-lr must be < --end-lr, got {args.start_lr} >= {args.end_lr}")
-    hp = HParams(max_lr=args.start_lr, max_momentum=args.momentum[0],
-                 min_momentum=args.momentum[0], weight_decay=args.weight_decay,
-                 batch_size=args.batch_size or task.default_batch_size,
-                 dropout=args.dropout, optimizer=args.optimizer)
+    hp = HParams(
+        max_lr=args.start_lr,
+        max_momentum=args.momentum[0],
+        min_momentum=args.momentum[0],
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size or task.default_batch_size,
+        dropout=args.dropout,
+        optimizer=args.optimizer,
+    )
     import torch
 
     torch.manual_seed(args.seed)
     model = task.model(dropout=hp.dropout) if task.takes_dropout else task.model()
     optimizer = build_optimizer(model, hp)
     test = lr_range_test(
-        model, optimizer, task.loss_fn, task.train_data,
-        val_data=task.val_data if args.val else None, start_lr=args.start_lr,
-        end_lr=args.end_lr, num_steps=args.steps, mode=args.mode, batch_size=hp.batch_size,
-        val_every=args.val_every, val_batches=args.val_batches, device=args.device,
-        seed=args.seed, repeats=args.repeats, rule=args.rule, div=args.div, progress=True,
+        model,
+        optimizer,
+        task.loss_fn,
+        task.train_data,
+        val_data=task.val_data if args.val else None,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        num_steps=args.steps,
+        mode=args.mode,
+        batch_size=hp.batch_size,
+        val_every=args.val_every,
+        val_batches=args.val_batches,
+        device=args.device,
+        seed=args.seed,
+        repeats=args.repeats,
+        rule=args.rule,
+        div=args.div,
+        progress=True,
         meta={"task": task.name, "hparams": hp.to_dict()},
     )
     test.save(out / "range_test.json")
     test.plot(out / "range_test.png", title=f"{task.name}: LR range test, batch {hp.batch_size}")
     s = test.suggestion
+    if s is None:
+        raise UsageError(
+            f"the loss diverged at once ({test.stop_reason}); nothing to read: "
+            f"lower --start-lr (wrote {out / 'range_test.json'})"
+        )
     stop = f"; stopped at LR {test.stop_lr:.3g}" if test.stop_lr is not None else ""
-    print(f"{task.name}: max LR {s.max_lr:.3g}, min LR {s.min_lr:.3g} (rule {s.rule}{stop}); "
-          f"wrote {out / 'range_test.json'}")
+    print(
+        f"{task.name}: max LR {s.max_lr:.3g}, min LR {s.min_lr:.3g} (rule {s.rule}{stop}); "
+        f"wrote {out / 'range_test.json'}"
+    )
     return 0

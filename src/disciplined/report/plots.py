@@ -78,20 +78,28 @@ def plot_range_test(test, path: str | Path, title: str | None = None) -> Path:
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
     for i, curve in enumerate(test.seed_smoothed):
-        ax.plot(test.lrs[: len(curve)], curve[: len(test.lrs)], color="C0", alpha=0.25, lw=0.8,
-                label="smoothed, each seed" if i == 0 else None)
+        ax.plot(
+            test.lrs[: len(curve)],
+            curve[: len(test.lrs)],
+            color="C0",
+            alpha=0.25,
+            lw=0.8,
+            label="smoothed, each seed" if i == 0 else None,
+        )
     ax.plot(test.lrs, test.losses, color="0.7", lw=0.6, label="training loss")
     label = "smoothed (median of seeds)" if test.repeats > 1 else "smoothed"
     ax.plot(test.lrs, test.smoothed, color="C0", lw=1.6, label=label)
     curves = [list(test.smoothed)]
     if test.val_losses:
-        ax.plot(test.val_lrs, test.val_losses, "o-", color="C1", ms=3, lw=1,
-                label="validation loss")
+        ax.plot(
+            test.val_lrs, test.val_losses, "o-", color="C1", ms=3, lw=1, label="validation loss"
+        )
         curves.append(list(test.val_losses))
     s = test.suggestion
-    ax.axvline(s.max_lr, color="C2", lw=1.5, label=f"max LR {s.max_lr:.3g} ({s.rule})")
-    ax.axvline(s.min_lr, color="C2", lw=1, ls=":", label=f"min LR {s.min_lr:.3g}")
-    if s.spread:
+    if s is not None:
+        ax.axvline(s.max_lr, color="C2", lw=1.5, label=f"max LR {s.max_lr:.3g} ({s.rule})")
+        ax.axvline(s.min_lr, color="C2", lw=1, ls=":", label=f"min LR {s.min_lr:.3g}")
+    if s is not None and s.spread:
         ax.axvspan(s.spread[0], s.spread[1], color="C2", alpha=0.12, label="spread over seeds")
     if test.stop_lr is not None:
         ax.axvline(test.stop_lr, color="red", lw=1, ls="--", label="stopped (diverged)")
@@ -102,8 +110,9 @@ def plot_range_test(test, path: str | Path, title: str | None = None) -> Path:
     return _save(fig, path)
 
 
-def plot_range_overlay(tests, labels, path: str | Path, title: str | None = None,
-                       use_val: bool = False) -> Path:
+def plot_range_overlay(
+    tests, labels, path: str | Path, title: str | None = None, use_val: bool = False
+) -> Path:
     """Several range tests on one figure: one curve each (validation loss when ``use_val``),
     with each test's suggested max LR marked in the curve's colour."""
     if len(tests) != len(labels):
@@ -117,7 +126,8 @@ def plot_range_overlay(tests, labels, path: str | Path, title: str | None = None
         else:
             xs, ys = test.lrs, test.smoothed
         ax.plot(xs, ys, color=f"C{i}", lw=1.4, label=label)
-        ax.axvline(test.suggestion.max_lr, color=f"C{i}", lw=0.8, ls=":")
+        if test.suggestion is not None:
+            ax.axvline(test.suggestion.max_lr, color=f"C{i}", lw=0.8, ls=":")
         curves.append(list(ys))
     ax.set_xscale("log")
     kind = "validation loss" if use_val else "smoothed training loss"

@@ -1,0 +1,197 @@
+"""Decisions and the pure rules that make them from recorded curves.
+
+A `Decision` is what each step of the recipe returns: the value chosen, the rule's name, a
+sentence saying why, the evidence table, the trials it read and the plot. Rules here are pure
+functions of summaries of recorded curves, so each can be tested on curves with a known
+answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from disciplined.errors import UsageError
+from disciplined.trials import TrialResult
+
+__all__ = [
+    "CurveSummary",
+    "Decision",
+    "lowest_val_loss_at_high_lr",
+    "summarize_range_test",
+]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One step's choice with its evidence. ``table`` rows are plain dicts (the columns
+    depend on the study); ``trials`` are the store keys of the trials read; ``compute``
+    holds ``epochs`` and ``seconds`` spent."""
+
+    name: str
+    value: Any
+    rule: str
+    reason: str
+    table: tuple[dict[str, Any], ...] = ()
+    trials: tuple[str, ...] = ()
+    plot: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        d = asdict(self)
+        d["table"] = [_clean(r) for r in self.table]
+        d["trials"] = list(self.trials)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Decision:
+        """Rebuild from `to_dict` output."""
+        d = dict(d)
+        d["table"] = tuple(d["table"])
+        d["trials"] = tuple(d["trials"])
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Decision:
+        """Read a decision written by `save`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    """What a rule reads off one validation-mode range test.
+
+    ``min_loss`` is the lowest 3-point running mean of the validation losses and ``lr_at_min``
+    the LR there; ``diverge_lr`` is where the test stopped (None if it ran to the end);
+    ``usable`` is false for failed trials and curves that never fell below their start.
+    """
+
+    value: float
+    key: str
+    status: str
+    min_loss: float
+    lr_at_min: float
+    diverge_lr: float | None
+    start_loss: float
+    usable: bool
+    note: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        """A row of the evidence table."""
+        return {
+            "value": self.value,
+            "lowest_val_loss": self.min_loss,
+            "lr_at_lowest": self.lr_at_min,
+            "diverged_at_lr": self.diverge_lr,
+            "status": self.status,
+            "note": self.note,
+            "trial": self.key,
+        }
+
+
+def summarize_range_test(value: float, result: TrialResult) -> CurveSummary:
+    """Summarize a validation-mode range-test trial for the sweep rules."""
+    test = result.range_test
+    if result.status == "failed" or test is None:
+        return CurveSummary(
+            value,
+            result.key,
+            result.status,
+            math.nan,
+            math.nan,
+            None,
+            math.nan,
+            False,
+            note=result.reason or "failed",
+        )
+    lrs, losses = list(test.val_lrs), list(test.val_losses)
+    if not losses:  # no validation points: read the smoothed training curve
+        lrs, losses = list(test.lrs), list(test.smoothed)
+    cut = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses))
+    lrs, losses = lrs[:cut], losses[:cut]
+    if len(losses) < 3:
+        return CurveSummary(
+            value,
+            result.key,
+            "diverged",
+            math.nan,
+            math.nan,
+            test.stop_lr,
+            math.nan,
+            False,
+            note="fewer than 3 finite validation points",
+        )
+    means = [sum(losses[i - 1 : i + 2]) / 3 for i in range(1, len(losses) - 1)]
+    i_min = min(range(len(means)), key=means.__getitem__)
+    start = losses[0]
+    min_loss = means[i_min]
+    usable = min_loss < start
+    return CurveSummary(
+        value,
+        result.key,
+        result.status if usable else "diverged",
+        min_loss,
+        lrs[i_min + 1],
+        test.stop_lr,
+        start,
+        usable,
+        note="" if usable else "the validation loss never fell below its start",
+    )
+
+
+def lowest_val_loss_at_high_lr(
+    rows: list[CurveSummary], tolerance: float = 0.02
+) -> tuple[float, str]:
+    """Smith's reading of a sweep: the value whose validation curve reaches the lowest loss
+    while still allowing a high learning rate.
+
+    Among the usable curves, those whose lowest loss is within ``tolerance`` (relative) of
+    the best are taken as equally good, and of these the one whose lowest loss sits at the
+    highest learning rate wins (then the one that diverged latest). Returns the value and
+    a sentence with the numbers. Raises `UsageError` when no curve is usable.
+    """
+    usable = [r for r in rows if r.usable]
+    if not usable:
+        reasons = "; ".join(f"{r.value:g}: {r.status} ({r.note})" for r in rows)
+        raise UsageError(f"every trial of the sweep diverged or failed: {reasons}")
+    best = min(r.min_loss for r in usable)
+    margin = tolerance * abs(best)
+    near = [r for r in usable if r.min_loss <= best + margin]
+    chosen = max(near, key=lambda r: (r.lr_at_min, r.diverge_lr or math.inf))
+    others = ", ".join(
+        f"{r.value:g} (loss {r.min_loss:.4g} at LR {r.lr_at_min:.3g})"
+        for r in usable
+        if r is not chosen
+    )
+    dropped = [r for r in rows if not r.usable]
+    text = (
+        f"{chosen.value:g} reached validation loss {chosen.min_loss:.4g} at LR "
+        f"{chosen.lr_at_min:.3g}"
+    )
+    if len(near) > 1:
+        text += (
+            f"; {len(near)} values came within {tolerance:.0%} of the lowest loss "
+            f"{best:.4g} and the one reaching it at the highest LR was taken"
+        )
+    else:
+        text += ", the lowest of all"
+    if others:
+        text += f"; others: {others}"
+    if dropped:
+        text += "; not usable: " + ", ".join(f"{r.value:g} ({r.note})" for r in dropped)
+    return chosen.value, text

@@ -1,0 +1,429 @@
+"""Studies: one step of the recipe = a set of trials + a named decision rule + its evidence.
+
+Smith (arXiv 1803.09820, sections 4.3-4.4) sets weight decay, momentum and dropout from short
+runs rather than from long searches: an LR range test at each candidate value, read on the
+validation loss; "the right value lets the network train at a high learning rate with the
+lowest loss". Each study here runs its trials through an executor into a store (so it
+resumes after a crash and can run trials side by side), applies a pure rule from
+`disciplined.decide` to the recorded curves, and returns a frozen `Decision`.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from disciplined.decide import (
+    CurveSummary,
+    Decision,
+    lowest_val_loss_at_high_lr,
+    summarize_range_test,
+)
+from disciplined.errors import UsageError
+from disciplined.executors import Executor, InProcessExecutor
+from disciplined.hparams import HParams
+from disciplined.store import MemoryStore, TrialStore
+from disciplined.tasks import Task, load_task
+from disciplined.trials import TrialResult, TrialSpec, run_trial
+
+__all__ = [
+    "StudyContext",
+    "default_weight_decays",
+    "dropout_sweep",
+    "momentum_test",
+    "weight_decay_sweep",
+]
+
+Progress = Callable[[TrialResult, bool], None]
+
+
+@dataclass
+class StudyContext:
+    """Where and how a study runs its trials: the task (a reference a worker can rebuild),
+    the store, the executor, the runner (``run_trial``; tests count calls through it), the
+    output folder for plots, and a progress callback."""
+
+    task: str
+    task_options: dict[str, Any] = field(default_factory=dict)
+    store: TrialStore = field(default_factory=MemoryStore)
+    executor: Executor = field(default_factory=InProcessExecutor)
+    runner: Callable[[TrialSpec], TrialResult] = run_trial
+    out: Path | None = None
+    on_result: Progress | None = None
+
+    def load(self) -> Task:
+        """The task itself."""
+        return load_task(self.task, self.task_options)
+
+    def run(self, specs: Sequence[TrialSpec]) -> list[TrialResult]:
+        """Run (or read back) ``specs``; results in the same order."""
+        self.store.bind({"task": self.task, "task_options": self.task_options})
+        return self.executor.run(specs, self.store, runner=self.runner, on_result=self.on_result)
+
+    def plot_path(self, name: str) -> Path | None:
+        """Where a plot called ``name`` goes, or None without an output folder."""
+        if self.out is None:
+            return None
+        self.out.mkdir(parents=True, exist_ok=True)
+        return self.out / name
+
+
+def _range_spec(
+    ctx: StudyContext,
+    hp: HParams,
+    budget: dict[str, Any],
+    seed: int,
+    tag: str,
+    init: str | None = None,
+) -> TrialSpec:
+    return TrialSpec(
+        task=ctx.task,
+        hparams=hp.to_dict(),
+        kind="range_test",
+        budget={"val": True, **budget},
+        seed=seed,
+        task_options=dict(ctx.task_options),
+        init=init,
+        tag=tag,
+    )
+
+
+def default_range_budget(task: Task, hp: HParams, num_steps: int = 300) -> dict[str, Any]:
+    """Range-test settings for a study: the sweep, and a validation subset of about 512
+    samples (or the whole validation set when smaller) read every 10 steps."""
+    val_batches = max(1, math.ceil(min(512, task.num_val) / hp.batch_size))
+    return {
+        "num_steps": num_steps,
+        "start_lr": 1e-5,
+        "end_lr": 10.0,
+        "val_every": 10,
+        "val_batches": val_batches,
+    }
+
+
+def default_weight_decays(task: Task) -> tuple[tuple[float, ...], str]:
+    """The report's candidate grid for this task, and a sentence saying why.
+
+    Smith (section 4.3): "1e-3, 1e-4, 1e-5 and 0" when nothing is known; larger values
+    (1e-2 .. 1e-4) for small data sets and shallow architectures, smaller ones
+    (1e-4 .. 1e-6) for complex data and deep architectures. Here "small" means under 50k
+    training samples and under 1M parameters; "large" means over 500k samples or over
+    20M parameters.
+    """
+    n, params = task.num_train, task.param_count()
+    if n < 50_000 and params < 1_000_000:
+        return (1e-2, 1e-3, 1e-4, 0.0), (
+            f"small data and a shallow model ({n} samples, {params} parameters): the report's "
+            "larger values 1e-2 .. 1e-4, and 0"
+        )
+    if n > 500_000 or params > 20_000_000:
+        return (1e-4, 1e-5, 1e-6, 0.0), (
+            f"large data or a deep model ({n} samples, {params} parameters): the report's "
+            "smaller values 1e-4 .. 1e-6, and 0"
+        )
+    return (1e-3, 1e-4, 1e-5, 0.0), (
+        f"neither small nor large ({n} samples, {params} parameters): the report's default "
+        "1e-3, 1e-4, 1e-5, 0"
+    )
+
+
+def _sweep(
+    ctx: StudyContext,
+    name: str,
+    values: Sequence[float],
+    make_hp: Callable[[float], HParams],
+    budget: dict[str, Any],
+    seed: int,
+    label: Callable[[float], str],
+    init: str | None = None,
+) -> tuple[list[TrialResult], list[CurveSummary]]:
+    specs = [
+        _range_spec(ctx, make_hp(v), budget, seed, tag=f"{name}={v!r}", init=init) for v in values
+    ]
+    results = ctx.run(specs)
+    summaries = [summarize_range_test(v, r) for v, r in zip(values, results, strict=True)]
+    del label
+    return results, summaries
+
+
+def _plot(
+    ctx: StudyContext, file: str, results: Sequence[TrialResult], labels: Sequence[str], title: str
+) -> str | None:
+    path = ctx.plot_path(file)
+    tests = [r.range_test for r in results if r.range_test is not None]
+    names = [lab for r, lab in zip(results, labels, strict=True) if r.range_test is not None]
+    if path is None or not tests:
+        return None
+    from disciplined.range_test import overlay
+
+    overlay(tests, names, path, title=title, use_val=True)
+    return str(path)
+
+
+def _compute(results: Sequence[TrialResult]) -> dict[str, float]:
+    return {
+        "epochs": sum(r.epochs for r in results),
+        "seconds": sum(r.seconds for r in results),
+        "trials": len(results),
+    }
+
+
+def weight_decay_sweep(
+    ctx: StudyContext,
+    hp: HParams,
+    values: Sequence[float] | None = None,
+    *,
+    num_steps: int = 300,
+    seed: int = 0,
+    refine: bool = False,
+    method: Literal["range_test", "snapshot"] = "range_test",
+    snapshot_epochs: float | None = None,
+    tolerance: float = 0.02,
+) -> Decision:
+    """Choose the weight decay from validation-mode range tests at each value.
+
+    ``values=None`` takes the report's grid for this task (`default_weight_decays`).
+    ``refine=True`` adds one test halfway (in the exponent) between the two best non-zero
+    values, as the report's 10^-3.5 example. ``method="snapshot"`` is the report's variant:
+    train one cycle at the middle value, then restart the range tests from that snapshot.
+    The rule is `lowest_val_loss_at_high_lr`.
+    """
+    task = ctx.load()
+    why = "values given"
+    if values is None:
+        values, why = default_weight_decays(task)
+    values = _check_values("weight decay", values, lo=0.0, hi=None)
+    budget = default_range_budget(task, hp, num_steps)
+    init, snapshot_cost = None, None
+    if method == "snapshot":
+        init, snapshot_cost = _snapshot(ctx, hp, values, seed, snapshot_epochs, task)
+    elif method != "range_test":
+        raise ValueError(f"method must be 'range_test' or 'snapshot', got {method!r}")
+    results, rows = _sweep(
+        ctx,
+        "weight_decay",
+        values,
+        lambda v: hp.with_(weight_decay=v),
+        budget,
+        seed,
+        label=str,
+        init=init,
+    )
+    if refine:
+        extra = _refinement(rows)
+        if extra is not None and extra not in values:
+            more, more_rows = _sweep(
+                ctx,
+                "weight_decay",
+                [extra],
+                lambda v: hp.with_(weight_decay=v),
+                budget,
+                seed,
+                label=str,
+                init=init,
+            )
+            results, rows, values = results + more, rows + more_rows, [*values, extra]
+    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    plot = _plot(
+        ctx,
+        "weight_decay.png",
+        results,
+        [f"wd={v:g}" for v in values],
+        f"{task.name}: LR range tests at each weight decay (validation loss)",
+    )
+    compute = _compute(results)
+    extra_info: dict[str, Any] = {"grid": why, "method": method}
+    if snapshot_cost is not None:
+        extra_info["snapshot"] = snapshot_cost
+        compute["epochs"] += snapshot_cost["epochs"]
+        compute["seconds"] += snapshot_cost["seconds"]
+    return Decision(
+        name="weight_decay",
+        value=chosen,
+        rule="lowest_val_loss_at_high_lr",
+        reason=reason,
+        table=tuple(r.to_row() for r in rows),
+        trials=tuple(r.key for r in results),
+        plot=plot,
+        extra=extra_info,
+        compute=compute,
+    )
+
+
+def _refinement(rows: Sequence[CurveSummary]) -> float | None:
+    """Halfway in the exponent between the two best positive values, if they are adjacent
+    powers apart."""
+    ok = sorted((r for r in rows if r.usable and r.value > 0), key=lambda r: r.min_loss)
+    if len(ok) < 2:
+        return None
+    a, b = ok[0].value, ok[1].value
+    return float(10 ** ((math.log10(a) + math.log10(b)) / 2))
+
+
+def _snapshot(
+    ctx: StudyContext,
+    hp: HParams,
+    values: Sequence[float],
+    seed: int,
+    epochs: float | None,
+    task: Task,
+) -> tuple[str, dict[str, Any]]:
+    """Train one cycle at the middle value and keep its final weights (the end of a 1cycle,
+    where the validation loss has flattened) as the restart point. The weights and their
+    cost are kept beside the plots, so a resumed study does not train them again."""
+    import json
+    import time
+
+    from disciplined.hparams import train_task
+
+    positive = sorted(v for v in values if v > 0)
+    middle = positive[(len(positive) - 1) // 2] if positive else 0.0
+    epochs = epochs if epochs is not None else 5.0
+    spec = TrialSpec(
+        task=ctx.task,
+        hparams=hp.with_(weight_decay=middle).to_dict(),
+        kind="train",
+        budget={"epochs": epochs},
+        seed=seed,
+        task_options=dict(ctx.task_options),
+        tag="snapshot",
+    )
+    folder = ctx.out if ctx.out is not None else Path(tempfile.mkdtemp(prefix="disciplined-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path, info_path = folder / f"snapshot-{spec.key}.pt", folder / f"snapshot-{spec.key}.json"
+    if path.exists() and info_path.exists():
+        return str(path), json.loads(info_path.read_text())
+    t0 = time.perf_counter()
+    model, history = train_task(task, spec.hp, epochs=epochs, seed=seed)
+    if history.diverged:
+        raise UsageError(
+            f"the snapshot run at weight decay {middle:g} diverged: {history.diverged_reason}"
+        )
+    info = {
+        "weight_decay": middle,
+        "epochs": history.epochs,
+        "seconds": time.perf_counter() - t0,
+        "path": str(path),
+        "val_loss": history.final.val_loss if history.final else None,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    info_path.write_text(json.dumps(info))
+    return str(path), info
+
+
+def momentum_test(
+    ctx: StudyContext,
+    hp: HParams,
+    values: Sequence[float] = (0.99, 0.97, 0.95, 0.9),
+    *,
+    num_steps: int = 300,
+    seed: int = 0,
+    tolerance: float = 0.02,
+) -> Decision:
+    """Choose ``max_momentum`` (``betas[0]`` for AdamW) from range tests at each value.
+
+    The momentum is held constant during each test. Decision: the value whose validation
+    curve reaches the lowest loss while still allowing a high learning rate
+    (`lowest_val_loss_at_high_lr`); ``min_momentum`` is 0.85, or 0.8 when the chosen maximum
+    is below 0.95 (the report's ranges: 0.95-0.99 down to 0.85, or 0.9 down to 0.8).
+    """
+    task = ctx.load()
+    values = _check_values("momentum", values, lo=0.0, hi=1.0)
+    budget = default_range_budget(task, hp, num_steps)
+    results, rows = _sweep(
+        ctx,
+        "momentum",
+        values,
+        lambda v: hp.with_(max_momentum=v, min_momentum=min(v, hp.min_momentum)),
+        budget,
+        seed,
+        label=str,
+    )
+    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    min_m = 0.85 if chosen >= 0.95 else 0.8
+    min_m = min(min_m, chosen)
+    plot = _plot(
+        ctx,
+        "momentum.png",
+        results,
+        [f"momentum={v:g}" for v in values],
+        f"{task.name}: LR range tests at each momentum (validation loss)",
+    )
+    param = "betas[0]" if hp.optimizer == "adamw" else "momentum"
+    return Decision(
+        name="momentum",
+        value=chosen,
+        rule="lowest_val_loss_at_high_lr",
+        reason=f"{reason}; cyclical {param} {chosen:g} -> {min_m:g}",
+        table=tuple(r.to_row() for r in rows),
+        trials=tuple(r.key for r in results),
+        plot=plot,
+        extra={"max_momentum": chosen, "min_momentum": min_m, "parameter": param},
+        compute=_compute(results),
+    )
+
+
+def dropout_sweep(
+    ctx: StudyContext,
+    hp: HParams,
+    values: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.5),
+    *,
+    num_steps: int = 300,
+    seed: int = 0,
+    tolerance: float = 0.02,
+) -> Decision:
+    """Choose the dropout rate like the weight decay: range tests at each value, read on
+    the validation loss. The task's model must take a dropout rate."""
+    task = ctx.load()
+    if not task.takes_dropout:
+        raise UsageError(f"task {task.name!r} has no dropout to sweep")
+    values = _check_values("dropout", values, lo=0.0, hi=1.0)
+    budget = default_range_budget(task, hp, num_steps)
+    results, rows = _sweep(
+        ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed, label=str
+    )
+    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    plot = _plot(
+        ctx,
+        "dropout.png",
+        results,
+        [f"dropout={v:g}" for v in values],
+        f"{task.name}: LR range tests at each dropout rate (validation loss)",
+    )
+    return Decision(
+        name="dropout",
+        value=chosen,
+        rule="lowest_val_loss_at_high_lr",
+        reason=reason,
+        table=tuple(r.to_row() for r in rows),
+        trials=tuple(r.key for r in results),
+        plot=plot,
+        extra={},
+        compute=_compute(results),
+    )
+
+
+def _check_values(name: str, values: Sequence[float], lo: float, hi: float | None) -> list[float]:
+    out = []
+    for v in values:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"{name} values must be numbers, got {v!r}") from None
+        if not math.isfinite(x) or x < lo or (hi is not None and x >= hi):
+            bound = f"in [{lo:g}, {hi:g})" if hi is not None else f">= {lo:g}"
+            raise UsageError(f"{name} values must be {bound}, got {v!r}")
+        out.append(x)
+    if len(out) < 2:
+        raise UsageError(f"a {name} sweep needs at least two values, got {len(out)}")
+    if len(set(out)) != len(out):
+        raise UsageError(f"{name} values repeat: {list(values)}")
+    return out

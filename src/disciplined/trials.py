@@ -1,0 +1,219 @@
+"""Trials: the unit of work a study runs, as plain serializable records.
+
+A `TrialSpec` names a task (by reference, so a worker process can rebuild it), the
+hyper-parameters, the kind of run (``range_test`` or ``train``), its budget and its seed; its
+`key` is a stable hash of all that, so a store can tell a finished trial from a new one. A
+`TrialResult` holds the outcome: a `RangeTest` or a `History`, the wall seconds, and a status
+(``ok``, ``diverged`` or ``failed`` with its reason). `run_trial` executes a spec in this
+process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from disciplined.hparams import HParams, build_optimizer, train_task
+from disciplined.range_test import RangeTest, lr_range_test
+from disciplined.tasks import Task, load_task
+from disciplined.training import History
+
+__all__ = ["TrialResult", "TrialSpec", "run_trial", "task_for"]
+
+TrialKind = Literal["range_test", "train"]
+Status = Literal["ok", "diverged", "failed"]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What to run. ``budget`` holds the run's size: for ``train`` ``{"epochs": E}``; for
+    ``range_test`` any of ``num_steps``, ``start_lr``, ``end_lr``, ``val_every``,
+    ``val_batches``, ``mode``. ``task_options`` are passed to the task function.
+    ``init`` optionally names a snapshot (a path) to start training from instead of fresh
+    weights.
+    """
+
+    task: str
+    hparams: dict[str, Any]
+    kind: TrialKind
+    budget: dict[str, Any]
+    seed: int = 0
+    task_options: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("range_test", "train"):
+            raise ValueError(f"kind must be 'range_test' or 'train', got {self.kind!r}")
+        HParams.from_dict(self.hparams)  # validates
+
+    @property
+    def key(self) -> str:
+        """A stable 16-hex-digit hash of everything that determines the result."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def hp(self) -> HParams:
+        """The hyper-parameters as an `HParams`."""
+        return HParams.from_dict(self.hparams)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dictionary."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrialSpec:
+        """Rebuild from `to_dict` output."""
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one trial; immutable once recorded."""
+
+    key: str
+    spec: TrialSpec
+    status: Status
+    seconds: float
+    range_test: RangeTest | None = None
+    history: History | None = None
+    reason: str | None = None
+
+    @property
+    def epochs(self) -> float:
+        """Compute spent, in epochs of the task (range-test steps count as training steps)."""
+        if self.history is not None:
+            return self.history.epochs
+        if self.range_test is not None:
+            per_epoch = self.range_test.meta.get("steps_per_epoch") or 1
+            return len(self.range_test.lrs) / per_epoch
+        return 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dictionary."""
+        return {
+            "key": self.key,
+            "spec": self.spec.to_dict(),
+            "status": self.status,
+            "seconds": self.seconds,
+            "range_test": self.range_test.to_dict() if self.range_test else None,
+            "history": self.history.to_dict() if self.history else None,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrialResult:
+        """Rebuild from `to_dict` output."""
+        return cls(
+            key=d["key"],
+            spec=TrialSpec.from_dict(d["spec"]),
+            status=d["status"],
+            seconds=d["seconds"],
+            range_test=RangeTest.from_dict(d["range_test"]) if d.get("range_test") else None,
+            history=History.from_dict(d["history"]) if d.get("history") else None,
+            reason=d.get("reason"),
+        )
+
+
+_TASK_CACHE: dict[str, Task] = {}
+
+
+def task_for(spec: TrialSpec) -> Task:
+    """The spec's task, built once per process and reused."""
+    cache_key = json.dumps([spec.task, spec.task_options], sort_keys=True, default=str)
+    if cache_key not in _TASK_CACHE:
+        _TASK_CACHE[cache_key] = load_task(spec.task, spec.task_options)
+    return _TASK_CACHE[cache_key]
+
+
+def run_trial(spec: TrialSpec, task: Task | None = None, device: str = "cpu") -> TrialResult:
+    """Run ``spec`` in this process. A trial that raises is returned as ``failed`` with its
+    reason (the error's last line); a run whose loss diverges as ``diverged``."""
+    t0 = time.perf_counter()
+    try:
+        task = task or task_for(spec)
+        hp = spec.hp
+        if spec.kind == "train":
+            model = _initial_model(spec, task, hp)
+            _, history = train_task(
+                task,
+                hp,
+                epochs=float(spec.budget["epochs"]),
+                seed=spec.seed,
+                device=device,
+                model=model,
+                eval_every=spec.budget.get("eval_every"),
+            )
+            status: Status = "diverged" if history.diverged else "ok"
+            return TrialResult(
+                spec.key,
+                spec,
+                status,
+                time.perf_counter() - t0,
+                history=history,
+                reason=history.diverged_reason,
+            )
+        torch.manual_seed(spec.seed)
+        model = _initial_model(spec, task, hp)
+        opt = build_optimizer(model, hp.with_(max_lr=spec.budget.get("start_lr", 1e-5)))
+        b = spec.budget
+        test = lr_range_test(
+            model,
+            opt,
+            task.loss_fn,
+            task.train_data,
+            val_data=task.val_data if b.get("val", True) else None,
+            start_lr=b.get("start_lr", 1e-5),
+            end_lr=b.get("end_lr", 10.0),
+            num_steps=int(b.get("num_steps", 300)),
+            mode=b.get("mode", "exp"),
+            batch_size=hp.batch_size,
+            val_every=int(b.get("val_every", 10)),
+            val_batches=int(b.get("val_batches", 2)),
+            seed=spec.seed,
+            device=device,
+            rule=b.get("rule", "smith"),
+            meta={"task": task.name, "steps_per_epoch": _steps_per_epoch(task, hp)},
+        )
+        status = "ok"
+        if test.stop_step is not None and test.stop_step < 10:
+            status = "diverged"
+        return TrialResult(
+            spec.key,
+            spec,
+            status,
+            time.perf_counter() - t0,
+            range_test=test,
+            reason=test.stop_reason if status == "diverged" else None,
+        )
+    except Exception as exc:  # a failed trial is recorded; the study goes on
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return TrialResult(spec.key, spec, "failed", time.perf_counter() - t0, reason=last)
+
+
+def _steps_per_epoch(task: Task, hp: HParams) -> int:
+    from disciplined.training import batches_per_epoch
+
+    return batches_per_epoch(task.train_data, hp.batch_size)
+
+
+def _initial_model(spec: TrialSpec, task: Task, hp: HParams) -> torch.nn.Module:
+    torch.manual_seed(spec.seed)
+    model = task.model(dropout=hp.dropout) if task.takes_dropout else task.model()
+    if spec.init is not None:
+        state = torch.load(spec.init, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    return model
+
+
+def is_finite(x: float | None) -> bool:
+    """True for a finite float."""
+    return x is not None and math.isfinite(x)

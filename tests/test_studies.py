@@ -1,0 +1,400 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from disciplined import HParams
+from disciplined.cli import main
+from disciplined.decide import (
+    CurveSummary,
+    Decision,
+    lowest_val_loss_at_high_lr,
+    summarize_range_test,
+)
+from disciplined.errors import UsageError
+from disciplined.executors import InProcessExecutor
+from disciplined.range_test import RangeTest
+from disciplined.store import MemoryStore, SQLiteStore
+from disciplined.studies import (
+    StudyContext,
+    default_weight_decays,
+    dropout_sweep,
+    momentum_test,
+    weight_decay_sweep,
+)
+from disciplined.suggest import Suggestion
+from disciplined.tasks import load_task
+from disciplined.trials import TrialResult, TrialSpec, run_trial
+
+
+def _row(value, loss, lr, usable=True, div=None):
+    return CurveSummary(
+        value=value,
+        key=f"k{value}",
+        status="ok" if usable else "diverged",
+        min_loss=loss if usable else math.nan,
+        lr_at_min=lr,
+        diverge_lr=div,
+        start_loss=2.3,
+        usable=usable,
+        note="" if usable else "never fell",
+    )
+
+
+def test_rule_takes_the_clearly_lowest_loss():
+    rows = [_row(1e-2, 0.60, 0.5), _row(1e-3, 0.40, 0.3), _row(0.0, 0.55, 0.4)]
+    value, reason = lowest_val_loss_at_high_lr(rows)
+    assert value == 1e-3 and "the lowest of all" in reason
+
+
+def test_rule_prefers_the_higher_lr_among_near_ties():
+    rows = [_row(1e-2, 0.405, 0.6), _row(1e-3, 0.400, 0.3), _row(0.0, 0.50, 0.9)]
+    value, reason = lowest_val_loss_at_high_lr(rows, tolerance=0.02)
+    assert value == 1e-2 and "highest LR" in reason
+    # with no tolerance the strictly lowest loss wins
+    assert lowest_val_loss_at_high_lr(rows, tolerance=0.0)[0] == 1e-3
+
+
+def test_rule_skips_unusable_curves_and_fails_when_none_is_left():
+    rows = [_row(1e-1, 0.1, 1.0, usable=False), _row(1e-3, 0.4, 0.3)]
+    value, reason = lowest_val_loss_at_high_lr(rows)
+    assert value == 1e-3 and "not usable: 0.1" in reason
+    with pytest.raises(UsageError, match="every trial of the sweep diverged or failed"):
+        lowest_val_loss_at_high_lr([rows[0]])
+
+
+def _rt(val_lrs, val_losses, stop_lr=None):
+    s = Suggestion(max_lr=0.1, min_lr=0.01, rule="smith", reason="", index=0)
+    return RangeTest(
+        lrs=(0.1,),
+        losses=(1.0,),
+        smoothed=(1.0,),
+        suggestion=s,
+        val_lrs=tuple(val_lrs),
+        val_losses=tuple(val_losses),
+        stop_lr=stop_lr,
+    )
+
+
+def test_summary_reads_the_lowest_three_point_mean():
+    spec = TrialSpec(task="digits-mlp", hparams=HParams().to_dict(), kind="range_test", budget={})
+    lrs = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
+    losses = [2.0, 1.0, 0.2, 1.1, 3.0, float("nan")]
+    res = TrialResult(spec.key, spec, "ok", 1.0, range_test=_rt(lrs, losses, stop_lr=100.0))
+    s = summarize_range_test(1e-4, res)
+    # 3-point means: (2+1+.2)/3=1.0667, (1+.2+1.1)/3=0.7667, (.2+1.1+3)/3=1.4333
+    assert s.usable and s.min_loss == pytest.approx(2.3 / 3) and s.lr_at_min == 0.1
+    assert s.diverge_lr == 100.0 and s.start_loss == 2.0
+    flat = TrialResult(spec.key, spec, "ok", 1.0, range_test=_rt(lrs[:4], [1, 2, 3, 4]))
+    assert not summarize_range_test(0.0, flat).usable
+
+
+def test_default_grid_follows_the_report():
+    values, why = default_weight_decays(load_task("digits-mlp"))
+    assert values == (1e-2, 1e-3, 1e-4, 0.0) and "small data" in why
+
+
+def _ctx(task="digits-mlp", **kw):
+    return StudyContext(task=task, store=MemoryStore(), **kw)
+
+
+def test_digits_rejects_an_over_regularizing_weight_decay(tmp_path):
+    ctx = _ctx(out=tmp_path)
+    hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)
+    d = weight_decay_sweep(ctx, hp, values=(1e-1, 1e-3, 0.0), num_steps=200)
+    assert d.value != 1e-1, d.reason
+    assert d.name == "weight_decay" and d.rule == "lowest_val_loss_at_high_lr"
+    assert [r["value"] for r in d.table] == [1e-1, 1e-3, 0.0] and len(d.trials) == 3
+    by_value = {r["value"]: r for r in d.table}
+    assert by_value[1e-1]["lowest_val_loss"] > by_value[d.value]["lowest_val_loss"]
+    assert os.path.exists(d.plot) and d.compute["trials"] == 3
+    back = Decision.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert back == d
+
+
+def test_zero_weight_decay_loses_on_a_tiny_training_set():
+    # 400 samples of MNIST-1D (320 to train) and a wide MLP: without weight decay it
+    # overfits within the test's steps, and its validation loss bottoms out higher.
+    ctx = _ctx(task="mnist1d-mlp", task_options={"samples": 400, "hidden": 256})
+    hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)
+    d = weight_decay_sweep(ctx, hp, values=(0.0, 1e-2), num_steps=400)
+    assert d.value == 1e-2, d.reason
+
+
+def _nan_runner(bad_value):
+    """Runs trials for real, but starts the sweep of one value at an LR that blows up."""
+
+    def runner(spec):
+        if spec.hparams["weight_decay"] != bad_value:
+            return run_trial(spec)
+        return _blow_up(spec)
+
+    return runner
+
+
+def _blow_up(spec):
+    """Run ``spec`` with a sweep that starts at LR 1e4, filed under the spec's own key."""
+    hot = replace(spec, budget={**spec.budget, "start_lr": 1e4, "end_lr": 1e6})
+    return replace(run_trial(hot), key=spec.key, spec=spec)
+
+
+def test_a_diverging_trial_is_recorded_and_the_sweep_still_decides():
+    ctx = _ctx(runner=_nan_runner(1e-3))
+    hp = HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9)
+    d = weight_decay_sweep(ctx, hp, values=(1e-3, 1e-4), num_steps=60)
+    assert d.value == 1e-4
+    bad = next(r for r in d.table if r["value"] == 1e-3)
+    assert bad["status"] == "diverged"
+    stored = [r for r in ctx.store.results() if r.spec.hparams["weight_decay"] == 1e-3]
+    assert stored[0].status == "diverged" and "nan" in stored[0].reason.lower()
+
+
+def test_when_every_trial_diverges_the_error_says_so():
+    ctx = _ctx()
+
+    ctx.runner = _blow_up
+    with pytest.raises(UsageError, match="every trial of the sweep diverged"):
+        weight_decay_sweep(ctx, HParams(batch_size=64), values=(1e-3, 0.0), num_steps=40)
+
+
+def test_momentum_test_sets_the_cycle_bounds():
+    ctx = _ctx()
+    d = momentum_test(ctx, HParams(batch_size=64), values=(0.95, 0.9), num_steps=120)
+    assert d.value in (0.95, 0.9)
+    assert d.extra["max_momentum"] == d.value
+    assert d.extra["min_momentum"] == (0.85 if d.value >= 0.95 else 0.8)
+    assert d.extra["parameter"] == "momentum"
+    d2 = momentum_test(
+        _ctx(), HParams(batch_size=64, optimizer="adamw"), values=(0.95, 0.9), num_steps=60
+    )
+    assert d2.extra["parameter"] == "betas[0]"
+
+
+def test_dropout_sweep_runs_and_refuses_a_task_without_dropout(tmp_path):
+    d = dropout_sweep(
+        _ctx(),
+        HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9),
+        values=(0.0, 0.5),
+        num_steps=100,
+    )
+    assert d.name == "dropout" and d.value in (0.0, 0.5) and len(d.table) == 2
+    f = tmp_path / "nodrop.py"
+    f.write_text(NO_DROPOUT_TASK)
+    with pytest.raises(UsageError, match="has no dropout to sweep"):
+        dropout_sweep(_ctx(task=f"{f}:make"), HParams(), values=(0.0, 0.5))
+
+
+NO_DROPOUT_TASK = """
+import torch
+from torch import nn
+from disciplined import Task
+from disciplined.tasks import accuracy
+
+def make():
+    x = torch.randn(64, 3)
+    y = (x[:, 0] > 0).long()
+    return Task(name="nodrop", build_model=lambda hp: nn.Linear(3, 2), train_data=(x, y),
+                val_data=(x, y), loss_fn=nn.functional.cross_entropy, metric=accuracy,
+                metric_name="accuracy")
+"""
+
+
+def test_snapshot_method_records_its_cost_and_reuses_the_snapshot(tmp_path):
+    ctx = _ctx(out=tmp_path)
+    hp = HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9)
+    d = weight_decay_sweep(
+        ctx, hp, values=(1e-3, 1e-4, 0.0), num_steps=60, method="snapshot", snapshot_epochs=1
+    )
+    snap = d.extra["snapshot"]
+    assert d.extra["method"] == "snapshot" and snap["weight_decay"] == 1e-4
+    assert snap["epochs"] == 1 and os.path.exists(snap["path"])
+    assert d.compute["epochs"] >= 1 + sum(0 for _ in d.trials)
+    again = weight_decay_sweep(
+        ctx, hp, values=(1e-3, 1e-4, 0.0), num_steps=60, method="snapshot", snapshot_epochs=1
+    )
+    assert again.value == d.value and again.extra["snapshot"] == snap
+
+
+def test_refinement_adds_the_half_exponent():
+    ctx = _ctx()
+    d = weight_decay_sweep(
+        ctx, HParams(batch_size=64), values=(1e-3, 1e-4, 0.0), num_steps=60, refine=True
+    )
+    values = [r["value"] for r in d.table]
+    assert len(values) == 4 and values[-1] == pytest.approx(10**-3.5)
+
+
+SLOW_TASK = """
+import time
+from disciplined.tasks import load_task
+from dataclasses import replace
+
+def make():
+    base = load_task("digits-mlp")
+    def slow_loss(out, y):
+        time.sleep(0.003)
+        return base.loss_fn(out, y)
+    return replace(base, name="slow-digits", loss_fn=slow_loss)
+"""
+
+
+def test_a_killed_sweep_resumes_without_recomputing_and_decides_the_same(tmp_path):
+    task_file = tmp_path / "slow.py"
+    task_file.write_text(SLOW_TASK)
+    task = f"{task_file}:make"
+    store_path = tmp_path / "kill" / "trials.sqlite"
+    args = [
+        "sweep",
+        "weight-decay",
+        "--task",
+        task,
+        "--values",
+        "1e-2,1e-3,1e-4,0",
+        "--steps",
+        "150",
+        "--out",
+        str(tmp_path / "kill"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as this process: identical arithmetic
+    child = subprocess.Popen(
+        [sys.executable, "-m", "disciplined", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    done_before = 0
+    while time.time() < deadline and child.poll() is None:
+        if store_path.exists():
+            with SQLiteStore(store_path) as s:
+                done_before = len(s)
+            if done_before >= 2:
+                break
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with SQLiteStore(store_path) as s:
+        done_before = len(s)
+    assert 1 <= done_before < 4, "the child should be killed mid-sweep"
+
+    calls = []
+
+    def counting(spec):
+        calls.append(spec.key)
+        return run_trial(spec)
+
+    hp = HParams(max_lr=1e-5, batch_size=32, max_momentum=0.9, min_momentum=0.9)
+    with SQLiteStore(store_path) as store:
+        resumed = weight_decay_sweep(
+            StudyContext(task=task, store=store, runner=counting),
+            hp,
+            values=(1e-2, 1e-3, 1e-4, 0.0),
+            num_steps=150,
+        )
+    assert len(calls) == 4 - done_before
+    fresh = weight_decay_sweep(
+        StudyContext(task=task, store=MemoryStore()),
+        hp,
+        values=(1e-2, 1e-3, 1e-4, 0.0),
+        num_steps=150,
+    )
+    assert resumed.value == fresh.value and resumed.table == fresh.table
+    assert resumed.trials == fresh.trials
+
+
+def test_in_process_and_worker_processes_decide_identically():
+    from disciplined.executors import ProcessExecutor
+
+    hp = HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9)
+    a = weight_decay_sweep(
+        _ctx(executor=InProcessExecutor(threads=1)), hp, values=(1e-3, 0.0), num_steps=60
+    )
+    b = weight_decay_sweep(
+        _ctx(executor=ProcessExecutor(workers=2, threads=1)), hp, values=(1e-3, 0.0), num_steps=60
+    )
+    assert a.value == b.value and a.table == b.table
+
+
+def test_sweep_command_writes_the_decision(tmp_path, capsys):
+    out = tmp_path / "s"
+    code = main(
+        [
+            "sweep",
+            "momentum",
+            "--task",
+            "digits-mlp",
+            "--values",
+            "0.95,0.9",
+            "--steps",
+            "60",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    d = json.loads((out / "decision.json").read_text())
+    assert d["name"] == "momentum" and d["value"] in (0.95, 0.9)
+    assert (out / "momentum.png").exists() and (out / "trials.sqlite").exists()
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("digits-mlp: momentum = ") and len(line.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bogus", "--task", "digits-mlp"], "invalid choice: 'bogus'"),
+        (["weight-decay", "--task", "digits-mlp", "--values=-1e-3,0"], "must be >= 0"),
+        (["momentum", "--task", "digits-mlp", "--values", "0.9,1.0"], "must be < 1"),
+        (["weight-decay", "--task", "digits-mlp", "--values", "abc"], "comma-separated"),
+        (["weight-decay", "--task", "digits-mlp", "--momentum", "1.5"], "--momentum must be"),
+    ],
+)
+def test_sweep_bad_input(tmp_path, capsys, args, message):
+    code = main(["sweep", *args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sweep_refuses_an_unwritable_store_and_a_store_of_another_task(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(
+        [
+            "sweep",
+            "weight-decay",
+            "--task",
+            "digits-mlp",
+            "--store",
+            str(blocker / "t.sqlite"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    store = tmp_path / "shared.sqlite"
+    with SQLiteStore(store) as s:
+        s.bind({"task": "mnist1d-cnn", "task_options": {}})
+    code = main(
+        [
+            "sweep",
+            "weight-decay",
+            "--task",
+            "digits-mlp",
+            "--store",
+            str(store),
+            "--values",
+            "1e-3,0",
+            "--steps",
+            "30",
+            "--out",
+            str(tmp_path / "o2"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "refusing to mix" in err and len(err.strip().splitlines()) == 1
