@@ -56,10 +56,13 @@ class StudyContext:
     runner: Callable[[TrialSpec], TrialResult] = run_trial
     out: Path | None = None
     on_result: Progress | None = None
+    task_obj: Task | None = None
 
     def load(self) -> Task:
-        """The task itself."""
-        return load_task(self.task, self.task_options)
+        """The task itself (``task_obj`` when given, else built from the reference)."""
+        if self.task_obj is None:
+            self.task_obj = load_task(self.task, self.task_options)
+        return self.task_obj
 
     def run(self, specs: Sequence[TrialSpec]) -> list[TrialResult]:
         """Run (or read back) ``specs``; results in the same order."""
@@ -427,3 +430,167 @@ def _check_values(name: str, values: Sequence[float], lo: float, hi: float | Non
     if len(set(out)) != len(out):
         raise UsageError(f"{name} values repeat: {list(values)}")
     return out
+
+
+def learning_rate_test(
+    ctx: StudyContext, hp: HParams, *, num_steps: int = 300, seed: int = 0, tag: str = "lr"
+) -> Decision:
+    """The recipe's LR range test at ``hp``: max LR by the default rule (`suggest.smith`),
+    min LR = max/10. Records the validation loss too, so the report can show it."""
+    task = ctx.load()
+    budget = default_range_budget(task, hp, num_steps)
+    (result,) = ctx.run([_range_spec(ctx, hp, budget, seed, tag=tag)])
+    test = result.range_test
+    if result.status == "failed" or test is None or test.suggestion is None:
+        raise UsageError(
+            f"the LR range test at batch {hp.batch_size} gave no suggestion: "
+            f"{result.reason or (test.stop_reason if test else '')}"
+        )
+    s = test.suggestion
+    plot = ctx.plot_path(f"{tag}_range_test.png")
+    if plot is not None:
+        test.plot(
+            plot,
+            title=f"{task.name}: LR range test, batch {hp.batch_size}, "
+            f"weight decay {hp.weight_decay:g}, momentum {hp.max_momentum:g}",
+        )
+    row = {
+        "max_lr": s.max_lr,
+        "min_lr": s.min_lr,
+        "stopped_at_lr": test.stop_lr,
+        "stop_reason": test.stop_reason,
+        "steps": len(test.lrs),
+    }
+    return Decision(
+        name="learning_rate",
+        value=s.max_lr,
+        rule=s.rule,
+        reason=s.reason,
+        table=(row,),
+        trials=(result.key,),
+        plot=str(plot) if plot else None,
+        extra={"min_lr": s.min_lr},
+        compute=_compute([result]),
+    )
+
+
+def batch_size_search(
+    ctx: StudyContext,
+    hp: HParams,
+    *,
+    compare: bool = True,
+    candidates: Sequence[int] | None = None,
+    memory_limit: int | str | None = None,
+    compare_epochs: float = 5.0,
+    num_steps: int = 300,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Decision:
+    """Choose the batch size: the largest that fits in memory caps the candidates; with
+    ``compare`` each candidate gets its own range-test max LR and a 1cycle run of the same
+    wall-clock time (that of ``compare_epochs`` epochs at the middle candidate), and the best
+    validation metric wins (`batch.best_at_equal_time`). Step timings are kept in the store,
+    so a resumed search plans the same runs."""
+    from disciplined.batch import (
+        best_at_equal_time,
+        candidate_batch_sizes,
+        equal_time_steps,
+        largest_batch_that_fits,
+        measure_step_seconds,
+        memory_decision,
+    )
+    from disciplined.training import batches_per_epoch
+
+    task = ctx.load()
+    fit_ = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
+    if not compare:
+        return memory_decision(fit_)
+    sizes = candidate_batch_sizes(task, fit_.batch_size, candidates)
+    if len(sizes) == 1:
+        return memory_decision(fit_, why=f"only one candidate ({sizes[0]}) to compare")
+    ctx.store.bind({"task": ctx.task, "task_options": ctx.task_options})
+    timing_key = f"batch_step_seconds:{sizes}:{hp.optimizer}"
+    timing = ctx.store.get_meta(timing_key)
+    if timing is None:
+        measured = measure_step_seconds(task, hp, sizes, device=device)
+        timing = ctx.store.setdefault_meta(timing_key, {str(b): s for b, s in measured.items()})
+    per_step = {int(b): float(s) for b, s in timing.items()}
+    middle = sizes[len(sizes) // 2]
+    seconds = compare_epochs * batches_per_epoch(task.train_data, middle) * per_step[middle]
+    steps = equal_time_steps(per_step, seconds)
+
+    # Each candidate's range test covers about as many samples as one of ``num_steps`` at
+    # ``hp.batch_size`` (between 100 steps and ``num_steps``), so large batches cost no more.
+    def test_steps(b: int) -> int:
+        return max(100, min(num_steps, round(num_steps * hp.batch_size / b)))
+
+    lr_decisions = {
+        b: learning_rate_test(
+            ctx, hp.with_(batch_size=b), num_steps=test_steps(b), seed=seed, tag=f"batch{b}"
+        )
+        for b in sizes
+    }
+    specs = []
+    for b in sizes:
+        epochs = steps[b] / batches_per_epoch(task.train_data, b)
+        specs.append(
+            TrialSpec(
+                task=ctx.task,
+                kind="train",
+                seed=seed,
+                task_options=dict(ctx.task_options),
+                hparams=hp.with_(batch_size=b, max_lr=lr_decisions[b].value).to_dict(),
+                budget={"epochs": epochs, "eval_every": max(1, steps[b] // 10)},
+                tag=f"batch_size={b}",
+            )
+        )
+    results = ctx.run(specs)
+    rows = []
+    for b, r in zip(sizes, results, strict=True):
+        h = r.history
+        final = h.final if h else None
+        rows.append(
+            {
+                "batch_size": b,
+                "max_lr": lr_decisions[b].value,
+                "steps": steps[b],
+                "epochs": h.epochs if h else 0.0,
+                "seconds": h.seconds if h else 0.0,
+                "val_metric": final.val_metric if final else math.nan,
+                "val_loss": final.val_loss if final else math.nan,
+                "diverged": r.status != "ok",
+                "trial": r.key,
+            }
+        )
+    chosen, reason = best_at_equal_time(rows, task.higher_is_better)
+    plot = ctx.plot_path("batch_size.png")
+    if plot is not None:
+        from disciplined.report.plots import plot_metric_vs_time
+
+        plot_metric_vs_time(
+            [r.history for r in results],
+            [f"batch {b}" for b in sizes],
+            plot,
+            title=f"{task.name}: batch sizes at equal wall-clock time",
+        )
+    lr_trials = tuple(k for d in lr_decisions.values() for k in d.trials)
+    compute = _compute(results)
+    for d in lr_decisions.values():
+        compute["epochs"] += d.compute["epochs"]
+        compute["seconds"] += d.compute["seconds"]
+        compute["trials"] += d.compute["trials"]
+    return Decision(
+        name="batch_size",
+        value=chosen,
+        rule="best_at_equal_time",
+        reason=reason,
+        table=tuple(rows),
+        trials=lr_trials + tuple(r.key for r in results),
+        plot=str(plot) if plot else None,
+        extra={
+            "memory": fit_.to_dict(),
+            "seconds_each": seconds,
+            "max_lr": {str(b): lr_decisions[b].value for b in sizes},
+        },
+        compute=compute,
+    )

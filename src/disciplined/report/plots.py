@@ -135,3 +135,20 @@ def plot_range_overlay(
     _loss_ylim(ax, curves)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_metric_vs_time(histories, labels, path: str | Path, title: str | None = None) -> Path:
+    """Validation metric against wall-clock seconds, one line per run (the report's way of
+    comparing batch sizes)."""
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    name = "metric"
+    for i, (h, label) in enumerate(zip(histories, labels, strict=True)):
+        if h is None or not h.evals:
+            continue
+        name = h.metric_name
+        ax.plot([e.seconds for e in h.evals], [e.val_metric for e in h.evals], "o-", ms=3,
+                color=f"C{i}", label=label)
+    ax.set(xlabel="training seconds", ylabel=f"validation {name}", title=title or "")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

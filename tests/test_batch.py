@@ -1,0 +1,136 @@
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from disciplined import HParams, Task
+from disciplined.batch import (
+    best_at_equal_time,
+    candidate_batch_sizes,
+    largest_batch_that_fits,
+    parse_memory,
+    step_memory,
+)
+from disciplined.hparams import build_optimizer
+from disciplined.store import MemoryStore
+from disciplined.studies import StudyContext, batch_size_search
+from disciplined.tasks import accuracy, load_task
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2GB", 2_000_000_000),
+        ("512MiB", 512 * 2**20),
+        ("1.5g", 1_500_000_000),
+        ("1e6", 1_000_000),
+        (4096, 4096),
+        ("10 kb", 10_000),
+    ],
+)
+def test_parse_memory(text, value):
+    assert parse_memory(text) == value
+
+
+@pytest.mark.parametrize("text", ["lots", "-1GB", "0", "3XB"])
+def test_parse_memory_rejects_nonsense(text):
+    with pytest.raises(ValueError, match="memory limit must"):
+        parse_memory(text)
+
+
+def _mlp_task(n=2048):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 64, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return Task(
+        name="mlp",
+        train_data=(x, y),
+        val_data=(x[:256], y[:256]),
+        build_model=lambda hp: nn.Sequential(
+            nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+        ),
+        loss_fn=nn.functional.cross_entropy,
+        metric=accuracy,
+        metric_name="accuracy",
+    )
+
+
+def test_step_memory_grows_by_the_activations_autograd_keeps():
+    task = _mlp_task()
+    model = task.model()
+    opt = build_optimizer(model, HParams())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    m1, m2 = step_memory(model, opt, task, 256), step_memory(model, opt, task, 512)
+    per_sample = (m2 - m1) / 256
+    # Kept for backward per sample: the input (64 floats), the first hidden layer (128,
+    # shared by ReLU and the next Linear), the second (64), and the softmax of the 10
+    # logits; plus the batch itself (64 inputs, one int64 label) and the 10 outputs.
+    kept = 4 * (64 + 128 + 64 + 10)
+    batch = 4 * 64 + 8 + 4 * 10
+    assert kept + batch <= per_sample <= 2 * (kept + batch), per_sample
+    params = sum(p.numel() for p in model.parameters()) * 4
+    assert m1 >= 3 * params  # weights, gradients, momentum buffers
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert opt.state_dict()["state"] == {}
+
+
+def test_largest_batch_is_the_boundary_of_the_limit():
+    task = _mlp_task()
+    hp = HParams()
+    model = task.model()
+    opt = build_optimizer(model, hp)
+    need = {b: step_memory(model, opt, task, b) for b in (300, 301)}
+    limit = (need[300] + need[301]) / 2 / 0.8  # the 20% margin puts the edge between them
+    fit = largest_batch_that_fits(task, hp, memory_limit=int(limit))
+    assert fit.batch_size == 300 and fit.capped_by == "memory"
+    assert [b for b, _, _ in fit.probes][:5] == [16, 32, 64, 128, 256]
+    assert all(ok == (n <= limit * 0.8) for _, n, ok in fit.probes)
+
+
+def test_memory_never_binds_on_a_small_data_set():
+    fit = largest_batch_that_fits(load_task("digits-mlp"), HParams(), memory_limit="4GB")
+    assert fit.batch_size == 1437 and fit.capped_by == "data"
+
+
+def test_a_limit_too_small_for_one_sample_is_an_error():
+    with pytest.raises(ValueError, match="not even a batch of 1 fits"):
+        largest_batch_that_fits(_mlp_task(), HParams(), memory_limit=1000)
+
+
+def test_candidates_keep_enough_steps_per_epoch():
+    task = load_task("mnist1d-cnn")
+    assert candidate_batch_sizes(task, 4000) == [16, 32, 64, 128, 256]
+    assert candidate_batch_sizes(task, 100) == [16, 32, 64]
+    assert candidate_batch_sizes(task, 4000, base=[8, 100, 5000]) == [8, 100]
+
+
+def _r(b, metric, diverged=False):
+    return {"batch_size": b, "val_metric": metric, "diverged": diverged}
+
+
+def test_equal_time_rule():
+    assert best_at_equal_time([_r(32, 0.95), _r(128, 0.93)])[0] == 32
+    assert best_at_equal_time([_r(32, 0.95), _r(128, 0.95)])[0] == 128  # tie: larger
+    assert best_at_equal_time([_r(32, 0.99, True), _r(128, 0.9)])[0] == 128
+    assert best_at_equal_time([_r(32, 0.2), _r(128, 0.3)], higher_is_better=False)[0] == 32
+    with pytest.raises(ValueError, match="every batch-size candidate diverged"):
+        best_at_equal_time([_r(32, math.nan), _r(64, 0.5, True)])
+
+
+def test_batch_size_comparison_on_digits(tmp_path):
+    store = MemoryStore()
+    ctx = StudyContext(task="digits-mlp", store=store, out=tmp_path)
+    hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)
+    d = batch_size_search(ctx, hp, candidates=[32, 128], compare_epochs=1, num_steps=120)
+    assert d.name == "batch_size" and d.rule == "best_at_equal_time" and d.value in (32, 128)
+    rows = {r["batch_size"]: r for r in d.table}
+    assert set(rows) == {32, 128}
+    assert all(r["max_lr"] > 0 and not r["diverged"] for r in rows.values())
+    # equal wall-clock time: the larger batch takes fewer, costlier steps
+    assert rows[128]["steps"] < rows[32]["steps"]
+    assert os.path.exists(d.plot)
+    again = batch_size_search(ctx, hp, candidates=[32, 128], compare_epochs=1, num_steps=120)
+    assert again.table == d.table and again.trials == d.trials  # the same plan, read back
