@@ -134,3 +134,14 @@ def test_batch_size_comparison_on_digits(tmp_path):
     assert os.path.exists(d.plot)
     again = batch_size_search(ctx, hp, candidates=[32, 128], compare_epochs=1, num_steps=120)
     assert again.table == d.table and again.trials == d.trials  # the same plan, read back
+
+
+def test_ties_within_the_noise_go_to_the_larger_batch():
+    from disciplined.batch import metric_noise
+
+    se = metric_noise(0.96, 360, "classification")
+    assert se == pytest.approx(math.sqrt(0.96 * 0.04 / 360))
+    rows = [_r(32, 0.961), _r(64, 0.955), _r(128, 0.944)]
+    value, reason = best_at_equal_time(rows, tolerance=se)
+    assert value == 64 and "2 candidates were within" in reason
+    assert metric_noise(0.9, 100, "regression") == 0.0

@@ -5,6 +5,7 @@ The public surface: policies in `disciplined.schedules`, the torch adapter
 `train_task`.
 """
 
+from disciplined.diagnose import Diagnosis, diagnose
 from disciplined.errors import UsageError
 from disciplined.hparams import HParams, train_task
 from disciplined.scheduler import OneCycleScheduler, PolicyScheduler
@@ -15,6 +16,7 @@ from disciplined.training import EvalRecord, History, evaluate, fit
 __version__ = "0.1.0"
 
 __all__ = [
+    "Diagnosis",
     "EvalRecord",
     "HParams",
     "History",
@@ -25,6 +27,7 @@ __all__ = [
     "Task",
     "TriangularPolicy",
     "UsageError",
+    "diagnose",
     "evaluate",
     "fit",
     "load_task",

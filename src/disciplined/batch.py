@@ -318,22 +318,27 @@ def measure_step_seconds(
     return out
 
 
-def memory_decision(fit_: MemoryFit, why: str = "") -> Decision:
-    """A `Decision` for the memory cap alone."""
+def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
+    """A `Decision` without a comparison: the largest candidate of `candidate_batch_sizes`
+    (powers of two up to the largest that fits, keeping at least 10 steps an epoch: a
+    batch of the whole data set fits in memory but leaves too few steps to train)."""
     rows = tuple({"batch_size": b, "step_bytes": need, "fits": ok} for b, need, ok in fit_.probes)
+    value = candidate_batch_sizes(task, fit_.batch_size)[-1]
     if fit_.capped_by == "data":
         reason = (
-            f"memory never binds: a step at the whole training set ({fit_.batch_size}) "
-            f"fits in {fit_.limit_bytes / 2**20:.0f} MiB"
+            f"memory never binds (a step over the whole training set, "
+            f"{fit_.batch_size}, fits in {fit_.limit_bytes / 2**20:.0f} MiB)"
         )
     else:
         reason = (
             f"{fit_.batch_size} is the largest batch whose step fits in "
             f"{fit_.limit_bytes / 2**20:.0f} MiB less the safety margin"
         )
+    if value != fit_.batch_size:
+        reason += f"; {value} is the largest power of two that leaves at least 10 steps an epoch"
     return Decision(
         name="batch_size",
-        value=fit_.batch_size,
+        value=value,
         rule="largest_that_fits",
         reason=reason + (f"; {why}" if why else ""),
         table=rows,
@@ -341,11 +346,12 @@ def memory_decision(fit_: MemoryFit, why: str = "") -> Decision:
     )
 
 
-def best_at_equal_time(
-    rows: Sequence[dict[str, Any]], higher_is_better: bool = True, tolerance: float = 0.0
-) -> tuple[int, str]:
+def best_at_equal_time(rows: Sequence[dict[str, Any]], higher_is_better: bool = True,
+                       tolerance: float = 0.0) -> tuple[int, str]:
     """The report's batch-size rule: the best validation metric after equal wall-clock
-    time; among ties (within ``tolerance``) the larger batch. Rows need ``batch_size``,
+    time. Candidates within ``tolerance`` of the best are taken as tied (the recipe passes
+    the metric's standard error), and of those the largest batch wins: it permits the
+    larger learning rate and runs faster per epoch. Rows need ``batch_size``,
     ``val_metric`` and ``diverged``."""
     ok = [r for r in rows if not r["diverged"] and math.isfinite(r["val_metric"])]
     if not ok:
@@ -354,10 +360,21 @@ def best_at_equal_time(
     best = max(sign * r["val_metric"] for r in ok)
     near = [r for r in ok if sign * r["val_metric"] >= best - tolerance]
     chosen = max(near, key=lambda r: r["batch_size"])
-    others = ", ".join(f"{r['batch_size']}: {r['val_metric']:.4f}" for r in ok if r is not chosen)
-    reason = (
-        f"batch {chosen['batch_size']} reached validation metric "
-        f"{chosen['val_metric']:.4f} in the same wall-clock time as the others "
-        f"({others})"
-    )
+    others = ", ".join(f"{r['batch_size']}: {r['val_metric']:.4f}" for r in ok
+                       if r is not chosen)
+    reason = (f"batch {chosen['batch_size']} reached validation metric "
+              f"{chosen['val_metric']:.4f} in the same wall-clock time as the others "
+              f"({others})")
+    if len(near) > 1:
+        reason += (f"; {len(near)} candidates were within {tolerance:.3g} of the best "
+                   "(noise), and the largest of them was taken")
     return int(chosen["batch_size"]), reason
+
+
+def metric_noise(metric: float, n: int, kind: str) -> float:
+    """Standard error of an accuracy ``metric`` measured on ``n`` samples,
+    ``sqrt(p (1 - p) / n)``; 0 for other kinds of metric (no such formula)."""
+    if kind != "classification" or not math.isfinite(metric) or n <= 0:
+        return 0.0
+    p = min(max(metric, 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / n)

@@ -485,10 +485,12 @@ def batch_size_search(
     num_steps: int = 300,
     seed: int = 0,
     device: str = "cpu",
+    max_epochs: float | None = None,
 ) -> Decision:
     """Choose the batch size: the largest that fits in memory caps the candidates; with
     ``compare`` each candidate gets its own range-test max LR and a 1cycle run of the same
-    wall-clock time (that of ``compare_epochs`` epochs at the middle candidate), and the best
+    wall-clock time (that of ``compare_epochs`` epochs at the middle candidate, shortened so
+    the whole comparison stays within ``max_epochs`` epochs of compute), and the best
     validation metric wins (`batch.best_at_equal_time`). Step timings are kept in the store,
     so a resumed search plans the same runs."""
     from disciplined.batch import (
@@ -498,16 +500,17 @@ def batch_size_search(
         largest_batch_that_fits,
         measure_step_seconds,
         memory_decision,
+        metric_noise,
     )
     from disciplined.training import batches_per_epoch
 
     task = ctx.load()
     fit_ = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
     if not compare:
-        return memory_decision(fit_)
+        return memory_decision(fit_, task)
     sizes = candidate_batch_sizes(task, fit_.batch_size, candidates)
     if len(sizes) == 1:
-        return memory_decision(fit_, why=f"only one candidate ({sizes[0]}) to compare")
+        return memory_decision(fit_, task, why=f"only one candidate ({sizes[0]}) to compare")
     ctx.store.bind({"task": ctx.task, "task_options": ctx.task_options})
     timing_key = f"batch_step_seconds:{sizes}:{hp.optimizer}"
     timing = ctx.store.get_meta(timing_key)
@@ -516,13 +519,28 @@ def batch_size_search(
         timing = ctx.store.setdefault_meta(timing_key, {str(b): s for b, s in measured.items()})
     per_step = {int(b): float(s) for b, s in timing.items()}
     middle = sizes[len(sizes) // 2]
-    seconds = compare_epochs * batches_per_epoch(task.train_data, middle) * per_step[middle]
-    steps = equal_time_steps(per_step, seconds)
+    per_epoch = {b: batches_per_epoch(task.train_data, b) for b in sizes}
 
     # Each candidate's range test covers about as many samples as one of ``num_steps`` at
     # ``hp.batch_size`` (between 100 steps and ``num_steps``), so large batches cost no more.
     def test_steps(b: int) -> int:
         return max(100, min(num_steps, round(num_steps * hp.batch_size / b)))
+
+    test_cost = sum(test_steps(b) / per_epoch[b] for b in sizes)
+    seconds = compare_epochs * per_epoch[middle] * per_step[middle]
+    epochs_per_second = sum(1 / (per_epoch[b] * per_step[b]) for b in sizes)
+    if max_epochs is not None:
+        room = max_epochs - test_cost
+        if room < len(sizes):  # not even an epoch a candidate
+            return memory_decision(
+                fit_,
+                why=(
+                    f"the {max_epochs:.1f} epochs of budget left cannot compare {len(sizes)} "
+                    f"batch sizes (their range tests alone take {test_cost:.1f})"
+                ),
+            )
+        seconds = min(seconds, room / epochs_per_second)
+    steps = equal_time_steps(per_step, seconds)
 
     lr_decisions = {
         b: learning_rate_test(
@@ -562,7 +580,9 @@ def batch_size_search(
                 "trial": r.key,
             }
         )
-    chosen, reason = best_at_equal_time(rows, task.higher_is_better)
+    finite = [r["val_metric"] for r in rows if math.isfinite(r["val_metric"])]
+    noise = metric_noise(max(finite), task.num_val, task.kind) if finite else 0.0
+    chosen, reason = best_at_equal_time(rows, task.higher_is_better, tolerance=noise)
     plot = ctx.plot_path("batch_size.png")
     if plot is not None:
         from disciplined.report.plots import plot_metric_vs_time

@@ -454,7 +454,9 @@ def fit(
             if step_i < warm:
                 run_mean = v if step_i == 0 else run_mean + (v - run_mean) / (step_i + 1)
                 if step_i == warm - 1:
-                    base_loss = run_mean
+                    # the lower of the first loss and the first steps' mean, so a blow-up
+                    # within those steps cannot raise the bar it is measured against
+                    base_loss = min(losses[0], run_mean)
             else:
                 run_mean = beta * run_mean + (1 - beta) * v
                 if (

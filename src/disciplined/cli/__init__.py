@@ -10,10 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from disciplined.cli import find_lr, sweep, train
+from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
 from disciplined.errors import UsageError
 
-COMMANDS = (train, find_lr, sweep)
+COMMANDS = (train, find_lr, sweep, tune, diagnose, report)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -147,8 +147,14 @@ def plot_metric_vs_time(histories, labels, path: str | Path, title: str | None =
         if h is None or not h.evals:
             continue
         name = h.metric_name
-        ax.plot([e.seconds for e in h.evals], [e.val_metric for e in h.evals], "o-", ms=3,
-                color=f"C{i}", label=label)
+        ax.plot(
+            [e.seconds for e in h.evals],
+            [e.val_metric for e in h.evals],
+            "o-",
+            ms=3,
+            color=f"C{i}",
+            label=label,
+        )
     ax.set(xlabel="training seconds", ylabel=f"validation {name}", title=title or "")
     ax.legend(fontsize=8)
     return _save(fig, path)

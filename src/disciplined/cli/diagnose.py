@@ -1,0 +1,70 @@
+"""``disciplined diagnose``: read a run's history and say whether it under- or overfits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from disciplined.cli.common import prepare_out
+from disciplined.diagnose import diagnose
+from disciplined.errors import UsageError
+from disciplined.training import History
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``diagnose`` sub-command."""
+    p = sub.add_parser(
+        "diagnose",
+        help="under/overfitting verdict from a history.json",
+        description="Read the validation and training loss curves of a run (the "
+        "history.json that `disciplined train` writes) and say whether it underfits, "
+        "overfits, is balanced, diverged or is too short to tell; write diagnosis.json.",
+    )
+    p.add_argument("path", metavar="PATH", help="a history.json, or a folder holding one")
+    p.add_argument(
+        "--out", default=None, help="folder for diagnosis.json (default: beside the history)"
+    )
+    p.set_defaults(run=run)
+
+
+def load_history(path: str | Path) -> tuple[History, Path]:
+    """The `History` at ``path`` (a file, or a folder with ``history.json``) and its file.
+
+    Anything else - a missing file, text that is not JSON, JSON that is not a history - is a
+    `UsageError` naming the file and what is wrong.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / "history.json"
+    if not file.is_file():
+        raise UsageError(f"no history file at {str(file)!r}")
+    try:
+        data = json.loads(file.read_text())
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{str(file)!r} is not a JSON text file: {exc.reason}") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{str(file)!r} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{str(file)!r} is not a history: expected a JSON object")
+    missing = [k for k in ("evals", "train_losses", "steps_per_epoch") if k not in data]
+    if missing:
+        raise UsageError(f"{str(file)!r} is not a history: no {missing[0]!r} field")
+    try:
+        history = History.from_dict(data)
+    except KeyError as exc:
+        raise UsageError(f"{str(file)!r} is not a history: no {exc.args[0]!r} field") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{str(file)!r} is not a valid history: {exc}") from exc
+    return history, file
+
+
+def run(args: argparse.Namespace) -> int:
+    """Diagnose the history, write ``diagnosis.json``, print the verdict line."""
+    history, file = load_history(args.path)
+    out = prepare_out(args.out) if args.out is not None else file.parent
+    result = diagnose(history)
+    target = out / "diagnosis.json"
+    target.write_text(json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    print(f"{result.line()} (wrote {target})")
+    return 0

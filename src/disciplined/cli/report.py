@@ -1,0 +1,25 @@
+"""``disciplined report DIR``: rebuild the HTML report of a ``tune`` output folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from disciplined.report.html import write_report
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``report`` sub-command."""
+    p = sub.add_parser(
+        "report",
+        help="rebuild report.html of a tune output folder",
+        description="Rebuild DIR/report.html from the files `disciplined tune` wrote into DIR "
+        "(tune.json, history.json and the plots) and print its path.",
+    )
+    p.add_argument("dir", metavar="DIR", help="the output folder of `disciplined tune`")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write ``DIR/report.html`` and print its path."""
+    print(write_report(args.dir))
+    return 0

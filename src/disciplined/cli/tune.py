@@ -1,0 +1,154 @@
+"""``disciplined tune``: the whole recipe on a task, ending in ``hparams.json`` and a report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from disciplined.cli.common import (
+    add_task_args,
+    parse_task_options,
+    positive_float,
+    positive_int,
+    prepare_out,
+    task_from_args,
+    trial_progress,
+)
+from disciplined.hparams import OPTIMIZERS
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers, got {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
+    return sizes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``tune`` sub-command."""
+    p = sub.add_parser(
+        "tune",
+        help="run the whole recipe and train with what it chose",
+        description="Smith's recipe (arXiv 1803.09820, section 5): LR range "
+        "test, weight decay, momentum, batch size, one 1cycle run, "
+        "diagnosis; resumable from its store.",
+    )
+    add_task_args(p)
+    p.add_argument(
+        "--epochs", type=positive_float, default=20.0, help="length of the final 1cycle run"
+    )
+    p.add_argument(
+        "--budget",
+        type=positive_float,
+        default=None,
+        help="all compute, in epochs of the task (default 10 x --epochs)",
+    )
+    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument(
+        "--store", default=None, help="SQLite file of trials (default OUT/trials.sqlite)"
+    )
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--range-steps",
+        type=positive_int,
+        default=300,
+        help="steps of each range test (fewer if the budget requires)",
+    )
+    p.add_argument(
+        "--no-batch-compare",
+        action="store_true",
+        help="take the largest batch that fits instead of comparing candidates",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        type=_sizes,
+        default=None,
+        help="candidates to compare (default: powers of two that fit)",
+    )
+    p.add_argument(
+        "--memory-limit",
+        default=None,
+        help="cap for the batch size search, e.g. 4GB (default: half of free RAM)",
+    )
+    p.add_argument(
+        "--no-correction",
+        action="store_true",
+        help="skip the corrective round after an over/underfitting verdict",
+    )
+    p.add_argument("--out", default="runs/tune")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the recipe; print progress, a summary table, and where the report is."""
+    from disciplined.batch import parse_memory
+    from disciplined.recipe import tune
+
+    task_from_args(args)  # a bad task fails here, before any folder is made
+    if args.memory_limit is not None:
+        parse_memory(args.memory_limit)
+    out = prepare_out(args.out)
+    command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    def say(message: str) -> None:
+        print(f"[tune] {message}", file=sys.stderr)
+
+    try:
+        result = tune(
+            args.task,
+            task_options=parse_task_options(args),
+            budget=args.budget,
+            epochs=args.epochs,
+            out=out,
+            store=args.store,
+            workers=args.workers,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            device=args.device,
+            range_steps=args.range_steps,
+            compare_batch_sizes=not args.no_batch_compare,
+            batch_sizes=args.batch_sizes,
+            memory_limit=args.memory_limit,
+            correct=not args.no_correction,
+            progress=say,
+            on_result=trial_progress(),
+            command=command,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"disciplined: interrupted; finished trials are kept. Resume with the same "
+            f"command: {command}",
+            file=sys.stderr,
+        )
+        return 130
+    hj = result.hparams_json()
+    print(f"{'hyper-parameter':<16} value")
+    for key in (
+        "max_lr",
+        "min_lr",
+        "max_momentum",
+        "min_momentum",
+        "weight_decay",
+        "batch_size",
+        "dropout",
+        "epochs",
+        "optimizer",
+    ):
+        value = hj[key]
+        print(f"{key:<16} {value:.4g}" if isinstance(value, float) else f"{key:<16} {value}")
+    spent_e = sum(c["epochs"] for c in result.compute.values())
+    spent_s = sum(c["seconds"] for c in result.compute.values())
+    print(
+        f"validation {hj['final']['metric']} {hj['final']['val_metric']:.4f} "
+        f"({result.diagnosis.verdict}); compute {spent_e:.1f} epochs, {spent_s:.0f} s"
+    )
+    print(f"report: {out / 'report.html'}")
+    return 0

@@ -1,0 +1,473 @@
+"""Under/overfitting diagnosis from a training run's curves (Smith, arXiv 1803.09820, sec. 3).
+
+The report reads the validation loss: still falling steeply with little gap to the training
+loss means *underfitting* (less regularization, or more capacity / a longer cycle); turning up
+while the training loss keeps falling, the gap growing, means *overfitting* (more
+regularization); the goal is a validation loss that flattens, "horizontal", at its lowest
+value (*balanced*). `diagnose` is a pure function of a `History` that applies that reading
+with named thresholds, and returns the verdict with the numbers it read (`Diagnosis`).
+
+Where the thresholds come from (``disciplined`` 0.1.0, torch 2.13 CPU, one thread, seeds 0-2,
+evaluation each epoch):
+
+- ``collapse_tol = 0.05``. MNIST-1D CNN, 1cycle to max LR 3, batch 128, 20 epochs: seed 0 was
+  stopped by ``fit``'s divergence check; seeds 1 and 2 ended at chance with a finite loss
+  (training loss 2.308 and 2.310 against a start of 2.297 and 2.285, never 5% lower). A
+  40-2-2-10 MLP that died at chance ended 4.6% below its start. The slowest run that was
+  learning (MNIST-1D MLP, constant LR 0.003, 6 epochs) was 7-9% below its start, and falling.
+- ``rise_tol = 0.10``. Digits MLP, 1cycle max LR 0.1, 20 epochs, no weight decay: the
+  smoothed validation loss ended 11%, 2% and 2% above its minimum while the training loss
+  fell to ~1e-4 (with weight decay 1e-3 all three ended at their minimum). After the LR has
+  annealed, flat validation curves move under 1% per evaluation; at the peak LR single
+  evaluations jump 50-100%, which the 3-point smoothing and the tail fit absorb. A wide MLP
+  (40-512-512-10) on 400 MNIST-1D samples at constant LR 0.05 rose 36-39% from its minimum
+  (epoch 3-7) in 15 epochs and 66-75% in 40, its training loss falling to 0.05 and 0.004.
+- ``flat_tol = 0.03``. Too small a constant LR (digits 0.001 for 6 epochs; MNIST-1D MLP
+  0.003 for 10) left the validation loss falling 8% and 4.5-5.5% over the tail. Sound runs
+  whose validation loss had flattened moved -2.8% to +1% over it.
+- ``gap_small = 0.25``, ``gap_none = 0.05``. Runs with capacity to spare end with the
+  training loss 34-100% below the validation loss (digits 53-100%, MNIST-1D CNN 35-80%,
+  synthetic regression 34-46%); the underfitting runs above end within 2%, as does a 2-unit
+  MLP on its plateau (0.3%).
+- ``gap_tol = 0.05``: the wide MLP's gap grew 22-24% over the tail at 15 epochs; in sound
+  runs whose validation loss had flattened it moved -6% to +12% (the training loss still
+  falling under weight decay 1e-2), so it counts only with a validation loss rising 3%+.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from disciplined.training import History
+
+__all__ = ["VERDICTS", "Diagnosis", "diagnose"]
+
+VERDICTS = ("underfitting", "overfitting", "balanced", "diverged", "too-short")
+
+Number = float | int | None
+
+_ADVICE_MORE_REG = (
+    "more regularization: a larger weight decay (the next value up the 1e-5..1e-2 grid), "
+    "dropout, a smaller batch size or a larger max LR"
+)
+_ADVICE_LESS_REG = "less regularization: a smaller weight decay or dropout"
+_ADVICE_CAPACITY = "or a larger model"
+_ADVICE_LONGER = "a longer cycle (more epochs)"
+_ADVICE_KEEP = "keep these settings: the validation loss is flat at its lowest value"
+_ADVICE_LOWER_LR = "lower max LR (run a range test and take a value below where the loss turns)"
+_ADVICE_RANGE_TEST = (
+    "run a range test: lower max LR if the loss is ragged at its starting level, "
+    "raise it if the loss crawls"
+)
+_ADVICE_TOO_SHORT = "train longer or evaluate more often (at least {n} evaluations)"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A verdict on a training run, with the numbers it rests on and what to do about it.
+
+    ``verdict`` is one of `VERDICTS`; ``evidence`` maps names (documented in `diagnose`) to
+    numbers read off the curves, ``None`` where a number is undefined; ``advice`` says what to
+    change, in the report's terms; ``summary`` is one sentence with the key numbers; ``rule``
+    names the rule (and arm) that decided.
+    """
+
+    verdict: str
+    evidence: dict[str, Number]
+    advice: tuple[str, ...]
+    summary: str
+    rule: str
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def line(self) -> str:
+        """The verdict, the summary and the advice on one line."""
+        advice = "; ".join(self.advice)
+        return f"{self.verdict}: {self.summary}; advice: {advice}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (non-finite numbers are already ``None``)."""
+        return {
+            "verdict": self.verdict,
+            "evidence": dict(self.evidence),
+            "advice": list(self.advice),
+            "summary": self.summary,
+            "rule": self.rule,
+            "thresholds": dict(self.thresholds),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Diagnosis:
+        """Rebuild from `to_dict` output."""
+        return cls(
+            verdict=d["verdict"],
+            evidence=dict(d["evidence"]),
+            advice=tuple(d["advice"]),
+            summary=d["summary"],
+            rule=d["rule"],
+            thresholds=dict(d.get("thresholds", {})),
+        )
+
+
+# --------------------------------------------------------------------------- curve helpers
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ``ys`` on ``xs`` (on the index when all ``xs`` are equal)."""
+    n = len(ys)
+    if n < 2:
+        return 0.0
+    if max(xs) == min(xs):
+        xs = list(range(n))
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def _smooth(ys: Sequence[float]) -> list[float]:
+    """Centered 3-point running mean (2 points at either end)."""
+    n = len(ys)
+    out = []
+    for i in range(n):
+        window = ys[max(0, i - 1) : i + 2]
+        out.append(sum(window) / len(window))
+    return out
+
+
+def _rel(x: float, scale: float) -> float:
+    return x / max(abs(scale), 1e-12)
+
+
+def _clean(evidence: dict[str, Number]) -> dict[str, Number]:
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in evidence.items()
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def _train_start(history: History) -> float | None:
+    """The untrained model's training loss: the lower of the first step's loss and the mean of
+    the first ``min(10, steps // 20)`` steps (the mean alone would swallow a blow-up in those
+    steps); the first evaluation's training loss when no finite first step was recorded."""
+    first = history.train_losses[0] if history.train_losses else None
+    if _finite(first):
+        k = min(10, max(1, len(history.train_losses) // 20))
+        head = [x for x in history.train_losses[:k] if _finite(x)]
+        return min(first, sum(head) / len(head))
+    measured = [e.train_loss for e in history.evals if _finite(e.train_loss)]
+    return measured[0] if measured else None
+
+
+# --------------------------------------------------------------------------- the rule
+
+
+def diagnose(
+    history: History,
+    *,
+    tail: float = 0.3,
+    flat_tol: float = 0.03,
+    rise_tol: float = 0.10,
+    gap_small: float = 0.25,
+    gap_none: float = 0.05,
+    gap_tol: float = 0.05,
+    collapse_tol: float = 0.05,
+    min_evals: int = 5,
+) -> Diagnosis:
+    """Read a run's validation (and training) loss curves and say whether it under- or overfits.
+
+    Only losses are read (the metric may be NaN, as for any task without one). The curves are
+    the evaluations' ``val_loss`` and ``train_loss`` (the mean training loss since the previous
+    evaluation) against ``epoch``; evaluations with a non-finite loss are dropped (a non-finite
+    *last* validation loss means the run diverged).
+
+    Definitions (all "relative" numbers are fractions of the loss level named):
+
+    - *tail*: the last ``max(3, ceil(tail * evals))`` evaluations; *level*: the mean validation
+      loss over the tail. Losses are taken to be >= 0 (cross-entropy, MSE).
+    - *smoothed*: a centered 3-point running mean (2 points at the ends).
+    - ``val_min``, ``val_min_epoch``: the smoothed validation loss's minimum and where it is;
+      ``val_min_raw``: the lowest single evaluation; ``val_final``: the last evaluation;
+      ``val_end``: the smoothed last value (mean of the last two evaluations).
+    - ``rise_from_min = (val_end - val_min) / val_min``.
+    - ``val_slope_end``: least-squares slope of the validation loss per epoch over the tail,
+      divided by the level; ``val_change_end``: that slope times the tail's span in epochs -
+      how much the fitted line changes over the tail, as a fraction of the level.
+    - ``train_start``: the untrained model's training loss - the lower of the first step's
+      loss and the mean of the first ``min(10, steps // 20)`` steps (the first evaluation's
+      training loss when no steps were recorded); ``train_end``: the
+      smoothed last training loss; ``train_progress = (train_start - train_end) /
+      train_start``; ``train_progress_max`` the same with the smoothed minimum;
+      ``train_slope_end``/``train_change_end``: as for the validation loss, relative to the
+      training loss's own tail mean; ``train_rebound = (train_end - train_min) / (train_start
+      - train_min)``: how much of its progress the training loss gave back by the end.
+    - ``gap_final = (val_end - train_end) / val_end``; ``gap_trend``: the least-squares change
+      of ``val - train`` over the tail, relative to the level.
+
+    Rules, first match wins (``rule`` names the arm):
+
+    1. ``diverged`` (``diverged_flag``/``nonfinite``): ``history.diverged`` or the last
+       validation loss is NaN/infinite.
+    2. With fewer than ``min_evals`` evaluations (5): ``diverged`` (``above_start``) when the
+       last training loss is at least ``1 + collapse_tol`` times its starting level, else
+       ``too-short`` (``too_few_evals``): a short run may still sit on its initial plateau.
+    3. ``diverged``, reading ``train_progress`` (needs training losses):
+       (a) ``above_start``: ``train_progress <= -collapse_tol`` (-0.05): the training loss
+       ends 5%+ above its starting level (a blow-up that stayed finite);
+       (b) ``collapse``: ``|train_progress| < collapse_tol`` but ``train_progress_max >=
+       collapse_tol``: it was 5%+ lower once and is back at its starting level - a collapse
+       to chance with a finite loss;
+       (c) ``no_progress``: ``|train_progress| < collapse_tol``, never 5% lower, and not
+       falling clearly now (``train_change_end > -flat_tol``): a run that never learned.
+       A run that is only now leaving its initial plateau (falling 3%+ over the tail) is read
+       by the next rules instead.
+    4. ``overfitting``, when the training loss did not rise (smoothed training loss at the end
+       below its value where the validation loss was lowest; vacuous without training
+       losses), and either
+       (a) ``rise_from_min >= rise_tol`` (0.10) (``val_rise``), or
+       (b) ``val_change_end >= flat_tol`` (0.03) and ``gap_trend >= gap_tol`` (0.05):
+       validation loss turning up while the gap grows (``gap_growing``).
+    5. ``underfitting``, when (a) ``val_change_end <= -flat_tol`` (still falling by 3%+ over
+       the tail) and ``gap_final <= gap_small`` (0.25) (``val_falling``), or (b) the
+       validation loss is flat (``|val_change_end| < flat_tol``) and ``gap_final <=
+       gap_none`` (0.05): a plateau the training loss is no lower than - nothing left to
+       learn at this capacity and regularization (``plateau_no_gap``).
+    6. ``balanced`` (``flat_at_min``, or ``still_improving`` when the validation loss still
+       falls but the training loss is well below it).
+
+    Whatever the verdict, a ``train_rebound`` of 5% or more (the training loss gave back part
+    of its progress), or a ``rise_from_min >= rise_tol`` with the training loss rising too,
+    marks an unstable peak LR and adds "lower max LR" to the advice.
+    """
+    if not 0 < tail <= 1:
+        raise ValueError(f"tail must be in (0, 1], got {tail}")
+    if min_evals < 3:
+        raise ValueError(f"min_evals must be >= 3, got {min_evals}")
+    for name, value in (
+        ("flat_tol", flat_tol),
+        ("rise_tol", rise_tol),
+        ("gap_small", gap_small),
+        ("gap_none", gap_none),
+        ("gap_tol", gap_tol),
+        ("collapse_tol", collapse_tol),
+    ):
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    thresholds: dict[str, float] = {
+        "tail": tail,
+        "flat_tol": flat_tol,
+        "rise_tol": rise_tol,
+        "gap_small": gap_small,
+        "gap_none": gap_none,
+        "gap_tol": gap_tol,
+        "collapse_tol": collapse_tol,
+        "min_evals": min_evals,
+    }
+
+    def result(
+        verdict: str, rule: str, ev: dict[str, Number], summary: str, advice: Sequence[str]
+    ) -> Diagnosis:
+        return Diagnosis(verdict, _clean(ev), tuple(advice), summary, rule, thresholds)
+
+    evals = history.evals
+    n_all = len(evals)
+    if history.diverged or (evals and not _finite(evals[-1].val_loss)):
+        last = evals[-1].val_loss if evals else None
+        ev: dict[str, Number] = {"evals": n_all, "val_final": last}
+        ev["diverged_step"] = history.diverged_step
+        why = history.diverged_reason or (
+            f"the last validation loss is {last}" if evals else "the run diverged"
+        )
+        rule = "diverged_flag" if history.diverged else "nonfinite"
+        return result("diverged", rule, ev, why, [_ADVICE_LOWER_LR])
+
+    pts = [e for e in evals if _finite(e.val_loss)]
+    n = len(pts)
+    if n < min_evals:
+        start = _train_start(history)
+        ends = [e.train_loss for e in pts if _finite(e.train_loss)]
+        ev = {
+            "evals": n,
+            "val_final": pts[-1].val_loss if pts else None,
+            "train_start": start,
+            "train_final": ends[-1] if ends else None,
+        }
+        if ends and start is not None and start > 0 and ends[-1] >= (1 + collapse_tol) * start:
+            summary = f"training loss ended at {ends[-1]:.4g}, above its starting level {start:.4g}"
+            return result("diverged", "above_start", ev, summary, [_ADVICE_LOWER_LR])
+        summary = f"only {n} evaluation{'s' if n != 1 else ''} with a finite validation loss"
+        return result(
+            "too-short", "too_few_evals", ev, summary, [_ADVICE_TOO_SHORT.format(n=min_evals)]
+        )
+
+    # ---- the validation curve
+    xs = [e.epoch for e in pts]
+    val = [e.val_loss for e in pts]
+    k = min(n, max(3, math.ceil(tail * n)))
+    tx, tv = xs[-k:], val[-k:]
+    span = tx[-1] - tx[0] if tx[-1] > tx[0] else float(k - 1)
+    level = sum(tv) / k
+    sval = _smooth(val)
+    i_min = min(range(n), key=sval.__getitem__)
+    i_raw = min(range(n), key=val.__getitem__)
+    val_min, val_end = sval[i_min], sval[-1]
+    rise = _rel(val_end - val_min, val_min)
+    val_slope = _rel(_slope(tx, tv), level)
+    val_change = val_slope * span
+
+    # ---- the training curve (per evaluation; may be missing)
+    tpts = [(e.epoch, e.train_loss) for e in pts if _finite(e.train_loss)]
+    has_train = len(tpts) >= 3
+    train_start = _train_start(history)
+    train_end = train_final = train_slope = train_change = None
+    progress = progress_max = rebound = gap_final = gap_trend = None
+    train_at_min = None
+    train_fell = True  # vacuous without training losses
+    if has_train:
+        trx = [x for x, _ in tpts]
+        trl = [y for _, y in tpts]
+        strain = _smooth(trl)
+        train_end, train_final = strain[-1], trl[-1]
+        kt = min(len(trl), max(3, math.ceil(tail * len(trl))))
+        t_level = sum(trl[-kt:]) / kt
+        t_span = trx[-1] - trx[-kt] if trx[-1] > trx[-kt] else float(kt - 1)
+        train_slope = _rel(_slope(trx[-kt:], trl[-kt:]), t_level)
+        train_change = train_slope * t_span
+        train_min = min(strain)
+        if train_start is not None and train_start > 0:
+            progress = (train_start - train_end) / train_start
+            progress_max = (train_start - train_min) / train_start
+            if train_start > train_min:
+                rebound = (train_end - train_min) / (train_start - train_min)
+        # training loss where the validation loss was lowest (nearest evaluation at or before)
+        j = max((i for i, (x, _) in enumerate(tpts) if x <= xs[i_min]), default=0)
+        train_at_min = strain[j]
+        train_fell = train_end < train_at_min
+        both = [(e.epoch, e.val_loss - e.train_loss) for e in pts[-k:] if _finite(e.train_loss)]
+        gap_final = _rel(val_end - train_end, val_end)
+        if len(both) >= 2:
+            gx = [x for x, _ in both]
+            gy = [g for _, g in both]
+            gap_trend = _rel(_slope(gx, gy), level) * span
+
+    ev = {
+        "evals": n,
+        "tail_evals": k,
+        "epochs": xs[-1],
+        "val_min": val_min,
+        "val_min_epoch": xs[i_min],
+        "val_min_raw": val[i_raw],
+        "val_min_raw_epoch": xs[i_raw],
+        "val_final": val[-1],
+        "val_end": val_end,
+        "rise_from_min": rise,
+        "val_slope_end": val_slope,
+        "val_change_end": val_change,
+        "train_start": train_start,
+        "train_final": train_final,
+        "train_end": train_end,
+        "train_at_val_min": train_at_min,
+        "train_progress": progress,
+        "train_progress_max": progress_max,
+        "train_rebound": rebound,
+        "train_slope_end": train_slope,
+        "train_change_end": train_change,
+        "gap_final": gap_final,
+        "gap_trend": gap_trend,
+    }
+    extra = []
+    if rebound is not None and rebound >= 0.05:
+        extra = [f"{_ADVICE_LOWER_LR}: the training loss gave back {_pct(rebound)} of its progress"]
+    elif rise >= rise_tol and not train_fell:
+        extra = [
+            f"{_ADVICE_LOWER_LR}: the validation loss is {_pct(rise)} above its minimum and the "
+            "training loss rose with it"
+        ]
+
+    # ---- rule 3: no progress kept (a finite blow-up, a collapse, or a run that never learned)
+    if progress is not None and progress <= -collapse_tol:
+        summary = (
+            f"training loss ended at {train_end:.4g}, {train_end / train_start:.2g}x its "
+            f"starting level {train_start:.4g}"
+        )
+        return result("diverged", "above_start", ev, summary, [_ADVICE_LOWER_LR])
+    if progress is not None and progress < collapse_tol:
+        if progress_max is not None and progress_max >= collapse_tol:
+            summary = (
+                f"training loss collapsed back to {train_end:.4g} from a low of "
+                f"{train_start * (1 - progress_max):.4g} (start {train_start:.4g})"
+            )
+            return result("diverged", "collapse", ev, summary, [_ADVICE_LOWER_LR])
+        if train_change is None or train_change > -flat_tol:
+            summary = (
+                f"training loss never left its starting level: {train_end:.4g} at the end, "
+                f"{train_start:.4g} at the start"
+            )
+            return result("diverged", "no_progress", ev, summary, [_ADVICE_RANGE_TEST])
+        # else: only now leaving its initial plateau - read on (typically underfitting)
+
+    # ---- rule 4: overfitting
+    if train_fell:
+        fell = f" while training loss fell to {train_end:.3g}" if train_end is not None else ""
+        if rise >= rise_tol:
+            summary = (
+                f"validation loss rose {_pct(rise)} from its minimum {val_min:.3g} at epoch "
+                f"{xs[i_min]:g}{fell}"
+            )
+            return result("overfitting", "val_rise", ev, summary, [_ADVICE_MORE_REG, *extra])
+        if val_change >= flat_tol and gap_trend is not None and gap_trend >= gap_tol:
+            summary = (
+                f"validation loss turned up {_pct(val_change)} over the last {k} evaluations "
+                f"and the gap to training loss grew {_pct(gap_trend)}{fell}"
+            )
+            return result("overfitting", "gap_growing", ev, summary, [_ADVICE_MORE_REG, *extra])
+
+    # ---- rule 5: underfitting
+    gap_txt = ""
+    if gap_final is not None:
+        side = "above" if gap_final >= 0 else "below"
+        gap_txt = f", {_pct(abs(gap_final))} {side} the training loss"
+    if val_change <= -flat_tol and (gap_final is None or gap_final <= gap_small):
+        summary = (
+            f"validation loss still falling {_pct(-val_change)} over the last {k} "
+            f"evaluations, ending at {val_end:.3g}{gap_txt}"
+        )
+        advice = [_ADVICE_LONGER, f"{_ADVICE_LESS_REG}, {_ADVICE_CAPACITY}", *extra]
+        return result("underfitting", "val_falling", ev, summary, advice)
+    if abs(val_change) < flat_tol and gap_final is not None and gap_final <= gap_none:
+        summary = (
+            f"validation loss flat at {val_end:.3g} with the training loss no lower "
+            f"(gap {_pct(gap_final)})"
+        )
+        advice = [f"{_ADVICE_LESS_REG}, {_ADVICE_CAPACITY}", *extra]
+        return result("underfitting", "plateau_no_gap", ev, summary, advice)
+
+    # ---- rule 6: balanced
+    if val_change <= -flat_tol:
+        summary = (
+            f"validation loss still improving ({_pct(-val_change)} over the last {k} "
+            f"evaluations) to {val_end:.3g}{gap_txt}"
+        )
+        advice = [
+            "keep these settings; a longer cycle may lower the validation loss further",
+            *extra,
+        ]
+        return result("balanced", "still_improving", ev, summary, advice)
+    summary = (
+        f"validation loss flat at {val_end:.3g}, {_pct(rise)} above its minimum "
+        f"{val_min:.3g} at epoch {xs[i_min]:g}{gap_txt}"
+    )
+    return result("balanced", "flat_at_min", ev, summary, [_ADVICE_KEEP, *extra])

@@ -1,0 +1,456 @@
+"""The recipe of Smith's report (arXiv 1803.09820, section 5), end to end.
+
+1. LR range test at the task's batch size, momentum 0.9 held, no weight decay: a first max LR.
+2. Weight decay: validation-mode range tests at the report's grid for this task.
+3. Momentum: range tests at 0.99 / 0.97 / 0.95 / 0.9 with that weight decay.
+4. Batch size: the largest that fits caps the candidates; each candidate gets its own
+   range-test max LR and the same wall-clock time; the best validation metric wins.
+5. A final range test at the chosen batch size, weight decay and momentum sets max LR.
+6. One 1cycle run with everything chosen; its validation curve is diagnosed.
+7. If it over- or underfits and the budget allows, one corrective round: weight decay one
+   grid step the advised way, retrained, and the better run by validation metric is kept.
+
+Every trial goes through the store, so an interrupted `tune` resumes where it stopped and
+recomputes nothing finished. Compute is counted in epochs of the task (range-test and
+training steps alike) and capped by ``budget``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from disciplined.decide import Decision
+from disciplined.diagnose import Diagnosis, diagnose
+from disciplined.errors import UsageError
+from disciplined.executors import Executor, make_executor
+from disciplined.hparams import HParams
+from disciplined.store import TrialStore, open_store
+from disciplined.studies import (
+    StudyContext,
+    batch_size_search,
+    default_range_budget,
+    default_weight_decays,
+    learning_rate_test,
+    momentum_test,
+    weight_decay_sweep,
+)
+from disciplined.tasks import Task, load_task
+from disciplined.training import History, batches_per_epoch
+from disciplined.trials import TrialResult, TrialSpec, run_trial
+
+__all__ = ["TuneResult", "plan_steps", "tune"]
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What `tune` chose and why: the hyper-parameters, each step's `Decision`, the final
+    run's `History` and `Diagnosis`, compute per step, and where the files are."""
+
+    hparams: HParams
+    epochs: float
+    decisions: tuple[Decision, ...]
+    history: History
+    diagnosis: Diagnosis
+    compute: dict[str, dict[str, float]]
+    out: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_metric(self) -> float:
+        """Validation metric at the end of the final run."""
+        return self.history.final.val_metric if self.history.final else math.nan
+
+    def hparams_json(self) -> dict[str, Any]:
+        """The content of ``hparams.json``."""
+        hp = self.hparams
+        final = self.history.final
+        return {
+            "task": self.meta.get("task"),
+            "max_lr": hp.max_lr,
+            "min_lr": hp.min_lr,
+            "max_momentum": hp.max_momentum,
+            "min_momentum": hp.min_momentum,
+            "weight_decay": hp.weight_decay,
+            "batch_size": hp.batch_size,
+            "dropout": hp.dropout,
+            "epochs": self.epochs,
+            "optimizer": hp.optimizer,
+            "schedule": hp.schedule,
+            "final": {
+                "val_metric": final.val_metric if final else None,
+                "val_loss": final.val_loss if final else None,
+                "metric": self.history.metric_name,
+                "diagnosis": self.diagnosis.verdict,
+            },
+            "compute": self.compute,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything the report needs, JSON-ready (``tune.json``)."""
+        return {
+            "hparams": self.hparams.to_dict(),
+            "epochs": self.epochs,
+            "decisions": [d.to_dict() for d in self.decisions],
+            "diagnosis": self.diagnosis.to_dict(),
+            "compute": self.compute,
+            "out": self.out,
+            "meta": self.meta,
+            "summary": self.hparams_json(),
+        }
+
+
+def plan_steps(
+    task: Task,
+    hp: HParams,
+    budget: float,
+    final_epochs: float,
+    n_range_tests: int,
+    requested: int,
+    reserved: float = 0.0,
+) -> int:
+    """Range-test steps that keep the studies within the budget left after the final run,
+    a corrective round and ``reserved`` epochs (the batch-size comparison): ``requested``
+    if they fit, fewer (never below 100) if not."""
+    per_epoch = batches_per_epoch(task.train_data, hp.batch_size)
+    left = budget - reserved - 2 * final_epochs
+    minimum = n_range_tests * 100 / per_epoch
+    if left < minimum:
+        need = (2 * final_epochs + minimum) / (1 - reserved / budget)
+        raise UsageError(
+            f"budget {budget:g} epochs is too small: with a final run of "
+            f"{final_epochs:g} epochs the recipe needs about {need:.0f} "
+            "(range tests of at least 100 steps); raise --budget or lower "
+            "--epochs"
+        )
+    return min(requested, int(left * per_epoch / n_range_tests))
+
+
+def tune(
+    task: str | Task,
+    *,
+    budget: float | None = None,
+    epochs: float = 20.0,
+    out: str | Path = "runs/tune",
+    store: TrialStore | str | None = None,
+    workers: int = 1,
+    executor: Executor | None = None,
+    task_options: dict[str, Any] | None = None,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    device: str = "cpu",
+    range_steps: int = 300,
+    compare_batch_sizes: bool = True,
+    batch_sizes: list[int] | None = None,
+    memory_limit: int | str | None = None,
+    correct: bool = True,
+    runner: Callable[[TrialSpec], TrialResult] = run_trial,
+    progress: Callable[[str], None] | None = None,
+    on_result: Callable[[TrialResult, bool], None] | None = None,
+    command: str | None = None,
+) -> TuneResult:
+    """Run the recipe on ``task`` and train with what it chose.
+
+    ``task`` is a reference (a built-in name or ``file.py:function``) so worker processes can
+    rebuild it; a `Task` object works with the in-process executor. ``epochs`` is the final
+    run's length; ``budget`` (epochs of the task, default ``10 * epochs``) caps all compute.
+    Writes ``hparams.json``, ``tune.json``, ``history.json``, the plots and ``report.html``
+    into ``out`` and keeps the trials in ``store`` (default ``out/trials.sqlite``), from
+    which a rerun resumes.
+    """
+    started = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(task, Task):
+        if workers > 1:
+            raise UsageError(
+                "a Task object runs in-process only; name the task by reference "
+                "to use worker processes"
+            )
+        task_obj, ref = task, task.name
+    else:
+        ref = task
+        task_obj = load_task(task, task_options)
+    budget = float(budget) if budget is not None else 10.0 * epochs
+    if epochs <= 0 or budget <= 0:
+        raise UsageError(f"epochs and budget must be > 0, got {epochs} and {budget}")
+    own_store = not isinstance(store, TrialStore)
+    store_obj = store if isinstance(store, TrialStore) else open_store(store, out)
+    runner_fn = runner
+    if isinstance(task, Task):
+
+        def runner_fn(spec: TrialSpec, _task: Task = task_obj) -> TrialResult:
+            return run_trial(spec, task=_task)
+
+    ctx = StudyContext(
+        task=ref,
+        task_options=dict(task_options or {}),
+        store=store_obj,
+        executor=executor or make_executor(workers),
+        runner=runner_fn,
+        out=out,
+        on_result=on_result,
+        task_obj=task_obj,
+    )
+    try:
+        return _tune(
+            ctx,
+            task_obj,
+            budget,
+            epochs,
+            out,
+            optimizer,
+            seed,
+            device,
+            range_steps,
+            compare_batch_sizes,
+            batch_sizes,
+            memory_limit,
+            correct,
+            say,
+            started,
+            command,
+        )
+    finally:
+        if own_store:
+            store_obj.close()
+
+
+def _tune(
+    ctx,
+    task,
+    budget,
+    epochs,
+    out,
+    optimizer,
+    seed,
+    device,
+    range_steps,
+    compare_batch_sizes,
+    batch_sizes,
+    memory_limit,
+    correct,
+    say,
+    started,
+    command,
+) -> TuneResult:
+    hp = HParams(
+        max_lr=0.1,
+        max_momentum=0.9,
+        min_momentum=0.9,
+        weight_decay=0.0,
+        batch_size=task.default_batch_size,
+        optimizer=optimizer,
+    )
+    wd_values, _ = default_weight_decays(task)
+    # Budget plan: the final run and room for one corrective run come first; 30% of the
+    # budget is set aside for comparing batch sizes; the ten range tests of the other
+    # steps share the rest (`plan_steps` shortens them, never below 100 steps).
+    n_tests = 1 + len(wd_values) + 4 + 1
+    batch_share = 0.3 * budget if compare_batch_sizes else 0.0
+    steps = plan_steps(task, hp, budget, epochs, n_tests, range_steps, reserved=batch_share)
+    per_epoch0 = batches_per_epoch(task.train_data, hp.batch_size)
+    decisions: list[Decision] = []
+    compute: dict[str, dict[str, float]] = {}
+
+    def record(step: str, d: Decision) -> Decision:
+        decisions.append(d)
+        compute[step] = {
+            "epochs": d.compute.get("epochs", 0.0),
+            "seconds": d.compute.get("seconds", 0.0),
+        }
+        say(f"{step}: {d.name} = {d.value:g} ({d.rule})")
+        return d
+
+    say(f"range tests of {steps} steps; budget {budget:g} epochs")
+    lr0 = record("lr_range_test", learning_rate_test(ctx, hp, num_steps=steps, seed=seed))
+    hp = hp.with_(max_lr=lr0.value)
+    wd = record("weight_decay", weight_decay_sweep(ctx, hp, None, num_steps=steps, seed=seed))
+    hp = hp.with_(weight_decay=wd.value)
+    mom = record("momentum", momentum_test(ctx, hp, num_steps=steps, seed=seed))
+    hp = hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
+    range_hp = hp.with_(min_momentum=hp.max_momentum)  # momentum held during range tests
+    spent = sum(c["epochs"] for c in compute.values())
+    reserve = steps / per_epoch0 + (2 if correct else 1) * epochs  # final LR test and runs
+    bs = record(
+        "batch_size",
+        batch_size_search(
+            ctx,
+            range_hp,
+            compare=compare_batch_sizes,
+            candidates=batch_sizes,
+            memory_limit=memory_limit,
+            compare_epochs=min(5.0, epochs / 2),
+            num_steps=steps,
+            seed=seed,
+            device=device,
+            max_epochs=max(0.0, budget - spent - reserve),
+        ),
+    )
+    hp = hp.with_(batch_size=int(bs.value))
+    # the final test covers about as many samples as the others (at least 100 steps)
+    final_steps = max(100, min(steps, round(steps * task.default_batch_size / hp.batch_size)))
+    final_lr = record(
+        "final_lr",
+        learning_rate_test(
+            ctx,
+            range_hp.with_(batch_size=hp.batch_size),
+            num_steps=final_steps,
+            seed=seed,
+            tag="final",
+        ),
+    )
+    hp = hp.with_(max_lr=final_lr.value)
+
+    history, result = _final_run(ctx, hp, epochs, seed, "final")
+    compute["final_run"] = {"epochs": history.epochs, "seconds": result.seconds}
+    verdict = diagnose(history)
+    say(
+        f"final run: validation {history.metric_name} "
+        f"{history.final.val_metric if history.final else float('nan'):.4f}; {verdict.verdict}"
+    )
+    spent = sum(c["epochs"] for c in compute.values())
+    if correct and verdict.verdict in ("overfitting", "underfitting"):
+        if spent + epochs <= budget:
+            new_wd = _one_step(wd_values, hp.weight_decay, verdict.verdict)
+            if new_wd is not None:
+                hp2 = hp.with_(weight_decay=new_wd)
+                h2, r2 = _final_run(ctx, hp2, epochs, seed, "corrective")
+                compute["corrective_run"] = {"epochs": h2.epochs, "seconds": r2.seconds}
+                better = _better(h2, history, task.higher_is_better)
+                row = {
+                    "weight_decay": new_wd,
+                    "val_metric": _metric(h2),
+                    "replaces": hp.weight_decay,
+                    "previous_val_metric": _metric(history),
+                }
+                reason = (
+                    f"{verdict.verdict}: weight decay {hp.weight_decay:g} -> {new_wd:g}; "
+                    f"validation {history.metric_name} {_metric(history):.4f} -> "
+                    f"{_metric(h2):.4f}; kept the "
+                    f"{'new' if better else 'first'} run"
+                )
+                decisions.append(
+                    Decision(
+                        name="correction",
+                        value=new_wd if better else hp.weight_decay,
+                        rule="one_grid_step_as_advised",
+                        reason=reason,
+                        table=(row,),
+                        trials=(r2.key,),
+                        compute=compute["corrective_run"],
+                    )
+                )
+                say(reason)
+                if better:
+                    hp, history, verdict = hp2, h2, diagnose(h2)
+        else:
+            say(f"{verdict.verdict}, but the budget has no room for a corrective run")
+    from disciplined.report.plots import plot_history
+
+    history.save(out / "history.json")
+    plot_history(history, out / "curves.png", title=f"{task.name}: final 1cycle run")
+    meta = {
+        "task": task.name,
+        "task_ref": ctx.task,
+        "task_options": ctx.task_options,
+        "seed": seed,
+        "device": device,
+        "budget": budget,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "command": command
+        or f"disciplined.tune({ctx.task!r}, epochs={epochs:g}, budget={budget:g}, seed={seed})",
+        "wall_seconds": time.perf_counter() - started,
+        "metric": history.metric_name,
+        "description": task.description,
+    }
+    result = TuneResult(
+        hparams=hp,
+        epochs=epochs,
+        decisions=tuple(decisions),
+        history=history,
+        diagnosis=verdict,
+        compute=compute,
+        out=str(out),
+        meta=meta,
+    )
+    (out / "hparams.json").write_text(json.dumps(_finite(result.hparams_json()), indent=1))
+    (out / "tune.json").write_text(json.dumps(_finite(result.to_dict()), indent=1, allow_nan=False))
+    from disciplined.report.html import write_report
+
+    write_report(out)
+    return result
+
+
+def _finite(x: Any) -> Any:
+    """``x`` with every NaN or infinity (at any depth) replaced by None: JSON has neither."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _final_run(
+    ctx: StudyContext, hp: HParams, epochs: float, seed: int, tag: str
+) -> tuple[History, TrialResult]:
+    spec = TrialSpec(
+        task=ctx.task,
+        hparams=hp.with_(schedule="one-cycle").to_dict(),
+        kind="train",
+        budget={"epochs": epochs},
+        seed=seed,
+        task_options=dict(ctx.task_options),
+        tag=tag,
+    )
+    (result,) = ctx.run([spec])
+    if result.history is None:
+        raise UsageError(f"the {tag} run failed: {result.reason}")
+    return result.history, result
+
+
+def _one_step(grid: tuple[float, ...], current: float, verdict: str) -> float | None:
+    """Weight decay one step the advised way: the next grid value up (overfitting: more
+    regularization) or down (underfitting: less). Past the top of the grid it goes up half
+    a decade (the report's 10^-3.5-style refinement); below the bottom, to 0."""
+    values = sorted(set(grid) | {current})
+    i = values.index(current)
+    j = i + 1 if verdict == "overfitting" else i - 1
+    if 0 <= j < len(values):
+        return values[j]
+    if verdict == "overfitting":
+        return (current or 1e-5) * math.sqrt(10)
+    return None
+
+
+def _metric(h: History) -> float:
+    return h.final.val_metric if h.final else math.nan
+
+
+def _better(new: History, old: History, higher_is_better: bool) -> bool:
+    a, b = _metric(new), _metric(old)
+    if new.diverged or not math.isfinite(a):
+        return False
+    if not math.isfinite(b):
+        return True
+    return a > b if higher_is_better else a < b
+
+
+def default_budget_note(task: Task, hp: HParams, steps: int) -> str:
+    """One line on what a range test of ``steps`` costs for this task (for the CLI)."""
+    b = default_range_budget(task, hp, steps)
+    per_epoch = batches_per_epoch(task.train_data, hp.batch_size)
+    return f"a range test of {b['num_steps']} steps is {b['num_steps'] / per_epoch:.1f} epochs"

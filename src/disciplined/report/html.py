@@ -1,0 +1,777 @@
+"""The HTML report of a ``tune`` output folder: one self-contained page.
+
+Everything on the page comes from the files ``tune`` wrote: ``tune.json`` (the choices, their
+evidence, the diagnosis, compute and provenance), ``history.json`` (the final run) and the
+PNG plots. Images are embedded as ``data:image/png`` URIs and the CSS is inline, so the file
+stands alone (mail it, archive it); the page holds no script and names no URL, and its
+Content-Security-Policy tells the browser so. Every string that comes from the user or the
+data is HTML-escaped. Rendering is a pure function of the folder's files: rebuilding gives
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import shlex
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import Any
+
+from disciplined.errors import UsageError
+
+__all__ = ["REPORT_FILE", "render_report", "write_report"]
+
+REPORT_FILE = "report.html"
+"""The report's file name inside the output folder."""
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_DASH = "–"
+
+# --------------------------------------------------------------------------- wording
+
+# What each step does, in the terms of Smith's report (arXiv 1803.09820).
+_HOW_TO_READ = {
+    "learning_rate": (
+        "In an LR range test the learning rate grows every mini-batch from a tiny value to a "
+        "large one while the loss is recorded. Smith takes the largest useful learning rate "
+        "where the loss stops falling and turns ragged or rises: that is the 1cycle's max LR, "
+        "and its min LR is a tenth of it."
+    ),
+    "final_learning_rate": (
+        "The range test again, now at the chosen batch size, weight decay and momentum, since "
+        "each of them moves the largest usable learning rate (larger batches allow larger "
+        "rates). Its max LR is the one the final 1cycle run uses."
+    ),
+    "weight_decay": (
+        "One LR range test per candidate weight decay, read on the validation loss. Smith: "
+        "the right value lets the network train at a high learning rate and reach the lowest "
+        "loss, so among values whose lowest losses are nearly equal, the one reaching it at "
+        "the highest learning rate wins. Weight decay then stays constant through training."
+    ),
+    "momentum": (
+        "Range tests at momentum 0.99, 0.97, 0.95 and 0.9, read like weight decay: the value "
+        "whose validation loss goes lowest at the highest learning rate is kept. In the 1cycle "
+        "the momentum then runs opposite to the learning rate: from this maximum down to the "
+        "minimum while the rate climbs, and back up while it falls."
+    ),
+    "best_at_equal_time": (
+        "Larger batches permit larger learning rates, but on a small data set memory never "
+        "binds. As the report does, each candidate batch size gets its own range-test max LR "
+        "and a 1cycle run of the same wall-clock time, and the best validation metric wins; "
+        "the largest batch that fits in memory only caps the candidates."
+    ),
+    "largest_that_fits": (
+        "Smith: use the largest batch size that fits in memory, since larger batches permit "
+        "larger learning rates. Only that cap was applied here; no candidates were compared "
+        "at equal wall-clock time."
+    ),
+    "dropout": (
+        "Chosen like weight decay: one validation-mode range test per dropout value; the value "
+        "reaching the lowest loss at the highest learning rate wins."
+    ),
+    "correction": (
+        "The final run was read for under- or overfitting (below). Since the regularizers must "
+        "balance, weight decay moved one grid step the advised way (up when overfitting, down "
+        "when underfitting) and the run was repeated; the run with the better validation "
+        "metric is kept."
+    ),
+}
+
+_LR_RULES = {
+    "smith": "the largest learning rate before the loss stops falling",
+    "valley": "two thirds of the way along the longest descent into the minimum",
+    "steepest": "where the loss falls fastest, looking only before the minimum",
+    "minimum/10": "the learning rate at the lowest loss, divided by 10",
+}
+
+_FINAL_RUN_HOW_TO_READ = (
+    "Smith reads the validation loss: still falling steeply with no gap to the training loss "
+    "means underfitting (less regularization, or a longer cycle); turning up while the gap to "
+    "the training loss grows means overfitting (more regularization); a validation loss that "
+    "flattens at its lowest value means the regularizers are balanced."
+)
+
+_TITLES = {
+    "learning_rate": "Learning-rate range test",
+    "final_learning_rate": "Final learning rate, at the chosen settings",
+    "weight_decay": "Weight decay",
+    "momentum": "Momentum",
+    "batch_size": "Batch size",
+    "dropout": "Dropout",
+    "correction": "Correction after the diagnosis",
+}
+
+_COMPUTE_LABELS = {
+    "lr_range_test": "LR range test",
+    "weight_decay": "Weight decay",
+    "momentum": "Momentum",
+    "batch_size": "Batch size",
+    "dropout": "Dropout",
+    "final_lr": "Final LR range test",
+    "final_run": "Final 1cycle run",
+    "corrective_run": "Corrective run",
+}
+
+_VERDICT_CLASS = {
+    "balanced": "good",
+    "overfitting": "warn",
+    "underfitting": "warn",
+    "diverged": "bad",
+    "too-short": "neutral",
+}
+
+_CSS = """
+:root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --soft: #f6f8fa;
+  --accent: #0b5cad; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--fg); background: #fff;
+  font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; }
+main { max-width: 980px; margin: 0 auto; padding: 28px 24px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 0 0 10px; padding-bottom: 6px;
+  border-bottom: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 18px 0 6px; }
+p { margin: 6px 0; }
+pre.cmd span { white-space: nowrap; }
+code, pre { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px;
+  padding: 8px 12px; white-space: pre-wrap; overflow-wrap: anywhere; margin: 6px 0; }
+section { margin-top: 34px; }
+.subtitle { color: var(--muted); margin: 0; }
+.cards { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; margin-top: 20px; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px; }
+.card h2 { border: 0; padding: 0; font-size: 17px; margin-bottom: 8px; }
+.big { font-size: 34px; font-weight: 600; line-height: 1.1; }
+.big small { font-size: 15px; font-weight: 400; color: var(--muted); }
+table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
+th, td { border: 1px solid var(--line); padding: 4px 10px; text-align: left;
+  vertical-align: top; }
+th { background: var(--soft); font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.kv { min-width: 60%; }
+table.kv th { width: 14em; }
+.card table.kv { width: 100%; min-width: 0; }
+.card table.kv th { width: 50%; }
+tr.total td { font-weight: 600; background: var(--soft); }
+.scroll { overflow-x: auto; }
+.decision { font-size: 17px; margin: 4px 0 8px; }
+.decision .value { font-weight: 600; }
+.rule { color: var(--muted); }
+.how { background: #f1f7fe; border-left: 3px solid var(--accent); padding: 6px 12px;
+  color: #24425f; font-size: 14px; margin: 10px 0; }
+.how b { color: var(--accent); }
+.note { color: var(--muted); font-style: italic; }
+figure { margin: 10px 0; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line);
+  border-radius: 4px; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; align-items: start; }
+.grid table.kv { width: 100%; min-width: 0; margin: 0; }
+.badge { display: inline-block; padding: 1px 10px; border-radius: 999px; font-size: 14px;
+  font-weight: 600; border: 1px solid; vertical-align: middle; }
+.badge.good { color: #1a7f37; background: #dafbe1; border-color: #aceebb; }
+.badge.warn { color: #9a6700; background: #fff8c5; border-color: #f0dc8c; }
+.badge.bad { color: #cf222e; background: #ffebe9; border-color: #ffcecb; }
+.badge.neutral { color: #59636e; background: #f6f8fa; border-color: #d1d9e0; }
+nav ol { margin: 6px 0; padding-left: 22px; columns: 2; }
+nav a, a { color: var(--accent); text-decoration: none; }
+details summary { cursor: pointer; color: var(--accent); margin: 6px 0; }
+footer { margin-top: 40px; color: var(--muted); font-size: 13px;
+  border-top: 1px solid var(--line); padding-top: 10px; }
+@media (max-width: 720px) { .cards, .grid { grid-template-columns: 1fr; } }
+"""
+
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def write_report(out_dir: str | Path) -> Path:
+    """Build ``out_dir/report.html`` from the ``tune`` output in ``out_dir`` and return its
+    path. Raises `UsageError` (one line) when ``out_dir`` is not a ``tune`` output folder."""
+    out = Path(out_dir)
+    text = render_report(out)
+    path = out / REPORT_FILE
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def render_report(out_dir: str | Path) -> str:
+    """The report's HTML for the ``tune`` output in ``out_dir`` (see `write_report`)."""
+    out = Path(out_dir)
+    data = _load(out)
+    meta = _mapping(data.get("meta"))
+    task = str(meta.get("task") or _mapping(data.get("summary")).get("task") or "task")
+    decisions = [d for d in data.get("decisions") or [] if isinstance(d, Mapping)]
+    steps = _step_ids(decisions)
+    body = [
+        _header(task, meta),
+        _overview(data, meta),
+        _contents(decisions, steps),
+        *(
+            _step(out, d, i + 1, key)
+            for i, (d, key) in enumerate(zip(decisions, steps, strict=True))
+        ),
+        _final_run(out, data, task, len(decisions) + 1),
+        _compute(data, meta),
+        _provenance(data, meta),
+        "<footer>Built by <code>disciplined</code> from <code>tune.json</code> in this folder; "
+        "rebuild it with <code>disciplined report DIR</code>. Numbers show 4 significant "
+        f"digits; {_DASH} marks a value that is undefined or was not recorded.</footer>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(task)}: disciplined tune report</title>\n<style>{_CSS}</style>\n"
+        "</head>\n<body>\n<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _load(out: Path) -> dict[str, Any]:
+    if not out.exists():
+        raise UsageError(f"no such folder: {out}")
+    if not out.is_dir():
+        raise UsageError(f"{out} is not a folder (give the output folder of `disciplined tune`)")
+    path = out / "tune.json"
+    if not path.is_file():
+        raise UsageError(
+            f"{out} is not a tune output: it has no tune.json (run `disciplined tune --out DIR`)"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not a tune result: it holds no JSON object")
+    missing = [k for k in ("hparams", "decisions", "meta") if k not in data]
+    if missing:
+        raise UsageError(f"{path} is not a tune result: it lacks {', '.join(missing)}")
+    return data
+
+
+def _mapping(x: Any) -> Mapping[str, Any]:
+    return x if isinstance(x, Mapping) else {}
+
+
+def _history(out: Path) -> Any:
+    """The final run's `History`, or None when ``history.json`` is missing or unreadable."""
+    from disciplined.training import History
+
+    try:
+        return History.load(out / "history.json")
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _e(x: Any) -> str:
+    """HTML-escape anything, as text."""
+    return html.escape(str(x), quote=True)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _fmt(x: Any) -> str:
+    """A value as escaped HTML text: numbers to 4 significant digits, None and NaN as a
+    dash, booleans as yes/no, lists and dictionaries as compact JSON."""
+    if x is None:
+        return _DASH
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return _e(_number(x))
+    if isinstance(x, str):
+        return _e(x) if x not in ("NaN", "Infinity", "-Infinity") else _DASH
+    if isinstance(x, (list, tuple, dict)):
+        return _e(json.dumps(x, default=str, separators=(", ", ": ")))
+    return _e(x)
+
+
+def _number(x: float) -> str:
+    if not math.isfinite(x):
+        return _DASH
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e6:
+        decimals = max(0, 3 - math.floor(math.log10(abs(x))))
+        text = f"{x:.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa, _, exponent = f"{x:.4g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+
+
+def _sentence(text: Any) -> str:
+    """Escaped text ending with a full stop."""
+    text = str(text).strip()
+    return _e(text if text.endswith((".", "!", "?")) else text + ".")
+
+
+def _is_num(x: Any) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows of dicts as an HTML table; the columns are the union of the keys, in order."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    if not rows or not columns:
+        return '<p class="note">No evidence table was recorded for this step.</p>'
+    head = "".join(f"<th>{_e(_label(c))}</th>" for c in columns)
+    lines = []
+    for row in rows:
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            if c == "trial" and isinstance(v, str):
+                cells.append(f"<td><code>{_e(v)}</code></td>")
+            else:
+                cells.append(
+                    f'<td class="num">{_fmt(v)}</td>' if _is_num(v) else f"<td>{_fmt(v)}</td>"
+                )
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+        + "".join(lines)
+        + "</tbody></table></div>"
+    )
+
+
+def _kv(pairs: Iterable[tuple[str, Any]], raw: bool = False) -> str:
+    """A two-column table of (label, value); labels are escaped, values formatted (or
+    inserted as they are with ``raw``, for values already rendered)."""
+    rows = []
+    for key, value in pairs:
+        cell = f"<td>{value if raw else _fmt(value)}</td>"
+        rows.append(f"<tr><th>{_e(key)}</th>{cell}</tr>")
+    return '<table class="kv"><tbody>' + "".join(rows) + "</tbody></table>"
+
+
+def _image(out: Path, name: Any, alt: str) -> str:
+    """An embedded PNG from ``out``, found by file name; a note when it is missing."""
+    if not name:
+        return '<p class="note">No plot was recorded for this step.</p>'
+    file = PurePath(str(name)).name
+    path = out / file
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return f'<p class="note">Plot <code>{_e(file)}</code> is missing from this folder.</p>'
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 24:
+        return f'<p class="note">Plot <code>{_e(file)}</code> is not a PNG image.</p>'
+    width, height = struct.unpack(">II", data[16:24])
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return f'<figure><img src="{uri}" alt="{_e(alt)}" width="{width}" height="{height}"></figure>'
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _header(task: str, meta: Mapping[str, Any]) -> str:
+    parts = [f"<h1>Tune report: {_e(task)}</h1>"]
+    if meta.get("description"):
+        parts.append(f'<p class="subtitle">{_e(meta["description"])}</p>')
+    facts = []
+    if meta.get("metric"):
+        facts.append(f"metric: {_e(meta['metric'])}")
+    if meta.get("seed") is not None:
+        facts.append(f"seed {_fmt(meta['seed'])}")
+    if meta.get("device"):
+        facts.append(f"device {_e(meta['device'])}")
+    if facts:
+        parts.append(f'<p class="subtitle">{" · ".join(facts)}</p>')
+    parts.append(
+        '<p class="subtitle">The hyper-parameters below were set by the recipe of Leslie N. '
+        "Smith, <i>A disciplined approach to neural network hyper-parameters: Part 1</i> "
+        "(arXiv 1803.09820), each step read off short runs; the evidence for every choice "
+        "follows.</p>"
+    )
+    return "<header>" + "".join(parts) + "</header>"
+
+
+def _verdict_badge(verdict: Any) -> str:
+    if not verdict:
+        return f'<span class="badge neutral">{_DASH}</span>'
+    cls = _VERDICT_CLASS.get(str(verdict), "neutral")
+    return f'<span class="badge {cls}">{_e(verdict)}</span>'
+
+
+def _overview(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    hp = _mapping(data.get("hparams"))
+    summary = _mapping(data.get("summary"))
+    final = _mapping(summary.get("final"))
+    diagnosis = _mapping(data.get("diagnosis"))
+    epochs = data.get("epochs", summary.get("epochs"))
+    rows = [
+        ("max LR", hp.get("max_lr")),
+        ("min LR", hp.get("min_lr")),
+        ("max momentum", hp.get("max_momentum")),
+        ("min momentum", hp.get("min_momentum")),
+        ("weight decay", hp.get("weight_decay")),
+        ("batch size", hp.get("batch_size")),
+        ("dropout", hp.get("dropout")),
+        ("epochs", epochs),
+        ("optimizer", hp.get("optimizer")),
+        ("schedule", hp.get("schedule")),
+    ]
+    metric = final.get("metric") or meta.get("metric") or "metric"
+    verdict = diagnosis.get("verdict") or final.get("diagnosis")
+    left = f'<div class="card"><h2>Chosen hyper-parameters</h2>{_kv(rows)}</div>'
+    right = (
+        '<div class="card"><h2>Final run</h2>'
+        f'<div class="big">{_fmt(final.get("val_metric"))} <small>validation {_e(metric)}'
+        "</small></div>"
+        f"<p>validation loss <b>{_fmt(final.get('val_loss'))}</b></p>"
+        f"<p>diagnosis {_verdict_badge(verdict)}</p>"
+    )
+    if diagnosis.get("summary"):
+        right += f"<p>{_e(diagnosis['summary'])}</p>"
+    command = _train_command(hp, epochs, meta)
+    if command:
+        right += (
+            "<h3>Train with these again</h3>"
+            f'<pre class="cmd">{_command_html(command)}</pre>'
+            '<p class="note">Values rounded to 6 digits; hparams.json holds them exactly.</p>'
+        )
+    right += "</div>"
+    return f'<section class="cards" id="overview">{left}{right}</section>'
+
+
+def _command_html(command: str) -> str:
+    """A shell line, escaped, with each option kept on one line with its value."""
+    words = shlex.split(command)
+    groups: list[list[str]] = []
+    for word in words:
+        if groups and groups[-1][-1].startswith("--") and not word.startswith("--"):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return " ".join(f"<span>{_e(shlex.join(g))}</span>" for g in groups)
+
+
+def _train_command(hp: Mapping[str, Any], epochs: Any, meta: Mapping[str, Any]) -> str:
+    """The ``disciplined train`` line that repeats the final run."""
+    ref = meta.get("task_ref") or meta.get("task")
+    needed = ("max_lr", "max_momentum", "min_momentum", "weight_decay", "batch_size")
+    if not ref or not _finite(epochs) or not all(_finite(hp.get(k)) for k in needed):
+        return ""
+
+    def g(x: Any) -> str:
+        return format(x, ".6g")
+
+    args = ["disciplined", "train", "--task", str(ref)]
+    for key, value in sorted(_mapping(meta.get("task_options")).items()):
+        args += ["--task-option", f"{key}={value}"]
+    args += ["--epochs", g(epochs), "--batch-size", str(hp["batch_size"])]
+    args += ["--max-lr", g(hp["max_lr"])]
+    if _finite(hp.get("div")) and hp["div"] != 10:
+        args += ["--div", g(hp["div"])]
+    args += ["--momentum", f"{g(hp['max_momentum'])},{g(hp['min_momentum'])}"]
+    args += ["--weight-decay", g(hp["weight_decay"])]
+    if _finite(hp.get("dropout")) and hp["dropout"]:
+        args += ["--dropout", g(hp["dropout"])]
+    if hp.get("optimizer"):
+        args += ["--optimizer", str(hp["optimizer"])]
+    if meta.get("seed") is not None:
+        args += ["--seed", str(meta["seed"])]
+    return shlex.join(args)
+
+
+def _step_ids(decisions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A wording key per decision: its name, except that a learning-rate decision after the
+    first is the final one (taken at the chosen settings), and batch size goes by rule."""
+    keys, seen_lr = [], False
+    for d in decisions:
+        name = str(d.get("name", ""))
+        if name == "learning_rate":
+            keys.append("final_learning_rate" if seen_lr else "learning_rate")
+            seen_lr = True
+        elif name == "batch_size":
+            keys.append("batch_size:" + str(d.get("rule", "")))
+        else:
+            keys.append(name)
+    return keys
+
+
+def _title(key: str, decision: Mapping[str, Any]) -> str:
+    base = key.split(":")[0]
+    return _TITLES.get(base) or _label(str(decision.get("name") or "step")).capitalize()
+
+
+def _contents(decisions: Sequence[Mapping[str, Any]], steps: Sequence[str]) -> str:
+    items = [
+        f'<li><a href="#step-{i + 1}">{_e(_title(k, d))}</a></li>'
+        for i, (d, k) in enumerate(zip(decisions, steps, strict=True))
+    ]
+    n = len(decisions)
+    items += [
+        f'<li><a href="#step-{n + 1}">Final 1cycle run and diagnosis</a></li>',
+        '<li><a href="#compute">Compute spent</a></li>',
+        '<li><a href="#provenance">Where these numbers came from</a></li>',
+    ]
+    return f"<nav><h3>Contents</h3><ol>{''.join(items)}</ol></nav>"
+
+
+def _how_to_read(key: str, decision: Mapping[str, Any]) -> str:
+    """Smith's reading of this step in a sentence or three (and the LR rule's, if known)."""
+    base, _, rule_key = key.partition(":")
+    text = _HOW_TO_READ.get(rule_key) or _HOW_TO_READ.get(base)
+    if not text:
+        return ""
+    body = _e(text)
+    rule = str(decision.get("rule", ""))
+    if base in ("learning_rate", "final_learning_rate") and rule in _LR_RULES:
+        body += f" Rule <code>{_e(rule)}</code> reads max LR as {_e(_LR_RULES[rule])}."
+    return f'<p class="how"><b>How to read this.</b> {body}</p>'
+
+
+def _decision_value(decision: Mapping[str, Any]) -> str:
+    name, value = decision.get("name"), decision.get("value")
+    extra = _mapping(decision.get("extra"))
+    text = _fmt(value)
+    if name == "learning_rate" and "min_lr" in extra:
+        text = f"max LR {_fmt(value)}, min LR {_fmt(extra['min_lr'])}"
+    elif name == "momentum" and "min_momentum" in extra:
+        parameter = extra.get("parameter") or "momentum"
+        text = (
+            f"{_e(parameter)} {_fmt(extra.get('max_momentum', value))} → "
+            f"{_fmt(extra['min_momentum'])} (cyclical)"
+        )
+    elif name == "correction":
+        text = f"weight decay {_fmt(value)}"
+    return text
+
+
+def _extra(decision: Mapping[str, Any]) -> str:
+    """The decision's extra facts that the value line does not already show."""
+    name = decision.get("name")
+    shown = {"learning_rate": {"min_lr"}, "momentum": {"max_momentum", "min_momentum"}}
+    extra = {
+        k: v for k, v in _mapping(decision.get("extra")).items() if k not in shown.get(name, ())
+    }
+    if not extra:
+        return ""
+    pairs = []
+    for key, value in extra.items():
+        if isinstance(value, Mapping):  # its scalar entries; nested records stay in tune.json
+            scalars = [(k, v) for k, v in value.items() if not isinstance(v, (Mapping, list))]
+            text = ", ".join(f"{_e(_label(str(k)))} {_fmt(v)}" for k, v in scalars)
+        else:
+            text = _fmt(value)
+        pairs.append((_label(key), text))
+    return "<h3>Details</h3>" + _kv(pairs, raw=True)
+
+
+def _candidate_plots(out: Path, decision: Mapping[str, Any]) -> str:
+    """For the batch-size comparison: each candidate's own range test, when its PNG exists."""
+    max_lrs = _mapping(_mapping(decision.get("extra")).get("max_lr"))
+    files = {b: PurePath(f"batch{b}_range_test.png").name for b in max_lrs}
+    figures = [
+        _image(out, file, f"LR range test at batch size {b}")
+        for b, file in files.items()
+        if (out / file).is_file()
+    ]
+    if not figures:
+        return ""
+    return (
+        "<details><summary>The range test of each candidate batch size "
+        f'({len(figures)} plots)</summary><div class="grid">{"".join(figures)}</div></details>'
+    )
+
+
+def _compute_line(decision: Mapping[str, Any]) -> str:
+    c = _mapping(decision.get("compute"))
+    if not c:
+        return ""
+    parts = []
+    if "epochs" in c:
+        parts.append(f"{_fmt(c['epochs'])} epochs")
+    if "seconds" in c:
+        parts.append(f"{_fmt(c['seconds'])} s")
+    if "trials" in c:
+        parts.append(f"{_fmt(c['trials'])} trial{'' if c['trials'] == 1 else 's'}")
+    return f'<p class="rule">Compute: {", ".join(parts)}.</p>' if parts else ""
+
+
+def _step(out: Path, decision: Mapping[str, Any], number: int, key: str) -> str:
+    title = _title(key, decision)
+    name, rule = decision.get("name", ""), decision.get("rule", "")
+    parts = [
+        f'<section id="step-{number}"><h2>{number}. {_e(title)}</h2>',
+        f'<p class="decision">Decision <code>{_e(name)}</code> = '
+        f'<span class="value">{_decision_value(decision)}</span> '
+        f'<span class="rule">by rule <code>{_e(rule)}</code></span></p>',
+    ]
+    if decision.get("reason"):
+        parts.append(f"<p>{_sentence(decision['reason'])}</p>")
+    parts.append(_how_to_read(key, decision))
+    parts.append(_image(out, decision.get("plot"), f"{title}: plot"))
+    if key == "batch_size:best_at_equal_time":
+        parts.append(_candidate_plots(out, decision))
+    parts.append("<h3>Evidence</h3>")
+    table = [r for r in decision.get("table") or [] if isinstance(r, Mapping)]
+    parts.append(_table(table))
+    parts.append(_extra(decision))
+    parts.append(_compute_line(decision))
+    parts.append("</section>")
+    return "".join(p for p in parts if p)
+
+
+def _final_run(out: Path, data: Mapping[str, Any], task: str, number: int) -> str:
+    diagnosis = _mapping(data.get("diagnosis"))
+    parts = [
+        f'<section id="step-{number}"><h2>{number}. Final 1cycle run and diagnosis</h2>',
+        _image(out, "curves.png", f"{task}: final 1cycle run"),
+    ]
+    history = _history(out)
+    if history is not None and history.evals:
+        parts.append(_history_summary(history))
+    elif history is None:
+        parts.append('<p class="note">history.json is missing or unreadable.</p>')
+    parts.append("<h3>Diagnosis</h3>")
+    if not diagnosis:
+        parts.append('<p class="note">No diagnosis was recorded.</p>')
+    else:
+        parts.append(
+            f"<p>{_verdict_badge(diagnosis.get('verdict'))} "
+            f'<span class="rule">by rule <code>{_e(diagnosis.get("rule", ""))}</code></span>'
+            "</p>"
+        )
+        if diagnosis.get("summary"):
+            parts.append(f"<p>{_sentence(diagnosis['summary'])}</p>")
+        advice = [a for a in diagnosis.get("advice") or [] if a]
+        if advice:
+            parts.append("<p><b>Advice:</b></p><ul>")
+            parts += [f"<li>{_e(a)}</li>" for a in advice]
+            parts.append("</ul>")
+        parts.append(f'<p class="how"><b>How to read this.</b> {_e(_FINAL_RUN_HOW_TO_READ)}</p>')
+        evidence = _mapping(diagnosis.get("evidence"))
+        if evidence:
+            parts.append("<h3>Evidence read off the curves</h3>")
+            pairs = [(_label(k), v) for k, v in evidence.items()]
+            if len(pairs) > 8:  # two tables side by side
+                half = (len(pairs) + 1) // 2
+                parts.append(f'<div class="grid">{_kv(pairs[:half])}{_kv(pairs[half:])}</div>')
+            else:
+                parts.append(_kv(pairs))
+        thresholds = _mapping(diagnosis.get("thresholds"))
+        if thresholds:
+            parts.append(
+                '<p class="rule">Thresholds: '
+                + ", ".join(f"{_e(_label(k))} {_fmt(v)}" for k, v in thresholds.items())
+                + ".</p>"
+            )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _history_summary(history: Any) -> str:
+    """The final run's evaluations (at most 12 rows, always the last) and its best."""
+    evals = list(history.evals)
+    if len(evals) > 12:  # 12 evenly spaced, the first and the last among them
+        evals = [evals[i] for i in sorted({round(j * (len(evals) - 1) / 11) for j in range(12)})]
+    name = history.metric_name
+    rows = [
+        {
+            "epoch": e.epoch,
+            "step": e.step,
+            "train_loss": e.train_loss,
+            "val_loss": e.val_loss,
+            f"val_{name}": e.val_metric,
+            "seconds": e.seconds,
+        }
+        for e in evals
+    ]
+    best = history.best()
+    line = (
+        f"{_fmt(history.steps)} steps ({_fmt(history.epochs)} epochs) in {_fmt(history.seconds)} s"
+    )
+    if best is not None:
+        line += f"; best validation {_e(name)} {_fmt(best.val_metric)} at epoch {_fmt(best.epoch)}"
+    if history.diverged:
+        line += f"; diverged: {_e(history.diverged_reason or '')}"
+    return f"<h3>Evaluations</h3><p>{line}.</p>{_table(rows)}"
+
+
+def _compute(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    compute = {k: _mapping(v) for k, v in _mapping(data.get("compute")).items()}
+    rows = []
+    total_epochs = total_seconds = 0.0
+    for key, c in compute.items():
+        epochs, seconds = c.get("epochs"), c.get("seconds")
+        total_epochs += epochs if _finite(epochs) else 0.0
+        total_seconds += seconds if _finite(seconds) else 0.0
+        label = _COMPUTE_LABELS.get(key, _label(key))
+        rows.append(
+            f'<tr><td>{_e(label)}</td><td class="num">{_fmt(epochs)}</td>'
+            f'<td class="num">{_fmt(seconds)}</td></tr>'
+        )
+    budget = meta.get("budget")
+    rows.append(
+        f'<tr class="total"><td>total</td><td class="num">{_fmt(total_epochs)}</td>'
+        f'<td class="num">{_fmt(total_seconds)}</td></tr>'
+    )
+    table = (
+        "<table><thead><tr><th>step</th><th>epochs</th><th>seconds</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    notes = []
+    if _finite(budget) and budget > 0:
+        notes.append(
+            f"Budget: {_fmt(budget)} epochs; {100 * total_epochs / budget:.0f}% of it spent."
+        )
+    if _finite(meta.get("wall_seconds")):
+        notes.append(f"Wall-clock time of the whole tune: {_fmt(meta['wall_seconds'])} s.")
+    return (
+        '<section id="compute"><h2>Compute spent</h2>'
+        "<p>Epochs of the task (range-test and training steps alike) and seconds of training, "
+        "per step of the recipe. Trials read back from the store cost nothing on a rerun.</p>"
+        f"{table}" + "".join(f"<p>{n}</p>" for n in notes) + "</section>"
+    )
+
+
+def _provenance(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    options = _mapping(meta.get("task_options"))
+    pairs = [
+        ("task", meta.get("task")),
+        ("task reference", meta.get("task_ref")),
+        ("task options", ", ".join(f"{k}={v}" for k, v in options.items()) or None),
+        ("seed", meta.get("seed")),
+        ("device", meta.get("device")),
+        ("python", meta.get("python")),
+        ("torch", meta.get("torch")),
+        ("platform", meta.get("platform")),
+        ("output folder", data.get("out")),
+    ]
+    parts = [
+        '<section id="provenance"><h2>Where these numbers came from</h2>',
+        _kv((k, v) for k, v in pairs if v is not None and v != ""),
+    ]
+    if meta.get("command"):
+        parts.append(f"<h3>Command line</h3><pre>{_e(meta['command'])}</pre>")
+    parts.append("</section>")
+    return "".join(parts)

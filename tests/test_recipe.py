@@ -1,0 +1,178 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from disciplined.cli import main
+from disciplined.recipe import tune
+from disciplined.store import SQLiteStore
+from disciplined.trials import run_trial
+
+KEYS = (
+    "max_lr",
+    "min_lr",
+    "max_momentum",
+    "min_momentum",
+    "weight_decay",
+    "batch_size",
+    "dropout",
+    "epochs",
+    "optimizer",
+)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tune_on_digits_reaches_97_percent_within_its_budget(tmp_path, seed):
+    r = tune("digits-mlp", epochs=20, budget=120, out=tmp_path, seed=seed)
+    hp = json.loads((tmp_path / "hparams.json").read_text())
+    assert all(k in hp for k in KEYS) and hp["final"]["val_metric"] >= 0.97, hp
+    spent = sum(c["epochs"] for c in hp["compute"].values())
+    assert 0 < spent <= 120 and r.meta["budget"] == 120
+    assert set(hp["compute"]) >= {
+        "lr_range_test",
+        "weight_decay",
+        "momentum",
+        "batch_size",
+        "final_lr",
+        "final_run",
+    }
+    assert r.final_metric == hp["final"]["val_metric"]
+    names = [d.name for d in r.decisions]
+    assert names[:5] == ["learning_rate", "weight_decay", "momentum", "batch_size", "learning_rate"]
+    for f in ("history.json", "curves.png", "tune.json", "weight_decay.png", "momentum.png"):
+        assert (tmp_path / f).exists(), f
+
+
+SLOW_TASK = """
+import time
+from dataclasses import replace
+from disciplined.tasks import load_task
+
+def make():
+    base = load_task("digits-mlp")
+    def slow_loss(out, y):
+        time.sleep(0.001)
+        return base.loss_fn(out, y)
+    return replace(base, name="slow-digits", loss_fn=slow_loss)
+"""
+
+ARGS = ["--epochs", "3", "--budget", "60", "--range-steps", "100", "--no-batch-compare"]
+
+
+def _child(task, out, *extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the test process runs single-threaded too
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "disciplined",
+            "tune",
+            "--task",
+            task,
+            *ARGS,
+            *extra,
+            "--out",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(store_path, count, child, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and child.poll() is None:
+        if store_path.exists():
+            with SQLiteStore(store_path) as s:
+                if len(s) >= count:
+                    return
+        time.sleep(0.02)
+
+
+def _stored(store_path):
+    with SQLiteStore(store_path) as s:
+        return len(s)
+
+
+def _comparable(path):
+    hp = json.loads(path.read_text())
+    hp["compute"] = {k: v["epochs"] for k, v in hp["compute"].items()}  # seconds vary
+    return hp
+
+
+def test_a_tune_killed_three_times_resumes_to_the_same_hparams(tmp_path):
+    task_file = tmp_path / "slow.py"
+    task_file.write_text(SLOW_TASK)
+    task = f"{task_file}:make"
+    out = tmp_path / "killed"
+    store_path = out / "trials.sqlite"
+    counts = []
+    for target in (2, 6, 9):
+        child = _child(task, out)
+        _wait_for(store_path, target, child)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        counts.append(_stored(store_path))
+    assert counts[0] >= 2 and counts[0] < counts[1] < counts[2], counts
+    assert not (out / "hparams.json").exists()
+
+    calls = []
+
+    def counting(spec):
+        calls.append(spec.key)
+        return run_trial(spec)
+
+    before = _stored(store_path)
+    tune(
+        task,
+        epochs=3,
+        budget=60,
+        range_steps=100,
+        compare_batch_sizes=False,
+        out=out,
+        runner=counting,
+    )
+    with SQLiteStore(store_path) as s:
+        total = len(s)
+    assert len(calls) == total - before  # nothing finished was computed again
+
+    fresh = tmp_path / "fresh"
+    tune(task, epochs=3, budget=60, range_steps=100, compare_batch_sizes=False, out=fresh)
+    assert _comparable(out / "hparams.json") == _comparable(fresh / "hparams.json")
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    task_file = tmp_path / "slow.py"
+    task_file.write_text(SLOW_TASK)
+    out = tmp_path / "int"
+    child = _child(f"{task_file}:make", out)
+    _wait_for(out / "trials.sqlite", 1, child)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert "interrupted" in last and "Resume with the same command" in last
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "nope"], "unknown task"),
+        (["--task", "digits-mlp", "--budget", "5"], "budget 5 epochs"),
+        (["--task", "digits-mlp", "--memory-limit", "lots"], "memory limit must"),
+        (["--task", "digits-mlp", "--batch-sizes", "0,32"], "batch sizes must be >= 1"),
+        (["--task", "digits-mlp", "--epochs", "-3"], "must be > 0"),
+        (["--task", "digits-mlp", "--workers", "0"], "must be >= 1"),
+    ],
+)
+def test_tune_bad_input(tmp_path, capsys, args, message):
+    code = main(["tune", *args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

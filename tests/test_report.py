@@ -1,0 +1,251 @@
+"""The HTML report of a ``tune`` output folder, built from a real (small) tune run.
+
+The run is shared by the module: digits MLP, 5-epoch final run, 100-step range tests, batch
+sizes compared; about 10 s on one core. The browser test loads the report in a headless
+Chromium (see ``tests/chromium.py``) and is skipped only when no Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from chromium import check_page, find_chromium, screenshot
+
+from disciplined.cli import main
+from disciplined.errors import UsageError
+from disciplined.recipe import tune
+from disciplined.report.html import _fmt, write_report
+
+COMMAND = "disciplined tune --task digits-mlp --epochs 5 --budget 60 --range-steps 100"
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tune output folder (report.html written by `tune` itself)."""
+    out = tmp_path_factory.mktemp("tune") / "out"
+    tune("digits-mlp", epochs=5, budget=60, out=out, range_steps=100, command=COMMAND)
+    return out
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("trials.sqlite*"))
+    return dst
+
+
+def _edit(folder: Path, change) -> None:
+    path = folder / "tune.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _img_srcs(text: str) -> list[str]:
+    return re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", text)
+
+
+def test_tune_writes_a_self_contained_report(tuned: Path) -> None:
+    text = (tuned / "report.html").read_text(encoding="utf-8")
+    data = json.loads((tuned / "tune.json").read_text())
+    assert "digits-mlp" in text
+    for d in data["decisions"]:
+        assert f"<code>{d['name']}</code>" in text
+        assert f"<code>{d['rule']}</code>" in text
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower()
+    srcs = _img_srcs(text)
+    plots = [d for d in data["decisions"] if d["plot"]]
+    assert len(srcs) >= len(plots) + 1  # each step's plot and the final curves
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert text.count("<img") == len(srcs)
+    # the top table and the final numbers are there, formatted to 4 significant digits
+    assert f"<td>{_fmt(data['hparams']['max_lr'])}</td>" in text
+    assert f"<td>{data['hparams']['batch_size']}</td>" in text
+    assert _fmt(data["summary"]["final"]["val_metric"]) in text
+    assert f">{data['diagnosis']['verdict']}</span>" in text
+    assert "How to read this." in text
+    assert "Budget: 60 epochs" in text
+    assert COMMAND in text
+
+
+def test_cli_rebuilds_the_same_file(tuned: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (tuned / "report.html").read_bytes()
+    (tuned / "report.html").unlink()
+    assert main(["report", str(tuned)]) == 0
+    assert capsys.readouterr().out.strip() == str(tuned / "report.html")
+    assert (tuned / "report.html").read_bytes() == before
+
+
+def test_user_and_data_strings_are_escaped(tuned: Path, tmp_path: Path) -> None:
+    folder = _copy(tuned, tmp_path)
+
+    def inject(data: dict) -> None:
+        data["meta"]["task"] = data["summary"]["task"] = EVIL
+        data["meta"]["command"] = "tune --task 'x' && echo <b>bold</b>"
+        data["decisions"][0]["reason"] = '<img src=x onerror="alert(2)">'
+        data["decisions"][0]["table"][0]["stop_reason"] = "</td><script>alert(3)</script>"
+        data["diagnosis"]["advice"] = ["<iframe src=javascript:alert(4)>"]
+
+    _edit(folder, inject)
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<script" not in text.lower() and "<iframe" not in text.lower()
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in text
+    assert "&lt;/td&gt;&lt;script&gt;alert(3)" in text
+    assert "&amp;&amp; echo &lt;b&gt;bold&lt;/b&gt;" in text
+    assert all(s.startswith("data:image/png;base64,") for s in _img_srcs(text))
+
+
+def test_missing_files_give_notes_not_broken_images(tuned: Path, tmp_path: Path) -> None:
+    folder = _copy(tuned, tmp_path)
+    full = len(_img_srcs((tuned / "report.html").read_text(encoding="utf-8")))
+    (folder / "weight_decay.png").unlink()
+    (folder / "curves.png").write_bytes(b"not a png")
+    (folder / "history.json").unlink()
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert "Plot <code>weight_decay.png</code> is missing from this folder." in text
+    assert "Plot <code>curves.png</code> is not a PNG image." in text
+    assert "history.json is missing or unreadable." in text
+    assert len(_img_srcs(text)) == full - 2
+
+
+def test_plot_paths_are_resolved_by_file_name(tuned: Path, tmp_path: Path) -> None:
+    folder = _copy(tuned, tmp_path)
+
+    def relocate(data: dict) -> None:
+        for d in data["decisions"]:
+            if d["plot"]:
+                d["plot"] = "/elsewhere/at/run/time/" + Path(d["plot"]).name
+
+    _edit(folder, relocate)
+    before = (tuned / "report.html").read_text(encoding="utf-8")
+    after = write_report(folder).read_text(encoding="utf-8")
+    assert _img_srcs(after) == _img_srcs(before)
+
+
+def test_correction_unknown_steps_and_undefined_numbers(tuned: Path, tmp_path: Path) -> None:
+    folder = _copy(tuned, tmp_path)
+    correction = {
+        "name": "correction",
+        "value": 0.001,
+        "rule": "one_grid_step_as_advised",
+        "reason": "overfitting: weight decay 0.0001 -> 0.001; kept the new run",
+        "table": [{"weight_decay": 0.001, "val_metric": None, "replaces": 0.0001}],
+        "trials": ["abc"],
+        "plot": None,
+        "extra": {},
+        "compute": {"epochs": 5.0, "seconds": 1.0},
+    }
+    unknown = {**correction, "name": "label_smoothing", "rule": "new_rule", "value": 0.1}
+    unknown["extra"] = {"nested": {"a": 1, "deeper": {"b": 2}}, "values": [1, 2]}
+
+    def add(data: dict) -> None:
+        data["decisions"] += [correction, unknown]
+        data["summary"]["final"]["val_loss"] = None
+
+    _edit(folder, add)
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert "Correction after the diagnosis" in text
+    assert "weight decay 0.001" in text and "<code>one_grid_step_as_advised</code>" in text
+    assert "Label smoothing" in text and "<code>new_rule</code>" in text
+    assert "No plot was recorded for this step." in text
+    assert "validation loss <b>–</b>" in text
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "file", "bad-json", "not-a-result"])
+def test_bad_input_is_one_line_and_exit_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "dir"
+    if case != "missing":
+        target.mkdir()
+    if case == "file":
+        target = target / "tune.json"
+        target.write_text("{}")
+    elif case == "bad-json":
+        (target / "tune.json").write_text("{not json")
+    elif case == "not-a-result":
+        (target / "tune.json").write_text('{"hparams": {}}')
+    with pytest.raises(UsageError):
+        write_report(target)
+    assert main(["report", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("disciplined: error: ") and err.count("\n") == 1
+    assert not (tmp_path / "dir" / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "–"),
+        (math.nan, "–"),
+        (math.inf, "–"),
+        ("NaN", "–"),
+        (0.0, "0"),
+        (3.0, "3"),
+        (0.1, "0.1"),
+        (0.031622776, "0.03162"),
+        (1.2345678, "1.235"),
+        (123.456, "123.5"),
+        (12345.6, "12346"),
+        (1e-5, "1e-5"),
+        (3.16227e-5, "3.162e-5"),
+        (1.23456e7, "1.235e7"),
+        (128, "128"),
+        (True, "yes"),
+        ("<b>", "&lt;b&gt;"),
+    ],
+)
+def test_numbers_show_four_significant_digits(value: object, text: str) -> None:
+    assert _fmt(value) == text
+
+
+def test_report_renders_in_chromium(tuned: Path) -> None:
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("chromium not installed: no /usr/bin/chromium and none on PATH")
+    html = tuned / "report.html"
+    check = check_page(html, executable=exe)
+    assert check.console_errors == []
+    assert check.requests == []
+    n_img = html.read_text(encoding="utf-8").count("<img")
+    assert len(check.images) == n_img > 0
+    assert check.broken_images == []
+    assert all(i["width"] > 0 and i["decoded"] for i in check.images)
+
+
+def test_browser_check_sees_what_it_should(tmp_path: Path) -> None:
+    """The check above is not vacuous: a broken image, a console error, an uncaught
+    exception and an outside request are all reported."""
+    if find_chromium() is None:
+        pytest.skip("chromium not installed: no /usr/bin/chromium and none on PATH")
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<!DOCTYPE html><img src="data:image/png;base64,AAAA"><img src="http://127.0.0.1:9/x.png">'
+        "<script>console.error('boom'); no_such_function();</script>"
+    )
+    check = check_page(page)
+    assert len(check.broken_images) == 2
+    assert "boom" in check.console_errors
+    assert any("no_such_function" in e for e in check.console_errors)
+    assert check.requests == ["http://127.0.0.1:9/x.png"]
+
+
+def test_screenshot_for_the_readme(tuned: Path) -> None:
+    """``DISCIPLINED_SCREENSHOT=1 pytest tests/test_report.py -k screenshot`` writes the
+    README's picture, ``docs/report.png`` (the report's first screen)."""
+    if os.environ.get("DISCIPLINED_SCREENSHOT") != "1":
+        pytest.skip("set DISCIPLINED_SCREENSHOT=1 to write docs/report.png")
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("chromium not installed: no /usr/bin/chromium and none on PATH")
+    png = Path(__file__).resolve().parents[1] / "docs" / "report.png"
+    screenshot(tuned / "report.html", png, width=1200, height=1600, executable=exe)
+    assert png.read_bytes().startswith(b"\x89PNG")
