@@ -16,7 +16,7 @@ $(STAMP): $(PY) pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/disciplined train --task mnist1d-cnn --epochs 20 --batch-size 32 --max-lr 0.1 --out runs/demo
+	$(VENV)/bin/disciplined tune --task mnist1d-cnn --out runs/demo
 
 # Chromium is installed best effort: the report's browser test needs it and is skipped without
 # it; this step never fails the target.

@@ -25,19 +25,33 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from disciplined import HParams, load_task, train_task
+from disciplined import HParams, diagnose, load_task, train_task
 from disciplined.hparams import build_optimizer
 from disciplined.range_test import lr_range_test
-from disciplined.suggest import RULES, smooth, smooth_zero_lag, suggest, suggest_multi
+from disciplined.suggest import (
+    RULES,
+    divergence_cut,
+    smooth,
+    smooth_zero_lag,
+    suggest,
+    suggest_multi,
+)
 
 try:
     from _common import header
 except ImportError:  # pragma: no cover
     from benchmarks._common import header
 
+
+def _cut_then_smooth(xs):
+    cut = divergence_cut(xs)
+    return smooth_zero_lag(xs[:cut], 0.9) + [float("nan")] * (len(xs) - cut)
+
+
 SMOOTHERS = {
-    "zero-lag": lambda xs: smooth_zero_lag(xs, 0.9),
-    "ema": lambda xs: smooth(xs, 0.98),
+    "zero-lag": _cut_then_smooth,  # what lr_range_test stores as `smoothed`
+    "zero-lag-uncut": lambda xs: smooth_zero_lag(xs, 0.9),
+    "ema": lambda xs: smooth(xs, 0.98),  # the one-way average of fastai / torch-lr-finder
 }
 TASKS = ("digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "synthetic-regression")
 
@@ -87,11 +101,13 @@ def _torch_lr_finder(task, seed: int, steps: int) -> float | None:
 
 
 def _train(task, max_lr: float, seed: int, epochs: float) -> tuple[float, bool]:
+    """Final metric, and whether the run diverged: NaN, an exploding loss, or a collapse
+    that stays finite (`disciplined.diagnose` says "diverged")."""
     hp = HParams(max_lr=max_lr, batch_size=task.default_batch_size)
     _, h = train_task(task, hp, epochs=epochs, seed=seed)
-    if h.diverged or h.final is None or not math.isfinite(h.final.val_metric):
-        return (h.final.val_metric if h.final else float("nan")), True
-    return h.final.val_metric, False
+    metric = h.final.val_metric if h.final else float("nan")
+    failed = h.diverged or not math.isfinite(metric) or diagnose(h).verdict == "diverged"
+    return metric, failed
 
 
 def main() -> None:

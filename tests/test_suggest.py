@@ -91,14 +91,16 @@ def test_smooth_beta_zero_is_identity_and_bad_beta_raises() -> None:
 # --------------------------------------------------------------------------- clean valley
 
 
-def test_clean_valley_smith_default_reads_the_minimum() -> None:
-    # With the default band of 0, "where the loss stops falling" on a lag-free curve is its
-    # minimum (the band-0.10 reading is checked below).
+def test_clean_valley_smith_band_zero_reads_the_minimum() -> None:
+    # band 0: "where the loss stops falling" on a lag-free curve is its minimum; the
+    # default 5% band reads just before it
     y = valley_curve()
-    s = smith(LRS, y)
+    s = smith(LRS, y, band=0.0)
     low = int(np.argmin(y))
     assert s.index == low and s.max_lr == LRS[low]
-    assert s.min_lr == pytest.approx(s.max_lr / 10)
+    default = smith(LRS, y)
+    assert LRS[low] / 10 < default.max_lr < s.max_lr
+    assert default.min_lr == pytest.approx(default.max_lr / 10)
 
 
 def test_clean_valley_smith_reads_where_the_fall_ends() -> None:
@@ -199,7 +201,7 @@ def falling_curve() -> np.ndarray:
 def test_curve_that_never_diverges() -> None:
     y = falling_curve()
     assert int(np.argmin(y)) == len(LRS) - 1
-    default = smith(LRS, y)  # band 0: the fall never ends inside the sweep
+    default = smith(LRS, y, band=0.0)  # band 0: the fall never ends inside the sweep
     assert default.max_lr == LRS[-1] and "raise its end LR" in default.reason
     s = smith(LRS, y, band=0.10)
     # within 10% of the drop (the drop is ~2.0 to ~0.3): exp(-(u + 3) / 0.5) = 0.1
@@ -385,3 +387,29 @@ def test_any_finite_curve_gets_an_answer_in_range(losses: list[float], name: str
     assert 0 <= s.index < len(lrs)
     assert s.min_lr == pytest.approx(s.max_lr / 10)
     assert s.reason
+
+
+def test_zero_lag_smoothing_does_not_trail_the_curve() -> None:
+    from disciplined.suggest import smooth_zero_lag
+
+    ramp = [float(i) for i in range(200)]
+    one_way, both = smooth(ramp, 0.9), smooth_zero_lag(ramp, 0.9)
+    # one way trails a ramp by about beta / (1 - beta) = 9 steps; both ways, by nothing
+    assert ramp[100] - one_way[100] == pytest.approx(9.0, abs=0.01)
+    assert both[100] == pytest.approx(100.0, abs=0.01)
+    assert smooth_zero_lag([1.0, 2.0, float("nan"), 3.0], 0.5)[2:] != [3.0, 3.0]
+    assert all(math.isnan(v) for v in smooth_zero_lag([1.0, 2.0, float("nan"), 3.0], 0.5)[2:])
+
+
+def test_divergence_cut_finds_the_blow_up_after_the_fall() -> None:
+    from disciplined.suggest import divergence_cut
+
+    rng = np.random.default_rng(0)
+    fall = list(np.linspace(2.3, 1.5, 100) + 0.02 * rng.standard_normal(100))
+    blow = [2.7, 3.8, 2.9, 3.6, 2.5, 2.4, 2.4, 2.5] * 3
+    assert divergence_cut([2.3] * 20 + fall + blow) == 120  # the first loss above the start
+    assert divergence_cut([2.3] * 20 + fall) == 120  # never diverged: the whole curve
+    assert divergence_cut([2.3] * 20 + [float("nan")]) == 20
+    # batch noise of 20% around a flat loss never counts as a fall and a rise
+    noisy = list(1.0 + 0.2 * rng.standard_normal(300))
+    assert divergence_cut(noisy) == 300

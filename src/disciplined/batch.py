@@ -319,11 +319,11 @@ def measure_step_seconds(
 
 
 def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
-    """A `Decision` without a comparison: the largest candidate of `candidate_batch_sizes`
-    (powers of two up to the largest that fits, keeping at least 10 steps an epoch: a
-    batch of the whole data set fits in memory but leaves too few steps to train)."""
+    """A `Decision` without a comparison: the task's own batch size, capped by what fits
+    (memory is a cap, not a choice: a batch of the whole data set fits in memory but
+    leaves too few steps to train)."""
     rows = tuple({"batch_size": b, "step_bytes": need, "fits": ok} for b, need, ok in fit_.probes)
-    value = candidate_batch_sizes(task, fit_.batch_size)[-1]
+    value = min(task.default_batch_size, fit_.batch_size)
     if fit_.capped_by == "data":
         reason = (
             f"memory never binds (a step over the whole training set, "
@@ -334,8 +334,11 @@ def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
             f"{fit_.batch_size} is the largest batch whose step fits in "
             f"{fit_.limit_bytes / 2**20:.0f} MiB less the safety margin"
         )
-    if value != fit_.batch_size:
-        reason += f"; {value} is the largest power of two that leaves at least 10 steps an epoch"
+    reason += (
+        f"; kept the task's batch size {value}"
+        if value == task.default_batch_size
+        else f"; the task's batch size {task.default_batch_size} is capped to {value}"
+    )
     return Decision(
         name="batch_size",
         value=value,
@@ -346,8 +349,9 @@ def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
     )
 
 
-def best_at_equal_time(rows: Sequence[dict[str, Any]], higher_is_better: bool = True,
-                       tolerance: float = 0.0) -> tuple[int, str]:
+def best_at_equal_time(
+    rows: Sequence[dict[str, Any]], higher_is_better: bool = True, tolerance: float = 0.0
+) -> tuple[int, str]:
     """The report's batch-size rule: the best validation metric after equal wall-clock
     time. Candidates within ``tolerance`` of the best are taken as tied (the recipe passes
     the metric's standard error), and of those the largest batch wins: it permits the
@@ -360,14 +364,17 @@ def best_at_equal_time(rows: Sequence[dict[str, Any]], higher_is_better: bool = 
     best = max(sign * r["val_metric"] for r in ok)
     near = [r for r in ok if sign * r["val_metric"] >= best - tolerance]
     chosen = max(near, key=lambda r: r["batch_size"])
-    others = ", ".join(f"{r['batch_size']}: {r['val_metric']:.4f}" for r in ok
-                       if r is not chosen)
-    reason = (f"batch {chosen['batch_size']} reached validation metric "
-              f"{chosen['val_metric']:.4f} in the same wall-clock time as the others "
-              f"({others})")
+    others = ", ".join(f"{r['batch_size']}: {r['val_metric']:.4f}" for r in ok if r is not chosen)
+    reason = (
+        f"batch {chosen['batch_size']} reached validation metric "
+        f"{chosen['val_metric']:.4f} in the same wall-clock time as the others "
+        f"({others})"
+    )
     if len(near) > 1:
-        reason += (f"; {len(near)} candidates were within {tolerance:.3g} of the best "
-                   "(noise), and the largest of them was taken")
+        reason += (
+            f"; {len(near)} candidates were within {tolerance:.3g} of the best "
+            "(noise), and the largest of them was taken"
+        )
     return int(chosen["batch_size"]), reason
 
 

@@ -32,7 +32,14 @@ from torch import nn
 
 from disciplined.scheduler import PolicyScheduler
 from disciplined.schedules import RangeSweep
-from disciplined.suggest import MIN_POINTS, Suggestion, smooth_zero_lag, suggest, suggest_multi
+from disciplined.suggest import (
+    MIN_POINTS,
+    Suggestion,
+    divergence_cut,
+    smooth_zero_lag,
+    suggest,
+    suggest_multi,
+)
 from disciplined.training import Data, _dec, _enc, fit, resolve_device
 
 __all__ = ["RangeTest", "lr_range_test", "overlay", "preserved_state"]
@@ -199,7 +206,7 @@ def preserved_state(
 # --------------------------------------------------------------------------- the test
 
 
-_STOP_BETA = 0.98  # the stop rule's running average (it must be causal, so it lags)
+_STOP_BETA = 0.98  # the stop rule's running average: causal, slow, so noise cannot stop a test
 
 
 class _DivergenceRule:
@@ -438,7 +445,9 @@ def _one_sweep(
         progress=progress,
     )
     n = history.steps
-    smoothed = smooth_zero_lag(history.train_losses, smoothing)
+    # smoothed up to where the curve diverged; past it only the raw losses are kept
+    cut = divergence_cut(history.train_losses)
+    smoothed = smooth_zero_lag(history.train_losses[:cut], smoothing) + [math.nan] * (n - cut)
     stopped = history.stopped_reason if history.stopped_reason or history.diverged else None
     if history.diverged:
         stopped = history.diverged_reason

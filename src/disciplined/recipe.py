@@ -113,25 +113,34 @@ def plan_steps(
     hp: HParams,
     budget: float,
     final_epochs: float,
+    *,
     n_range_tests: int,
+    candidates: list[int],
     requested: int,
     reserved: float = 0.0,
 ) -> int:
-    """Range-test steps that keep the studies within the budget left after the final run,
-    a corrective round and ``reserved`` epochs (the batch-size comparison): ``requested``
-    if they fit, fewer (never below 100) if not."""
-    per_epoch = batches_per_epoch(task.train_data, hp.batch_size)
+    """Range-test steps that keep the recipe within ``budget`` epochs.
+
+    The fixed part is the final run, a corrective run (``2 * final_epochs``) and
+    ``reserved`` epochs (the batch-size comparison's runs). What is left pays for
+    ``n_range_tests`` tests at ``hp.batch_size`` and one at each of ``candidates``, each of
+    the same number of steps (a sweep needs its steps whatever the batch size): that number
+    is ``requested`` if it fits, fewer if not, never below 100.
+    """
+    per_step = n_range_tests / batches_per_epoch(task.train_data, hp.batch_size) + sum(
+        1 / batches_per_epoch(task.train_data, b) for b in candidates
+    )
     left = budget - reserved - 2 * final_epochs
-    minimum = n_range_tests * 100 / per_epoch
-    if left < minimum:
-        need = (2 * final_epochs + minimum) / (1 - reserved / budget)
+    steps = int(left / per_step) if left > 0 else 0
+    if steps < 100:
+        need = reserved + 2 * final_epochs + 100 * per_step
         raise UsageError(
             f"budget {budget:g} epochs is too small: with a final run of "
             f"{final_epochs:g} epochs the recipe needs about {need:.0f} "
             "(range tests of at least 100 steps); raise --budget or lower "
             "--epochs"
         )
-    return min(requested, int(left * per_epoch / n_range_tests))
+    return min(requested, steps)
 
 
 def tune(
@@ -243,6 +252,8 @@ def _tune(
     started,
     command,
 ) -> TuneResult:
+    from disciplined.batch import candidate_batch_sizes, largest_batch_that_fits
+
     hp = HParams(
         max_lr=0.1,
         max_momentum=0.9,
@@ -252,15 +263,28 @@ def _tune(
         optimizer=optimizer,
     )
     wd_values, _ = default_weight_decays(task)
-    # Budget plan: the final run and room for one corrective run come first; 30% of the
-    # budget is set aside for comparing batch sizes; the ten range tests of the other
-    # steps share the rest (`plan_steps` shortens them, never below 100 steps).
-    n_tests = 1 + len(wd_values) + 4 + 1
-    batch_share = 0.3 * budget if compare_batch_sizes else 0.0
-    steps = plan_steps(task, hp, budget, epochs, n_tests, range_steps, reserved=batch_share)
-    per_epoch0 = batches_per_epoch(task.train_data, hp.batch_size)
+    # Budget plan: the final and a corrective run first; 15% of the budget for the
+    # batch-size comparison's runs; the range tests share the rest (`plan_steps`).
+    candidates: list[int] = []
+    if compare_batch_sizes:
+        fits = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
+        candidates = candidate_batch_sizes(task, fits.batch_size, batch_sizes)
+    reserved = 0.15 * budget if len(candidates) > 1 else 0.0
+    steps = plan_steps(
+        task,
+        hp,
+        budget,
+        epochs,
+        n_range_tests=2 + len(wd_values) + 4,
+        candidates=candidates if len(candidates) > 1 else [],
+        requested=range_steps,
+        reserved=reserved,
+    )
     decisions: list[Decision] = []
     compute: dict[str, dict[str, float]] = {}
+
+    def spent() -> float:
+        return sum(c["epochs"] for c in compute.values())
 
     def record(step: str, d: Decision) -> Decision:
         decisions.append(d)
@@ -279,8 +303,6 @@ def _tune(
     mom = record("momentum", momentum_test(ctx, hp, num_steps=steps, seed=seed))
     hp = hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
     range_hp = hp.with_(min_momentum=hp.max_momentum)  # momentum held during range tests
-    spent = sum(c["epochs"] for c in compute.values())
-    reserve = steps / per_epoch0 + (2 if correct else 1) * epochs  # final LR test and runs
     bs = record(
         "batch_size",
         batch_size_search(
@@ -293,38 +315,30 @@ def _tune(
             num_steps=steps,
             seed=seed,
             device=device,
-            max_epochs=max(0.0, budget - spent - reserve),
+            max_epochs=reserved + _test_epochs(task, steps, candidates),
         ),
     )
     hp = hp.with_(batch_size=int(bs.value))
-    # the final test covers about as many samples as the others (at least 100 steps)
-    final_steps = max(100, min(steps, round(steps * task.default_batch_size / hp.batch_size)))
     final_lr = record(
         "final_lr",
         learning_rate_test(
-            ctx,
-            range_hp.with_(batch_size=hp.batch_size),
-            num_steps=final_steps,
-            seed=seed,
-            tag="final",
+            ctx, range_hp.with_(batch_size=hp.batch_size), num_steps=steps, seed=seed, tag="final"
         ),
     )
     hp = hp.with_(max_lr=final_lr.value)
 
-    history, result = _final_run(ctx, hp, epochs, seed, "final")
+    final_epochs, why = _final_epochs(task, bs, epochs, (budget - spent()) / (2 if correct else 1))
+    say(f"final run: {final_epochs:.3g} epochs at batch {hp.batch_size}{why}")
+    history, result = _final_run(ctx, hp, final_epochs, seed, "final")
     compute["final_run"] = {"epochs": history.epochs, "seconds": result.seconds}
     verdict = diagnose(history)
-    say(
-        f"final run: validation {history.metric_name} "
-        f"{history.final.val_metric if history.final else float('nan'):.4f}; {verdict.verdict}"
-    )
-    spent = sum(c["epochs"] for c in compute.values())
+    say(f"final run: validation {history.metric_name} {_metric(history):.4f}; {verdict.verdict}")
     if correct and verdict.verdict in ("overfitting", "underfitting"):
-        if spent + epochs <= budget:
+        if spent() + final_epochs <= budget:
             new_wd = _one_step(wd_values, hp.weight_decay, verdict.verdict)
             if new_wd is not None:
                 hp2 = hp.with_(weight_decay=new_wd)
-                h2, r2 = _final_run(ctx, hp2, epochs, seed, "corrective")
+                h2, r2 = _final_run(ctx, hp2, final_epochs, seed, "corrective")
                 compute["corrective_run"] = {"epochs": h2.epochs, "seconds": r2.seconds}
                 better = _better(h2, history, task.higher_is_better)
                 row = {
@@ -336,8 +350,7 @@ def _tune(
                 reason = (
                     f"{verdict.verdict}: weight decay {hp.weight_decay:g} -> {new_wd:g}; "
                     f"validation {history.metric_name} {_metric(history):.4f} -> "
-                    f"{_metric(h2):.4f}; kept the "
-                    f"{'new' if better else 'first'} run"
+                    f"{_metric(h2):.4f}; kept the {'new' if better else 'first'} run"
                 )
                 decisions.append(
                     Decision(
@@ -366,6 +379,8 @@ def _tune(
         "seed": seed,
         "device": device,
         "budget": budget,
+        "requested_epochs": epochs,
+        "final_epochs_reason": why.lstrip("; "),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
@@ -377,7 +392,7 @@ def _tune(
     }
     result = TuneResult(
         hparams=hp,
-        epochs=epochs,
+        epochs=history.epochs,
         decisions=tuple(decisions),
         history=history,
         diagnosis=verdict,
@@ -391,6 +406,31 @@ def _tune(
 
     write_report(out)
     return result
+
+
+def _test_epochs(task: Task, steps: int, candidates: list[int]) -> float:
+    """Epochs the candidates' range tests take."""
+    return sum(steps / batches_per_epoch(task.train_data, b) for b in candidates)
+
+
+def _final_epochs(task: Task, bs: Decision, epochs: float, room: float) -> tuple[float, str]:
+    """The final run's length. Batch sizes were compared at equal wall-clock time, so the
+    run gets the time ``epochs`` epochs take at the task's own batch size: a faster batch
+    trains more epochs in it (at most 4x, and within ``room``: the budget left, halved
+    when a corrective run may follow)."""
+    timing = bs.extra.get("seconds_per_step")
+    chosen = int(bs.value)
+    ref = task.default_batch_size
+    if not timing or str(ref) not in timing or str(chosen) not in timing or chosen == ref:
+        return epochs, ""
+    per_epoch = {b: batches_per_epoch(task.train_data, b) for b in (ref, chosen)}
+    seconds = epochs * per_epoch[ref] * timing[str(ref)]
+    equal = seconds / (per_epoch[chosen] * timing[str(chosen)])
+    final = max(epochs, min(equal, 4 * epochs, room))
+    return round(final, 2), (
+        f"; the time of {epochs:g} epochs at batch {ref} "
+        f"({seconds:.1f} s) is {equal:.3g} epochs at batch {chosen}"
+    )
 
 
 def _finite(x: Any) -> Any:

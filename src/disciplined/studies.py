@@ -521,12 +521,7 @@ def batch_size_search(
     middle = sizes[len(sizes) // 2]
     per_epoch = {b: batches_per_epoch(task.train_data, b) for b in sizes}
 
-    # Each candidate's range test covers about as many samples as one of ``num_steps`` at
-    # ``hp.batch_size`` (between 100 steps and ``num_steps``), so large batches cost no more.
-    def test_steps(b: int) -> int:
-        return max(100, min(num_steps, round(num_steps * hp.batch_size / b)))
-
-    test_cost = sum(test_steps(b) / per_epoch[b] for b in sizes)
+    test_cost = sum(num_steps / per_epoch[b] for b in sizes)
     seconds = compare_epochs * per_epoch[middle] * per_step[middle]
     epochs_per_second = sum(1 / (per_epoch[b] * per_step[b]) for b in sizes)
     if max_epochs is not None:
@@ -544,7 +539,7 @@ def batch_size_search(
 
     lr_decisions = {
         b: learning_rate_test(
-            ctx, hp.with_(batch_size=b), num_steps=test_steps(b), seed=seed, tag=f"batch{b}"
+            ctx, hp.with_(batch_size=b), num_steps=num_steps, seed=seed, tag=f"batch{b}"
         )
         for b in sizes
     }
@@ -610,6 +605,7 @@ def batch_size_search(
         extra={
             "memory": fit_.to_dict(),
             "seconds_each": seconds,
+            "seconds_per_step": {str(b): per_step[b] for b in sizes},
             "max_lr": {str(b): lr_decisions[b].value for b in sizes},
         },
         compute=compute,

@@ -39,6 +39,7 @@ __all__ = [
     "MIN_POINTS",
     "RULES",
     "Suggestion",
+    "divergence_cut",
     "median_curve",
     "minimum_div10",
     "smith",
@@ -56,7 +57,7 @@ MIN_POINTS = 5
 _START_MAX = 10  # L0 is the median of at most this many first points ...
 _START_MIN = 3  # ... and at least this many
 _MIN_DROP = 0.05  # a fall under 5% of |L0| is not a clear fall
-_SMITH_BAND = 0.0  # smith: the fall has ended once within this fraction of the drop of the minimum
+_SMITH_BAND = 0.05  # smith: the fall has ended once within 5% of the drop of the minimum
 _VALLEY_TOL = 0.05  # valley: a rise under 5% of the drop does not end a descent
 _VALLEY_AT = 2 / 3  # valley: how far along the descent to read
 
@@ -280,10 +281,11 @@ def smith(
     docstring), the fall has ended once the loss is within ``band`` of the drop of the
     minimum, ``loss <= Lmin + band * (L0 - Lmin)``. ``max_lr`` is the LR of the first point
     in that band, counted from the first point above it (so a low first point cannot be
-    read). It is never beyond the minimum. With the default ``band = 0`` this is the
-    minimum itself: read on a lag-free curve (`smooth_zero_lag`) that is where the loss
-    stops falling, and `benchmarks/suggestion_quality.py` found it the best default (a
-    one-way average lags by a decade of LR, which is why older tools divide by 10). If the
+    read). It is never beyond the minimum. Read on a lag-free curve cut where it diverged
+    (`smooth_zero_lag`, `divergence_cut`, as `range_test` stores it), the default
+    ``band = 0.05`` sits just before the minimum: `benchmarks/suggestion_quality.py` found
+    it the best default; ``band = 0`` (the minimum itself) collapsed a CNN run, and a
+    one-way average lags by a decade of LR, which is why older tools divide by 10. If the
     loss never fell clearly, ``max_lr`` is the minimum's LR / 10 and the reason says the
     suggestion is unreliable; if it was still falling at the end of the sweep, the reason
     says to raise the sweep's end.
@@ -508,3 +510,38 @@ def smooth_zero_lag(losses: Sequence[float], beta: float = 0.9) -> list[float]:
     forward = smooth(values[:cut], beta)
     both = smooth(forward[::-1], beta)[::-1]
     return both + [math.nan] * (len(values) - cut)
+
+
+def divergence_cut(
+    losses: Sequence[float], fall: float = 0.2, beta: float = 0.9, window: int = 10
+) -> int:
+    """Index where a range test's curve has diverged, or the length if it never did.
+
+    With ``L0`` the median of the first ``window`` losses and a one-way running average
+    (``beta``, bias-corrected) to keep batch noise out: once the average has fallen below
+    ``(1 - fall) * L0`` and then risen back above ``L0``, the cut is the first raw loss
+    above ``L0`` after the average's lowest point. A non-finite loss cuts at once.
+
+    Losses from there on say only that the run diverged. Left in, a lag-free average
+    smears the blow-up backwards over the last good points and moves the minimum to a
+    lower learning rate (seen on the MNIST-1D CNN: 0.15 instead of 0.26).
+    """
+    values = [float(v) for v in losses]
+    n = len(values)
+    head = [v for v in values[:window] if math.isfinite(v)]
+    if not head:
+        return 0
+    start = float(np.median(head))
+    avg, low, low_at = 0.0, math.inf, 0
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            return i
+        avg = beta * avg + (1 - beta) * v
+        level = avg / (1 - beta ** (i + 1))
+        if i < window:
+            continue
+        if level < low:
+            low, low_at = level, i
+        if low < (1 - fall) * start and level > start:
+            return next(j for j in range(low_at, i + 1) if values[j] > start)
+    return n
