@@ -61,7 +61,7 @@ def make():
     return replace(base, name="slow-digits", loss_fn=slow_loss)
 """
 
-ARGS = ["--epochs", "3", "--budget", "60", "--range-steps", "100", "--no-batch-compare"]
+ARGS = ["--epochs", "3", "--budget", "60", "--range-steps", "100"]
 
 
 def _child(task, out, *extra):

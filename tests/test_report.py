@@ -30,7 +30,15 @@ EVIL = "<script>alert(1)</script>"
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real tune output folder (report.html written by `tune` itself)."""
     out = tmp_path_factory.mktemp("tune") / "out"
-    tune("digits-mlp", epochs=5, budget=60, out=out, range_steps=100, command=COMMAND)
+    tune(
+        "digits-mlp",
+        epochs=5,
+        budget=60,
+        out=out,
+        range_steps=100,
+        command=COMMAND,
+        compare_batch_sizes=True,
+    )
     return out
 
 

@@ -63,15 +63,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="steps of each range test (fewer if the budget requires)",
     )
     p.add_argument(
-        "--no-batch-compare",
+        "--compare-batch-sizes",
         action="store_true",
-        help="take the largest batch that fits instead of comparing candidates",
+        help="compare candidate batch sizes at equal wall-clock time (the report's test) "
+        "instead of keeping the task's batch size capped by memory",
     )
     p.add_argument(
         "--batch-sizes",
         type=_sizes,
         default=None,
-        help="candidates to compare (default: powers of two that fit)",
+        help="candidates to compare (implies --compare-batch-sizes; default: powers of 2)",
     )
     p.add_argument(
         "--memory-limit",
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
             range_steps=args.range_steps,
-            compare_batch_sizes=not args.no_batch_compare,
+            compare_batch_sizes=args.compare_batch_sizes or bool(args.batch_sizes),
             batch_sizes=args.batch_sizes,
             memory_limit=args.memory_limit,
             correct=not args.no_correction,
