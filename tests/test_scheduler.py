@@ -300,3 +300,11 @@ def test_resume_is_bit_identical(kind):
     assert scheduler.last_epoch == TOTAL
     for straight, resumed in zip(straight_model.parameters(), model.parameters(), strict=True):
         assert torch.equal(straight, resumed)
+
+
+def test_stepping_the_scheduler_before_the_optimizer_warns() -> None:
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = OneCycleScheduler(opt, OneCyclePolicy(max_lr=0.1, total_steps=10))
+    with pytest.warns(UserWarning, match="called before optimizer.step"):
+        sched.step()

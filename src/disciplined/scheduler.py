@@ -13,6 +13,7 @@ continues exactly.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,15 +110,28 @@ class PolicyScheduler(LRScheduler):
                 f"PolicyScheduler: the policy has {total} steps and step() was called "
                 f"{calls} times; build the policy with more total_steps"
             )
-        super().step()  # last_epoch += 1, then writes get_lr() into the groups
+        # Not torch's LRScheduler.step: its bookkeeping costs several microseconds a step,
+        # as much as a small model's whole step on the CPU. The contract is the same:
+        # last_epoch advances and the step's values are written into the groups.
+        self._step_count = getattr(self, "_step_count", 0) + 1
+        if self._step_count == 2 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn(
+                "PolicyScheduler.step() was called before optimizer.step(); the first value "
+                "of the schedule is skipped. Call optimizer.step() first.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.last_epoch += 1
+        self._write_lrs()
         self._write_momentum()
 
     def _write_lrs(self) -> None:
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+        base = self.policy.lr(self._policy_step())
+        for group, scale in zip(self.optimizer.param_groups, self.lr_scales, strict=True):
             if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(lr)
+                group["lr"].fill_(base * scale)
             else:
-                group["lr"] = lr
+                group["lr"] = base * scale
         self._last_lr = [
             group["lr"].clone() if isinstance(group["lr"], torch.Tensor) else group["lr"]
             for group in self.optimizer.param_groups

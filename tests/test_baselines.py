@@ -1,0 +1,180 @@
+"""Grid, random and TPE search on the trial machinery: sizes, traces, resuming, sampling."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import statistics
+import sys
+
+import pytest
+
+from disciplined.baselines import (
+    SearchSpace,
+    grid_search,
+    hparams_for,
+    random_search,
+    sample_point,
+    tpe_search,
+)
+from disciplined.errors import UsageError
+from disciplined.store import MemoryStore, SQLiteStore
+from disciplined.trials import run_trial
+
+TINY = SearchSpace(
+    lr_grid=(0.03, 0.3),
+    weight_decay_grid=(1e-4,),
+    momentum_grid=(0.9,),
+)
+EPOCHS = 0.5  # about 22 steps of digits-mlp at batch 32
+
+
+class Counting:
+    """A runner that counts the trials it actually runs."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, spec):
+        self.calls += 1
+        return run_trial(spec)
+
+
+def _assert_trace_sound(result):
+    trace = result.trace
+    assert len(trace) == len(result.trials)
+    epochs = [p.epochs for p in trace]
+    seconds = [p.seconds for p in trace]
+    best = [p.best for p in trace if math.isfinite(p.best)]
+    assert all(b >= a for a, b in itertools.pairwise(epochs))
+    assert all(b >= a for a, b in itertools.pairwise(seconds))
+    assert all(b >= a for a, b in itertools.pairwise(best))
+    assert trace[-1].epochs == pytest.approx(result.epochs)
+    assert result.best_metric == max(best)
+
+
+def test_grid_search_runs_every_point_traces_compute_and_reorders_from_the_store():
+    store = MemoryStore()
+    r = grid_search("digits-mlp", TINY, EPOCHS, store=store)
+    assert len(r.trials) == TINY.grid_size == 6
+    assert {t.spec.hparams["schedule"] for t in r.trials} == {"one-cycle", "constant", "step"}
+    assert all(t.spec.kind == "train" and t.spec.budget == {"epochs": EPOCHS} for t in r.trials)
+    _assert_trace_sound(r)
+    assert r.trace[-1].epochs == pytest.approx(6 * EPOCHS, rel=0.05)
+    assert r.best_metric > 0.5  # digits: 10 classes, chance is 0.1
+    assert math.isnan(r.best_at(0.0))  # no trial fits in no compute
+    assert r.best_at(r.epochs) == r.best_metric
+
+    counting = Counting()
+    shuffled = grid_search("digits-mlp", TINY, EPOCHS, order_seed=1, store=store, runner=counting)
+    first_two = grid_search("digits-mlp", TINY, EPOCHS, max_trials=2, store=store, runner=counting)
+    assert counting.calls == 0  # every point is read back from the store
+    keys = [t.key for t in r.trials]
+    assert sorted(t.key for t in shuffled.trials) == sorted(keys)
+    assert [t.key for t in shuffled.trials] != keys
+    assert [t.key for t in first_two.trials] == keys[:2]
+
+
+def test_random_search_size_trace_and_resume_without_recomputing(tmp_path):
+    path = tmp_path / "trials.sqlite"
+    first = Counting()
+    with SQLiteStore(path) as store:
+        r1 = random_search(
+            "digits-mlp", n_trials=3, epochs=EPOCHS, seed=5, store=store, runner=first
+        )
+    assert first.calls == 3 and len(r1.trials) == 3
+    _assert_trace_sound(r1)
+    again = Counting()
+    with SQLiteStore(path) as store:
+        r2 = random_search(
+            "digits-mlp", n_trials=4, epochs=EPOCHS, seed=5, store=store, runner=again
+        )
+    assert again.calls == 1  # the first three are read back, only the new one runs
+    assert [t.key for t in r2.trials[:3]] == [t.key for t in r1.trials]
+    assert [p.best for p in r2.trace[:3]] == [p.best for p in r1.trace]
+
+
+def test_sample_point_is_log_uniform_within_bounds():
+    space = SearchSpace(lr=(1e-4, 1.0), weight_decay=(1e-6, 1e-2), momentum=(0.8, 0.99))
+    rng = random.Random(0)
+    points = [sample_point(space, rng) for _ in range(4000)]
+    for name, (lo, hi) in (("max_lr", space.lr), ("weight_decay", space.weight_decay)):
+        values = [p[name] for p in points]
+        assert lo <= min(values) and max(values) <= hi
+        # log-uniform: the log's quartiles sit at a quarter, half and three quarters of the range
+        logs = [(math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo)) for v in values]
+        q = statistics.quantiles(logs, n=4)
+        assert q == pytest.approx([0.25, 0.5, 0.75], abs=0.03)
+    moms = [p["momentum"] for p in points]
+    assert min(moms) >= 0.8 and max(moms) <= 0.99
+    assert statistics.fmean(moms) == pytest.approx(0.895, abs=0.005)
+    assert {p["schedule"] for p in points} == {"one-cycle", "constant", "step"}
+
+
+def test_hparams_for_follows_the_recipes_momentum_rule():
+    assert hparams_for("one-cycle", 0.1, 0.95, 0.0, 32).min_momentum == 0.85
+    assert hparams_for("one-cycle", 0.1, 0.9, 0.0, 32).min_momentum == 0.8
+    assert hparams_for("one-cycle", 0.1, 0.7, 0.0, 32).min_momentum == 0.7
+    assert hparams_for("step", 0.1, 0.9, 0.0, 32).min_momentum == 0.9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": (0.0, 1.0)}, "lr must be"),
+        ({"weight_decay": (1e-3, 1e-4)}, "weight_decay must be"),
+        ({"momentum": (0.5, 1.0)}, "momentum must be"),
+        ({"schedules": ("cosine",)}, "schedules must be"),
+        ({"lr_grid": ()}, "lr_grid must be"),
+    ],
+)
+def test_search_space_rejects_bad_bounds(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SearchSpace(**kwargs)
+
+
+def test_bad_counts_are_refused():
+    with pytest.raises(ValueError, match="n_trials must be"):
+        random_search("digits-mlp", n_trials=0, epochs=EPOCHS)
+    with pytest.raises(ValueError, match="epochs must be"):
+        grid_search("digits-mlp", TINY, 0)
+
+
+def test_tpe_without_optuna_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` fail
+    with pytest.raises(UsageError, match=r"pip install disciplined\[optuna\]"):
+        tpe_search("digits-mlp", n_trials=2, epochs=EPOCHS)
+
+
+def test_tpe_search_runs_and_resumes(tmp_path):
+    pytest.importorskip(
+        "optuna", reason="optuna is not installed (pip install disciplined[optuna])"
+    )
+    path = tmp_path / "trials.sqlite"
+    first = Counting()
+    with SQLiteStore(path) as store:
+        r1 = tpe_search(
+            "digits-mlp",
+            n_trials=3,
+            epochs=EPOCHS,
+            seed=2,
+            n_startup_trials=2,
+            store=store,
+            runner=first,
+        )
+    assert first.calls == 3 and len(r1.trials) == 3
+    _assert_trace_sound(r1)
+    again = Counting()
+    with SQLiteStore(path) as store:
+        r2 = tpe_search(
+            "digits-mlp",
+            n_trials=3,
+            epochs=EPOCHS,
+            seed=2,
+            n_startup_trials=2,
+            store=store,
+            runner=again,
+        )
+    assert again.calls == 0
+    assert [t.key for t in r2.trials] == [t.key for t in r1.trials]
