@@ -1,13 +1,15 @@
 """disciplined: set a network's hyper-parameters the way Smith (arXiv 1803.09820) describes.
 
 The public surface: policies in `disciplined.schedules`, the torch adapter
-`OneCycleScheduler`, the training loop `fit` and its `History`, tasks, and `HParams` with
-`train_task`.
+`OneCycleScheduler`, the training loop `fit` and its `History`, `lr_range_test`, `diagnose`,
+the recipe `tune`, tasks, and `HParams` with `train_task`.
 """
 
 from disciplined.diagnose import Diagnosis, diagnose
 from disciplined.errors import UsageError
 from disciplined.hparams import HParams, train_task
+from disciplined.range_test import RangeTest, lr_range_test
+from disciplined.recipe import TuneResult, tune
 from disciplined.scheduler import OneCycleScheduler, PolicyScheduler
 from disciplined.schedules import OneCyclePolicy, RangeSweep, TriangularPolicy
 from disciplined.tasks import Task, load_task
@@ -24,12 +26,16 @@ __all__ = [
     "OneCycleScheduler",
     "PolicyScheduler",
     "RangeSweep",
+    "RangeTest",
     "Task",
     "TriangularPolicy",
+    "TuneResult",
     "UsageError",
     "diagnose",
     "evaluate",
     "fit",
     "load_task",
+    "lr_range_test",
     "train_task",
+    "tune",
 ]

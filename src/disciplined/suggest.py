@@ -196,7 +196,10 @@ class _Curve:
         if self.rise is not None:
             text += f", the loss climbed back above its start at LR {_f(self.lrs[self.rise])}"
         if self.cut:
-            text += f", losses from step {len(self.losses)} on are not finite and were cut"
+            text += (
+                f", losses from step {len(self.losses)} on are not finite (the curve is "
+                "cut where the loss diverged) and were not read"
+            )
         if not self.fell:
             text += (
                 f"; the loss never fell clearly (from {_f(self.start)} to "
