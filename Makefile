@@ -25,8 +25,11 @@ test: $(STAMP)
 	-@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null 2>&1) || echo "chromium could not be installed: the browser test will be skipped"
 	$(PY) -m pytest -q
 
+# The optional baselines (Optuna's TPE) and torch-lr-finder are installed best effort: a
+# benchmark without them leaves their rows out and says so.
 bench: $(STAMP)
-	$(PY) benchmarks/loop_speed.py
+	-$(PY) -m pip install -q torch-lr-finder optuna || true
+	$(PY) benchmarks/run_all.py --out docs/benchmarks.md
 
 clean:
 	rm -rf runs .pytest_cache
