@@ -35,3 +35,35 @@ def header(title: str) -> str:
 def median(values: list[float]) -> float:
     """Median of a non-empty list."""
     return statistics.median(values)
+
+
+def cache_dir(given: str | None, prefix: str):
+    """The folder for a benchmark's stores and tune outputs: ``given`` (kept, so runs can
+    share it), else a temporary one removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(given or tempfile.mkdtemp(prefix=prefix))
+    if given is None:
+        atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def tune_jobs(tasks, seeds, epochs: float, budget: float | None, steps: int, cache) -> list:
+    """One ``(task, epochs, budget, steps, seed, out)`` job per task and seed; the output
+    folder is named by the settings, so benchmarks sharing a cache share the tune runs."""
+    budget_txt = "default" if budget is None else f"{budget:g}"
+    return [
+        (
+            t,
+            epochs,
+            budget,
+            steps,
+            s,
+            str(cache / "tune" / f"{t}-e{epochs:g}-b{budget_txt}-r{steps}-s{s}"),
+        )
+        for t in tasks
+        for s in seeds
+    ]

@@ -17,15 +17,11 @@ Target (issue 7): regret <= 0.5 points at <= 10% of the oracle's compute.
 from __future__ import annotations
 
 import argparse
-import atexit
 import math
-import shutil
 import statistics
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,9 +31,9 @@ from disciplined.recipe import tune
 from disciplined.store import SQLiteStore
 
 try:  # run as a script or as a module
-    from _common import header
+    from _common import cache_dir, header, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import header
+    from benchmarks._common import cache_dir, header, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp")
 LRS = tuple(round(10 ** (-2 + k / 3), 4) for k in range(8))  # 0.01 ... 2.154
@@ -117,33 +113,20 @@ def main() -> None:
         space = SearchSpace(
             schedules=("one-cycle",), lr_grid=LRS, weight_decay_grid=WDS, momentum_grid=MOMENTA
         )
-    cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-decision-"))
-    if args.cache is None:  # a throw-away folder: removed when this process ends
-        atexit.register(shutil.rmtree, cache, True)
+    cache = cache_dir(args.cache, "bench-decision-")
     started = time.perf_counter()
+    jobs = tune_jobs(tasks, seeds, epochs, budget, steps, cache)
     budget_txt = "default" if budget is None else f"{budget:g}"
-    tune_jobs = [
-        (
-            t,
-            epochs,
-            budget,
-            steps,
-            s,
-            str(cache / "tune" / f"{t}-e{epochs:g}-b{budget_txt}-r{steps}-s{s}"),
-        )
-        for t in tasks
-        for s in seeds
-    ]
     oracle_jobs = [
         (t, space, epochs, s, str(cache / f"oracle-{t}-e{epochs:g}-n{space.grid_size}-s{s}.sqlite"))
         for t in tasks
         for s in seeds
     ]
     outputs = _map(
-        _run, [("tune", j) for j in tune_jobs] + [("oracle", j) for j in oracle_jobs], workers
+        _run, [("tune", j) for j in jobs] + [("oracle", j) for j in oracle_jobs], workers
     )
-    recipe = {(j[0], j[4]): o for j, o in zip(tune_jobs, outputs, strict=False)}
-    oracle = {(j[0], j[3]): o for j, o in zip(oracle_jobs, outputs[len(tune_jobs) :], strict=True)}
+    recipe = {(j[0], j[4]): o for j, o in zip(jobs, outputs, strict=False)}
+    oracle = {(j[0], j[3]): o for j, o in zip(oracle_jobs, outputs[len(jobs) :], strict=True)}
     elapsed = time.perf_counter() - started
 
     print(header("Decision quality: the recipe against an exhaustive 1cycle grid (the oracle)"))

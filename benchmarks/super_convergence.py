@@ -19,15 +19,11 @@ Targets (issue 7): the recipe's 1cycle reaches the constant LR's 80-epoch accura
 from __future__ import annotations
 
 import argparse
-import atexit
 import math
-import shutil
 import statistics
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,9 +35,9 @@ from disciplined.store import SQLiteStore
 from disciplined.trials import TrialResult, TrialSpec
 
 try:  # run as a script or as a module
-    from _common import header
+    from _common import cache_dir, header, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import header
+    from benchmarks._common import cache_dir, header, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp", "mnist1d-mlp")
 LR_GRID = (0.01, 0.03, 0.1, 0.3)
@@ -103,28 +99,13 @@ def main() -> None:
         tasks, seeds, workers = args.tasks.split(","), list(range(args.seeds)), args.workers
         tune_epochs, tune_budget, tune_steps = 20.0, None, 300
         lengths, long, grid_epochs = (5, 10, 20, 40), 80, 10
-    cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-supconv-"))
-    if args.cache is None:  # a throw-away folder: removed when this process ends
-        atexit.register(shutil.rmtree, cache, True)
+    cache = cache_dir(args.cache, "bench-supconv-")
     executor = make_executor(workers, 1)
     started = time.perf_counter()
 
+    jobs = tune_jobs(tasks, seeds, tune_epochs, tune_budget, tune_steps, cache)
     budget_txt = "default" if tune_budget is None else f"{tune_budget:g}"
-    tune_jobs = [
-        (
-            t,
-            tune_epochs,
-            tune_budget,
-            tune_steps,
-            s,
-            str(cache / "tune" / f"{t}-e{tune_epochs:g}-b{budget_txt}-r{tune_steps}-s{s}"),
-        )
-        for t in tasks
-        for s in seeds
-    ]
-    chosen = dict(
-        zip([(j[0], j[4]) for j in tune_jobs], run_tunes(tune_jobs, workers), strict=True)
-    )
+    chosen = dict(zip([(j[0], j[4]) for j in jobs], run_tunes(jobs, workers), strict=True))
 
     rows: dict[str, dict[str, Any]] = {}
     for task in tasks:

@@ -23,15 +23,11 @@ Target (issue 7): no baseline reaches the recipe's accuracy with less than 5x it
 from __future__ import annotations
 
 import argparse
-import atexit
 import math
-import shutil
 import statistics
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,9 +37,9 @@ from disciplined.recipe import tune
 from disciplined.store import SQLiteStore
 
 try:  # run as a script or as a module
-    from _common import header
+    from _common import cache_dir, header, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import header
+    from benchmarks._common import cache_dir, header, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp")
 METHODS = ("grid", "random", "tpe")
@@ -135,26 +131,11 @@ def main() -> None:
         except ImportError:
             methods.remove("tpe")
             print("(TPE left out: optuna is not installed; pip install disciplined[optuna])\n")
-    cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-tuning-"))
-    if args.cache is None:  # a throw-away folder: removed when this process ends
-        atexit.register(shutil.rmtree, cache, True)
+    cache = cache_dir(args.cache, "bench-tuning-")
     started = time.perf_counter()
+    jobs = tune_jobs(tasks, seeds, epochs, budget, steps, cache)
     budget_txt = "default" if budget is None else f"{budget:g}"
-    tune_jobs = [
-        (
-            t,
-            epochs,
-            budget,
-            steps,
-            s,
-            str(cache / "tune" / f"{t}-e{epochs:g}-b{budget_txt}-r{steps}-s{s}"),
-        )
-        for t in tasks
-        for s in seeds
-    ]
-    recipe = dict(
-        zip([(j[0], j[4]) for j in tune_jobs], _map(tune_job, tune_jobs, workers), strict=True)
-    )
+    recipe = dict(zip([(j[0], j[4]) for j in jobs], _map(tune_job, jobs, workers), strict=True))
     search_jobs = [
         (
             m,
