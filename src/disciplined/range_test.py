@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from disciplined.scheduler import PolicyScheduler
 from disciplined.schedules import RangeSweep
 from disciplined.suggest import (
     MIN_POINTS,
@@ -204,6 +203,33 @@ def preserved_state(
 
 
 # --------------------------------------------------------------------------- the test
+
+
+class _SweepStepper:
+    """Writes the sweep's next LR into every param group after each optimizer step.
+
+    The range test's own stepper, not a torch scheduler: the sweep's values are computed
+    once, and a step is a list lookup and a dict write (a full `LRScheduler` step costs
+    microseconds, a visible share of a small model's step). The optimizer is restored
+    after the test anyway, so nothing of a scheduler's state needs keeping.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, sweep: RangeSweep) -> None:
+        self.policy = sweep
+        self.groups = optimizer.param_groups
+        self.lrs = sweep.lrs()
+        self.step_index = 0
+        self._write()
+
+    def _write(self) -> None:
+        lr = self.lrs[min(self.step_index, len(self.lrs) - 1)]
+        for group in self.groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        """Advance to the next learning rate of the sweep."""
+        self.step_index += 1
+        self._write()
 
 
 _STOP_BETA = 0.98  # the stop rule's running average: causal, slow, so noise cannot stop a test
@@ -422,7 +448,7 @@ def _one_sweep(
                 raise ValueError(
                     f"{type(optimizer).__name__} has neither momentum nor betas to set"
                 )
-    scheduler = PolicyScheduler(optimizer, sweep, cycle_momentum=False)
+    scheduler = _SweepStepper(optimizer, sweep)
     rule = _DivergenceRule(diverge_factor, _STOP_BETA)
     history = fit(
         model,
