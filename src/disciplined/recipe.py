@@ -42,7 +42,6 @@ from disciplined.store import TrialStore, open_store
 from disciplined.studies import (
     StudyContext,
     batch_size_search,
-    default_range_budget,
     default_weight_decays,
     learning_rate_test,
     momentum_test,
@@ -492,10 +491,3 @@ def _better(new: History, old: History, higher_is_better: bool) -> bool:
     if not math.isfinite(b):
         return True
     return a > b if higher_is_better else a < b
-
-
-def default_budget_note(task: Task, hp: HParams, steps: int) -> str:
-    """One line on what a range test of ``steps`` costs for this task (for the CLI)."""
-    b = default_range_budget(task, hp, steps)
-    per_epoch = batches_per_epoch(task.train_data, hp.batch_size)
-    return f"a range test of {b['num_steps']} steps is {b['num_steps'] / per_epoch:.1f} epochs"

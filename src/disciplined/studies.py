@@ -143,7 +143,6 @@ def _sweep(
     make_hp: Callable[[float], HParams],
     budget: dict[str, Any],
     seed: int,
-    label: Callable[[float], str],
     init: str | None = None,
 ) -> tuple[list[TrialResult], list[CurveSummary]]:
     specs = [
@@ -151,7 +150,6 @@ def _sweep(
     ]
     results = ctx.run(specs)
     summaries = [summarize_range_test(v, r) for v, r in zip(values, results, strict=True)]
-    del label
     return results, summaries
 
 
@@ -215,7 +213,6 @@ def weight_decay_sweep(
         lambda v: hp.with_(weight_decay=v),
         budget,
         seed,
-        label=str,
         init=init,
     )
     if refine:
@@ -228,7 +225,6 @@ def weight_decay_sweep(
                 lambda v: hp.with_(weight_decay=v),
                 budget,
                 seed,
-                label=str,
                 init=init,
             )
             results, rows, values = results + more, rows + more_rows, [*values, extra]
@@ -348,7 +344,6 @@ def momentum_test(
         lambda v: hp.with_(max_momentum=v, min_momentum=min(v, hp.min_momentum)),
         budget,
         seed,
-        label=str,
     )
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
     min_m = 0.85 if chosen >= 0.95 else 0.8
@@ -390,9 +385,7 @@ def dropout_sweep(
         raise UsageError(f"task {task.name!r} has no dropout to sweep")
     values = _check_values("dropout", values, lo=0.0, hi=1.0)
     budget = default_range_budget(task, hp, num_steps)
-    results, rows = _sweep(
-        ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed, label=str
-    )
+    results, rows = _sweep(ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed)
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
     plot = _plot(
         ctx,

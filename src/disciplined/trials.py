@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -212,8 +211,3 @@ def _initial_model(spec: TrialSpec, task: Task, hp: HParams) -> torch.nn.Module:
         state = torch.load(spec.init, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     return model
-
-
-def is_finite(x: float | None) -> bool:
-    """True for a finite float."""
-    return x is not None and math.isfinite(x)
