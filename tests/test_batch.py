@@ -9,13 +9,20 @@ from disciplined import HParams, Task
 from disciplined.batch import (
     best_at_equal_time,
     candidate_batch_sizes,
+    equal_epoch_candidates,
     largest_batch_that_fits,
     parse_memory,
     step_memory,
 )
 from disciplined.hparams import build_optimizer
 from disciplined.store import MemoryStore
-from disciplined.studies import StudyContext, batch_size_search
+from disciplined.errors import UsageError
+from disciplined.studies import (
+    StudyContext,
+    batch_comparison,
+    batch_size_search,
+    one_cycle_spec,
+)
 from disciplined.tasks import accuracy, load_task
 
 
@@ -124,7 +131,9 @@ def test_batch_size_comparison_on_digits(tmp_path):
     store = MemoryStore()
     ctx = StudyContext(task="digits-mlp", store=store, out=tmp_path)
     hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)
-    d = batch_size_search(ctx, hp, candidates=[32, 128], compare_epochs=1, num_steps=120)
+    d = batch_size_search(
+        ctx, hp, compare="time", candidates=[32, 128], compare_epochs=1, num_steps=120
+    )
     assert d.name == "batch_size" and d.rule == "best_at_equal_time" and d.value in (32, 128)
     rows = {r["batch_size"]: r for r in d.table}
     assert set(rows) == {32, 128}
@@ -132,7 +141,9 @@ def test_batch_size_comparison_on_digits(tmp_path):
     # equal wall-clock time: the larger batch takes fewer, costlier steps
     assert rows[128]["steps"] < rows[32]["steps"]
     assert os.path.exists(d.plot)
-    again = batch_size_search(ctx, hp, candidates=[32, 128], compare_epochs=1, num_steps=120)
+    again = batch_size_search(
+        ctx, hp, compare="time", candidates=[32, 128], compare_epochs=1, num_steps=120
+    )
     assert again.table == d.table and again.trials == d.trials  # the same plan, read back
 
 
@@ -145,3 +156,40 @@ def test_ties_within_the_noise_go_to_the_larger_batch():
     value, reason = best_at_equal_time(rows, tolerance=se)
     assert value == 64 and "2 candidates were within" in reason
     assert metric_noise(0.9, 100, "regression") == 0.0
+
+
+def test_equal_epoch_candidates_are_the_task_batch_half_and_quarter():
+    cnn, digits = load_task("mnist1d-cnn"), load_task("digits-mlp")
+    assert equal_epoch_candidates(cnn, 4000) == [32, 64, 128]
+    assert equal_epoch_candidates(digits, 1437) == [8, 16, 32]
+    assert equal_epoch_candidates(cnn, 100) == [25, 50, 100]  # memory caps the top
+    assert equal_epoch_candidates(cnn, 2) == [1, 2]
+    assert equal_epoch_candidates(cnn, 4000, base=[16, 512]) == [16, 512]
+
+
+def test_comparison_at_equal_epochs_rejects_a_batch_that_leaves_few_steps(tmp_path):
+    # digits at batch 720 takes two steps an epoch: after 2 epochs it is far behind batch
+    # 32 (90 steps). At 1437 (one step an epoch) a 1cycle of 2 steps cannot even be built:
+    # that candidate fails and is out. The right answer is known; every candidate trains
+    # exactly the epochs asked for, with its own max LR.
+    ctx = StudyContext(task="digits-mlp", store=MemoryStore(), out=tmp_path)
+    hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.8)
+    d = batch_size_search(ctx, hp, candidates=[32, 720, 1437], epochs=2, num_steps=100)
+    assert d.rule == "best_at_equal_epochs" and d.value == 32
+    rows = {r["batch_size"]: r for r in d.table}
+    assert rows[32]["val_metric"] > 0.85 and rows[32]["val_metric"] > rows[720]["val_metric"] + 0.1
+    assert rows[32]["epochs"] == rows[720]["epochs"] == 2
+    assert rows[1437]["diverged"] and math.isnan(rows[1437]["val_metric"])
+    assert rows[32]["max_lr"] == d.extra["max_lr"]["32"] > 0
+    assert "same 2 epochs" in d.reason and os.path.exists(d.plot)
+    # the winner's run is the recipe's final-run spec: the store hands it back as is
+    final = one_cycle_spec(ctx, hp.with_(batch_size=32, max_lr=rows[32]["max_lr"]), 2, 0)
+    assert final.key == rows[32]["trial"] == d.extra["run_trials"]["32"]
+    assert ctx.store.get(final.key) is not None
+
+
+def test_comparison_modes():
+    assert batch_comparison(True) == "epochs" and batch_comparison(False) == "off"
+    assert [batch_comparison(m) for m in ("epochs", "time", "off")] == ["epochs", "time", "off"]
+    with pytest.raises(UsageError, match="must be one of epochs, time, off"):
+        batch_comparison("weekly")

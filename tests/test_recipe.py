@@ -135,7 +135,6 @@ def test_a_tune_killed_three_times_resumes_to_the_same_hparams(tmp_path):
         epochs=3,
         budget=60,
         range_steps=100,
-        compare_batch_sizes=False,
         out=out,
         runner=counting,
     )
@@ -144,7 +143,7 @@ def test_a_tune_killed_three_times_resumes_to_the_same_hparams(tmp_path):
     assert len(calls) == total - before  # nothing finished was computed again
 
     fresh = tmp_path / "fresh"
-    tune(task, epochs=3, budget=60, range_steps=100, compare_batch_sizes=False, out=fresh)
+    tune(task, epochs=3, budget=60, range_steps=100, out=fresh)
     assert _comparable(out / "hparams.json") == _comparable(fresh / "hparams.json")
 
 
@@ -171,9 +170,46 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
         (["--task", "digits-mlp", "--batch-sizes", "0,32"], "batch sizes must be >= 1"),
         (["--task", "digits-mlp", "--epochs", "-3"], "must be > 0"),
         (["--task", "digits-mlp", "--workers", "0"], "must be >= 1"),
+        (["--task", "digits-mlp", "--compare-batch-sizes", "weekly"], "invalid choice"),
     ],
 )
 def test_tune_bad_input(tmp_path, capsys, args, message):
     code = main(["tune", *args, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_winning_batch_run_is_the_final_run_trained_once(tmp_path):
+    calls = []
+
+    def counting(spec):
+        calls.append(spec)
+        return run_trial(spec)
+
+    r = tune("digits-mlp", epochs=3, budget=60, range_steps=100, out=tmp_path, runner=counting)
+    bs = next(d for d in r.decisions if d.name == "batch_size")
+    assert bs.rule == "best_at_equal_epochs"
+    rows = {row["batch_size"]: row for row in bs.table}
+    assert sorted(rows) == [8, 16, 32]
+    chosen = rows[r.hparams.batch_size]
+    assert r.hparams.max_lr == chosen["max_lr"]
+    assert r.final_metric == chosen["val_metric"]  # the final run is the comparison's run
+    train_runs = [s for s in calls if s.kind == "train" and s.tag == "final"]
+    assert len(train_runs) == 3  # one per candidate, none repeated for the final run
+    # no range test ran twice either: the final LR is the winner's own range test
+    assert len({s.key for s in calls}) == len(calls)
+    assert r.compute["final_lr"]["epochs"] == 0
+    assert r.compute["final_run"]["epochs"] == 3
+    total_runs = sum(row["epochs"] for row in bs.table)
+    tests = bs.compute["epochs"] - total_runs
+    assert r.compute["batch_size"]["epochs"] == pytest.approx(tests + total_runs - 3)
+
+
+def test_tune_keeps_the_batch_when_the_budget_cannot_pay_for_the_comparison(tmp_path):
+    said = []
+    r = tune(
+        "digits-mlp", epochs=3, budget=30, range_steps=100, out=tmp_path, progress=said.append
+    )
+    bs = next(d for d in r.decisions if d.name == "batch_size")
+    assert bs.rule == "largest_that_fits" and r.hparams.batch_size == 32
+    assert any("cannot pay for comparing batch sizes" in m for m in said)

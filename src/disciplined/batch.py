@@ -277,6 +277,22 @@ def candidate_batch_sizes(
     return out or [max(1, ceiling)]
 
 
+def equal_epoch_candidates(
+    task: Task, largest: int, base: Sequence[int] | None = None
+) -> list[int]:
+    """Candidates for the comparison at equal epochs: the task's batch size (capped by
+    memory), half of it and a quarter of it, or ``base`` when given (capped by memory).
+
+    Only smaller batches are tried: at the same epochs a larger batch takes fewer steps
+    than the task was set up for, while a smaller one takes more, noisier steps, which
+    regularize (Smith, section 4.3), at more seconds an epoch (the table shows them).
+    """
+    if base is not None:
+        return candidate_batch_sizes(task, largest, base)
+    top = max(1, min(task.default_batch_size, largest))
+    return sorted({max(1, top // 4), max(1, top // 2), top})
+
+
 def equal_time_steps(seconds_per_step: dict[int, float], seconds: float) -> dict[int, int]:
     """Steps each batch size can take in ``seconds`` at its measured speed (at least 10)."""
     return {b: max(10, int(seconds / s)) for b, s in seconds_per_step.items()}
@@ -350,13 +366,17 @@ def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
 
 
 def best_at_equal_time(
-    rows: Sequence[dict[str, Any]], higher_is_better: bool = True, tolerance: float = 0.0
+    rows: Sequence[dict[str, Any]],
+    higher_is_better: bool = True,
+    tolerance: float = 0.0,
+    same: str = "wall-clock time",
 ) -> tuple[int, str]:
-    """The report's batch-size rule: the best validation metric after equal wall-clock
-    time. Candidates within ``tolerance`` of the best are taken as tied (the recipe passes
-    the metric's standard error), and of those the largest batch wins: it permits the
-    larger learning rate and runs faster per epoch. Rows need ``batch_size``,
-    ``val_metric`` and ``diverged``."""
+    """The report's batch-size rule: the best validation metric after the same budget
+    (``same`` names it for the reason: wall-clock time, or the epochs of the final run).
+    Candidates within ``tolerance`` of the best are taken as tied (the recipe passes the
+    metric's standard error), and of those the largest batch wins: it permits the larger
+    learning rate and runs faster per epoch. Rows need ``batch_size``, ``val_metric`` and
+    ``diverged``."""
     ok = [r for r in rows if not r["diverged"] and math.isfinite(r["val_metric"])]
     if not ok:
         raise ValueError("every batch-size candidate diverged")
@@ -367,7 +387,7 @@ def best_at_equal_time(
     others = ", ".join(f"{r['batch_size']}: {r['val_metric']:.4f}" for r in ok if r is not chosen)
     reason = (
         f"batch {chosen['batch_size']} reached validation metric "
-        f"{chosen['val_metric']:.4f} in the same wall-clock time as the others "
+        f"{chosen['val_metric']:.4f} in the same {same} as the others "
         f"({others})"
     )
     if len(near) > 1:

@@ -3,15 +3,18 @@
 1. LR range test at the task's batch size, momentum 0.9 held, no weight decay: a first max LR.
 2. Weight decay: validation-mode range tests at the report's grid for this task.
 3. Momentum: range tests at 0.99 / 0.97 / 0.95 / 0.9 with that weight decay.
-4. Batch size: the largest that fits in memory caps the task's batch size. With
-   ``compare_batch_sizes`` the report's own test runs: each candidate up to that cap gets
-   its own range-test max LR and the same wall-clock time, the best validation metric wins,
-   and the final run then gets the time the comparison assumed. It is off by default: on
-   the built-in tasks the short equal-time runs favoured the largest batch (more epochs in
-   the time), which then lost in the full run (MNIST-1D CNN: 89% at batch 256 against 93%
-   at the task's 128; see docs/design-notes.md).
-5. A final range test at the chosen batch size, weight decay and momentum sets max LR.
-6. One 1cycle run with everything chosen; its validation curve is diagnosed.
+4. Batch size: the largest that fits in memory caps the candidates: the task's batch size,
+   half and a quarter of it. Each gets its own range-test max LR (momentum and weight decay
+   as chosen) and the full 1cycle run of ``epochs`` epochs the recipe would make with it;
+   the best validation metric wins, ties within the metric's standard error going to the
+   larger batch. At the same epochs a smaller batch takes more, noisier steps; on the
+   MNIST-1D CNN that was worth 4 points at 20 epochs (docs/design-notes.md). With
+   ``compare_batch_sizes="time"`` the candidates get short runs of equal wall-clock time
+   instead (the report's wording), and with ``"off"`` the task's batch size is kept.
+5. Max LR: the chosen batch size's range test (a final range test when nothing was
+   compared).
+6. One 1cycle run with everything chosen (at equal epochs: the winner's run of step 4,
+   read back from the store); its validation curve is diagnosed.
 7. If it over- or underfits and the budget allows, one corrective round: weight decay one
    grid step the advised way, retrained, and the better run by validation metric is kept.
 
@@ -27,7 +30,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +44,12 @@ from disciplined.hparams import HParams
 from disciplined.store import TrialStore, open_store
 from disciplined.studies import (
     StudyContext,
+    batch_comparison,
     batch_size_search,
     default_weight_decays,
     learning_rate_test,
     momentum_test,
+    one_cycle_spec,
     weight_decay_sweep,
 )
 from disciplined.tasks import Task, load_task
@@ -161,7 +166,7 @@ def tune(
     seed: int = 0,
     device: str = "cpu",
     range_steps: int = 300,
-    compare_batch_sizes: bool = False,
+    compare_batch_sizes: bool | str = "epochs",
     batch_sizes: list[int] | None = None,
     memory_limit: int | str | None = None,
     correct: bool = True,
@@ -177,10 +182,14 @@ def tune(
     run's length; ``budget`` (epochs of the task, default ``10 * epochs``) caps all compute.
     Writes ``hparams.json``, ``tune.json``, ``history.json``, the plots and ``report.html``
     into ``out`` and keeps the trials in ``store`` (default ``out/trials.sqlite``), from
-    which a rerun resumes.
+    which a rerun resumes. ``compare_batch_sizes`` is ``"epochs"`` (default: candidates
+    ``batch_sizes``, or the task's batch size, half and a quarter of it, each trained for
+    ``epochs``), ``"time"`` (short runs of equal wall-clock time) or ``"off"``
+    (`studies.batch_size_search`).
     """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
+    batch_comparison(compare_batch_sizes)  # a bad mode fails before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(task, Task):
@@ -256,7 +265,11 @@ def _tune(
     started,
     command,
 ) -> TuneResult:
-    from disciplined.batch import candidate_batch_sizes, largest_batch_that_fits
+    from disciplined.batch import (
+        candidate_batch_sizes,
+        equal_epoch_candidates,
+        largest_batch_that_fits,
+    )
 
     hp = HParams(
         max_lr=0.1,
@@ -267,23 +280,48 @@ def _tune(
         optimizer=optimizer,
     )
     wd_values, _ = default_weight_decays(task)
-    # Budget plan: the final and a corrective run first; 15% of the budget for the
-    # batch-size comparison's runs; the range tests share the rest (`plan_steps`).
+    mode = batch_comparison(compare_batch_sizes)
     candidates: list[int] = []
-    if compare_batch_sizes:
+    if mode != "off":
         fits = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
-        candidates = candidate_batch_sizes(task, fits.batch_size, batch_sizes)
-    reserved = 0.15 * budget if len(candidates) > 1 else 0.0
-    steps = plan_steps(
-        task,
-        hp,
-        budget,
-        epochs,
-        n_range_tests=2 + len(wd_values) + 4,
-        candidates=candidates if len(candidates) > 1 else [],
-        requested=range_steps,
-        reserved=reserved,
-    )
+        pick = equal_epoch_candidates if mode == "epochs" else candidate_batch_sizes
+        candidates = pick(task, fits.batch_size, batch_sizes)
+    if len(candidates) < 2:
+        candidates = []
+
+    def plan(mode: str, candidates: list[int]) -> int:
+        # The final and a corrective run first; then the batch-size comparison's runs (at
+        # equal epochs: the losers' full runs, the winner's being the final run; at equal
+        # time: 15% of the budget); the range tests share the rest (`plan_steps`). At
+        # equal epochs the winner's range test is the final one.
+        if not candidates:
+            reserved, n_tests = 0.0, 2
+        elif mode == "epochs":
+            reserved, n_tests = (len(candidates) - 1) * epochs, 1
+        else:
+            reserved, n_tests = 0.15 * budget, 2
+        return plan_steps(
+            task,
+            hp,
+            budget,
+            epochs,
+            n_range_tests=n_tests + len(wd_values) + 4,
+            candidates=candidates,
+            requested=range_steps,
+            reserved=reserved,
+        )
+
+    try:
+        steps = plan(mode, candidates)
+    except UsageError:
+        if not candidates:
+            raise
+        steps = plan(mode, [])  # the comparison does not fit the budget: keep the batch
+        say(
+            f"the budget of {budget:g} epochs cannot pay for comparing batch sizes "
+            f"{candidates}: keeping the task's batch size (raise --budget to compare)"
+        )
+        mode, candidates = "off", []
     decisions: list[Decision] = []
     compute: dict[str, dict[str, float]] = {}
 
@@ -311,30 +349,48 @@ def _tune(
         "batch_size",
         batch_size_search(
             ctx,
-            range_hp,
-            compare=compare_batch_sizes,
+            hp,
+            compare=mode if candidates else "off",
             candidates=batch_sizes,
             memory_limit=memory_limit,
+            epochs=epochs,
             compare_epochs=min(5.0, epochs / 2),
             num_steps=steps,
             seed=seed,
             device=device,
-            max_epochs=reserved + _test_epochs(task, steps, candidates),
+            max_epochs=0.15 * budget + _test_epochs(task, steps, candidates),
         ),
     )
     hp = hp.with_(batch_size=int(bs.value))
-    final_lr = record(
-        "final_lr",
-        learning_rate_test(
+    if bs.rule == "best_at_equal_epochs":
+        # the comparison already ran this batch's range test: read it back from the store
+        lr_d = learning_rate_test(
+            ctx,
+            range_hp.with_(batch_size=hp.batch_size),
+            num_steps=steps,
+            seed=seed,
+            tag=f"batch{hp.batch_size}",
+        )
+        lr_d = replace(
+            lr_d,
+            reason=lr_d.reason + " (the batch-size comparison's range test at this batch)",
+            compute={"epochs": 0.0, "seconds": 0.0, "trials": 0},
+        )
+    else:
+        lr_d = learning_rate_test(
             ctx, range_hp.with_(batch_size=hp.batch_size), num_steps=steps, seed=seed, tag="final"
-        ),
-    )
+        )
+    final_lr = record("final_lr", lr_d)
     hp = hp.with_(max_lr=final_lr.value)
 
     final_epochs, why = _final_epochs(task, bs, epochs, (budget - spent()) / (2 if correct else 1))
     say(f"final run: {final_epochs:.3g} epochs at batch {hp.batch_size}{why}")
     history, result = _final_run(ctx, hp, final_epochs, seed, "final")
     compute["final_run"] = {"epochs": history.epochs, "seconds": result.seconds}
+    if result.key in bs.trials:  # the comparison's run of the winner: counted once, here
+        compute["batch_size"]["epochs"] -= history.epochs
+        compute["batch_size"]["seconds"] -= result.seconds
+        say("final run: the batch-size comparison's run at this batch")
     verdict = diagnose(history)
     say(f"final run: validation {history.metric_name} {_metric(history):.4f}; {verdict.verdict}")
     if correct and verdict.verdict in ("overfitting", "underfitting"):
@@ -451,16 +507,7 @@ def _finite(x: Any) -> Any:
 def _final_run(
     ctx: StudyContext, hp: HParams, epochs: float, seed: int, tag: str
 ) -> tuple[History, TrialResult]:
-    spec = TrialSpec(
-        task=ctx.task,
-        hparams=hp.with_(schedule="one-cycle").to_dict(),
-        kind="train",
-        budget={"epochs": epochs},
-        seed=seed,
-        task_options=dict(ctx.task_options),
-        tag=tag,
-    )
-    (result,) = ctx.run([spec])
+    (result,) = ctx.run([one_cycle_spec(ctx, hp, epochs, seed, tag)])
     if result.history is None:
         raise UsageError(f"the {tag} run failed: {result.reason}")
     return result.history, result

@@ -33,10 +33,15 @@ from disciplined.tasks import Task, load_task
 from disciplined.trials import TrialResult, TrialSpec, run_trial
 
 __all__ = [
+    "BATCH_COMPARISONS",
     "StudyContext",
+    "batch_comparison",
+    "batch_size_search",
     "default_weight_decays",
     "dropout_sweep",
+    "learning_rate_test",
     "momentum_test",
+    "one_cycle_spec",
     "weight_decay_sweep",
 ]
 
@@ -467,28 +472,79 @@ def learning_rate_test(
     )
 
 
+BATCH_COMPARISONS = ("epochs", "time", "off")
+"""How `batch_size_search` compares candidate batch sizes (see `batch_comparison`)."""
+
+
+def batch_comparison(compare: bool | str) -> str:
+    """The comparison mode named by ``compare``: ``"epochs"`` (each candidate trains the
+    final run's epochs; True means this), ``"time"`` (short runs of equal wall-clock time)
+    or ``"off"`` (False: the task's batch size capped by memory)."""
+    if compare is True:
+        return "epochs"
+    if compare is False or compare is None:
+        return "off"
+    if compare not in BATCH_COMPARISONS:
+        raise UsageError(
+            f"the batch-size comparison must be one of {', '.join(BATCH_COMPARISONS)}, "
+            f"got {compare!r}"
+        )
+    return str(compare)
+
+
+def one_cycle_spec(
+    ctx: StudyContext, hp: HParams, epochs: float, seed: int, tag: str = "final"
+) -> TrialSpec:
+    """The trial of a full 1cycle run at ``hp`` for ``epochs``: the recipe's final run and
+    the batch-size comparison's runs are the same spec, so the store hands the winner's run
+    back as the final run instead of training it twice."""
+    return TrialSpec(
+        task=ctx.task,
+        hparams=hp.with_(schedule="one-cycle").to_dict(),
+        kind="train",
+        budget={"epochs": epochs},
+        seed=seed,
+        task_options=dict(ctx.task_options),
+        tag=tag,
+    )
+
+
 def batch_size_search(
     ctx: StudyContext,
     hp: HParams,
     *,
-    compare: bool = True,
+    compare: bool | str = "epochs",
     candidates: Sequence[int] | None = None,
     memory_limit: int | str | None = None,
+    epochs: float = 20.0,
     compare_epochs: float = 5.0,
     num_steps: int = 300,
     seed: int = 0,
     device: str = "cpu",
     max_epochs: float | None = None,
 ) -> Decision:
-    """Choose the batch size: the largest that fits in memory caps the candidates; with
-    ``compare`` each candidate gets its own range-test max LR and a 1cycle run of the same
-    wall-clock time (that of ``compare_epochs`` epochs at the middle candidate, shortened so
-    the whole comparison stays within ``max_epochs`` epochs of compute), and the best
-    validation metric wins (`batch.best_at_equal_time`). Step timings are kept in the store,
-    so a resumed search plans the same runs."""
+    """Choose the batch size. The largest that fits in memory caps the candidates; then,
+    by ``compare`` (`batch_comparison`):
+
+    - ``"epochs"`` (default): each candidate (`batch.equal_epoch_candidates`) gets its own
+      range-test max LR and the full 1cycle run the recipe would make with it, ``epochs``
+      epochs of ``hp`` (the spec of `one_cycle_spec`); the best final validation metric
+      wins, ties within the metric's standard error going to the larger batch. The
+      seconds each took are in the table.
+    - ``"time"``: the same, but the runs are short and of equal wall-clock time (that of
+      ``compare_epochs`` epochs at the middle candidate, shortened so the whole comparison
+      stays within ``max_epochs`` epochs of compute). Step timings are kept in the store,
+      so a resumed search plans the same runs.
+    - ``"off"``: the task's batch size, capped by memory.
+
+    ``hp`` carries the final run's settings (cyclical momentum included); the range tests
+    hold momentum at ``hp.max_momentum``. The decision's ``extra["max_lr"]`` holds each
+    candidate's max LR and ``extra["lr_trials"]`` the keys of their range tests.
+    """
     from disciplined.batch import (
         best_at_equal_time,
         candidate_batch_sizes,
+        equal_epoch_candidates,
         equal_time_steps,
         largest_batch_that_fits,
         measure_step_seconds,
@@ -497,13 +553,26 @@ def batch_size_search(
     )
     from disciplined.training import batches_per_epoch
 
+    mode = batch_comparison(compare)
     task = ctx.load()
     fit_ = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
-    if not compare:
+    if mode == "off":
         return memory_decision(fit_, task)
-    sizes = candidate_batch_sizes(task, fit_.batch_size, candidates)
+    if mode == "epochs":
+        sizes = equal_epoch_candidates(task, fit_.batch_size, candidates)
+    else:
+        sizes = candidate_batch_sizes(task, fit_.batch_size, candidates)
     if len(sizes) == 1:
         return memory_decision(fit_, task, why=f"only one candidate ({sizes[0]}) to compare")
+    range_hp = hp.with_(min_momentum=hp.max_momentum)
+    lr_decisions = {
+        b: learning_rate_test(
+            ctx, range_hp.with_(batch_size=b), num_steps=num_steps, seed=seed, tag=f"batch{b}"
+        )
+        for b in sizes
+    }
+    if mode == "epochs":
+        return _compare_at_equal_epochs(ctx, task, hp, fit_, sizes, lr_decisions, epochs, seed)
     ctx.store.bind({"task": ctx.task, "task_options": ctx.task_options})
     timing_key = f"batch_step_seconds:{sizes}:{hp.optimizer}"
     timing = ctx.store.get_meta(timing_key)
@@ -529,13 +598,6 @@ def batch_size_search(
             )
         seconds = min(seconds, room / epochs_per_second)
     steps = equal_time_steps(per_step, seconds)
-
-    lr_decisions = {
-        b: learning_rate_test(
-            ctx, hp.with_(batch_size=b), num_steps=num_steps, seed=seed, tag=f"batch{b}"
-        )
-        for b in sizes
-    }
     specs = []
     for b in sizes:
         epochs = steps[b] / batches_per_epoch(task.train_data, b)
@@ -600,6 +662,82 @@ def batch_size_search(
             "seconds_each": seconds,
             "seconds_per_step": {str(b): per_step[b] for b in sizes},
             "max_lr": {str(b): lr_decisions[b].value for b in sizes},
+            "lr_trials": {str(b): lr_decisions[b].trials[0] for b in sizes},
+        },
+        compute=compute,
+    )
+
+
+def _compare_at_equal_epochs(
+    ctx: StudyContext,
+    task: Task,
+    hp: HParams,
+    fit_: Any,
+    sizes: list[int],
+    lr_decisions: dict[int, Decision],
+    epochs: float,
+    seed: int,
+) -> Decision:
+    """Each candidate's full 1cycle run at its own max LR; the best final metric wins."""
+    from disciplined.batch import best_at_equal_time, metric_noise
+
+    specs = [
+        one_cycle_spec(ctx, hp.with_(batch_size=b, max_lr=lr_decisions[b].value), epochs, seed)
+        for b in sizes
+    ]
+    results = ctx.run(specs)
+    rows = []
+    for b, r in zip(sizes, results, strict=True):
+        final = r.history.final if r.history else None
+        rows.append(
+            {
+                "batch_size": b,
+                "max_lr": lr_decisions[b].value,
+                "epochs": r.history.epochs if r.history else 0.0,
+                "seconds": r.seconds,
+                "val_metric": final.val_metric if final else math.nan,
+                "val_loss": final.val_loss if final else math.nan,
+                "diverged": r.status != "ok" or (r.history is not None and r.history.diverged),
+                "trial": r.key,
+            }
+        )
+    finite = [r["val_metric"] for r in rows if math.isfinite(r["val_metric"])]
+    noise = metric_noise(max(finite), task.num_val, task.kind) if finite else 0.0
+    try:
+        chosen, reason = best_at_equal_time(
+            rows, task.higher_is_better, tolerance=noise, same=f"{epochs:g} epochs"
+        )
+    except ValueError as exc:
+        raise UsageError(f"batch-size comparison: {exc}") from None
+    plot = ctx.plot_path("batch_size.png")
+    if plot is not None:
+        from disciplined.report.plots import plot_metric_vs_epoch
+
+        plot_metric_vs_epoch(
+            [r.history for r in results],
+            [f"batch {b} (max LR {lr_decisions[b].value:.3g})" for b in sizes],
+            plot,
+            title=f"{task.name}: batch sizes over the final run's {epochs:g} epochs",
+        )
+    compute = _compute(results)
+    for d in lr_decisions.values():
+        for key in ("epochs", "seconds", "trials"):
+            compute[key] += d.compute[key]
+    return Decision(
+        name="batch_size",
+        value=chosen,
+        rule="best_at_equal_epochs",
+        reason=reason,
+        table=tuple(rows),
+        trials=tuple(k for d in lr_decisions.values() for k in d.trials)
+        + tuple(r.key for r in results),
+        plot=str(plot) if plot else None,
+        extra={
+            "memory": fit_.to_dict(),
+            "max_lr": {str(b): lr_decisions[b].value for b in sizes},
+            "lr_trials": {str(b): lr_decisions[b].trials[0] for b in sizes},
+            "run_trials": {str(b): r.key for b, r in zip(sizes, results, strict=True)},
+            "noise": noise,
         },
         compute=compute,
     )

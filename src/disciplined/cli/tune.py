@@ -16,6 +16,7 @@ from disciplined.cli.common import (
     trial_progress,
 )
 from disciplined.hparams import OPTIMIZERS
+from disciplined.studies import BATCH_COMPARISONS
 
 
 def _sizes(text: str) -> list[int]:
@@ -64,15 +65,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compare-batch-sizes",
-        action="store_true",
-        help="compare candidate batch sizes at equal wall-clock time (the report's test) "
-        "instead of keeping the task's batch size capped by memory",
+        choices=BATCH_COMPARISONS,
+        default="epochs",
+        help="how to compare candidate batch sizes: 'epochs' (default: each trains the "
+        "final run's epochs at its own max LR), 'time' (short runs of equal wall-clock "
+        "time), 'off' (keep the task's batch size, capped by memory)",
     )
     p.add_argument(
         "--batch-sizes",
         type=_sizes,
         default=None,
-        help="candidates to compare (implies --compare-batch-sizes; default: powers of 2)",
+        help="candidates to compare (default: the task's batch size, half and a quarter "
+        "of it; at equal time: powers of 2)",
     )
     p.add_argument(
         "--memory-limit",
@@ -115,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
             range_steps=args.range_steps,
-            compare_batch_sizes=args.compare_batch_sizes or bool(args.batch_sizes),
+            compare_batch_sizes=args.compare_batch_sizes,
             batch_sizes=args.batch_sizes,
             memory_limit=args.memory_limit,
             correct=not args.no_correction,

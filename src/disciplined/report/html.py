@@ -64,6 +64,14 @@ _HOW_TO_READ = {
         "and a 1cycle run of the same wall-clock time, and the best validation metric wins; "
         "the largest batch that fits in memory only caps the candidates."
     ),
+    "best_at_equal_epochs": (
+        "Larger batches permit larger learning rates; smaller ones take more, noisier steps "
+        "in the same epochs, which regularize. Each candidate batch size (the task's own, "
+        "half and a quarter of it, capped by memory) got its own range-test max LR and the "
+        "full 1cycle run of the final run's epochs; the best validation metric won, ties "
+        "within the metric's standard error going to the larger batch. The winner's run is "
+        "the final run below; the seconds column shows what each batch costs."
+    ),
     "largest_that_fits": (
         "Smith: use the largest batch size that fits in memory, since larger batches permit "
         "larger learning rates. Only that cap was applied here; no candidates were compared "
@@ -629,7 +637,7 @@ def _step(out: Path, decision: Mapping[str, Any], number: int, key: str) -> str:
         parts.append(f"<p>{_sentence(decision['reason'])}</p>")
     parts.append(_how_to_read(key, decision))
     parts.append(_image(out, decision.get("plot"), f"{title}: plot"))
-    if key == "batch_size:best_at_equal_time":
+    if key in ("batch_size:best_at_equal_time", "batch_size:best_at_equal_epochs"):
         parts.append(_candidate_plots(out, decision))
     parts.append("<h3>Evidence</h3>")
     table = [r for r in decision.get("table") or [] if isinstance(r, Mapping)]

@@ -139,7 +139,17 @@ def plot_range_overlay(
 
 def plot_metric_vs_time(histories, labels, path: str | Path, title: str | None = None) -> Path:
     """Validation metric against wall-clock seconds, one line per run (the report's way of
-    comparing batch sizes)."""
+    comparing batch sizes at equal time)."""
+    return _metric_lines(histories, labels, path, title, by="seconds")
+
+
+def plot_metric_vs_epoch(histories, labels, path: str | Path, title: str | None = None) -> Path:
+    """Validation metric against epochs, one line per run (batch sizes compared over the
+    final run's epochs)."""
+    return _metric_lines(histories, labels, path, title, by="epoch")
+
+
+def _metric_lines(histories, labels, path: str | Path, title: str | None, by: str) -> Path:
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
     name = "metric"
@@ -148,13 +158,14 @@ def plot_metric_vs_time(histories, labels, path: str | Path, title: str | None =
             continue
         name = h.metric_name
         ax.plot(
-            [e.seconds for e in h.evals],
+            [getattr(e, by) for e in h.evals],
             [e.val_metric for e in h.evals],
             "o-",
             ms=3,
             color=f"C{i}",
             label=label,
         )
-    ax.set(xlabel="training seconds", ylabel=f"validation {name}", title=title or "")
+    xlabel = "training seconds" if by == "seconds" else "epoch"
+    ax.set(xlabel=xlabel, ylabel=f"validation {name}", title=title or "")
     ax.legend(fontsize=8)
     return _save(fig, path)
