@@ -14,9 +14,9 @@ from disciplined.batch import (
     parse_memory,
     step_memory,
 )
+from disciplined.errors import UsageError
 from disciplined.hparams import build_optimizer
 from disciplined.store import MemoryStore
-from disciplined.errors import UsageError
 from disciplined.studies import (
     StudyContext,
     batch_comparison,

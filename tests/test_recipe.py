@@ -207,9 +207,7 @@ def test_the_winning_batch_run_is_the_final_run_trained_once(tmp_path):
 
 def test_tune_keeps_the_batch_when_the_budget_cannot_pay_for_the_comparison(tmp_path):
     said = []
-    r = tune(
-        "digits-mlp", epochs=3, budget=30, range_steps=100, out=tmp_path, progress=said.append
-    )
+    r = tune("digits-mlp", epochs=3, budget=30, range_steps=100, out=tmp_path, progress=said.append)
     bs = next(d for d in r.decisions if d.name == "batch_size")
     assert bs.rule == "largest_that_fits" and r.hparams.batch_size == 32
     assert any("cannot pay for comparing batch sizes" in m for m in said)
