@@ -27,30 +27,17 @@ from typing import Any
 import torch
 
 from disciplined.baselines import SearchSpace, grid_search, trial_metric
-from disciplined.recipe import tune
 from disciplined.store import SQLiteStore
 
 try:  # run as a script or as a module
-    from _common import cache_dir, header, tune_jobs
+    from _common import cache_dir, header, tune_job, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, tune_jobs
+    from benchmarks._common import cache_dir, header, tune_job, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp")
 LRS = tuple(round(10 ** (-2 + k / 3), 4) for k in range(8))  # 0.01 ... 2.154
 WDS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 MOMENTA = (0.9, 0.95, 0.97, 0.99)
-
-
-def tune_job(task: str, epochs: float, budget: float | None, steps: int, seed: int, out: str):
-    """Run (or resume from ``out``) the recipe: what it chose, its accuracy and compute."""
-    torch.set_num_threads(1)
-    r = tune(task, epochs=epochs, budget=budget, range_steps=steps, seed=seed, out=out)
-    return {
-        "hparams": r.hparams.to_dict(),
-        "final": r.final_metric,
-        "epochs": sum(c["epochs"] for c in r.compute.values()),
-        "seconds": sum(c["seconds"] for c in r.compute.values()),
-    }
 
 
 def oracle_job(task: str, space: SearchSpace, epochs: float, seed: int, store: str):
@@ -116,32 +103,38 @@ def main() -> None:
     cache = cache_dir(args.cache, "bench-decision-")
     started = time.perf_counter()
     jobs = tune_jobs(tasks, seeds, epochs, budget, steps, cache)
+    # the recipe held to the oracle's space: the task's batch size, no batch comparison
+    same_jobs = tune_jobs(tasks, seeds, epochs, budget, steps, cache, compare="off")
     budget_txt = "default" if budget is None else f"{budget:g}"
     oracle_jobs = [
         (t, space, epochs, s, str(cache / f"oracle-{t}-e{epochs:g}-n{space.grid_size}-s{s}.sqlite"))
         for t in tasks
         for s in seeds
     ]
+    tune_all = jobs + same_jobs
     outputs = _map(
-        _run, [("tune", j) for j in jobs] + [("oracle", j) for j in oracle_jobs], workers
+        _run, [("tune", j) for j in tune_all] + [("oracle", j) for j in oracle_jobs], workers
     )
     recipe = {(j[0], j[4]): o for j, o in zip(jobs, outputs, strict=False)}
-    oracle = {(j[0], j[3]): o for j, o in zip(oracle_jobs, outputs[len(jobs) :], strict=True)}
+    same = {(j[0], j[4]): o for j, o in zip(same_jobs, outputs[len(jobs) :], strict=False)}
+    oracle = {(j[0], j[3]): o for j, o in zip(oracle_jobs, outputs[len(tune_all) :], strict=True)}
     elapsed = time.perf_counter() - started
 
     print(header("Decision quality: the recipe against an exhaustive 1cycle grid (the oracle)"))
     print(
         f"- tasks: {', '.join(tasks)}; seeds {seeds} (mean ± sample std over seeds); "
         f"{workers} worker process(es) of 1 torch thread; {elapsed:.0f} s in all\n"
-        f"- oracle: 1cycle for {epochs:g} epochs at max LR {list(space.lr_grid)} x weight decay "
+        f"- oracle: 1cycle for {epochs:g} epochs at the task's batch size, max LR "
+        f"{list(space.lr_grid)} x weight decay "
         f"{list(space.weight_decay_grid)} x momentum {list(space.momentum_grid)} = "
         f"{space.grid_size} runs per seed; its best = best mean over seeds\n"
         f"- recipe: `tune(task, epochs={epochs:g}, budget={budget_txt}, range_steps={steps}, "
-        f"seed=s)`\n"
+        f"seed=s)`, which also chooses the batch size (the oracle's grid does not); "
+        f'recipe at the oracle\'s batch: the same with `compare_batch_sizes="off"`, held '
+        f"to the oracle's space\n"
     )
     summary = []
     for task in tasks:
-        rec = [recipe[(task, s)] for s in seeds]
         by_point: dict[tuple, list[float]] = {}
         oracle_epochs = statistics.fmean(sum(p["epochs"] for p in oracle[(task, s)]) for s in seeds)
         oracle_seconds = statistics.fmean(
@@ -159,48 +152,51 @@ def main() -> None:
         per_seed_best = statistics.fmean(
             max(p["metric"] for p in oracle[(task, s)] if math.isfinite(p["metric"])) for s in seeds
         )
-        acc = statistics.fmean(r["final"] for r in rec)
-        c = statistics.fmean(r["epochs"] for r in rec)
-        regret = 100 * (best - acc)
-        frac = c / oracle_epochs
-        summary.append((task, best, acc, regret, frac))
         print(f"#### {task}\n")
-        print("| | max LR | weight decay | momentum | val accuracy | epochs | seconds |")
-        print("|---|---|---|---|---|---|---|")
+        print("| | batch | max LR | weight decay | momentum | val accuracy | epochs | seconds |")
+        print("|---|---|---|---|---|---|---|---|")
         for i, pt in enumerate(ranked[:5]):
             print(
-                f"| oracle #{i + 1} | {pt[0]:g} | {pt[1]:g} | {pt[2]:g} | "
+                f"| oracle #{i + 1} | task's | {pt[0]:g} | {pt[1]:g} | {pt[2]:g} | "
                 f"{mean_std(by_point[pt])} | - | - |"
             )
         print(
-            f"| oracle (all {space.grid_size}) | - | - | - | best mean {best:.4f} (per-seed "
+            f"| oracle (all {space.grid_size}) | - | - | - | - | best mean {best:.4f} (per-seed "
             f"best {per_seed_best:.4f}) | {oracle_epochs:.0f} | {oracle_seconds:.0f} |"
         )
-        for s, r in zip(seeds, rec, strict=True):
-            h = r["hparams"]
+        lines = []
+        for label, runs in (("recipe", recipe), ("recipe at the oracle's batch", same)):
+            rec = [runs[(task, s)] for s in seeds]
+            for s, r in zip(seeds, rec, strict=True):
+                h = r["hparams"]
+                print(
+                    f"| {label}, seed {s} | {h['batch_size']} | {h['max_lr']:.3g} | "
+                    f"{h['weight_decay']:g} | {h['max_momentum']:g} | {r['final']:.4f} | "
+                    f"{r['epochs']:.0f} | {r['seconds']:.0f} |"
+                )
+            acc = statistics.fmean(r["final"] for r in rec)
+            c = statistics.fmean(r["epochs"] for r in rec)
             print(
-                f"| recipe, seed {s} | {h['max_lr']:.3g} | {h['weight_decay']:g} | "
-                f"{h['max_momentum']:g} | {r['final']:.4f} | {r['epochs']:.0f} | "
-                f"{r['seconds']:.0f} |"
+                f"| {label} (mean) | - | - | - | - | {mean_std([r['final'] for r in rec])} | "
+                f"{c:.0f} | {statistics.fmean(r['seconds'] for r in rec):.0f} |"
             )
-        print(
-            f"| recipe (mean) | - | - | - | {mean_std([r['final'] for r in rec])} | {c:.0f} | "
-            f"{statistics.fmean(r['seconds'] for r in rec):.0f} |"
-        )
-        rank = 1 + sum(statistics.fmean(by_point[pt]) > acc for pt in ranked)
-        print(
-            f"\nRegret {regret:.2f} points (target <= 0.5: "
-            f"**{'met' if regret <= 0.5 else 'MISSED'}**) at {100 * frac:.1f}% of the oracle's "
-            f"compute (target <= 10%: **{'met' if frac <= 0.10 else 'MISSED'}**); the recipe's "
-            f"mean would rank {rank} of {len(ranked) + 1} among the oracle's points.\n"
-        )
+            regret, frac = 100 * (best - acc), c / oracle_epochs
+            rank = 1 + sum(statistics.fmean(by_point[pt]) > acc for pt in ranked)
+            lines.append(
+                f"{label[0].upper() + label[1:]}: regret {regret:.2f} points (target <= 0.5: "
+                f"**{'met' if regret <= 0.5 else 'MISSED'}**) at {100 * frac:.1f}% of the "
+                f"oracle's compute (target <= 10%: **{'met' if frac <= 0.10 else 'MISSED'}**); "
+                f"its mean would rank {rank} of {len(ranked) + 1} among the oracle's points."
+            )
+            summary.append((task, label, best, acc, regret, frac))
+        print("\n" + "\n\n".join(lines) + "\n")
     print("#### Summary\n")
-    print("| task | oracle best | recipe | regret (points) | compute fraction | target |")
-    print("|---|---|---|---|---|---|")
-    for task, best, acc, regret, frac in summary:
+    print("| task | | oracle best | recipe | regret (points) | compute fraction | target |")
+    print("|---|---|---|---|---|---|---|")
+    for task, label, best, acc, regret, frac in summary:
         ok = regret <= 0.5 and frac <= 0.10
         print(
-            f"| {task} | {best:.4f} | {acc:.4f} | {regret:.2f} | {100 * frac:.1f}% | "
+            f"| {task} | {label} | {best:.4f} | {acc:.4f} | {regret:.2f} | {100 * frac:.1f}% | "
             f"{'met' if ok else 'MISSED'} |"
         )
     print()

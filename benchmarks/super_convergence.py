@@ -30,30 +30,16 @@ import torch
 
 from disciplined.baselines import hparams_for, trial_metric
 from disciplined.executors import make_executor
-from disciplined.recipe import tune
 from disciplined.store import SQLiteStore
 from disciplined.trials import TrialResult, TrialSpec
 
 try:  # run as a script or as a module
-    from _common import cache_dir, header, tune_jobs
+    from _common import cache_dir, header, tune_job, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, tune_jobs
+    from benchmarks._common import cache_dir, header, tune_job, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp", "mnist1d-mlp")
 LR_GRID = (0.01, 0.03, 0.1, 0.3)
-
-
-def tune_job(task: str, epochs: float, budget: float | None, steps: int, seed: int, out: str):
-    """Run (or resume from ``out``) the recipe; a small picklable summary of what it chose."""
-    torch.set_num_threads(1)
-    r = tune(task, epochs=epochs, budget=budget, range_steps=steps, seed=seed, out=out)
-    return {
-        "hparams": r.hparams.to_dict(),
-        "final": r.final_metric,
-        "epochs": sum(c["epochs"] for c in r.compute.values()),
-        "seconds": sum(c["seconds"] for c in r.compute.values()),
-        "verdict": r.diagnosis.verdict,
-    }
 
 
 def run_tunes(jobs: list[tuple], workers: int) -> list[dict[str, Any]]:
@@ -149,7 +135,8 @@ def main() -> None:
         f"- recipe: `tune(task, epochs={tune_epochs:g}, budget={budget_txt}, "
         f"range_steps={tune_steps}, seed=s)` once per task and seed; its 1cycle retrained "
         f"for {', '.join(map(str, lengths))} epochs\n"
-        f"- baselines: the recipe's momentum and weight decay, LR from {list(LR_GRID)} chosen "
+        f"- baselines: the recipe's momentum and weight decay at the batch size it chose on "
+        f"seed {seeds[0]}, LR from {list(LR_GRID)} chosen "
         f"on seed {seeds[0]} at {grid_epochs} epochs, trained {long} epochs, evaluated every "
         f"epoch; step = LR / 10 at 50% and 75%\n"
     )

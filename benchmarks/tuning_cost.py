@@ -33,27 +33,15 @@ from typing import Any
 import torch
 
 from disciplined.baselines import grid_search, random_search, tpe_search
-from disciplined.recipe import tune
 from disciplined.store import SQLiteStore
 
 try:  # run as a script or as a module
-    from _common import cache_dir, header, tune_jobs
+    from _common import cache_dir, header, tune_job, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, tune_jobs
+    from benchmarks._common import cache_dir, header, tune_job, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp")
 METHODS = ("grid", "random", "tpe")
-
-
-def tune_job(task: str, epochs: float, budget: float | None, steps: int, seed: int, out: str):
-    """Run (or resume from ``out``) the recipe: its accuracy and compute."""
-    torch.set_num_threads(1)
-    r = tune(task, epochs=epochs, budget=budget, range_steps=steps, seed=seed, out=out)
-    return {
-        "final": r.final_metric,
-        "epochs": sum(c["epochs"] for c in r.compute.values()),
-        "seconds": sum(c["seconds"] for c in r.compute.values()),
-    }
 
 
 def search_job(method: str, task: str, n_trials: int, epochs: float, seed: int, store: str):
