@@ -211,3 +211,17 @@ def test_tune_keeps_the_batch_when_the_budget_cannot_pay_for_the_comparison(tmp_
     bs = next(d for d in r.decisions if d.name == "batch_size")
     assert bs.rule == "largest_that_fits" and r.hparams.batch_size == 32
     assert any("cannot pay for comparing batch sizes" in m for m in said)
+
+
+def test_the_comparison_never_shortens_the_range_tests(tmp_path):
+    # digits at batch 32 (45 steps an epoch), 300-step range tests, 3-epoch runs. Budget 80:
+    # without a comparison the 10 range tests (66.7 epochs) and two runs (6) fit at 300
+    # steps; comparing 8, 16 and 32 needs 6 more epochs of runs and would cut the tests to
+    # about 283 steps, comparing 16 and 32 fits (79 epochs).
+    said = []
+    r = tune("digits-mlp", epochs=3, budget=80, range_steps=300, out=tmp_path, progress=said.append)
+    bs = next(d for d in r.decisions if d.name == "batch_size")
+    assert bs.rule == "best_at_equal_epochs"
+    assert sorted(row["batch_size"] for row in bs.table) == [16, 32]
+    assert any("without shortening the range tests: comparing [16, 32]" in m for m in said)
+    assert "range tests of 300 steps; budget 80 epochs" in said

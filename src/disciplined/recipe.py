@@ -311,17 +311,29 @@ def _tune(
             reserved=reserved,
         )
 
-    try:
-        steps = plan(mode, candidates)
-    except UsageError:
-        if not candidates:
-            raise
-        steps = plan(mode, [])  # the comparison does not fit the budget: keep the batch
+    # The range tests come first: the comparison runs only if the budget pays for it
+    # without shortening them (fewer steps leave a network like the MNIST-1D CNN on its
+    # plateau and the readings wrong). The largest candidates are kept when not all fit.
+    steps = plan(mode, [])
+    wanted = candidates
+    while len(candidates) > 1:
+        try:
+            if plan(mode, candidates) >= steps:
+                break
+        except UsageError:
+            pass
+        candidates = candidates[1:]
+    if len(candidates) < 2:
+        candidates = []
+    if wanted and candidates != wanted:
         say(
             f"the budget of {budget:g} epochs cannot pay for comparing batch sizes "
-            f"{candidates}: keeping the task's batch size (raise --budget to compare)"
+            f"{wanted} without shortening the range tests: "
+            + (f"comparing {candidates}" if candidates else "keeping the task's batch size")
+            + " (raise --budget to compare more)"
         )
-        mode, candidates = "off", []
+    if not candidates:
+        mode = "off"
     decisions: list[Decision] = []
     compute: dict[str, dict[str, float]] = {}
 
@@ -351,7 +363,7 @@ def _tune(
             ctx,
             hp,
             compare=mode if candidates else "off",
-            candidates=batch_sizes,
+            candidates=candidates or None,
             memory_limit=memory_limit,
             epochs=epochs,
             compare_epochs=min(5.0, epochs / 2),

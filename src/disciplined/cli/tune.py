@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 
 from disciplined.cli.common import (
     add_task_args,
@@ -103,9 +105,31 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_out(args.out)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
+    # Ctrl-C raises KeyboardInterrupt; if that lands where Python ignores exceptions (a
+    # destructor, a callback) the run would go on, so the request is also remembered and
+    # raised again at the next trial or progress message.
+    asked = []
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        asked.append(True)
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if asked:
+            raise KeyboardInterrupt
+
     def say(message: str) -> None:
+        check()
         print(f"[tune] {message}", file=sys.stderr)
 
+    shown = trial_progress()
+
+    def on_result(result: object, cached: bool) -> None:
+        shown(result, cached)
+        check()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, interrupt) if main_thread else None
     try:
         result = tune(
             args.task,
@@ -124,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             memory_limit=args.memory_limit,
             correct=not args.no_correction,
             progress=say,
-            on_result=trial_progress(),
+            on_result=on_result,
             command=command,
         )
     except KeyboardInterrupt:
@@ -134,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     hj = result.hparams_json()
     print(f"{'hyper-parameter':<16} value")
     for key in (
