@@ -32,6 +32,16 @@ def header(title: str) -> str:
     )
 
 
+def quiet(fn, *args, **kwargs):
+    """Call ``fn`` with its standard output discarded: torch-lr-finder prints a line after
+    every test and on ``plot``, which must not end up in the benchmark's markdown."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args, **kwargs)
+
+
 def median(values: list[float]) -> float:
     """Median of a non-empty list."""
     return statistics.median(values)

@@ -23,9 +23,9 @@ from disciplined import load_task
 from disciplined.range_test import lr_range_test
 
 try:
-    from _common import header, median
+    from _common import header, median, quiet
 except ImportError:  # pragma: no cover
-    from benchmarks._common import header, median
+    from benchmarks._common import header, median, quiet
 
 
 def _model_opt(task):
@@ -79,7 +79,9 @@ def theirs(task, steps: int, bs: int) -> None:
     g = torch.Generator().manual_seed(0)
     loader = DataLoader(TensorDataset(*task.train_data), batch_size=bs, shuffle=True, generator=g)
     finder = LRFinder(model, opt, task.loss_fn, device="cpu")
-    finder.range_test(loader, end_lr=0.1, num_iter=steps, step_mode="exp", diverge_th=1e9)
+    quiet(
+        finder.range_test, loader, end_lr=0.1, num_iter=steps, step_mode="exp", diverge_th=1e9
+    )
     finder.reset()
     assert len(finder.history["lr"]) == steps
 

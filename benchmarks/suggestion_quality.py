@@ -38,9 +38,9 @@ from disciplined.suggest import (
 )
 
 try:
-    from _common import header
+    from _common import header, quiet
 except ImportError:  # pragma: no cover
-    from benchmarks._common import header
+    from benchmarks._common import header, quiet
 
 
 def _cut_then_smooth(xs):
@@ -90,10 +90,10 @@ def _torch_lr_finder(task, seed: int, steps: int) -> float | None:
         generator=torch.Generator().manual_seed(seed),
     )
     finder = LRFinder(model, opt, task.loss_fn, device="cpu")
-    finder.range_test(loader, end_lr=10, num_iter=steps, step_mode="exp")
+    quiet(finder.range_test, loader, end_lr=10, num_iter=steps, step_mode="exp")
     ax = Figure().subplots()
     try:
-        _, lr = finder.plot(ax=ax, suggest_lr=True)
+        _, lr = quiet(finder.plot, ax=ax, suggest_lr=True)
     except Exception:  # its rule fails on very short curves
         lr = None
     finder.reset()
