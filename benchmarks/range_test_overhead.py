@@ -79,9 +79,7 @@ def theirs(task, steps: int, bs: int) -> None:
     g = torch.Generator().manual_seed(0)
     loader = DataLoader(TensorDataset(*task.train_data), batch_size=bs, shuffle=True, generator=g)
     finder = LRFinder(model, opt, task.loss_fn, device="cpu")
-    quiet(
-        finder.range_test, loader, end_lr=0.1, num_iter=steps, step_mode="exp", diverge_th=1e9
-    )
+    quiet(finder.range_test, loader, end_lr=0.1, num_iter=steps, step_mode="exp", diverge_th=1e9)
     finder.reset()
     assert len(finder.history["lr"]) == steps
 
