@@ -31,8 +31,9 @@ BENCHMARKS = (
     "super_convergence",
     "tuning_cost",
     "decision_quality",
+    "recipe_seeds",
 )
-SHARE_CACHE = ("super_convergence", "tuning_cost", "decision_quality")
+SHARE_CACHE = ("super_convergence", "tuning_cost", "decision_quality", "recipe_seeds")
 
 INTRO = """\
 Every table below was produced by one command, `make bench` (`python benchmarks/run_all.py

@@ -23,6 +23,7 @@ SCRIPTS = (
     "super_convergence",
     "tuning_cost",
     "decision_quality",
+    "recipe_seeds",
 )
 
 

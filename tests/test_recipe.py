@@ -225,3 +225,81 @@ def test_the_comparison_never_shortens_the_range_tests(tmp_path):
     assert sorted(row["batch_size"] for row in bs.table) == [16, 32]
     assert any("without shortening the range tests: comparing [16, 32]" in m for m in said)
     assert "range tests of 300 steps; budget 80 epochs" in said
+
+
+def test_a_diverged_final_run_is_repeated_at_half_the_max_lr(tmp_path):
+    # The final run is trained at 30x the LR the recipe read (as if the range test had
+    # read far too high): the loss blows up, the diagnosis says diverged, and the recipe
+    # repeats the run at half its max LR and keeps the better run.
+    from dataclasses import replace
+
+    def too_high(spec):
+        if spec.kind == "train" and spec.tag == "final":
+            hot = replace(spec, hparams={**spec.hparams, "max_lr": spec.hparams["max_lr"] * 30})
+            return replace(run_trial(hot), key=spec.key, spec=spec)
+        return run_trial(spec)
+
+    said = []
+    r = tune(
+        "digits-mlp",
+        epochs=3,
+        budget=40,
+        range_steps=100,
+        out=tmp_path,
+        runner=too_high,
+        compare_batch_sizes="off",
+        progress=said.append,
+    )
+    fix = r.decisions[-1]
+    final_lr = [d for d in r.decisions if d.name == "learning_rate"][-1]
+    assert fix.name == "correction" and fix.rule == "halve_max_lr_after_divergence"
+    row = fix.table[0]
+    assert row["replaces"] == final_lr.value and row["max_lr"] == final_lr.value / 2
+    assert row["val_metric"] > 0.9
+    assert not row["previous_val_metric"] > 0.5  # the blown-up run: NaN or near chance
+    assert fix.value == r.hparams.max_lr == final_lr.value / 2
+    assert fix.extra["parameter"] == "max_lr"
+    assert r.diagnosis.verdict != "diverged" and r.final_metric == row["val_metric"]
+    assert r.compute["corrective_run"]["epochs"] == 3
+    assert any(m.startswith("diverged: max LR ") for m in said)
+    html = (tmp_path / "report.html").read_text()
+    assert "max LR " in html and "halve_max_lr_after_divergence" in html
+
+
+def test_the_correction_for_each_verdict():
+    from disciplined import HParams
+    from disciplined.recipe import _correction
+
+    hp = HParams(max_lr=0.4, weight_decay=1e-4)
+    grid = (1e-3, 1e-4, 1e-5, 0.0)
+    hp2, rule, what = _correction(hp, grid, "diverged")
+    assert hp2 == hp.with_(max_lr=0.2) and rule == "halve_max_lr_after_divergence"
+    assert what == "max LR 0.4 -> 0.2"
+    hp2, rule, what = _correction(hp, grid, "overfitting")
+    assert hp2 == hp.with_(weight_decay=1e-3) and rule == "one_grid_step_as_advised"
+    assert _correction(hp, grid, "underfitting")[0] == hp.with_(weight_decay=1e-5)
+    assert _correction(hp.with_(weight_decay=0.0), grid, "underfitting")[0] is None
+
+
+def test_the_final_range_test_holds_the_momentum_at_the_cycles_minimum(tmp_path):
+    calls = []
+
+    def recording(spec):
+        calls.append(spec)
+        return run_trial(spec)
+
+    r = tune(
+        "digits-mlp",
+        epochs=3,
+        budget=40,
+        range_steps=100,
+        out=tmp_path,
+        runner=recording,
+        compare_batch_sizes="off",
+        correct=False,
+    )
+    (final,) = [s for s in calls if s.kind == "range_test" and s.tag == "final"]
+    assert final.hparams["max_momentum"] == r.hparams.min_momentum
+    assert r.hparams.min_momentum < r.hparams.max_momentum
+    momentum_tests = [s for s in calls if s.tag.startswith("momentum=")]
+    assert sorted(s.hparams["max_momentum"] for s in momentum_tests) == [0.9, 0.95, 0.97, 0.99]

@@ -15,6 +15,7 @@ from disciplined.decide import (
     CurveSummary,
     Decision,
     lowest_val_loss_at_high_lr,
+    sgd_effective_lr_factor,
     summarize_range_test,
 )
 from disciplined.errors import UsageError
@@ -59,6 +60,30 @@ def test_rule_prefers_the_higher_lr_among_near_ties():
     assert value == 1e-2 and "highest LR" in reason
     # with no tolerance the strictly lowest loss wins
     assert lowest_val_loss_at_high_lr(rows, tolerance=0.0)[0] == 1e-3
+
+
+def test_momentum_ties_are_ranked_by_the_effective_lr():
+    # Momentum 0.95 reaches (almost) the same loss at LR 0.16 as 0.9 does at 0.28. The raw
+    # LR ranks 0.9 first; its effective LR 0.28 / 0.1 = 2.8 is below 0.16 / 0.05 = 3.2.
+    rows = [_row(0.95, 1.754, 0.16, div=0.5), _row(0.9, 1.777, 0.28, div=0.9)]
+    assert lowest_val_loss_at_high_lr(rows)[0] == 0.9
+    value, reason = lowest_val_loss_at_high_lr(rows, lr_factor=sgd_effective_lr_factor)
+    assert value == 0.95
+    assert "highest effective LR" in reason and "0.95: 3.2, 0.9: 2.8" in reason
+    # minima at the same raw LR: the raw rule falls back on the later divergence (0.9's);
+    # the larger momentum took the larger effective step there and wins
+    rows = [_row(0.95, 1.754, 0.163, div=0.5), _row(0.9, 1.777, 0.163, div=0.9)]
+    assert lowest_val_loss_at_high_lr(rows)[0] == 0.9
+    assert lowest_val_loss_at_high_lr(rows, lr_factor=sgd_effective_lr_factor)[0] == 0.95
+    # a clearly lower loss still wins whatever its LR
+    rows = [_row(0.99, 1.60, 0.01), _row(0.9, 1.777, 0.28)]
+    assert lowest_val_loss_at_high_lr(rows, lr_factor=sgd_effective_lr_factor)[0] == 0.99
+
+
+def test_sgd_effective_lr_factor():
+    assert sgd_effective_lr_factor(0.0) == 1.0
+    assert sgd_effective_lr_factor(0.9) == pytest.approx(10.0)
+    assert sgd_effective_lr_factor(0.99) == pytest.approx(100.0)
 
 
 def test_rule_skips_unusable_curves_and_fails_when_none_is_left():
@@ -170,10 +195,12 @@ def test_momentum_test_sets_the_cycle_bounds():
     assert d.extra["max_momentum"] == d.value
     assert d.extra["min_momentum"] == (0.85 if d.value >= 0.95 else 0.8)
     assert d.extra["parameter"] == "momentum"
+    assert d.rule == "lowest_val_loss_at_high_effective_lr"
     d2 = momentum_test(
         _ctx(), HParams(batch_size=64, optimizer="adamw"), values=(0.95, 0.9), num_steps=60
     )
     assert d2.extra["parameter"] == "betas[0]"
+    assert d2.rule == "lowest_val_loss_at_high_lr"  # Adam's betas[0] does not scale the step
 
 
 def test_dropout_sweep_runs_and_refuses_a_task_without_dropout(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "CurveSummary",
     "Decision",
     "lowest_val_loss_at_high_lr",
+    "sgd_effective_lr_factor",
     "summarize_range_test",
 ]
 
@@ -154,16 +156,27 @@ def summarize_range_test(value: float, result: TrialResult) -> CurveSummary:
     )
 
 
+def sgd_effective_lr_factor(momentum: float) -> float:
+    """How much a heavy-ball momentum multiplies the step of SGD (torch's form,
+    ``v = m v + g``, ``p -= lr v``): on a steady gradient the step is ``lr / (1 - m)``."""
+    return 1.0 / (1.0 - momentum)
+
+
 def lowest_val_loss_at_high_lr(
-    rows: list[CurveSummary], tolerance: float = 0.02
+    rows: list[CurveSummary],
+    tolerance: float = 0.02,
+    lr_factor: Callable[[float], float] | None = None,
 ) -> tuple[float, str]:
     """Smith's reading of a sweep: the value whose validation curve reaches the lowest loss
     while still allowing a high learning rate.
 
     Among the usable curves, those whose lowest loss is within ``tolerance`` (relative) of
     the best are taken as equally good, and of these the one whose lowest loss sits at the
-    highest learning rate wins (then the one that diverged latest). Returns the value and
-    a sentence with the numbers. Raises `UsageError` when no curve is usable.
+    highest learning rate wins (then the one that diverged latest). ``lr_factor(value)``
+    puts the curves' learning rates on one scale when the swept value itself scales the step
+    (momentum: `sgd_effective_lr_factor`), so that the tie is broken by the effective
+    learning rate. Returns the value and a sentence with the numbers. Raises `UsageError`
+    when no curve is usable.
     """
     usable = [r for r in rows if r.usable]
     if not usable:
@@ -172,7 +185,14 @@ def lowest_val_loss_at_high_lr(
     best = min(r.min_loss for r in usable)
     margin = tolerance * abs(best)
     near = [r for r in usable if r.min_loss <= best + margin]
-    chosen = max(near, key=lambda r: (r.lr_at_min, r.diverge_lr or math.inf))
+
+    def scale(r: CurveSummary) -> float:
+        return lr_factor(r.value) if lr_factor is not None else 1.0
+
+    chosen = max(
+        near,
+        key=lambda r: (r.lr_at_min * scale(r), (r.diverge_lr or math.inf) * scale(r)),
+    )
     others = ", ".join(
         f"{r.value:g} (loss {r.min_loss:.4g} at LR {r.lr_at_min:.3g})"
         for r in usable
@@ -184,10 +204,15 @@ def lowest_val_loss_at_high_lr(
         f"{chosen.lr_at_min:.3g}"
     )
     if len(near) > 1:
+        which = "the highest LR" if lr_factor is None else "the highest effective LR"
         text += (
             f"; {len(near)} values came within {tolerance:.0%} of the lowest loss "
-            f"{best:.4g} and the one reaching it at the highest LR was taken"
+            f"{best:.4g} and the one reaching it at {which} was taken"
         )
+        if lr_factor is not None:
+            text += (
+                " (" + ", ".join(f"{r.value:g}: {r.lr_at_min * scale(r):.3g}" for r in near) + ")"
+            )
     else:
         text += ", the lowest of all"
     if others:

@@ -12,11 +12,14 @@
    ``compare_batch_sizes="time"`` the candidates get short runs of equal wall-clock time
    instead (the report's wording), and with ``"off"`` the task's batch size is kept.
 5. Max LR: the chosen batch size's range test (a final range test when nothing was
-   compared).
+   compared), with the momentum held at the cycle's minimum: the 1cycle reaches its max LR
+   there, and with SGD the momentum scales every step (`studies.peak_momentum`).
 6. One 1cycle run with everything chosen (at equal epochs: the winner's run of step 4,
    read back from the store); its validation curve is diagnosed.
-7. If it over- or underfits and the budget allows, one corrective round: weight decay one
-   grid step the advised way, retrained, and the better run by validation metric is kept.
+7. If the budget allows, one corrective round as the diagnosis advises: over- or
+   underfitting moves weight decay one grid step the advised way; a run that diverged (blew
+   up or collapsed back to its starting loss) is repeated at half its max LR. The better
+   run by validation metric is kept.
 
 Every trial goes through the store, so an interrupted `tune` resumes where it stopped and
 recomputes nothing finished. Compute is counted in epochs of the task (range-test and
@@ -50,6 +53,7 @@ from disciplined.studies import (
     learning_rate_test,
     momentum_test,
     one_cycle_spec,
+    peak_momentum,
     weight_decay_sweep,
 )
 from disciplined.tasks import Task, load_task
@@ -356,7 +360,7 @@ def _tune(
     hp = hp.with_(weight_decay=wd.value)
     mom = record("momentum", momentum_test(ctx, hp, num_steps=steps, seed=seed))
     hp = hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
-    range_hp = hp.with_(min_momentum=hp.max_momentum)  # momentum held during range tests
+    range_hp = peak_momentum(hp)  # the max LR is read where the cycle's peak runs
     bs = record(
         "batch_size",
         batch_size_search(
@@ -405,39 +409,41 @@ def _tune(
         say("final run: the batch-size comparison's run at this batch")
     verdict = diagnose(history)
     say(f"final run: validation {history.metric_name} {_metric(history):.4f}; {verdict.verdict}")
-    if correct and verdict.verdict in ("overfitting", "underfitting"):
-        if spent() + final_epochs <= budget:
-            new_wd = _one_step(wd_values, hp.weight_decay, verdict.verdict)
-            if new_wd is not None:
-                hp2 = hp.with_(weight_decay=new_wd)
-                h2, r2 = _final_run(ctx, hp2, final_epochs, seed, "corrective")
-                compute["corrective_run"] = {"epochs": h2.epochs, "seconds": r2.seconds}
-                better = _better(h2, history, task.higher_is_better)
-                row = {
-                    "weight_decay": new_wd,
-                    "val_metric": _metric(h2),
-                    "replaces": hp.weight_decay,
-                    "previous_val_metric": _metric(history),
-                }
-                reason = (
-                    f"{verdict.verdict}: weight decay {hp.weight_decay:g} -> {new_wd:g}; "
-                    f"validation {history.metric_name} {_metric(history):.4f} -> "
-                    f"{_metric(h2):.4f}; kept the {'new' if better else 'first'} run"
+    if correct and verdict.verdict in ("overfitting", "underfitting", "diverged"):
+        hp2, rule, what = _correction(hp, wd_values, verdict.verdict)
+        if hp2 is None:
+            say(f"{verdict.verdict}, and the weight-decay grid has no step further that way")
+        elif spent() + final_epochs <= budget:
+            h2, r2 = _final_run(ctx, hp2, final_epochs, seed, "corrective")
+            compute["corrective_run"] = {"epochs": h2.epochs, "seconds": r2.seconds}
+            better = _better(h2, history, task.higher_is_better)
+            key = "max_lr" if rule == "halve_max_lr_after_divergence" else "weight_decay"
+            row = {
+                key: hp2.to_dict()[key],
+                "val_metric": _metric(h2),
+                "replaces": hp.to_dict()[key],
+                "previous_val_metric": _metric(history),
+            }
+            reason = (
+                f"{verdict.verdict}: {what}; validation {history.metric_name} "
+                f"{_metric(history):.4f} -> {_metric(h2):.4f}; kept the "
+                f"{'new' if better else 'first'} run"
+            )
+            decisions.append(
+                Decision(
+                    name="correction",
+                    value=(hp2 if better else hp).to_dict()[key],
+                    rule=rule,
+                    reason=reason,
+                    table=(row,),
+                    trials=(r2.key,),
+                    extra={"parameter": key},
+                    compute=compute["corrective_run"],
                 )
-                decisions.append(
-                    Decision(
-                        name="correction",
-                        value=new_wd if better else hp.weight_decay,
-                        rule="one_grid_step_as_advised",
-                        reason=reason,
-                        table=(row,),
-                        trials=(r2.key,),
-                        compute=compute["corrective_run"],
-                    )
-                )
-                say(reason)
-                if better:
-                    hp, history, verdict = hp2, h2, diagnose(h2)
+            )
+            say(reason)
+            if better:
+                hp, history, verdict = hp2, h2, diagnose(h2)
         else:
             say(f"{verdict.verdict}, but the budget has no room for a corrective run")
     from disciplined.report.plots import plot_history
@@ -523,6 +529,33 @@ def _final_run(
     if result.history is None:
         raise UsageError(f"the {tag} run failed: {result.reason}")
     return result.history, result
+
+
+def _correction(
+    hp: HParams, grid: tuple[float, ...], verdict: str
+) -> tuple[HParams | None, str, str]:
+    """The corrective run's settings for a verdict, the rule's name and what it changes.
+
+    Diverged (the loss blew up or collapsed back to its start): the 1cycle's peak was past
+    what the network takes, so the max LR is halved (the diagnosis' advice: a value below
+    where the loss turns). Over- or underfitting: weight decay one grid step the advised
+    way (`_one_step`), since the regularizers must balance.
+    """
+    if verdict == "diverged":
+        new = hp.max_lr / 2
+        return (
+            hp.with_(max_lr=new),
+            "halve_max_lr_after_divergence",
+            f"max LR {hp.max_lr:.4g} -> {new:.4g}",
+        )
+    wd = _one_step(grid, hp.weight_decay, verdict)
+    if wd is None:
+        return None, "one_grid_step_as_advised", ""
+    return (
+        hp.with_(weight_decay=wd),
+        "one_grid_step_as_advised",
+        f"weight decay {hp.weight_decay:g} -> {wd:g}",
+    )
 
 
 def _one_step(grid: tuple[float, ...], current: float, verdict: str) -> float | None:

@@ -23,6 +23,7 @@ from disciplined.decide import (
     CurveSummary,
     Decision,
     lowest_val_loss_at_high_lr,
+    sgd_effective_lr_factor,
     summarize_range_test,
 )
 from disciplined.errors import UsageError
@@ -338,6 +339,13 @@ def momentum_test(
     curve reaches the lowest loss while still allowing a high learning rate
     (`lowest_val_loss_at_high_lr`); ``min_momentum`` is 0.85, or 0.8 when the chosen maximum
     is below 0.95 (the report's ranges: 0.95-0.99 down to 0.85, or 0.9 down to 0.8).
+
+    With SGD, momentum ``m`` multiplies the step by ``1 / (1 - m)`` (the report: a large
+    constant momentum acts like a larger learning rate), so curves within the tolerance of
+    the lowest loss are ranked by the effective learning rate at their minimum, ``lr / (1 -
+    m)``; ranked by the raw LR, the lowest momentum would win every tie, its curve reaching
+    the same loss only at a higher raw LR. Adam's ``betas[0]`` averages the gradient
+    instead of summing it, so AdamW ties are ranked by the raw LR.
     """
     task = ctx.load()
     values = _check_values("momentum", values, lo=0.0, hi=1.0)
@@ -350,7 +358,10 @@ def momentum_test(
         budget,
         seed,
     )
-    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    sgd = hp.optimizer == "sgd"
+    chosen, reason = lowest_val_loss_at_high_lr(
+        rows, tolerance=tolerance, lr_factor=sgd_effective_lr_factor if sgd else None
+    )
     min_m = 0.85 if chosen >= 0.95 else 0.8
     min_m = min(min_m, chosen)
     plot = _plot(
@@ -364,7 +375,7 @@ def momentum_test(
     return Decision(
         name="momentum",
         value=chosen,
-        rule="lowest_val_loss_at_high_lr",
+        rule="lowest_val_loss_at_high_effective_lr" if sgd else "lowest_val_loss_at_high_lr",
         reason=f"{reason}; cyclical {param} {chosen:g} -> {min_m:g}",
         table=tuple(r.to_row() for r in rows),
         trials=tuple(r.key for r in results),
@@ -428,6 +439,18 @@ def _check_values(name: str, values: Sequence[float], lo: float, hi: float | Non
     if len(set(out)) != len(out):
         raise UsageError(f"{name} values repeat: {list(values)}")
     return out
+
+
+def peak_momentum(hp: HParams) -> HParams:
+    """``hp`` with the momentum held at the cycle's minimum: the settings of the range test
+    that reads the 1cycle's max LR.
+
+    The 1cycle reaches its max LR when the momentum is at its minimum, and with SGD the
+    momentum scales the step (``lr / (1 - m)``): a test held at the cycle's maximum
+    momentum of 0.99 stops at a learning rate the cycle, at 0.85, could take ten times
+    over. The test therefore runs where the peak runs.
+    """
+    return hp.with_(max_momentum=hp.min_momentum)
 
 
 def learning_rate_test(
@@ -564,7 +587,7 @@ def batch_size_search(
         sizes = candidate_batch_sizes(task, fit_.batch_size, candidates)
     if len(sizes) == 1:
         return memory_decision(fit_, task, why=f"only one candidate ({sizes[0]}) to compare")
-    range_hp = hp.with_(min_momentum=hp.max_momentum)
+    range_hp = peak_momentum(hp)
     lr_decisions = {
         b: learning_rate_test(
             ctx, range_hp.with_(batch_size=b), num_steps=num_steps, seed=seed, tag=f"batch{b}"

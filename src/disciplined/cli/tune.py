@@ -88,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-correction",
         action="store_true",
-        help="skip the corrective round after an over/underfitting verdict",
+        help="skip the corrective round after an overfitting, underfitting or diverged verdict",
     )
     p.add_argument("--out", default="runs/tune")
     p.set_defaults(run=run)

@@ -42,9 +42,11 @@ _HOW_TO_READ = {
         "and its min LR is a tenth of it."
     ),
     "final_learning_rate": (
-        "The range test again, now at the chosen batch size, weight decay and momentum, since "
+        "The range test again, now at the chosen batch size and weight decay and with the "
+        "momentum held at the cycle's minimum, where the 1cycle reaches its max LR, since "
         "each of them moves the largest usable learning rate (larger batches allow larger "
-        "rates). Its max LR is the one the final 1cycle run uses."
+        "rates, and with SGD a larger momentum makes every step larger). Its max LR is the "
+        "one the final 1cycle run uses."
     ),
     "weight_decay": (
         "One LR range test per candidate weight decay, read on the validation loss. Smith: "
@@ -54,9 +56,11 @@ _HOW_TO_READ = {
     ),
     "momentum": (
         "Range tests at momentum 0.99, 0.97, 0.95 and 0.9, read like weight decay: the value "
-        "whose validation loss goes lowest at the highest learning rate is kept. In the 1cycle "
-        "the momentum then runs opposite to the learning rate: from this maximum down to the "
-        "minimum while the rate climbs, and back up while it falls."
+        "whose validation loss goes lowest at the highest learning rate is kept. With SGD the "
+        "momentum multiplies the step by 1 / (1 - momentum), so near ties are ranked by that "
+        "effective learning rate. In the 1cycle the momentum then runs opposite to the "
+        "learning rate: from this maximum down to the minimum while the rate climbs, and back "
+        "up while it falls; the final range test is run at that minimum, where the peak runs."
     ),
     "best_at_equal_time": (
         "Larger batches permit larger learning rates, but on a small data set memory never "
@@ -86,6 +90,11 @@ _HOW_TO_READ = {
         "balance, weight decay moved one grid step the advised way (up when overfitting, down "
         "when underfitting) and the run was repeated; the run with the better validation "
         "metric is kept."
+    ),
+    "halve_max_lr_after_divergence": (
+        "The final run diverged: its loss blew up or collapsed back to where it started, so "
+        "the 1cycle's peak was past what the network takes. The run was repeated at half the "
+        "max LR; the run with the better validation metric is kept."
     ),
 }
 
@@ -569,7 +578,8 @@ def _decision_value(decision: Mapping[str, Any]) -> str:
             f"{_fmt(extra['min_momentum'])} (cyclical)"
         )
     elif name == "correction":
-        text = f"weight decay {_fmt(value)}"
+        label = "max LR" if extra.get("parameter") == "max_lr" else "weight decay"
+        text = f"{label} {_fmt(value)}"
     return text
 
 
