@@ -227,6 +227,20 @@ def test_the_comparison_never_shortens_the_range_tests(tmp_path):
     assert "range tests of 300 steps; budget 80 epochs" in said
 
 
+def _small_tune(out, runner, **kwargs):
+    """digits-mlp: 3-epoch runs, 100-step range tests, the task's batch size."""
+    return tune(
+        "digits-mlp",
+        epochs=3,
+        budget=40,
+        range_steps=100,
+        out=out,
+        runner=runner,
+        compare_batch_sizes="off",
+        **kwargs,
+    )
+
+
 def test_a_diverged_final_run_is_repeated_at_half_the_max_lr(tmp_path):
     # The final run is trained at 30x the LR the recipe read (as if the range test had
     # read far too high): the loss blows up, the diagnosis says diverged, and the recipe
@@ -240,16 +254,7 @@ def test_a_diverged_final_run_is_repeated_at_half_the_max_lr(tmp_path):
         return run_trial(spec)
 
     said = []
-    r = tune(
-        "digits-mlp",
-        epochs=3,
-        budget=40,
-        range_steps=100,
-        out=tmp_path,
-        runner=too_high,
-        compare_batch_sizes="off",
-        progress=said.append,
-    )
+    r = _small_tune(tmp_path, too_high, progress=said.append)
     fix = r.decisions[-1]
     final_lr = [d for d in r.decisions if d.name == "learning_rate"][-1]
     assert fix.name == "correction" and fix.rule == "halve_max_lr_after_divergence"
@@ -288,16 +293,7 @@ def test_the_final_range_test_holds_the_momentum_at_the_cycles_minimum(tmp_path)
         calls.append(spec)
         return run_trial(spec)
 
-    r = tune(
-        "digits-mlp",
-        epochs=3,
-        budget=40,
-        range_steps=100,
-        out=tmp_path,
-        runner=recording,
-        compare_batch_sizes="off",
-        correct=False,
-    )
+    r = _small_tune(tmp_path, recording, correct=False)
     (final,) = [s for s in calls if s.kind == "range_test" and s.tag == "final"]
     assert final.hparams["max_momentum"] == r.hparams.min_momentum
     assert r.hparams.min_momentum < r.hparams.max_momentum
