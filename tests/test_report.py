@@ -247,8 +247,9 @@ def test_browser_check_sees_what_it_should(tmp_path: Path) -> None:
 
 
 def test_screenshot_for_the_readme(tuned: Path) -> None:
-    """``DISCIPLINED_SCREENSHOT=1 pytest tests/test_report.py -k screenshot`` writes the
-    README's picture, ``docs/report.png`` (the report's first screen)."""
+    """``DISCIPLINED_SCREENSHOT=1 pytest tests/test_report.py -k screenshot`` writes
+    ``docs/report.png``, the first screen of a small `digits-mlp` report. The README's
+    picture is the same `screenshot` taken of ``runs/demo/report.html`` after `make demo`."""
     if os.environ.get("DISCIPLINED_SCREENSHOT") != "1":
         pytest.skip("set DISCIPLINED_SCREENSHOT=1 to write docs/report.png")
     exe = find_chromium()
