@@ -42,6 +42,18 @@ def quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def pool_map(fn, jobs: list[tuple], workers: int) -> list:
+    """``fn(*job)`` for each job, in order, on ``workers`` spawned processes (in this process
+    when ``workers`` is 1 or there is one job)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    if workers == 1 or len(jobs) <= 1:
+        return [fn(*j) for j in jobs]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(fn, *zip(*jobs, strict=True)))
+
+
 def median(values: list[float]) -> float:
     """Median of a non-empty list."""
     return statistics.median(values)

@@ -20,8 +20,6 @@ import argparse
 import math
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import Any
 
 import torch
@@ -30,9 +28,9 @@ from disciplined.baselines import SearchSpace, grid_search, trial_metric
 from disciplined.store import SQLiteStore
 
 try:  # run as a script or as a module
-    from _common import cache_dir, header, tune_job, tune_jobs
+    from _common import cache_dir, header, pool_map, tune_job, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, tune_job, tune_jobs
+    from benchmarks._common import cache_dir, header, pool_map, tune_job, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp")
 LRS = tuple(round(10 ** (-2 + k / 3), 4) for k in range(8))  # 0.01 ... 2.154
@@ -58,13 +56,6 @@ def oracle_job(task: str, space: SearchSpace, epochs: float, seed: int, store: s
         }
         for t in r.trials
     ]
-
-
-def _map(fn, jobs: list[tuple], workers: int) -> list[Any]:
-    if workers == 1 or len(jobs) == 1:
-        return [fn(*j) for j in jobs]
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        return list(pool.map(fn, *zip(*jobs, strict=True)))
 
 
 def mean_std(xs: list[float]) -> str:
@@ -112,7 +103,7 @@ def main() -> None:
         for s in seeds
     ]
     tune_all = jobs + same_jobs
-    outputs = _map(
+    outputs = pool_map(
         _run, [("tune", j) for j in tune_all] + [("oracle", j) for j in oracle_jobs], workers
     )
     recipe = {(j[0], j[4]): o for j, o in zip(jobs, outputs, strict=False)}

@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 import torch
 
 try:  # run as a script or as a module
-    from _common import cache_dir, header, tune_job, tune_jobs
+    from _common import cache_dir, header, pool_map, tune_job, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, tune_job, tune_jobs
+    from benchmarks._common import cache_dir, header, pool_map, tune_job, tune_jobs
 
 # task, final-run epochs, the metric's chance level (accuracy of a constant guess; R^2 0)
 TASKS = (
@@ -63,11 +61,7 @@ def main() -> None:
         for task, epochs, _ in plan
         for j in tune_jobs([task], seeds, epochs, budget, steps, cache)
     ]
-    if args.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            outputs = list(pool.map(tune_job, *zip(*jobs, strict=True)))
-    else:
-        outputs = [tune_job(*j) for j in jobs]
+    outputs = pool_map(tune_job, jobs, args.workers)
     results = {(j[0], j[4]): o for j, o in zip(jobs, outputs, strict=True)}
     elapsed = time.perf_counter() - started
 

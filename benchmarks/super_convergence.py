@@ -22,8 +22,6 @@ import argparse
 import math
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import Any
 
 import torch
@@ -34,9 +32,9 @@ from disciplined.store import SQLiteStore
 from disciplined.trials import TrialResult, TrialSpec
 
 try:  # run as a script or as a module
-    from _common import cache_dir, header, tune_job, tune_jobs
+    from _common import cache_dir, header, pool_map, tune_job, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, tune_job, tune_jobs
+    from benchmarks._common import cache_dir, header, pool_map, tune_job, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp", "mnist1d-mlp")
 LR_GRID = (0.01, 0.03, 0.1, 0.3)
@@ -44,10 +42,7 @@ LR_GRID = (0.01, 0.03, 0.1, 0.3)
 
 def run_tunes(jobs: list[tuple], workers: int) -> list[dict[str, Any]]:
     """`tune_job` for each argument tuple, ``workers`` at a time (in this process for 1)."""
-    if workers == 1 or len(jobs) == 1:
-        return [tune_job(*j) for j in jobs]
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        return list(pool.map(tune_job, *zip(*jobs, strict=True)))
+    return pool_map(tune_job, jobs, workers)
 
 
 def mean_std(xs: list[float]) -> str:

@@ -26,9 +26,6 @@ import argparse
 import math
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
-from typing import Any
 
 import torch
 
@@ -36,9 +33,9 @@ from disciplined.baselines import grid_search, random_search, tpe_search
 from disciplined.store import SQLiteStore
 
 try:  # run as a script or as a module
-    from _common import cache_dir, header, tune_job, tune_jobs
+    from _common import cache_dir, header, pool_map, tune_job, tune_jobs
 except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, tune_job, tune_jobs
+    from benchmarks._common import cache_dir, header, pool_map, tune_job, tune_jobs
 
 TASKS = ("mnist1d-cnn", "digits-mlp")
 METHODS = ("grid", "random", "tpe")
@@ -88,13 +85,6 @@ def pick_within(search: dict, epochs: float) -> dict | None:
         if math.isfinite(best_so_far) and best_so_far != best:
             best, pick = best_so_far, hp
     return pick
-
-
-def _map(fn, jobs: list[tuple], workers: int) -> list[Any]:
-    if workers == 1 or len(jobs) == 1:
-        return [fn(*j) for j in jobs]
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        return list(pool.map(fn, *zip(*jobs, strict=True)))
 
 
 def _at(trace: list[tuple[float, float, float]], epochs: float) -> tuple[float, float, float]:
@@ -150,7 +140,7 @@ def main() -> None:
     started = time.perf_counter()
     jobs = tune_jobs(tasks, seeds, epochs, budget, steps, cache)
     budget_txt = "default" if budget is None else f"{budget:g}"
-    recipe = dict(zip([(j[0], j[4]) for j in jobs], _map(tune_job, jobs, workers), strict=True))
+    recipe = dict(zip([(j[0], j[4]) for j in jobs], pool_map(tune_job, jobs, workers), strict=True))
     search_jobs = [
         (
             m,
@@ -167,7 +157,7 @@ def main() -> None:
     searches = dict(
         zip(
             [(j[0], j[1], j[4]) for j in search_jobs],
-            _map(search_job, search_jobs, workers),
+            pool_map(search_job, search_jobs, workers),
             strict=True,
         )
     )
@@ -185,7 +175,7 @@ def main() -> None:
             ]
             retrain += [((name, t, s), (t, hp, epochs, f)) for name, hp in picks for f in fresh]
     jobs_ok = [j for _, j in retrain if j[1] is not None]
-    scores = iter(_map(retrain_job, jobs_ok, workers))
+    scores = iter(pool_map(retrain_job, jobs_ok, workers))
     fresh_scores: dict[tuple, list[float]] = {}
     for key, job in retrain:
         fresh_scores.setdefault(key, []).append(next(scores) if job[1] is not None else math.nan)
