@@ -42,8 +42,11 @@ METHODS = ("grid", "random", "tpe")
 HELD_OUT = 1000  # retraining seeds are HELD_OUT + the tuning seeds
 
 
-def search_job(method: str, task: str, n_trials: int, epochs: float, seed: int, store: str):
-    """Run (or resume from ``store``) one baseline search; its trace as plain tuples."""
+def search_job(
+    method: str, task: str, n_trials: int, epochs: float, seed: int, store: str, pick_at: float
+):
+    """Run (or resume from ``store``) one baseline search; its trace as plain tuples and the
+    hyper-parameters of its best trial within ``pick_at`` epochs."""
     torch.set_num_threads(1)
     with SQLiteStore(store) as st:
         if method == "grid":
@@ -54,11 +57,10 @@ def search_job(method: str, task: str, n_trials: int, epochs: float, seed: int, 
             r = random_search(task, None, n_trials, epochs, seed, store=st)
         else:
             r = tpe_search(task, None, n_trials, epochs, seed, store=st)
-    best = r.best_trial
+    pick = r.best_trial_at(pick_at)
     return {
         "trace": [tuple(p) for p in r.trace],
-        "best_hparams": best.spec.hparams if best else None,
-        "hparams": [t.spec.hparams for t in r.trials],
+        "pick": pick.spec.hparams if pick else None,
     }
 
 
@@ -72,19 +74,6 @@ def retrain_job(task: str, hparams: dict, epochs: float, seed: int) -> float:
     _, history = train_task(load_task(task), HParams.from_dict(hparams), epochs=epochs, seed=seed)
     m = history.final.val_metric if history.final is not None else math.nan
     return m if math.isfinite(m) else math.nan
-
-
-def pick_within(search: dict, epochs: float) -> dict | None:
-    """The hyper-parameters of the best trial among those that fit in ``epochs`` (what the
-    search would hand its user had it stopped there)."""
-    trace, hps = search["trace"], search["hparams"]
-    best, pick = math.nan, None
-    for (spent, _, best_so_far), hp in zip(trace, hps, strict=True):
-        if spent > epochs:
-            break
-        if math.isfinite(best_so_far) and best_so_far != best:
-            best, pick = best_so_far, hp
-    return pick
 
 
 def _at(trace: list[tuple[float, float, float]], epochs: float) -> tuple[float, float, float]:
@@ -141,6 +130,7 @@ def main() -> None:
     jobs = tune_jobs(tasks, seeds, epochs, budget, steps, cache)
     budget_txt = "default" if budget is None else f"{budget:g}"
     recipe = dict(zip([(j[0], j[4]) for j in jobs], pool_map(tune_job, jobs, workers), strict=True))
+    bar = min(5, multiples[-1])  # the target's compute multiple (quick mode runs less)
     search_jobs = [
         (
             m,
@@ -149,6 +139,7 @@ def main() -> None:
             epochs,
             s,
             str(cache / f"tuning-{m}-{t}-e{epochs:g}-s{s}.sqlite"),
+            bar * recipe[(t, s)]["epochs"] * (1 - 1e-9),  # the pick: "less than bar x"
         )
         for t in tasks
         for s in seeds
@@ -164,14 +155,12 @@ def main() -> None:
     # Each search's pick within the target's budget, and the recipe's choice, retrained on
     # seeds none of them saw: a search's best trial is the largest of many noisy scores, so
     # its own score flatters it; a fresh run of what it picked does not.
-    bar = min(5, multiples[-1])  # the target's compute multiple (quick mode runs less)
     fresh = [HELD_OUT + s for s in seeds]
     retrain = []
     for t in tasks:
         for s in seeds:
-            limit = bar * recipe[(t, s)]["epochs"] * (1 - 1e-9)
             picks = [("recipe", recipe[(t, s)]["hparams"])] + [
-                (m, pick_within(searches[(m, t, s)], limit)) for m in methods
+                (m, searches[(m, t, s)]["pick"]) for m in methods
             ]
             retrain += [((name, t, s), (t, hp, epochs, f)) for name, hp in picks for f in fresh]
     jobs_ok = [j for _, j in retrain if j[1] is not None]

@@ -17,6 +17,7 @@ from disciplined.baselines import (
     random_search,
     sample_point,
     tpe_search,
+    trial_metric,
 )
 from disciplined.errors import UsageError
 from disciplined.store import MemoryStore, SQLiteStore
@@ -74,6 +75,15 @@ def test_grid_search_runs_every_point_traces_compute_and_reorders_from_the_store
     assert sorted(t.key for t in shuffled.trials) == sorted(keys)
     assert [t.key for t in shuffled.trials] != keys
     assert [t.key for t in first_two.trials] == keys[:2]
+
+
+def test_best_trial_at_is_the_best_among_the_trials_that_fit():
+    r = grid_search("digits-mlp", TINY, EPOCHS, store=MemoryStore())
+    assert r.best_trial_at(0.0) is None
+    for k, point in enumerate(r.trace):
+        pick = r.best_trial_at(point.epochs)
+        assert pick in r.trials[: k + 1] and trial_metric(pick) == point.best
+    assert r.best_trial_at(r.epochs) is r.best_trial
 
 
 def test_random_search_size_trace_and_resume_without_recomputing(tmp_path):

@@ -231,8 +231,16 @@ class SearchResult:
     @property
     def best_trial(self) -> TrialResult | None:
         """The trial with the best finite metric (ties: the earliest), or None."""
+        return self.best_trial_at(math.inf)
+
+    def best_trial_at(self, epochs: float) -> TrialResult | None:
+        """The best trial (ties: the earliest) among those the search had run once it had
+        spent at most ``epochs`` epochs: what it would have handed its user had it stopped
+        there. None when no such trial has a finite metric."""
         best: TrialResult | None = None
-        for r in self.trials:
+        for r, point in zip(self.trials, self.trace, strict=True):
+            if point.epochs > epochs * (1 + 1e-9):
+                break
             m = trial_metric(r)
             if math.isfinite(m) and (best is None or self._better(m, trial_metric(best))):
                 best = r

@@ -417,7 +417,7 @@ def _tune(
             h2, r2 = _final_run(ctx, hp2, final_epochs, seed, "corrective")
             compute["corrective_run"] = {"epochs": h2.epochs, "seconds": r2.seconds}
             better = _better(h2, history, task.higher_is_better)
-            key = "max_lr" if rule == "halve_max_lr_after_divergence" else "weight_decay"
+            key = _CORRECTED[rule]
             row = {
                 key: hp2.to_dict()[key],
                 "val_metric": _metric(h2),
@@ -529,6 +529,10 @@ def _final_run(
     if result.history is None:
         raise UsageError(f"the {tag} run failed: {result.reason}")
     return result.history, result
+
+
+# the hyper-parameter each corrective rule changes
+_CORRECTED = {"halve_max_lr_after_divergence": "max_lr", "one_grid_step_as_advised": "weight_decay"}
 
 
 def _correction(
