@@ -8,6 +8,7 @@ import time
 import pytest
 
 from disciplined.cli import main
+from disciplined.errors import UsageError
 from disciplined.recipe import tune
 from disciplined.store import SQLiteStore
 from disciplined.trials import run_trial
@@ -241,34 +242,51 @@ def _small_tune(out, runner, **kwargs):
     )
 
 
-def test_a_diverged_final_run_is_repeated_at_half_the_max_lr(tmp_path):
-    # The final run is trained at 30x the LR the recipe read (as if the range test had
-    # read far too high): the loss blows up, the diagnosis says diverged, and the recipe
-    # repeats the run at half its max LR and keeps the better run.
+def _hot(factor, tags):
+    """A runner that trains the runs tagged ``tags`` at ``factor`` x their max LR (as if the
+    range test had read far too high), recording them under their own spec."""
     from dataclasses import replace
 
-    def too_high(spec):
-        if spec.kind == "train" and spec.tag == "final":
-            hot = replace(spec, hparams={**spec.hparams, "max_lr": spec.hparams["max_lr"] * 30})
+    def runner(spec):
+        if spec.kind == "train" and (tags is None or spec.tag in tags):
+            hot = replace(
+                spec, hparams={**spec.hparams, "max_lr": spec.hparams["max_lr"] * factor}
+            )
             return replace(run_trial(hot), key=spec.key, spec=spec)
         return run_trial(spec)
 
+    return runner
+
+
+def test_a_diverged_final_run_is_repeated_lower_until_one_holds(tmp_path):
+    # The final run is trained at 30x the LR the recipe read: the loss blows up, the
+    # diagnosis says diverged, and the recipe repeats the run at a third of its max LR.
     said = []
-    r = _small_tune(tmp_path, too_high, progress=said.append)
+    r = _small_tune(tmp_path, _hot(30, {"final"}), progress=said.append)
     fix = r.decisions[-1]
     final_lr = [d for d in r.decisions if d.name == "learning_rate"][-1]
-    assert fix.name == "correction" and fix.rule == "halve_max_lr_after_divergence"
-    row = fix.table[0]
-    assert row["replaces"] == final_lr.value and row["max_lr"] == final_lr.value / 2
-    assert row["val_metric"] > 0.9
-    assert not row["previous_val_metric"] > 0.5  # the blown-up run: NaN or near chance
-    assert fix.value == r.hparams.max_lr == final_lr.value / 2
-    assert fix.extra["parameter"] == "max_lr"
-    assert r.diagnosis.verdict != "diverged" and r.final_metric == row["val_metric"]
-    assert r.compute["corrective_run"]["epochs"] == 3
-    assert any(m.startswith("diverged: max LR ") for m in said)
+    assert fix.name == "correction" and fix.rule == "lower_max_lr_until_stable"
+    first, retry = fix.table
+    assert first["max_lr"] == final_lr.value and first["verdict"] == "diverged"
+    assert retry["max_lr"] == pytest.approx(final_lr.value / 3)
+    assert retry["val_metric"] > 0.9 and retry["verdict"] != "diverged"
+    assert fix.value == r.hparams.max_lr == pytest.approx(final_lr.value / 3)
+    assert r.diagnosis.verdict != "diverged" and r.final_metric == retry["val_metric"]
+    assert r.compute["divergence_retries"]["epochs"] == 3
+    assert any(m.startswith("diverged: retried at max LR ") for m in said)
     html = (tmp_path / "report.html").read_text()
-    assert "max LR " in html and "halve_max_lr_after_divergence" in html
+    assert "lower_max_lr_until_stable" in html
+
+
+def test_tune_refuses_to_return_a_run_that_diverged_at_every_max_lr(tmp_path, capsys):
+    # Every training run at 3000x its max LR blows up, retries included (27x lower still
+    # leaves ~100x): tune raises a one-line UsageError and writes no hparams.json.
+    with pytest.raises(UsageError, match="diverged at every max LR tried") as err:
+        _small_tune(tmp_path, _hot(3000, None))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "hparams.json").exists()
+    assert not (tmp_path / "report.html").exists()
+    assert (tmp_path / "trials.sqlite").exists()  # the finished trials are kept
 
 
 def test_the_correction_for_each_verdict():
@@ -277,13 +295,13 @@ def test_the_correction_for_each_verdict():
 
     hp = HParams(max_lr=0.4, weight_decay=1e-4)
     grid = (1e-3, 1e-4, 1e-5, 0.0)
-    hp2, rule, what = _correction(hp, grid, "diverged")
-    assert hp2 == hp.with_(max_lr=0.2) and rule == "halve_max_lr_after_divergence"
-    assert what == "max LR 0.4 -> 0.2"
     hp2, rule, what = _correction(hp, grid, "overfitting")
     assert hp2 == hp.with_(weight_decay=1e-3) and rule == "one_grid_step_as_advised"
+    assert what == "weight decay 0.0001 -> 0.001"
     assert _correction(hp, grid, "underfitting")[0] == hp.with_(weight_decay=1e-5)
     assert _correction(hp.with_(weight_decay=0.0), grid, "underfitting")[0] is None
+    with pytest.raises(ValueError, match="no weight-decay correction"):
+        _correction(hp, grid, "diverged")
 
 
 def test_the_final_range_test_holds_the_momentum_at_the_cycles_minimum(tmp_path):

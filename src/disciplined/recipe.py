@@ -16,10 +16,11 @@
    there, and with SGD the momentum scales every step (`studies.peak_momentum`).
 6. One 1cycle run with everything chosen (at equal epochs: the winner's run of step 4,
    read back from the store); its validation curve is diagnosed.
-7. If the budget allows, one corrective round as the diagnosis advises: over- or
-   underfitting moves weight decay one grid step the advised way; a run that diverged (blew
-   up or collapsed back to its starting loss) is repeated at half its max LR. The better
-   run by validation metric is kept.
+7. A final run that diverged (blew up, or collapsed back to its starting loss) is repeated
+   at a third of its max LR until one holds, at most three times; if none holds, `tune`
+   raises `UsageError` and writes no ``hparams.json``. Then, if the budget allows, one
+   corrective round as the diagnosis advises: over- or underfitting moves weight decay one
+   grid step the advised way, and the better run by validation metric is kept.
 
 Every trial goes through the store, so an interrupted `tune` resumes where it stopped and
 recomputes nothing finished. Compute is counted in epochs of the task (range-test and
@@ -409,19 +410,23 @@ def _tune(
         say("final run: the batch-size comparison's run at this batch")
     verdict = diagnose(history)
     say(f"final run: validation {history.metric_name} {_metric(history):.4f}; {verdict.verdict}")
-    if correct and verdict.verdict in ("overfitting", "underfitting", "diverged"):
+    if verdict.verdict == "diverged":
+        hp, history, verdict = _retry_lower(
+            ctx, hp, history, verdict, final_epochs, seed, decisions, compute, say
+        )
+    if correct and verdict.verdict in ("overfitting", "underfitting"):
         hp2, rule, what = _correction(hp, wd_values, verdict.verdict)
         if hp2 is None:
             say(f"{verdict.verdict}, and the weight-decay grid has no step further that way")
         elif spent() + final_epochs <= budget:
             h2, r2 = _final_run(ctx, hp2, final_epochs, seed, "corrective")
             compute["corrective_run"] = {"epochs": h2.epochs, "seconds": r2.seconds}
-            better = _better(h2, history, task.higher_is_better)
-            key = _CORRECTED[rule]
+            v2 = diagnose(h2)
+            better = v2.verdict != "diverged" and _better(h2, history, task.higher_is_better)
             row = {
-                key: hp2.to_dict()[key],
+                "weight_decay": hp2.weight_decay,
                 "val_metric": _metric(h2),
-                "replaces": hp.to_dict()[key],
+                "replaces": hp.weight_decay,
                 "previous_val_metric": _metric(history),
             }
             reason = (
@@ -432,18 +437,18 @@ def _tune(
             decisions.append(
                 Decision(
                     name="correction",
-                    value=(hp2 if better else hp).to_dict()[key],
+                    value=(hp2 if better else hp).weight_decay,
                     rule=rule,
                     reason=reason,
                     table=(row,),
                     trials=(r2.key,),
-                    extra={"parameter": key},
+                    extra={"parameter": "weight_decay"},
                     compute=compute["corrective_run"],
                 )
             )
             say(reason)
             if better:
-                hp, history, verdict = hp2, h2, diagnose(h2)
+                hp, history, verdict = hp2, h2, v2
         else:
             say(f"{verdict.verdict}, but the budget has no room for a corrective run")
     from disciplined.report.plots import plot_history
@@ -531,27 +536,81 @@ def _final_run(
     return result.history, result
 
 
-# the hyper-parameter each corrective rule changes
-_CORRECTED = {"halve_max_lr_after_divergence": "max_lr", "one_grid_step_as_advised": "weight_decay"}
+RETRY_FACTOR = 3.0
+"""A final run that diverged is repeated at its max LR divided by this ..."""
+MAX_RETRIES = 3
+"""... at most this many times (27x lower in all) before `tune` gives up."""
+
+
+def _retry_lower(
+    ctx: StudyContext,
+    hp: HParams,
+    history: History,
+    verdict: Diagnosis,
+    epochs: float,
+    seed: int,
+    decisions: list[Decision],
+    compute: dict[str, dict[str, float]],
+    say: Callable[[str], None],
+) -> tuple[HParams, History, Diagnosis]:
+    """Repeat a diverged final run at a lower max LR until one holds (`lower_max_lr_until_stable`).
+
+    A run that blew up or collapsed back to its starting loss tells only that the 1cycle's
+    peak was past what the network takes; a diverged run is never an answer. Each retry
+    divides the max LR by `RETRY_FACTOR`, at most `MAX_RETRIES` times, whatever the budget
+    (the budget was planned for a run that holds). When none holds, `UsageError` says so
+    and `tune` writes no ``hparams.json``. The retries are recorded as one decision with a
+    row per attempt.
+    """
+    rows = [{"max_lr": hp.max_lr, "val_metric": _metric(history), "verdict": verdict.verdict}]
+    keys: list[str] = []
+    spent = {"epochs": 0.0, "seconds": 0.0}
+    first_lr = hp.max_lr
+    while verdict.verdict == "diverged" and len(keys) < MAX_RETRIES:
+        hp = hp.with_(max_lr=hp.max_lr / RETRY_FACTOR)
+        history, result = _final_run(ctx, hp, epochs, seed, f"retry{len(keys) + 1}")
+        verdict = diagnose(history)
+        keys.append(result.key)
+        spent["epochs"] += history.epochs
+        spent["seconds"] += result.seconds
+        rows.append(
+            {"max_lr": hp.max_lr, "val_metric": _metric(history), "verdict": verdict.verdict}
+        )
+        say(f"diverged: retried at max LR {hp.max_lr:.4g}: {verdict.verdict}")
+    compute["divergence_retries"] = spent
+    tried = ", ".join(f"{r['max_lr']:.4g}" for r in rows)
+    if verdict.verdict == "diverged":
+        raise UsageError(
+            f"the final run diverged at every max LR tried ({tried}): {verdict.summary}; "
+            "no hyper-parameters were written (the trials are kept in the store)"
+        )
+    decisions.append(
+        Decision(
+            name="correction",
+            value=hp.max_lr,
+            rule="lower_max_lr_until_stable",
+            reason=(
+                f"the final run at max LR {first_lr:.4g} diverged; repeated at 1/"
+                f"{RETRY_FACTOR:g} of the max LR each time until a run held: {tried}; kept "
+                f"{hp.max_lr:.4g} ({history.metric_name} {_metric(history):.4f})"
+            ),
+            table=tuple(rows),
+            trials=tuple(keys),
+            extra={"parameter": "max_lr"},
+            compute=spent,
+        )
+    )
+    return hp, history, verdict
 
 
 def _correction(
     hp: HParams, grid: tuple[float, ...], verdict: str
 ) -> tuple[HParams | None, str, str]:
-    """The corrective run's settings for a verdict, the rule's name and what it changes.
-
-    Diverged (the loss blew up or collapsed back to its start): the 1cycle's peak was past
-    what the network takes, so the max LR is halved (the diagnosis' advice: a value below
-    where the loss turns). Over- or underfitting: weight decay one grid step the advised
-    way (`_one_step`), since the regularizers must balance.
-    """
-    if verdict == "diverged":
-        new = hp.max_lr / 2
-        return (
-            hp.with_(max_lr=new),
-            "halve_max_lr_after_divergence",
-            f"max LR {hp.max_lr:.4g} -> {new:.4g}",
-        )
+    """The corrective run's settings for an over- or underfitting verdict, the rule's name
+    and what it changes: weight decay one grid step the advised way (`_one_step`), since the
+    regularizers must balance. (A diverged run is handled by `_retry_lower`.)"""
+    if verdict not in ("overfitting", "underfitting"):
+        raise ValueError(f"no weight-decay correction for verdict {verdict!r}")
     wd = _one_step(grid, hp.weight_decay, verdict)
     if wd is None:
         return None, "one_grid_step_as_advised", ""

@@ -91,10 +91,11 @@ _HOW_TO_READ = {
         "when underfitting) and the run was repeated; the run with the better validation "
         "metric is kept."
     ),
-    "halve_max_lr_after_divergence": (
+    "lower_max_lr_until_stable": (
         "The final run diverged: its loss blew up or collapsed back to where it started, so "
-        "the 1cycle's peak was past what the network takes. The run was repeated at half the "
-        "max LR; the run with the better validation metric is kept."
+        "the 1cycle's peak was past what the network takes. The run was repeated at a third "
+        "of the max LR until a run held (at most three times); a diverged run is never "
+        "returned as the answer."
     ),
 }
 
@@ -131,6 +132,7 @@ _COMPUTE_LABELS = {
     "final_lr": "Final LR range test",
     "final_run": "Final 1cycle run",
     "corrective_run": "Corrective run",
+    "divergence_retries": "Runs repeated after a divergence",
 }
 
 _VERDICT_CLASS = {
