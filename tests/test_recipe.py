@@ -1,5 +1,7 @@
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -317,3 +319,60 @@ def test_the_final_range_test_holds_the_momentum_at_the_cycles_minimum(tmp_path)
     assert r.hparams.min_momentum < r.hparams.max_momentum
     momentum_tests = [s for s in calls if s.tag.startswith("momentum=")]
     assert sorted(s.hparams["max_momentum"] for s in momentum_tests) == [0.9, 0.95, 0.97, 0.99]
+
+
+def _tiny_task(n=120, batch=64):
+    """A 120-sample, 2-class problem at batch 64: two steps an epoch, so one 100-step range
+    test is 50 epochs."""
+    import torch
+    from torch import nn
+
+    from disciplined.tasks import Task
+    from disciplined.tasks.base import accuracy
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2 * n, 5, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return Task(
+        name="tiny",
+        build_model=lambda hp: nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2)),
+        train_data=(x[:n], y[:n]),
+        val_data=(x[n:], y[n:]),
+        loss_fn=nn.functional.cross_entropy,
+        metric=accuracy,
+        metric_name="accuracy",
+        default_batch_size=batch,
+    )
+
+
+def test_the_default_budget_is_never_refused_on_a_tiny_data_set(tmp_path):
+    said = []
+    r = tune(_tiny_task(), epochs=2, out=tmp_path, range_steps=100, progress=said.append)
+    # 10 x 2 epochs cannot pay for 10 range tests of 100 steps (500 epochs) and two runs
+    assert r.meta["budget"] == 504
+    assert any("the default budget of 20 epochs cannot pay" in m for m in said)
+    assert (tmp_path / "hparams.json").exists()
+    assert all(d.table[0]["steps"] >= 100 for d in r.decisions if d.name == "learning_rate")
+
+
+def test_a_budget_too_small_is_refused_before_any_file_is_written(tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(UsageError, match=r"budget 100 epochs is too small.*needs about 5\d\d"):
+        tune(_tiny_task(), epochs=2, budget=100, out=out, range_steps=100)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": math.inf}, "epochs must be a finite number > 0, got inf"),
+        ({"epochs": 0}, "epochs must be a finite number > 0, got 0"),
+        ({"budget": -1.0}, "budget must be a finite number > 0, got -1.0"),
+        ({"range_steps": 50}, "range_steps must be an integer >= 100, got 50"),
+    ],
+)
+def test_bad_plan_arguments_are_refused_before_any_file_is_written(tmp_path, kwargs, message):
+    out = tmp_path / "never"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        tune(_tiny_task(), out=out, **{"epochs": 2, **kwargs})
+    assert not out.exists()

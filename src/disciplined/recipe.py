@@ -122,6 +122,11 @@ class TuneResult:
         }
 
 
+MIN_RANGE_STEPS = 100
+"""The fewest steps a range test of the recipe takes: 100 steps over the sweep's six decades
+is about 17 a decade (fewer leave networks like the MNIST-1D CNN on their initial plateau)."""
+
+
 def plan_steps(
     task: Task,
     hp: HParams,
@@ -133,28 +138,160 @@ def plan_steps(
     requested: int,
     reserved: float = 0.0,
 ) -> int:
-    """Range-test steps that keep the recipe within ``budget`` epochs.
+    """Range-test steps that keep the recipe within ``budget`` epochs (may be below
+    `MIN_RANGE_STEPS`: the caller decides what a short budget means).
 
     The fixed part is the final run, a corrective run (``2 * final_epochs``) and
     ``reserved`` epochs (the batch-size comparison's runs). What is left pays for
     ``n_range_tests`` tests at ``hp.batch_size`` and one at each of ``candidates``, each of
     the same number of steps (a sweep needs its steps whatever the batch size): that number
-    is ``requested`` if it fits, fewer if not, never below 100.
+    is ``requested`` if it fits, fewer if not.
     """
-    per_step = n_range_tests / batches_per_epoch(task.train_data, hp.batch_size) + sum(
-        1 / batches_per_epoch(task.train_data, b) for b in candidates
-    )
+    per_step = _epochs_per_test_step(task, hp, n_range_tests, candidates)
     left = budget - reserved - 2 * final_epochs
     steps = int(left / per_step) if left > 0 else 0
-    if steps < 100:
-        need = reserved + 2 * final_epochs + 100 * per_step
-        raise UsageError(
-            f"budget {budget:g} epochs is too small: with a final run of "
-            f"{final_epochs:g} epochs the recipe needs about {need:.0f} "
-            "(range tests of at least 100 steps); raise --budget or lower "
-            "--epochs"
-        )
     return min(requested, steps)
+
+
+def _epochs_per_test_step(
+    task: Task, hp: HParams, n_range_tests: int, candidates: list[int]
+) -> float:
+    return n_range_tests / batches_per_epoch(task.train_data, hp.batch_size) + sum(
+        1 / batches_per_epoch(task.train_data, b) for b in candidates
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The recipe's plan, fixed before anything runs or is written: the budget (epochs of
+    the task), the final run's epochs, the range tests' steps, the batch-size comparison
+    (mode and candidates), the weight-decay grid, and sentences saying what was adjusted."""
+
+    budget: float
+    epochs: float
+    steps: int
+    mode: str
+    candidates: tuple[int, ...]
+    weight_decays: tuple[float, ...]
+    notes: tuple[str, ...] = ()
+
+
+def make_plan(
+    task: Task,
+    *,
+    epochs: float,
+    budget: float | None,
+    optimizer: str = "sgd",
+    range_steps: int = 300,
+    compare_batch_sizes: bool | str = "epochs",
+    batch_sizes: list[int] | None = None,
+    memory_limit: int | str | None = None,
+    device: str = "cpu",
+) -> Plan:
+    """Plan the recipe on ``task`` within ``budget`` epochs (`Plan`); nothing runs or is
+    written, so a budget that cannot pay is refused before any file exists.
+
+    The final run and room for a corrective run come first, then the range tests (10 at
+    the task's batch size: the first, the weight-decay grid, four momenta, the final one) at
+    ``range_steps`` steps or fewer, never under `MIN_RANGE_STEPS`; the batch-size
+    comparison runs only if what is left pays for it without shortening the tests.
+    ``budget=None`` is the default, 10 x ``epochs``; on a data set so small that one range
+    test is many epochs (a 100-step test on 106 samples at batch 16 is 14 epochs) the
+    default grows to what 100-step tests need, and a note says so: the default is never
+    refused. A ``budget`` given that cannot pay for 100-step tests raises `UsageError` with
+    the number it would need.
+    """
+    if not (math.isfinite(epochs) and epochs > 0):
+        raise UsageError(f"epochs must be a finite number > 0, got {epochs}")
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise UsageError(f"budget must be a finite number > 0, got {budget}")
+    if not isinstance(range_steps, int) or range_steps < MIN_RANGE_STEPS:
+        raise UsageError(
+            f"range_steps must be an integer >= {MIN_RANGE_STEPS}, got {range_steps!r}"
+        )
+    hp = HParams(batch_size=task.default_batch_size, optimizer=optimizer)
+    wd_values, _ = default_weight_decays(task)
+    mode = batch_comparison(compare_batch_sizes)
+    candidates: list[int] = []
+    if mode != "off":
+        from disciplined.batch import (
+            candidate_batch_sizes,
+            equal_epoch_candidates,
+            largest_batch_that_fits,
+        )
+
+        fits = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
+        pick = equal_epoch_candidates if mode == "epochs" else candidate_batch_sizes
+        candidates = pick(task, fits.batch_size, batch_sizes)
+    if len(candidates) < 2:
+        candidates = []
+    n_fixed = len(wd_values) + 4
+    notes: list[str] = []
+    chosen_budget = float(budget) if budget is not None else 10.0 * epochs
+
+    def steps_for(mode: str, cands: list[int], total: float) -> int:
+        # The final and a corrective run first; then the batch-size comparison's runs (at
+        # equal epochs: the losers' full runs, the winner's being the final run; at equal
+        # time: 15% of the budget); the range tests share the rest. At equal epochs the
+        # winner's range test is the final one.
+        if not cands:
+            reserved, n_tests = 0.0, 2
+        elif mode == "epochs":
+            reserved, n_tests = (len(cands) - 1) * epochs, 1
+        else:
+            reserved, n_tests = 0.15 * total, 2
+        return plan_steps(
+            task,
+            hp,
+            total,
+            epochs,
+            n_range_tests=n_tests + n_fixed,
+            candidates=cands,
+            requested=range_steps,
+            reserved=reserved,
+        )
+
+    steps = steps_for(mode, [], chosen_budget)
+    if steps < MIN_RANGE_STEPS:
+        need = 2 * epochs + MIN_RANGE_STEPS * _epochs_per_test_step(task, hp, n_fixed + 2, [])
+        if budget is not None:
+            raise UsageError(
+                f"budget {budget:g} epochs is too small: with a final run of {epochs:g} "
+                f"epochs the recipe needs about {math.ceil(need)} (range tests of at least "
+                f"{MIN_RANGE_STEPS} steps); raise --budget or lower --epochs"
+            )
+        chosen_budget = float(math.ceil(need))
+        notes.append(
+            f"the default budget of {10 * epochs:g} epochs cannot pay for {MIN_RANGE_STEPS}-"
+            f"step range tests on {task.num_train} samples at batch {hp.batch_size} (one "
+            f"test is {MIN_RANGE_STEPS / batches_per_epoch(task.train_data, hp.batch_size):.3g}"
+            f" epochs): the budget is {chosen_budget:g} epochs"
+        )
+        steps = steps_for(mode, [], chosen_budget)
+    # The range tests come first: the comparison runs only if the budget pays for it
+    # without shortening them (fewer steps leave a network like the MNIST-1D CNN on its
+    # plateau and the readings wrong). The largest candidates are kept when not all fit.
+    wanted = candidates
+    while len(candidates) > 1 and steps_for(mode, candidates, chosen_budget) < steps:
+        candidates = candidates[1:]
+    if len(candidates) < 2:
+        candidates = []
+    if wanted and candidates != wanted:
+        notes.append(
+            f"the budget of {chosen_budget:g} epochs cannot pay for comparing batch sizes "
+            f"{wanted} without shortening the range tests: "
+            + (f"comparing {candidates}" if candidates else "keeping the task's batch size")
+            + " (raise --budget to compare more)"
+        )
+    return Plan(
+        budget=chosen_budget,
+        epochs=float(epochs),
+        steps=steps,
+        mode=mode if candidates else "off",
+        candidates=tuple(candidates),
+        weight_decays=tuple(wd_values),
+        notes=tuple(notes),
+    )
 
 
 def tune(
@@ -194,9 +331,6 @@ def tune(
     """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
-    batch_comparison(compare_batch_sizes)  # a bad mode fails before anything is written
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if isinstance(task, Task):
         if workers > 1:
             raise UsageError(
@@ -207,9 +341,20 @@ def tune(
     else:
         ref = task
         task_obj = load_task(task, task_options)
-    budget = float(budget) if budget is not None else 10.0 * epochs
-    if epochs <= 0 or budget <= 0:
-        raise UsageError(f"epochs and budget must be > 0, got {epochs} and {budget}")
+    # everything that can refuse the request does so before a file is written
+    plan = make_plan(
+        task_obj,
+        epochs=epochs,
+        budget=budget,
+        optimizer=optimizer,
+        range_steps=range_steps,
+        compare_batch_sizes=compare_batch_sizes,
+        batch_sizes=batch_sizes,
+        memory_limit=memory_limit,
+        device=device,
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     own_store = not isinstance(store, TrialStore)
     store_obj = store if isinstance(store, TrialStore) else open_store(store, out)
     runner_fn = runner
@@ -232,15 +377,11 @@ def tune(
         return _tune(
             ctx,
             task_obj,
-            budget,
-            epochs,
+            plan,
             out,
             optimizer,
             seed,
             device,
-            range_steps,
-            compare_batch_sizes,
-            batch_sizes,
             memory_limit,
             correct,
             say,
@@ -253,29 +394,19 @@ def tune(
 
 
 def _tune(
-    ctx,
-    task,
-    budget,
-    epochs,
-    out,
-    optimizer,
-    seed,
-    device,
-    range_steps,
-    compare_batch_sizes,
-    batch_sizes,
-    memory_limit,
-    correct,
-    say,
-    started,
-    command,
+    ctx: StudyContext,
+    task: Task,
+    plan: Plan,
+    out: Path,
+    optimizer: str,
+    seed: int,
+    device: str,
+    memory_limit: int | str | None,
+    correct: bool,
+    say: Callable[[str], None],
+    started: float,
+    command: str | None,
 ) -> TuneResult:
-    from disciplined.batch import (
-        candidate_batch_sizes,
-        equal_epoch_candidates,
-        largest_batch_that_fits,
-    )
-
     hp = HParams(
         max_lr=0.1,
         max_momentum=0.9,
@@ -284,61 +415,10 @@ def _tune(
         batch_size=task.default_batch_size,
         optimizer=optimizer,
     )
-    wd_values, _ = default_weight_decays(task)
-    mode = batch_comparison(compare_batch_sizes)
-    candidates: list[int] = []
-    if mode != "off":
-        fits = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
-        pick = equal_epoch_candidates if mode == "epochs" else candidate_batch_sizes
-        candidates = pick(task, fits.batch_size, batch_sizes)
-    if len(candidates) < 2:
-        candidates = []
-
-    def plan(mode: str, candidates: list[int]) -> int:
-        # The final and a corrective run first; then the batch-size comparison's runs (at
-        # equal epochs: the losers' full runs, the winner's being the final run; at equal
-        # time: 15% of the budget); the range tests share the rest (`plan_steps`). At
-        # equal epochs the winner's range test is the final one.
-        if not candidates:
-            reserved, n_tests = 0.0, 2
-        elif mode == "epochs":
-            reserved, n_tests = (len(candidates) - 1) * epochs, 1
-        else:
-            reserved, n_tests = 0.15 * budget, 2
-        return plan_steps(
-            task,
-            hp,
-            budget,
-            epochs,
-            n_range_tests=n_tests + len(wd_values) + 4,
-            candidates=candidates,
-            requested=range_steps,
-            reserved=reserved,
-        )
-
-    # The range tests come first: the comparison runs only if the budget pays for it
-    # without shortening them (fewer steps leave a network like the MNIST-1D CNN on its
-    # plateau and the readings wrong). The largest candidates are kept when not all fit.
-    steps = plan(mode, [])
-    wanted = candidates
-    while len(candidates) > 1:
-        try:
-            if plan(mode, candidates) >= steps:
-                break
-        except UsageError:
-            pass
-        candidates = candidates[1:]
-    if len(candidates) < 2:
-        candidates = []
-    if wanted and candidates != wanted:
-        say(
-            f"the budget of {budget:g} epochs cannot pay for comparing batch sizes "
-            f"{wanted} without shortening the range tests: "
-            + (f"comparing {candidates}" if candidates else "keeping the task's batch size")
-            + " (raise --budget to compare more)"
-        )
-    if not candidates:
-        mode = "off"
+    budget, epochs, steps = plan.budget, plan.epochs, plan.steps
+    wd_values, candidates, mode = plan.weight_decays, list(plan.candidates), plan.mode
+    for note in plan.notes:
+        say(note)
     decisions: list[Decision] = []
     compute: dict[str, dict[str, float]] = {}
 
