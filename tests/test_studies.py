@@ -94,12 +94,15 @@ def test_rule_skips_unusable_curves_and_fails_when_none_is_left():
         lowest_val_loss_at_high_lr([rows[0]])
 
 
-def _rt(val_lrs, val_losses, stop_lr=None):
+def _rt(val_lrs, val_losses, stop_lr=None, train_until=None):
+    """A range test whose training curve is finite up to ``train_until`` (default: the last
+    validation LR) and NaN past it, as the stored curve is past its divergence cut."""
     s = Suggestion(max_lr=0.1, min_lr=0.01, rule="smith", reason="", index=0)
+    until = train_until if train_until is not None else max(val_lrs)
     return RangeTest(
-        lrs=(0.1,),
-        losses=(1.0,),
-        smoothed=(1.0,),
+        lrs=tuple(val_lrs),
+        losses=(1.0,) * len(val_lrs),
+        smoothed=tuple(1.0 if lr <= until else float("nan") for lr in val_lrs),
         suggestion=s,
         val_lrs=tuple(val_lrs),
         val_losses=tuple(val_losses),
@@ -107,13 +110,24 @@ def _rt(val_lrs, val_losses, stop_lr=None):
     )
 
 
+def test_summary_ignores_validation_points_past_the_training_curves_divergence():
+    # The training loss diverged past LR 0.1 (its stored curve is NaN from there); a blown-up
+    # network's validation loss of exactly 0 at LR 1 on a tiny validation set is no evidence.
+    spec = TrialSpec(task="digits-mlp", hparams=HParams().to_dict(), kind="range_test", budget={})
+    lrs = [0.0001, 0.001, 0.01, 0.03, 0.1, 1.0, 3.0, 10.0]
+    losses = [2.0, 2.0, 1.9, 1.5, 1.2, 0.0, 0.0, 0.0]
+    test = _rt(lrs, losses, stop_lr=10.0, train_until=0.1)
+    s = summarize_range_test(1e-4, TrialResult(spec.key, spec, "ok", 1.0, range_test=test))
+    assert s.lr_at_min == 0.03 and s.min_loss == pytest.approx((1.9 + 1.5 + 1.2) / 3)
+
+
 def test_summary_reads_the_lowest_three_point_mean():
     spec = TrialSpec(task="digits-mlp", hparams=HParams().to_dict(), kind="range_test", budget={})
-    lrs = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
-    losses = [2.0, 1.0, 0.2, 1.1, 3.0, float("nan")]
+    lrs = [0.0001, 0.001, 0.01, 0.03, 0.1, 1.0, 10.0, 100.0]
+    losses = [2.0, 2.0, 1.9, 1.0, 0.2, 1.1, 1.6, float("nan")]
     res = TrialResult(spec.key, spec, "ok", 1.0, range_test=_rt(lrs, losses, stop_lr=100.0))
     s = summarize_range_test(1e-4, res)
-    # 3-point means: (2+1+.2)/3=1.0667, (1+.2+1.1)/3=0.7667, (.2+1.1+3)/3=1.4333
+    # 3-point means: 1.967, 1.633, 1.033, (1+.2+1.1)/3=0.7667, (.2+1.1+1.6)/3=0.9667
     assert s.usable and s.min_loss == pytest.approx(2.3 / 3) and s.lr_at_min == 0.1
     assert s.diverge_lr == 100.0 and s.start_loss == 2.0
     flat = TrialResult(spec.key, spec, "ok", 1.0, range_test=_rt(lrs[:4], [1, 2, 3, 4]))

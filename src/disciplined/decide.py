@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.suggest import validation_curve
 from disciplined.trials import TrialResult
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "lowest_val_loss_at_high_lr",
     "sgd_effective_lr_factor",
     "summarize_range_test",
+    "train_last_lr",
 ]
 
 
@@ -122,7 +124,10 @@ def summarize_range_test(value: float, result: TrialResult) -> CurveSummary:
             note=result.reason or "failed",
         )
     lrs, losses = list(test.val_lrs), list(test.val_losses)
-    if not losses:  # no validation points: read the smoothed training curve
+    if losses:  # only the points the training curve vouches for (`validation_curve`)
+        lrs, losses = validation_curve(lrs, losses, train_last_lr(test.lrs, test.smoothed))
+        losses = [float(v) for v in test.val_losses[: len(losses)]]
+    else:  # no validation points: read the smoothed training curve
         lrs, losses = list(test.lrs), list(test.smoothed)
     cut = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses))
     lrs, losses = lrs[:cut], losses[:cut]
@@ -154,6 +159,13 @@ def summarize_range_test(value: float, result: TrialResult) -> CurveSummary:
         usable,
         note="" if usable else "the validation loss never fell below its start",
     )
+
+
+def train_last_lr(lrs: tuple[float, ...], smoothed: tuple[float, ...]) -> float | None:
+    """The last learning rate at which a range test's smoothed training curve is finite: the
+    stored curve is cut (NaN) from where the training loss diverged (`suggest.divergence_cut`)."""
+    finite = [lr for lr, v in zip(lrs, smoothed, strict=False) if math.isfinite(v)]
+    return finite[-1] if finite else None
 
 
 def sgd_effective_lr_factor(momentum: float) -> float:

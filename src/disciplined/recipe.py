@@ -191,8 +191,8 @@ def make_plan(
     """Plan the recipe on ``task`` within ``budget`` epochs (`Plan`); nothing runs or is
     written, so a budget that cannot pay is refused before any file exists.
 
-    The final run and room for a corrective run come first, then the range tests (10 at
-    the task's batch size: the first, the weight-decay grid, four momenta, the final one) at
+    The final run and room for a corrective run come first, then the range tests (11 at
+    the task's batch size: the first, the weight-decay grid, four momenta, the final two) at
     ``range_steps`` steps or fewer, never under `MIN_RANGE_STEPS`; the batch-size
     comparison runs only if what is left pays for it without shortening the tests.
     ``budget=None`` is the default, 10 x ``epochs``; on a data set so small that one range
@@ -234,26 +234,28 @@ def make_plan(
         # equal epochs: the losers' full runs, the winner's being the final run; at equal
         # time: 15% of the budget); the range tests share the rest. At equal epochs the
         # winner's range test is the final one.
+        # The final max LR is read on two seeds (`studies.learning_rate_test`), so is each
+        # candidate's.
         if not cands:
-            reserved, n_tests = 0.0, 2
+            reserved, n_tests = 0.0, 3
         elif mode == "epochs":
             reserved, n_tests = (len(cands) - 1) * epochs, 1
         else:
-            reserved, n_tests = 0.15 * total, 2
+            reserved, n_tests = 0.15 * total, 3
         return plan_steps(
             task,
             hp,
             total,
             epochs,
             n_range_tests=n_tests + n_fixed,
-            candidates=cands,
+            candidates=cands + cands,
             requested=range_steps,
             reserved=reserved,
         )
 
     steps = steps_for(mode, [], chosen_budget)
     if steps < MIN_RANGE_STEPS:
-        need = 2 * epochs + MIN_RANGE_STEPS * _epochs_per_test_step(task, hp, n_fixed + 2, [])
+        need = 2 * epochs + MIN_RANGE_STEPS * _epochs_per_test_step(task, hp, n_fixed + 3, [])
         if budget is not None:
             raise UsageError(
                 f"budget {budget:g} epochs is too small: with a final run of {epochs:g} "
@@ -467,6 +469,7 @@ def _tune(
             num_steps=steps,
             seed=seed,
             tag=f"batch{hp.batch_size}",
+            repeats=True,
         )
         lr_d = replace(
             lr_d,
@@ -475,7 +478,12 @@ def _tune(
         )
     else:
         lr_d = learning_rate_test(
-            ctx, range_hp.with_(batch_size=hp.batch_size), num_steps=steps, seed=seed, tag="final"
+            ctx,
+            range_hp.with_(batch_size=hp.batch_size),
+            num_steps=steps,
+            seed=seed,
+            tag="final",
+            repeats=True,
         )
     final_lr = record("final_lr", lr_d)
     hp = hp.with_(max_lr=final_lr.value)

@@ -101,6 +101,15 @@ _HOW_TO_READ = {
 
 _LR_RULES = {
     "smith": "the largest learning rate before the loss stops falling",
+    "smith_train_and_validation": (
+        "the largest learning rate before the loss stops falling, read on the training and on "
+        "the validation curve, the lower of the two"
+    ),
+    "smith_train_and_validation_seeds": (
+        "the largest learning rate before the loss stops falling, read on the training and on "
+        "the validation curve (the lower), on two seeds (the lower; the median of three when "
+        "they disagree by more than 2x)"
+    ),
     "valley": "two thirds of the way along the longest descent into the minimum",
     "steepest": "where the loss falls fastest, looking only before the minimum",
     "minimum/10": "the learning rate at the lowest loss, divided by 10",
