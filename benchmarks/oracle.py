@@ -198,6 +198,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "zoo" / "cache"))
     ap.add_argument("--refresh", action="store_true", help="rerun the named tasks' grids")
+    ap.add_argument("--quick", action="store_true", help="print the cached grids; run none")
     args = ap.parse_args()
     os.chdir(ROOT)  # task references are relative to the repository
     names = [n for n in args.tasks.split(",") if n]
@@ -206,17 +207,36 @@ def main() -> None:
         raise SystemExit(f"unknown zoo task(s) {unknown}: one of {', '.join(ZOO)}")
     data = load()
     for name in names:
-        if name in data and not args.refresh:
+        if args.quick or (name in data and not args.refresh):
             continue
         data[name] = run_grid(name, args.workers, Path(args.cache))
         ORACLE_JSON.write_text(json.dumps(data, indent=0, sort_keys=True))
+    from _common import header
+
+    print(header("The zoo's oracles: exhaustive 1cycle grids (batch x max LR x wd x momentum)"))
+    print(
+        "- grid per task: batch {half the task's, the task's} x the task's max LRs x its "
+        "weight decays x momentum {0.95-0.85, 0.9-0.8}, 1cycle for the task's epochs, seeds "
+        f"{list(SEEDS)}; read back from `benchmarks/zoo/oracle.json` (rerun a task with "
+        "`--tasks NAME --refresh`); a diverged run scores 0\n"
+    )
+    print(
+        "| task | metric | epochs | optimizer | best mean ± std | best (batch, max LR, wd, "
+        "momentum) | default (mean) | points within 1 | grid epochs / s per seed |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in names:
+        if name not in data:
+            print(f"| {name} | not run yet | | | | | | | |")
+            continue
         ref = reference(data[name])
         b, lr, wd, m = ref.best_point
         print(
-            f"{name:22s} best {ref.best_mean:.4f} ± {ref.best_std:.4f} at batch {b}, max LR "
-            f"{lr:g}, wd {wd:g}, momentum {m:g}; default {ref.default_mean:.4f}; "
-            f"{len(ref.near_best(1.0))} points within 1 point"
+            f"| {name} | {data[name]['metric']} | {data[name]['epochs']:g} | "
+            f"{data[name]['optimizer']} | {100 * ref.best_mean:.2f} ± {100 * ref.best_std:.2f} "
+            f"| {b}, {lr:g}, {wd:g}, {m:g} | {100 * ref.default_mean:.2f} | "
+            f"{len(ref.near_best(1.0))} of {len(ref.by_point)} | {ref.epochs:.0f} / "
+            f"{ref.seconds:.0f} |"
         )
 
 

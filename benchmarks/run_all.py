@@ -30,6 +30,7 @@ BENCHMARKS = (
     "sweep_speed",
     "super_convergence",
     "tuning_cost",
+    "oracle",
     "decision_quality",
     "recipe_seeds",
 )

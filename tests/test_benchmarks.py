@@ -22,6 +22,7 @@ SCRIPTS = (
     "sweep_speed",
     "super_convergence",
     "tuning_cost",
+    "oracle",
     "decision_quality",
     "recipe_seeds",
 )

@@ -368,8 +368,13 @@ def test_bad_arguments_are_refused():
         lr_range_test(*args, momentum=1.5)
 
 
-@pytest.mark.parametrize(("task_name", "floor"), [("digits-mlp", 0.95), ("mnist1d-cnn", 0.75)])
+@pytest.mark.parametrize(("task_name", "floor"), [("digits-mlp", 0.9), ("mnist1d-cnn", 0.5)])
 def test_default_rule_trains_without_divergence_on_three_seeds(task_name, floor):
+    # The promise is that the default rule never picks a max LR at which the 1cycle
+    # diverges or collapses to chance (0.1): the floors sit far from both the runs' usual
+    # accuracy (digits 0.96-0.98, the CNN 0.7-0.9 at 10 epochs) and chance, so last-bit
+    # differences between CPUs cannot flip them. How good the reading is, is judged
+    # against the oracle in test_decisions.py.
     task = load_task(task_name)
     from disciplined.hparams import build_optimizer
 
@@ -386,7 +391,6 @@ def test_default_rule_trains_without_divergence_on_three_seeds(task_name, floor)
         chosen = hp.with_(max_lr=test.suggestion.max_lr, max_momentum=0.95, min_momentum=0.85)
         _, h = train_task(task, chosen, epochs=10, seed=seed)
         assert not h.diverged, (seed, test.suggestion)
-        # chance is 0.1; a 10-epoch 1cycle at a sound max LR gets far above it
         assert h.final.val_metric >= floor, (seed, test.suggestion, h.final)
 
 

@@ -194,7 +194,8 @@ def make_plan(
     The final run and room for a corrective run come first, then the range tests (11 at
     the task's batch size: the first, the weight-decay grid, four momenta, the final two) at
     ``range_steps`` steps or fewer, never under `MIN_RANGE_STEPS`; the batch-size
-    comparison runs only if what is left pays for it without shortening the tests.
+    comparison runs only if what is left pays for it with the tests shortened by a third
+    at most.
     ``budget=None`` is the default, 10 x ``epochs``; on a data set so small that one range
     test is many epochs (a 100-step test on 106 samples at batch 16 is 14 epochs) the
     default grows to what 100-step tests need, and a note says so: the default is never
@@ -271,17 +272,23 @@ def make_plan(
         )
         steps = steps_for(mode, [], chosen_budget)
     # The range tests come first: the comparison runs only if the budget pays for it
-    # without shortening them (fewer steps leave a network like the MNIST-1D CNN on its
-    # plateau and the readings wrong). The largest candidates are kept when not all fit.
+    # while shortening them by a third at most, and never below `MIN_RANGE_STEPS` (fewer
+    # steps leave a network like the MNIST-1D CNN on its plateau and the readings wrong).
+    # On small data a range test is many epochs, and a rule that allowed no shortening
+    # never compared batch sizes there at the default budget. The largest candidates are
+    # kept when not all fit.
+    floor = max(MIN_RANGE_STEPS, math.ceil(2 * steps / 3))
     wanted = candidates
-    while len(candidates) > 1 and steps_for(mode, candidates, chosen_budget) < steps:
+    while len(candidates) > 1 and steps_for(mode, candidates, chosen_budget) < floor:
         candidates = candidates[1:]
     if len(candidates) < 2:
         candidates = []
+    else:
+        steps = min(steps, steps_for(mode, candidates, chosen_budget))
     if wanted and candidates != wanted:
         notes.append(
             f"the budget of {chosen_budget:g} epochs cannot pay for comparing batch sizes "
-            f"{wanted} without shortening the range tests: "
+            f"{wanted} without shortening the range tests below {floor} steps: "
             + (f"comparing {candidates}" if candidates else "keeping the task's batch size")
             + " (raise --budget to compare more)"
         )
