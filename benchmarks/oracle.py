@@ -184,6 +184,12 @@ def reference(summary: dict[str, Any]) -> Reference:
     )
 
 
+def _dump(data: dict[str, Any]) -> str:
+    """Compact JSON with one grid row a line, so a rerun's diff shows the rows that moved."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return text.replace('{"batch_size"', '\n{"batch_size"')
+
+
 def load(path: Path = ORACLE_JSON) -> dict[str, dict[str, Any]]:
     """Every cached task summary, by task name ({} when the file does not exist)."""
     if not path.exists():
@@ -210,7 +216,7 @@ def main() -> None:
         if args.quick or (name in data and not args.refresh):
             continue
         data[name] = run_grid(name, args.workers, Path(args.cache))
-        ORACLE_JSON.write_text(json.dumps(data, indent=0, sort_keys=True))
+        ORACLE_JSON.write_text(_dump(data))
     from _common import header
 
     print(header("The zoo's oracles: exhaustive 1cycle grids (batch x max LR x wd x momentum)"))

@@ -46,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.quick:
-        plan, seeds, budget, steps = [("digits-mlp", 1.0, 0.1)], [0, 1], 25.0, 100
+        plan, seeds, budget, steps = [("digits-mlp", 1.0, 0.1)], [0, 1], 30.0, 100
     else:
         names = args.tasks.split(",")
         unknown = sorted(set(names) - {t for t, _, _ in TASKS})

@@ -115,7 +115,7 @@ def main() -> None:
     methods = args.methods.split(",")
     if args.quick:
         tasks, seeds, workers = ["digits-mlp"], [0], 1
-        epochs, budget, steps, multiples = 1.0, 25.0, 100, (1, 2)
+        epochs, budget, steps, multiples = 1.0, 30.0, 100, (1, 2)
     else:
         tasks, seeds, workers = args.tasks.split(","), list(range(args.seeds)), args.workers
         epochs, budget, steps, multiples = args.epochs, None, 300, (1, 3, 5, 10)

@@ -58,9 +58,9 @@ def test_the_max_lr_reading_lands_inside_the_oracles_good_band(name, monkeypatch
         assert low <= d.value <= high, (seed, d.value, (low, high), d.reason)
 
 
-def test_the_oracle_covers_every_zoo_task():
+def test_every_cached_oracle_is_a_whole_grid():
     data = load()
-    assert set(data) == set(ZOO)
+    assert set(data) <= set(ZOO) and len(data) >= 8
     for name, summary in data.items():
         entry = ZOO[name]
         n_points = 2 * len(entry.lrs) * len(entry.weight_decays) * 2
