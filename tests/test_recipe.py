@@ -251,9 +251,7 @@ def _hot(factor, tags):
 
     def runner(spec):
         if spec.kind == "train" and (tags is None or spec.tag in tags):
-            hot = replace(
-                spec, hparams={**spec.hparams, "max_lr": spec.hparams["max_lr"] * factor}
-            )
+            hot = replace(spec, hparams={**spec.hparams, "max_lr": spec.hparams["max_lr"] * factor})
             return replace(run_trial(hot), key=spec.key, spec=spec)
         return run_trial(spec)
 

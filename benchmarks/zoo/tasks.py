@@ -42,6 +42,7 @@ from torch import nn
 
 from disciplined.tasks import Task
 from disciplined.tasks.base import accuracy, r2_score
+from disciplined.tasks.builtins import mlp as _mlp
 
 SGD_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 ADAMW_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -72,17 +73,6 @@ def _pick(split: str, val: Any, test: Any) -> Any:
 
 def _tensors(x: np.ndarray, y: np.ndarray, idx: np.ndarray, y_dtype=torch.long) -> tuple:
     return torch.tensor(x[idx], dtype=torch.float32), torch.tensor(y[idx], dtype=y_dtype)
-
-
-def _mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
 
 
 def _regression_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -121,37 +111,51 @@ def _sklearn(name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, dtype=np.float64), np.asarray(y)
 
 
-def wine_mlp(split: str = "val", seed: int = 0) -> Task:
-    """Tiny tabular: scikit-learn's wine (178 samples, 13 features, 3 classes), 60/20/20."""
-    x, y = _sklearn("wine")
+def _tabular(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    split: str,
+    seed: int,
+    sizes: list[int],
+    batch: int,
+    description: str,
+) -> Task:
+    """A standardized 60/20/20 tabular classifier with an MLP through ``sizes``."""
     tr, va, te = _split3(len(y), seed, 0.2, 0.2)
     x = _standardize(x, tr)
     return _classifier(
-        "zoo-wine-mlp",
-        lambda hp: _mlp([13, 64, 64, 3], float(hp.get("dropout", 0.0))),
+        name,
+        lambda hp: _mlp(sizes, float(hp.get("dropout", 0.0))),
         _tensors(x, y, tr),
         _pick(split, _tensors(x, y, va), _tensors(x, y, te)),
-        16,
-        "wine (106 train), MLP 13-64-64-3",
+        batch,
+        description,
         takes_dropout=True,
         options={"split": split, "seed": seed},
+    )
+
+
+def wine_mlp(split: str = "val", seed: int = 0) -> Task:
+    """Tiny tabular: scikit-learn's wine (178 samples, 13 features, 3 classes), 60/20/20."""
+    x, y = _sklearn("wine")
+    return _tabular(
+        "zoo-wine-mlp", x, y, split, seed, [13, 64, 64, 3], 16, "wine (106 train), MLP 13-64-64-3"
     )
 
 
 def cancer_mlp(split: str = "val", seed: int = 0) -> Task:
     """Small binary tabular: breast cancer (569 samples, 30 features, 37% positive), 60/20/20."""
     x, y = _sklearn("cancer")
-    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
-    x = _standardize(x, tr)
-    return _classifier(
+    return _tabular(
         "zoo-cancer-mlp",
-        lambda hp: _mlp([30, 64, 2], float(hp.get("dropout", 0.0))),
-        _tensors(x, y, tr),
-        _pick(split, _tensors(x, y, va), _tensors(x, y, te)),
+        x,
+        y,
+        split,
+        seed,
+        [30, 64, 2],
         32,
         "breast cancer (341 train), MLP 30-64-2",
-        takes_dropout=True,
-        options={"split": split, "seed": seed},
     )
 
 
@@ -169,17 +173,15 @@ def imbalanced_mlp(split: str = "val", seed: int = 0) -> Task:
         class_sep=0.8,
         random_state=1234,
     )
-    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
-    x = _standardize(x, tr)
-    return _classifier(
+    return _tabular(
         "zoo-imbalanced-mlp",
-        lambda hp: _mlp([20, 64, 64, 2], float(hp.get("dropout", 0.0))),
-        _tensors(x, y, tr),
-        _pick(split, _tensors(x, y, va), _tensors(x, y, te)),
+        x,
+        y,
+        split,
+        seed,
+        [20, 64, 64, 2],
         64,
         "synthetic 9:1 binary (1200 train), MLP 20-64-64-2",
-        takes_dropout=True,
-        options={"split": split, "seed": seed},
     )
 
 

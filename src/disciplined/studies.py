@@ -537,8 +537,8 @@ def learning_rate_test(
         nonlocal inconclusive
         suffix = "" if k == 0 else f"-seed{k}"
         result, test = one(seed_, budget, tag + suffix)
-        results.append(result)
         value, how, turned = read_max_lr(test)
+        results.append((result, value))
         if not turned:
             wide = {
                 **budget,
@@ -546,8 +546,8 @@ def learning_rate_test(
                 "num_steps": int(budget["num_steps"] * (1 + math.log10(WIDEN) / 6)),
             }
             result, test = one(seed_, wide, tag + suffix + "-wide")
-            results.append(result)
             value, how, turned = read_max_lr(test)
+            results.append((result, value))
             notes.append(
                 f"seed {seed_}: the loss was still falling at the sweep's end LR "
                 f"{budget['end_lr']:g}; rerun to {wide['end_lr']:g}"
@@ -572,7 +572,7 @@ def learning_rate_test(
             combine = f"two seeds read {a:.3g} and {b:.3g}: the lower was taken"
     else:
         value, combine = readings[0][0], ""
-    first_test = results[0].range_test
+    first_test = results[0][0].range_test
     plot = ctx.plot_path(f"{tag}_range_test.png")
     if plot is not None:
         first_test.plot(
@@ -581,12 +581,12 @@ def learning_rate_test(
             f"weight decay {hp.weight_decay:g}, momentum {hp.max_momentum:g}",
         )
     rows = []
-    for r in results:
+    for r, read in results:
         t = r.range_test
         rows.append(
             {
                 "seed": r.spec.seed,
-                "max_lr": read_max_lr(t)[0],
+                "max_lr": read,
                 "training_curve": t.suggestion.max_lr,
                 "end_lr": t.end_lr,
                 "stopped_at_lr": t.stop_lr,
@@ -601,10 +601,10 @@ def learning_rate_test(
         rule="smith_train_and_validation" + ("_seeds" if repeats else ""),
         reason=reason,
         table=tuple(rows),
-        trials=tuple(r.key for r in results),
+        trials=tuple(r.key for r, _ in results),
         plot=str(plot) if plot else None,
         extra={"min_lr": value / 10, "inconclusive": inconclusive},
-        compute=_compute(results),
+        compute=_compute([r for r, _ in results]),
     )
 
 
