@@ -26,6 +26,7 @@ from disciplined.studies import (
     StudyContext,
     default_weight_decays,
     dropout_sweep,
+    learning_rate_test,
     momentum_test,
     weight_decay_sweep,
 )
@@ -439,3 +440,44 @@ def test_sweep_refuses_an_unwritable_store_and_a_store_of_another_task(tmp_path,
     )
     err = capsys.readouterr().err
     assert code == 2 and "refusing to mix" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_trials_key_holds_only_what_determines_its_result():
+    hp = HParams(max_lr=0.1, weight_decay=1e-4, max_momentum=0.9, min_momentum=0.8)
+    rt = TrialSpec(task="digits-mlp", hparams=hp.to_dict(), kind="range_test", budget={}, tag="a")
+    # a range test sweeps its own LR and holds max_momentum: max LR, min momentum, tag don't count
+    same = TrialSpec(
+        task="digits-mlp",
+        hparams=hp.with_(max_lr=3.0, min_momentum=0.5).to_dict(),
+        kind="range_test",
+        budget={},
+        tag="b",
+    )
+    assert same.key == rt.key
+    other = TrialSpec(
+        task="digits-mlp",
+        hparams=hp.with_(weight_decay=0.0).to_dict(),
+        kind="range_test",
+        budget={},
+    )
+    assert other.key != rt.key
+    train = TrialSpec(task="digits-mlp", hparams=hp.to_dict(), kind="train", budget={"epochs": 1})
+    hotter = TrialSpec(
+        task="digits-mlp",
+        hparams=hp.with_(max_lr=0.2).to_dict(),
+        kind="train",
+        budget={"epochs": 1},
+    )
+    assert train.key != hotter.key
+
+
+def test_a_run_two_studies_share_is_counted_once(tmp_path):
+    # The first range test (momentum 0.9, no weight decay) is the weight-decay sweep's test
+    # at 0: the sweep reads it back and its compute does not count it again.
+    ctx = StudyContext(task="digits-mlp")
+    hp = HParams(max_momentum=0.9, min_momentum=0.9, weight_decay=0.0, batch_size=32)
+    first = learning_rate_test(ctx, hp, num_steps=100)
+    wd = weight_decay_sweep(ctx, hp.with_(max_lr=first.value), [1e-3, 0.0], num_steps=100)
+    shared = first.trials[0]
+    assert shared in wd.trials and wd.compute["trials"] == 1
+    assert len(ctx.store) == 2

@@ -67,6 +67,7 @@ class StudyContext:
     out: Path | None = None
     on_result: Progress | None = None
     task_obj: Task | None = None
+    counted: set[str] = field(default_factory=set)
 
     def load(self) -> Task:
         """The task itself (``task_obj`` when given, else built from the reference)."""
@@ -177,11 +178,18 @@ def _plot(
     return str(path)
 
 
-def _compute(results: Sequence[TrialResult]) -> dict[str, float]:
+def _compute(ctx: StudyContext, results: Sequence[TrialResult]) -> dict[str, float]:
+    """Compute the study spent: each trial counted once per context, so a run two studies
+    share (the same spec, read back from the store) is not counted twice."""
+    fresh = []
+    for r in results:
+        if r.key not in ctx.counted:
+            ctx.counted.add(r.key)
+            fresh.append(r)
     return {
-        "epochs": sum(r.epochs for r in results),
-        "seconds": sum(r.seconds for r in results),
-        "trials": len(results),
+        "epochs": sum(r.epochs for r in fresh),
+        "seconds": sum(r.seconds for r in fresh),
+        "trials": len(fresh),
     }
 
 
@@ -246,7 +254,7 @@ def weight_decay_sweep(
         [f"wd={v:g}" for v in values],
         f"{task.name}: LR range tests at each weight decay (validation loss)",
     )
-    compute = _compute(results)
+    compute = _compute(ctx, results)
     extra_info: dict[str, Any] = {"grid": why, "method": method}
     if snapshot_cost is not None:
         extra_info["snapshot"] = snapshot_cost
@@ -385,7 +393,7 @@ def momentum_test(
         trials=tuple(r.key for r in results),
         plot=plot,
         extra={"max_momentum": chosen, "min_momentum": min_m, "parameter": param},
-        compute=_compute(results),
+        compute=_compute(ctx, results),
     )
 
 
@@ -423,7 +431,7 @@ def dropout_sweep(
         trials=tuple(r.key for r in results),
         plot=plot,
         extra={},
-        compute=_compute(results),
+        compute=_compute(ctx, results),
     )
 
 
@@ -604,7 +612,7 @@ def learning_rate_test(
         trials=tuple(r.key for r, _ in results),
         plot=str(plot) if plot else None,
         extra={"min_lr": value / 10, "inconclusive": inconclusive},
-        compute=_compute([r for r, _ in results]),
+        compute=_compute(ctx, [r for r, _ in results]),
     )
 
 
@@ -785,7 +793,7 @@ def batch_size_search(
             title=f"{task.name}: batch sizes at equal wall-clock time",
         )
     lr_trials = tuple(k for d in lr_decisions.values() for k in d.trials)
-    compute = _compute(results)
+    compute = _compute(ctx, results)
     for d in lr_decisions.values():
         compute["epochs"] += d.compute["epochs"]
         compute["seconds"] += d.compute["seconds"]
@@ -863,7 +871,7 @@ def _compare_at_equal_epochs(
             plot,
             title=f"{task.name}: batch sizes over the final run's {epochs:g} epochs",
         )
-    compute = _compute(results)
+    compute = _compute(ctx, results)
     for d in lr_decisions.values():
         for key in ("epochs", "seconds", "trials"):
             compute[key] += d.compute[key]

@@ -27,6 +27,10 @@ from disciplined.training import History
 __all__ = ["TrialResult", "TrialSpec", "run_trial", "task_for"]
 
 TrialKind = Literal["range_test", "train"]
+
+RANGE_TEST_HPARAMS = ("batch_size", "dropout", "max_momentum", "optimizer", "weight_decay")
+"""The hyper-parameters a range test's result depends on (`run_trial`: the optimizer is built
+at the sweep's start LR with ``max_momentum``; the schedule is the sweep's own)."""
 Status = Literal["ok", "diverged", "failed"]
 
 
@@ -55,8 +59,15 @@ class TrialSpec:
 
     @property
     def key(self) -> str:
-        """A stable 16-hex-digit hash of everything that determines the result."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        """A stable 16-hex-digit hash of everything that determines the result, and nothing
+        else: the ``tag`` is a label, and a range test reads only the hyper-parameters in
+        `RANGE_TEST_HPARAMS` (its LR is the sweep's). Two studies asking for the same run
+        (the first range test and the weight-decay sweep's test at 0, say) share one."""
+        d = asdict(self)
+        del d["tag"]
+        if self.kind == "range_test":
+            d["hparams"] = {k: v for k, v in self.hparams.items() if k in RANGE_TEST_HPARAMS}
+        text = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
