@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.suggest import validation_curve
+from disciplined.suggest import validation_cut
 from disciplined.trials import TrialResult
 
 __all__ = [
@@ -124,9 +124,9 @@ def summarize_range_test(value: float, result: TrialResult) -> CurveSummary:
             note=result.reason or "failed",
         )
     lrs, losses = list(test.val_lrs), list(test.val_losses)
-    if losses:  # only the points the training curve vouches for (`validation_curve`)
-        lrs, losses = validation_curve(lrs, losses, train_last_lr(test.lrs, test.smoothed))
-        losses = [float(v) for v in test.val_losses[: len(losses)]]
+    if losses:  # only the points the training curve vouches for (`validation_cut`)
+        n = validation_cut(lrs, losses, train_last_lr(test.lrs, test.smoothed))
+        lrs, losses = lrs[:n], losses[:n]
     else:  # no validation points: read the smoothed training curve
         lrs, losses = list(test.lrs), list(test.smoothed)
     cut = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses))

@@ -49,6 +49,7 @@ __all__ = [
     "suggest",
     "suggest_multi",
     "validation_curve",
+    "validation_cut",
     "valley",
 ]
 
@@ -551,29 +552,35 @@ def divergence_cut(
     return n
 
 
-def validation_curve(
+def validation_cut(
     val_lrs: Sequence[float], val_losses: Sequence[float], train_last_lr: float | None
-) -> tuple[list[float], list[float]]:
-    """The part of a range test's validation curve that is evidence, lightly smoothed.
+) -> int:
+    """How many of a range test's first validation points are evidence.
 
     Kept: the points at learning rates the training curve still vouches for (up to
     ``train_last_lr``, the last LR before the training loss diverged), before the first
     non-finite loss, and before the validation curve itself diverged (`divergence_cut`
     with a 5% fall over a 3-point start, since there are ten times fewer validation points
     than steps). Past those points a blown-up network's validation loss is noise: on a
-    35-sample validation set one such network scored a loss of exactly 0. The kept losses
-    are smoothed both ways with ``beta = 0.5`` (`smooth_zero_lag`): one point in ten steps
-    needs little averaging, and more would blur the turn. Returns ``(lrs, losses)``.
+    35-sample validation set one such network scored a loss of exactly 0.
     """
-    pts = [
-        (float(lr), float(v))
-        for lr, v in zip(val_lrs, val_losses, strict=True)
-        if train_last_lr is None or lr <= train_last_lr
-    ]
-    end = next((i for i, (_, v) in enumerate(pts) if not math.isfinite(v)), len(pts))
-    pts = pts[:end]
-    if not pts:
+    n = 0
+    for lr, v in zip(val_lrs, val_losses, strict=True):
+        if (train_last_lr is not None and lr > train_last_lr) or not math.isfinite(v):
+            break
+        n += 1
+    if n == 0:
+        return 0
+    return divergence_cut([float(v) for v in val_losses[:n]], fall=0.05, beta=0.5, window=3)
+
+
+def validation_curve(
+    val_lrs: Sequence[float], val_losses: Sequence[float], train_last_lr: float | None
+) -> tuple[list[float], list[float]]:
+    """The evidence part of a validation curve (`validation_cut`), smoothed both ways with
+    ``beta = 0.5`` (`smooth_zero_lag`): one point in ten steps needs little averaging, and
+    more would blur the turn. Returns ``(lrs, losses)``."""
+    n = validation_cut(val_lrs, val_losses, train_last_lr)
+    if n == 0:
         return [], []
-    cut = divergence_cut([v for _, v in pts], fall=0.05, beta=0.5, window=3)
-    pts = pts[:cut]
-    return [lr for lr, _ in pts], smooth_zero_lag([v for _, v in pts], 0.5)
+    return [float(x) for x in val_lrs[:n]], smooth_zero_lag([float(v) for v in val_losses[:n]], 0.5)
