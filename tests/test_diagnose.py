@@ -354,3 +354,15 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, message
     err = capsys.readouterr().err
     assert err.startswith("disciplined: error:") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_still_falling_steeply_far_below_training_loss_is_underfitting():
+    # A run that ends with its validation loss still dropping fast (here 45% over the tail)
+    # has not flattened, whatever the gap: underfitting, advised a longer cycle or larger LR.
+    val = [0.2 + 2.0 * math.exp(-0.15 * t) for t in EPOCHS]
+    d = diagnose(_history(val, [0.3 * v for v in val]))
+    assert (d.verdict, d.rule) == ("underfitting", "val_falling_steeply")
+    assert d.evidence["val_change_end"] <= -0.10
+    assert "larger max LR" in d.advice[0]
+    # the summary quotes the losses, not a fitted change that can exceed 100%
+    assert "%" not in d.summary.split(",")[0] and " from " in d.summary

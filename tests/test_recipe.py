@@ -289,19 +289,25 @@ def test_tune_refuses_to_return_a_run_that_diverged_at_every_max_lr(tmp_path, ca
     assert (tmp_path / "trials.sqlite").exists()  # the finished trials are kept
 
 
-def test_the_correction_for_each_verdict():
+def test_the_corrections_for_each_verdict():
     from disciplined import HParams
-    from disciplined.recipe import _correction
+    from disciplined.recipe import _corrections
 
     hp = HParams(max_lr=0.4, weight_decay=1e-4)
     grid = (1e-3, 1e-4, 1e-5, 0.0)
-    hp2, rule, what = _correction(hp, grid, "overfitting")
+    ((hp2, rule, key, what),) = _corrections(hp, grid, "overfitting")
     assert hp2 == hp.with_(weight_decay=1e-3) and rule == "one_grid_step_as_advised"
-    assert what == "weight decay 0.0001 -> 0.001"
-    assert _correction(hp, grid, "underfitting")[0] == hp.with_(weight_decay=1e-5)
-    assert _correction(hp.with_(weight_decay=0.0), grid, "underfitting")[0] is None
-    with pytest.raises(ValueError, match="no weight-decay correction"):
-        _correction(hp, grid, "diverged")
+    assert key == "weight_decay" and what == "weight decay 0.0001 -> 0.001"
+    lr, wd = _corrections(hp, grid, "underfitting")
+    assert lr[0].max_lr == pytest.approx(1.2) and lr[0].weight_decay == hp.weight_decay
+    assert lr[1:3] == ("larger_max_lr_when_underfitting", "max_lr")
+    assert wd[0] == hp.with_(weight_decay=1e-5)
+    # no weight decay left to remove: only the larger max LR
+    assert [c[1] for c in _corrections(hp.with_(weight_decay=0.0), grid, "underfitting")] == [
+        "larger_max_lr_when_underfitting"
+    ]
+    with pytest.raises(ValueError, match="no corrective run"):
+        _corrections(hp, grid, "diverged")
 
 
 def test_the_final_range_test_holds_the_momentum_at_the_cycles_minimum(tmp_path):

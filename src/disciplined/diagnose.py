@@ -185,6 +185,7 @@ def diagnose(
     gap_none: float = 0.05,
     gap_tol: float = 0.05,
     collapse_tol: float = 0.05,
+    steep_tol: float = 0.10,
     min_evals: int = 5,
 ) -> Diagnosis:
     """Read a run's validation (and training) loss curves and say whether it under- or overfits.
@@ -245,8 +246,16 @@ def diagnose(
        validation loss is flat (``|val_change_end| < flat_tol``) and ``gap_final <=
        gap_none`` (0.05): a plateau the training loss is no lower than - nothing left to
        learn at this capacity and regularization (``plateau_no_gap``).
+       (c) ``val_falling_steeply``: whatever the gap, the validation loss still falls by
+       ``steep_tol`` (10%) or more over the tail (``val_change_end <= -steep_tol``): the run
+       ended before the loss flattened, so it is not the "horizontal" curve of a balanced
+       run (a BatchNorm CNN ended still falling 60% at 10 epochs); Smith reads a faster
+       falling test loss at a larger LR as underfitting at the smaller one.
     6. ``balanced`` (``flat_at_min``, or ``still_improving`` when the validation loss still
-       falls but the training loss is well below it).
+       falls by less than ``steep_tol`` but the training loss is well below it).
+
+    The summaries quote the smoothed validation loss at the start and the end of the tail
+    (the fitted change can exceed 100% on a steep tail; the losses cannot).
 
     Whatever the verdict, a ``train_rebound`` of 5% or more (the training loss gave back part
     of its progress), or a ``rise_from_min >= rise_tol`` with the training loss rising too,
@@ -263,6 +272,7 @@ def diagnose(
         ("gap_none", gap_none),
         ("gap_tol", gap_tol),
         ("collapse_tol", collapse_tol),
+        ("steep_tol", steep_tol),
     ):
         if not (value >= 0 and math.isfinite(value)):
             raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -273,6 +283,7 @@ def diagnose(
         "gap_small": gap_small,
         "gap_none": gap_none,
         "gap_tol": gap_tol,
+        "steep_tol": steep_tol,
         "collapse_tol": collapse_tol,
         "min_evals": min_evals,
     }
@@ -424,8 +435,8 @@ def diagnose(
         fell = f" while training loss fell to {train_end:.3g}" if train_end is not None else ""
         if rise >= rise_tol:
             summary = (
-                f"validation loss rose {_pct(rise)} from its minimum {val_min:.3g} at epoch "
-                f"{xs[i_min]:g}{fell}"
+                f"validation loss rose {1 + rise:.2g}x, to {val_end:.3g}, from its minimum "
+                f"{val_min:.3g} at epoch {xs[i_min]:g}{fell}"
             )
             return result("overfitting", "val_rise", ev, summary, [_ADVICE_MORE_REG, *extra])
         if val_change >= flat_tol and gap_trend is not None and gap_trend >= gap_tol:
@@ -440,13 +451,16 @@ def diagnose(
     if gap_final is not None:
         side = "above" if gap_final >= 0 else "below"
         gap_txt = f", {_pct(abs(gap_final))} {side} the training loss"
+    falling = (
+        f"validation loss still falling over the last {k} evaluations, from "
+        f"{sval[-k]:.3g} to {val_end:.3g}{gap_txt}"
+    )
     if val_change <= -flat_tol and (gap_final is None or gap_final <= gap_small):
-        summary = (
-            f"validation loss still falling {_pct(-val_change)} over the last {k} "
-            f"evaluations, ending at {val_end:.3g}{gap_txt}"
-        )
         advice = [_ADVICE_LONGER, f"{_ADVICE_LESS_REG}, {_ADVICE_CAPACITY}", *extra]
-        return result("underfitting", "val_falling", ev, summary, advice)
+        return result("underfitting", "val_falling", ev, falling, advice)
+    if val_change <= -steep_tol:
+        advice = [f"{_ADVICE_LONGER} or a larger max LR", _ADVICE_LESS_REG, *extra]
+        return result("underfitting", "val_falling_steeply", ev, falling, advice)
     if abs(val_change) < flat_tol and gap_final is not None and gap_final <= gap_none:
         summary = (
             f"validation loss flat at {val_end:.3g} with the training loss no lower "
@@ -458,8 +472,8 @@ def diagnose(
     # ---- rule 6: balanced
     if val_change <= -flat_tol:
         summary = (
-            f"validation loss still improving ({_pct(-val_change)} over the last {k} "
-            f"evaluations) to {val_end:.3g}{gap_txt}"
+            f"validation loss still improving over the last {k} evaluations, from "
+            f"{sval[-k]:.3g} to {val_end:.3g}{gap_txt}"
         )
         advice = [
             "keep these settings; a longer cycle may lower the validation loss further",

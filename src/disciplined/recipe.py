@@ -510,42 +510,20 @@ def _tune(
             ctx, hp, history, verdict, final_epochs, seed, decisions, compute, say
         )
     if correct and verdict.verdict in ("overfitting", "underfitting"):
-        hp2, rule, what = _correction(hp, wd_values, verdict.verdict)
-        if hp2 is None:
-            say(f"{verdict.verdict}, and the weight-decay grid has no step further that way")
-        elif spent() + final_epochs <= budget:
-            h2, r2 = _final_run(ctx, hp2, final_epochs, seed, "corrective")
-            compute["corrective_run"] = {"epochs": h2.epochs, "seconds": r2.seconds}
-            v2 = diagnose(h2)
-            better = v2.verdict != "diverged" and _better(h2, history, task.higher_is_better)
-            row = {
-                "weight_decay": hp2.weight_decay,
-                "val_metric": _metric(h2),
-                "replaces": hp.weight_decay,
-                "previous_val_metric": _metric(history),
-            }
-            reason = (
-                f"{verdict.verdict}: {what}; validation {history.metric_name} "
-                f"{_metric(history):.4f} -> {_metric(h2):.4f}; kept the "
-                f"{'new' if better else 'first'} run"
-            )
-            decisions.append(
-                Decision(
-                    name="correction",
-                    value=(hp2 if better else hp).weight_decay,
-                    rule=rule,
-                    reason=reason,
-                    table=(row,),
-                    trials=(r2.key,),
-                    extra={"parameter": "weight_decay"},
-                    compute=compute["corrective_run"],
-                )
-            )
-            say(reason)
-            if better:
-                hp, history, verdict = hp2, h2, v2
-        else:
-            say(f"{verdict.verdict}, but the budget has no room for a corrective run")
+        hp, history, verdict = _corrective_round(
+            ctx,
+            task,
+            hp,
+            history,
+            verdict,
+            wd_values,
+            final_epochs,
+            seed,
+            lambda: budget - spent(),
+            decisions,
+            compute,
+            say,
+        )
     from disciplined.report.plots import plot_history
 
     history.save(out / "history.json")
@@ -698,22 +676,106 @@ def _retry_lower(
     return hp, history, verdict
 
 
-def _correction(
+LR_STEP = 3.0
+"""An underfitting run's corrective run tries the max LR this many times higher."""
+
+
+def _corrections(
     hp: HParams, grid: tuple[float, ...], verdict: str
-) -> tuple[HParams | None, str, str]:
-    """The corrective run's settings for an over- or underfitting verdict, the rule's name
-    and what it changes: weight decay one grid step the advised way (`_one_step`), since the
-    regularizers must balance. (A diverged run is handled by `_retry_lower`.)"""
+) -> list[tuple[HParams, str, str, str]]:
+    """The corrective runs for an over- or underfitting verdict, in order: each as
+    ``(settings, rule, parameter, what changes)``.
+
+    Overfitting: weight decay one grid step up (`_one_step`): more regularization.
+    Underfitting: the max LR `LR_STEP` times higher first (Smith, section 3: a test loss that
+    falls faster at a larger LR shows underfitting at the smaller one; and a large LR is the
+    regularizer that still lets the network fit, where a noisy-label MLP did best at the
+    top of its grid), then weight decay one grid step down.
+    """
     if verdict not in ("overfitting", "underfitting"):
-        raise ValueError(f"no weight-decay correction for verdict {verdict!r}")
+        raise ValueError(f"no corrective run for verdict {verdict!r}")
+    out = []
+    if verdict == "underfitting":
+        new = hp.max_lr * LR_STEP
+        out.append(
+            (
+                hp.with_(max_lr=new),
+                "larger_max_lr_when_underfitting",
+                "max_lr",
+                f"max LR {hp.max_lr:.4g} -> {new:.4g}",
+            )
+        )
     wd = _one_step(grid, hp.weight_decay, verdict)
-    if wd is None:
-        return None, "one_grid_step_as_advised", ""
-    return (
-        hp.with_(weight_decay=wd),
-        "one_grid_step_as_advised",
-        f"weight decay {hp.weight_decay:g} -> {wd:g}",
-    )
+    if wd is not None:
+        out.append(
+            (
+                hp.with_(weight_decay=wd),
+                "one_grid_step_as_advised",
+                "weight_decay",
+                f"weight decay {hp.weight_decay:g} -> {wd:g}",
+            )
+        )
+    return out
+
+
+def _corrective_round(
+    ctx: StudyContext,
+    task: Task,
+    hp: HParams,
+    history: History,
+    verdict: Diagnosis,
+    grid: tuple[float, ...],
+    epochs: float,
+    seed: int,
+    left: Callable[[], float],
+    decisions: list[Decision],
+    compute: dict[str, dict[str, float]],
+    say: Callable[[str], None],
+) -> tuple[HParams, History, Diagnosis]:
+    """Run the corrective runs (`_corrections`) the budget pays for, each changing one
+    hyper-parameter of the run kept so far; a run that diverges or scores lower is dropped.
+    Each run is recorded as a ``correction`` decision."""
+    base = hp
+    for hp2, rule, key, what in _corrections(base, grid, verdict.verdict):
+        if left() < epochs:
+            say(f"{verdict.verdict}, but the budget has no room for a corrective run ({what})")
+            break
+        hp2 = hp.with_(**{key: getattr(hp2, key)})
+        h2, r2 = _final_run(ctx, hp2, epochs, seed, "corrective")
+        cost = compute.setdefault("corrective_run", {"epochs": 0.0, "seconds": 0.0})
+        cost["epochs"] += h2.epochs
+        cost["seconds"] += r2.seconds
+        v2 = diagnose(h2)
+        better = v2.verdict != "diverged" and _better(h2, history, task.higher_is_better)
+        row = {
+            key: getattr(hp2, key),
+            "val_metric": _metric(h2),
+            "replaces": getattr(hp, key),
+            "previous_val_metric": _metric(history),
+            "verdict": v2.verdict,
+        }
+        reason = (
+            f"{verdict.verdict}: {what}; validation {history.metric_name} "
+            f"{_metric(history):.4f} -> {_metric(h2):.4f}"
+            + (" (diverged)" if v2.verdict == "diverged" else "")
+            + f"; kept the {'new' if better else 'previous'} run"
+        )
+        decisions.append(
+            Decision(
+                name="correction",
+                value=getattr(hp2 if better else hp, key),
+                rule=rule,
+                reason=reason,
+                table=(row,),
+                trials=(r2.key,),
+                extra={"parameter": key},
+                compute={"epochs": h2.epochs, "seconds": r2.seconds},
+            )
+        )
+        say(reason)
+        if better:
+            hp, history = hp2, h2
+    return hp, history, diagnose(history) if hp is not base else verdict
 
 
 def _one_step(grid: tuple[float, ...], current: float, verdict: str) -> float | None:

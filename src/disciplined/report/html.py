@@ -91,6 +91,12 @@ _HOW_TO_READ = {
         "when underfitting) and the run was repeated; the run with the better validation "
         "metric is kept."
     ),
+    "larger_max_lr_when_underfitting": (
+        "The final run underfit: its validation loss was still falling when the cycle ended. "
+        "Smith reads a test loss that falls faster at a larger learning rate as underfitting "
+        "at the smaller one, so the run was repeated at three times the max LR; the run with "
+        "the better validation metric is kept (a run that diverges never is)."
+    ),
     "lower_max_lr_until_stable": (
         "The final run diverged: its loss blew up or collapsed back to where it started, so "
         "the 1cycle's peak was past what the network takes. The run was repeated at a third "
