@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -580,10 +580,21 @@ def learning_rate_test(
             combine = f"two seeds read {a:.3g} and {b:.3g}: the lower was taken"
     else:
         value, combine = readings[0][0], ""
+    rule = "smith_train_and_validation" + ("_seeds" if repeats else "")
     first_test = results[0][0].range_test
     plot = ctx.plot_path(f"{tag}_range_test.png")
     if plot is not None:
-        first_test.plot(
+        # the plot marks the decision's max LR (and the seeds' spread), not the training
+        # curve's own suggestion
+        picks = [r[0] for r in readings]
+        decided = replace(
+            first_test.suggestion,
+            max_lr=value,
+            min_lr=value / 10,
+            rule=rule,
+            spread=(min(picks), max(picks)) if len(picks) > 1 else None,
+        )
+        replace(first_test, suggestion=decided).plot(
             plot,
             title=f"{task.name}: LR range test, batch {hp.batch_size}, "
             f"weight decay {hp.weight_decay:g}, momentum {hp.max_momentum:g}",
@@ -606,7 +617,7 @@ def learning_rate_test(
     return Decision(
         name="learning_rate",
         value=value,
-        rule="smith_train_and_validation" + ("_seeds" if repeats else ""),
+        rule=rule,
         reason=reason,
         table=tuple(rows),
         trials=tuple(r.key for r, _ in results),
