@@ -125,7 +125,7 @@ def train_task(
     *,
     epochs: float,
     seed: int | None = 0,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = None,
     amp: bool | str = False,
     eval_every: int | None = None,
     max_seconds: float | None = None,
@@ -134,7 +134,9 @@ def train_task(
 ) -> tuple[nn.Module, History]:
     """Build ``task``'s model (or take ``model``) and train it with ``hp`` for ``epochs``.
 
-    Returns the trained model and its `History`; the history's ``meta`` holds the task name,
+    ``device`` is where to train (``None``: where the model is; a task's fresh model is
+    on the CPU). Returns the trained model and its `History`; the history's ``meta`` holds
+    the task name,
     the hyper-parameters, the epochs and the seed.
     """
     if epochs <= 0:

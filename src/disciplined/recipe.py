@@ -58,7 +58,7 @@ from disciplined.studies import (
     weight_decay_sweep,
 )
 from disciplined.tasks import Task, load_task
-from disciplined.training import History, batches_per_epoch
+from disciplined.training import History, batches_per_epoch, device_and_amp
 from disciplined.trials import TrialResult, TrialSpec, run_trial
 
 __all__ = ["TuneResult", "plan_steps", "tune"]
@@ -315,7 +315,8 @@ def tune(
     task_options: dict[str, Any] | None = None,
     optimizer: str = "sgd",
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
+    amp: str | None = None,
     range_steps: int = 300,
     compare_batch_sizes: bool | str = "epochs",
     batch_sizes: list[int] | None = None,
@@ -337,9 +338,13 @@ def tune(
     ``batch_sizes``, or the task's batch size, half and a quarter of it, each trained for
     ``epochs``), ``"time"`` (short runs of equal wall-clock time) or ``"off"``
     (`studies.batch_size_search`).
+    ``device`` (default ``"auto"``: CUDA when there is one, else the CPU) is where every
+    trial runs, worker processes included, and ``amp`` (``"bf16"`` or ``"fp16"``, CUDA
+    only) their mixed precision; each result records where it ran.
     """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
+    device, amp = device_and_amp(device, amp)
     if isinstance(task, Task):
         if workers > 1:
             raise UsageError(
@@ -381,6 +386,8 @@ def tune(
         out=out,
         on_result=on_result,
         task_obj=task_obj,
+        device=device,
+        amp=amp,
     )
     try:
         return _tune(
@@ -390,7 +397,6 @@ def tune(
             out,
             optimizer,
             seed,
-            device,
             memory_limit,
             correct,
             say,
@@ -409,7 +415,6 @@ def _tune(
     out: Path,
     optimizer: str,
     seed: int,
-    device: str,
     memory_limit: int | str | None,
     correct: bool,
     say: Callable[[str], None],
@@ -463,7 +468,6 @@ def _tune(
             compare_epochs=min(5.0, epochs / 2),
             num_steps=steps,
             seed=seed,
-            device=device,
             max_epochs=0.15 * budget + _test_epochs(task, steps, candidates),
         ),
     )
@@ -533,7 +537,9 @@ def _tune(
         "task_ref": ctx.task,
         "task_options": ctx.task_options,
         "seed": seed,
-        "device": device,
+        "device": ctx.device,
+        "amp": ctx.amp,
+        "trial_devices": ctx.device_counts(),
         "budget": budget,
         "requested_epochs": epochs,
         "final_epochs_reason": why.lstrip("; "),

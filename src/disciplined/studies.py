@@ -57,7 +57,9 @@ Progress = Callable[[TrialResult, bool], None]
 class StudyContext:
     """Where and how a study runs its trials: the task (a reference a worker can rebuild),
     the store, the executor, the runner (``run_trial``; tests count calls through it), the
-    output folder for plots, and a progress callback."""
+    output folder for plots, a progress callback, and the ``device`` (with ``amp``, its
+    mixed precision) every trial of the context runs on. ``ran_on`` maps each trial it
+    handed back to where it ran (a result read from the store keeps where it ran then)."""
 
     task: str
     task_options: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +70,9 @@ class StudyContext:
     on_result: Progress | None = None
     task_obj: Task | None = None
     counted: set[str] = field(default_factory=set)
+    device: str = "cpu"
+    amp: str | None = None
+    ran_on: dict[str, str] = field(default_factory=dict)
 
     def load(self) -> Task:
         """The task itself (``task_obj`` when given, else built from the reference)."""
@@ -76,9 +81,38 @@ class StudyContext:
         return self.task_obj
 
     def run(self, specs: Sequence[TrialSpec]) -> list[TrialResult]:
-        """Run (or read back) ``specs``; results in the same order."""
+        """Run (or read back) ``specs`` on this context's device; results in the same order."""
         self.store.bind({"task": self.task, "task_options": self.task_options})
-        return self.executor.run(specs, self.store, runner=self.runner, on_result=self.on_result)
+        specs = [s if s.device == self.device else replace(s, device=self.device) for s in specs]
+        results = self.executor.run(
+            specs, self.store, runner=self.runner, on_result=self.on_result
+        )
+        for r in results:
+            self.ran_on[r.key] = r.device or "unrecorded"
+        return results
+
+    def device_counts(self) -> dict[str, int]:
+        """How many of the trials this context ran or read back ran on each device."""
+        counts: dict[str, int] = {}
+        for where in self.ran_on.values():
+            counts[where] = counts.get(where, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def spec(
+        self, kind: str, hp: HParams, budget: dict[str, Any], seed: int, **kw: Any
+    ) -> TrialSpec:
+        """A trial of this context's task, on its device and precision."""
+        return TrialSpec(
+            task=self.task,
+            hparams=hp.to_dict(),
+            kind=kind,  # type: ignore[arg-type]
+            budget=budget,
+            seed=seed,
+            task_options=dict(self.task_options),
+            device=self.device,
+            amp=self.amp,
+            **kw,
+        )
 
     def plot_path(self, name: str) -> Path | None:
         """Where a plot called ``name`` goes, or None without an output folder."""
@@ -96,16 +130,7 @@ def _range_spec(
     tag: str,
     init: str | None = None,
 ) -> TrialSpec:
-    return TrialSpec(
-        task=ctx.task,
-        hparams=hp.to_dict(),
-        kind="range_test",
-        budget={"val": True, **budget},
-        seed=seed,
-        task_options=dict(ctx.task_options),
-        init=init,
-        tag=tag,
-    )
+    return ctx.spec("range_test", hp, {"val": True, **budget}, seed, init=init, tag=tag)
 
 
 def default_range_budget(task: Task, hp: HParams, num_steps: int = 300) -> dict[str, Any]:
@@ -302,14 +327,8 @@ def _snapshot(
     positive = sorted(v for v in values if v > 0)
     middle = positive[(len(positive) - 1) // 2] if positive else 0.0
     epochs = epochs if epochs is not None else 5.0
-    spec = TrialSpec(
-        task=ctx.task,
-        hparams=hp.with_(weight_decay=middle).to_dict(),
-        kind="train",
-        budget={"epochs": epochs},
-        seed=seed,
-        task_options=dict(ctx.task_options),
-        tag="snapshot",
+    spec = ctx.spec(
+        "train", hp.with_(weight_decay=middle), {"epochs": epochs}, seed, tag="snapshot"
     )
     folder = ctx.out if ctx.out is not None else Path(tempfile.mkdtemp(prefix="disciplined-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -317,7 +336,10 @@ def _snapshot(
     if path.exists() and info_path.exists():
         return str(path), json.loads(info_path.read_text())
     t0 = time.perf_counter()
-    model, history = train_task(task, spec.hp, epochs=epochs, seed=seed)
+    model, history = train_task(
+        task, spec.hp, epochs=epochs, seed=seed, device=ctx.device, amp=ctx.amp or False
+    )
+    model.to("cpu")  # the snapshot loads on any device
     if history.diverged:
         raise UsageError(
             f"the snapshot run at weight decay {middle:g} diverged: {history.diverged_reason}"
@@ -485,9 +507,7 @@ def read_max_lr(test: RangeTest) -> tuple[float, str, bool]:
     s = test.suggestion
     if s is None:
         raise ValueError("the range test has no suggestion")
-    lrs = [lr for lr, v in zip(test.lrs, test.smoothed, strict=False) if math.isfinite(v)]
-    low = min(range(len(lrs)), key=lambda i: test.smoothed[i]) if lrs else 0
-    turned = test.stop_reason is not None or low < 0.95 * (len(test.lrs) - 1)
+    turned = test.turned
     value, how = s.max_lr, f"training curve: {s.reason}"
     vl, vv = validation_curve(test.val_lrs, test.val_losses, train_last_lr(test.lrs, test.smoothed))
     if len(vv) >= 5:
@@ -653,15 +673,7 @@ def one_cycle_spec(
     """The trial of a full 1cycle run at ``hp`` for ``epochs``: the recipe's final run and
     the batch-size comparison's runs are the same spec, so the store hands the winner's run
     back as the final run instead of training it twice."""
-    return TrialSpec(
-        task=ctx.task,
-        hparams=hp.with_(schedule="one-cycle").to_dict(),
-        kind="train",
-        budget={"epochs": epochs},
-        seed=seed,
-        task_options=dict(ctx.task_options),
-        tag=tag,
-    )
+    return ctx.spec("train", hp.with_(schedule="one-cycle"), {"epochs": epochs}, seed, tag=tag)
 
 
 def batch_size_search(
@@ -675,7 +687,7 @@ def batch_size_search(
     compare_epochs: float = 5.0,
     num_steps: int = 300,
     seed: int = 0,
-    device: str = "cpu",
+    device: str | None = None,
     max_epochs: float | None = None,
 ) -> Decision:
     """Choose the batch size. The largest that fits in memory caps the candidates; then,
@@ -710,6 +722,7 @@ def batch_size_search(
 
     mode = batch_comparison(compare)
     task = ctx.load()
+    device = device or ctx.device  # the memory probe and the timings run where the trials do
     fit_ = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
     if mode == "off":
         return memory_decision(fit_, task)
@@ -762,13 +775,11 @@ def batch_size_search(
     for b in sizes:
         epochs = steps[b] / batches_per_epoch(task.train_data, b)
         specs.append(
-            TrialSpec(
-                task=ctx.task,
-                kind="train",
-                seed=seed,
-                task_options=dict(ctx.task_options),
-                hparams=hp.with_(batch_size=b, max_lr=lr_decisions[b].value).to_dict(),
-                budget={"epochs": epochs, "eval_every": max(1, steps[b] // 10)},
+            ctx.spec(
+                "train",
+                hp.with_(batch_size=b, max_lr=lr_decisions[b].value),
+                {"epochs": epochs, "eval_every": max(1, steps[b] // 10)},
+                seed,
                 tag=f"batch_size={b}",
             )
         )

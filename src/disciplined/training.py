@@ -25,13 +25,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from disciplined.errors import UsageError
+
 Data = Any  # (inputs, targets) tensors, a Dataset, or a DataLoader
 StopRule = Callable[[int, float], "str | None"]
 
 __all__ = [
     "EvalRecord",
     "History",
+    "LoaderDataset",
     "batches_per_epoch",
+    "device_and_amp",
+    "device_name",
     "evaluate",
     "fit",
     "group_momentum",
@@ -156,18 +161,53 @@ class History:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` or ``"auto"`` picks CUDA when available, else the CPU; a bad name raises."""
+    """``None`` or ``"auto"`` picks CUDA when available, else the CPU; a bad name, or CUDA
+    asked for where there is none, raises `UsageError`."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
+    except (RuntimeError, TypeError) as exc:
+        raise UsageError(
             f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
         ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {device!r} was asked for but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                "device(s)"
+            )
     return dev
+
+
+def device_name(dev: torch.device) -> str:
+    """A device's full name, ``cuda:0`` rather than ``cuda``: what a record says a run
+    ran on."""
+    if dev.type == "cuda" and dev.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(dev)
+
+
+def device_and_amp(
+    device: str | torch.device | None, amp: str | bool | None = None
+) -> tuple[str, str | None]:
+    """Where a run goes, by its full name (``auto`` resolved once, here), and its mixed
+    precision (``None``, ``"bf16"`` or ``"fp16"``; ``True`` means bf16, ``"off"`` none).
+    Bad input, or mixed precision off CUDA, raises `UsageError` before anything runs."""
+    dev = resolve_device(device)
+    if amp in (None, False, "off"):
+        return device_name(dev), None
+    if amp is True:
+        amp = "bf16"
+    if amp not in ("bf16", "fp16"):
+        raise UsageError(f"amp must be 'bf16', 'fp16' or 'off', got {amp!r}")
+    if dev.type != "cuda":
+        raise UsageError(f"amp (mixed precision) needs a CUDA device, not {dev.type}")
+    return device_name(dev), str(amp)
 
 
 def _is_tensor_pair(data: Data) -> bool:
@@ -176,6 +216,60 @@ def _is_tensor_pair(data: Data) -> bool:
         and len(data) >= 2
         and all(isinstance(t, torch.Tensor) for t in data)
     )
+
+
+class LoaderDataset(Dataset):
+    """A user's `DataLoader` taken apart so it can be re-batched at any size: its dataset,
+    its ``collate_fn``, worker count and pinning, and the batch size it had (a task's
+    default). The batch-size study needs this; a `DataLoader` as such batches only at its
+    own size. `from_loader` refuses an iterable dataset (no length, no indexing)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        *,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        batch_size: int | None = None,
+    ) -> None:
+        """Wrap ``dataset`` (map-style, with a length) and how its batches are built."""
+        self.dataset = dataset
+        self.collate_fn = collate_fn
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_loader(cls, loader: DataLoader, what: str = "data") -> LoaderDataset:
+        """The loader's parts; `UsageError` for a loader without a map-style dataset."""
+        dataset = loader.dataset
+        if isinstance(dataset, torch.utils.data.IterableDataset) or not hasattr(
+            dataset, "__len__"
+        ):
+            raise UsageError(
+                f"{what}: a DataLoader over an iterable dataset cannot be re-batched or "
+                "counted; give a map-style Dataset (with __len__ and __getitem__)"
+            )
+        return cls(
+            dataset,
+            loader.collate_fn,
+            num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory,
+            batch_size=loader.batch_size,
+        )
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[index]
+
+    def collate(self, items: list[Any]) -> Any:
+        """A batch of ``items`` the way the user's loader builds one."""
+        from torch.utils.data import default_collate
+
+        return (self.collate_fn or default_collate)(items)
 
 
 def batches_per_epoch(data: Data, batch_size: int) -> int:
@@ -233,10 +327,14 @@ class _Batches:
             # generator, never from torch's global one.
             self.tensors = None
             side = torch.Generator().manual_seed(int(generator.initial_seed()) + 1)
+            parts = data if isinstance(data, LoaderDataset) else None
             self.loader = DataLoader(
-                data,
+                parts.dataset if parts else data,
                 batch_sampler=_IndexBatches(len(data), batch_size, shuffle, generator),
                 generator=side,
+                collate_fn=parts.collate_fn if parts else None,
+                num_workers=parts.num_workers if parts else 0,
+                pin_memory=parts.pin_memory if parts else False,
             )
         else:
             raise TypeError(
@@ -258,6 +356,15 @@ class _Batches:
                     yield tuple(t[i : i + self.batch_size] for t in self.tensors)
         else:
             for batch in self.loader:
+                if not (isinstance(batch, tuple | list) and len(batch) == 2):
+                    what = f"{len(batch)} items" if isinstance(batch, tuple | list) else type(
+                        batch
+                    ).__name__
+                    raise UsageError(
+                        f"each batch must be (inputs, targets), got {what}: return a pair from "
+                        "the dataset or the collate_fn (extra items such as sample weights "
+                        "are not supported)"
+                    )
                 yield tuple(t.to(self.device, non_blocking=True) for t in batch)
 
 
@@ -326,7 +433,9 @@ def _autocast(device: torch.device, amp: bool | str):
     if not amp:
         return nullcontext()
     if device.type != "cuda":
-        raise ValueError("amp (mixed precision) needs a CUDA device; drop it on the CPU")
+        raise UsageError("amp (mixed precision) needs a CUDA device; drop it on the CPU")
+    if amp not in (True, "bf16", "fp16"):
+        raise UsageError(f"amp must be 'bf16' or 'fp16', got {amp!r}")
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
     return torch.autocast("cuda", dtype=dtype)
 
@@ -351,7 +460,7 @@ def fit(
     eval_every: int | None = None,
     eval_batches: int | None = None,
     eval_batch_size: int = 1024,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = None,
     amp: bool | str = False,
     accumulation_steps: int = 1,
     seed: int | None = None,
@@ -374,8 +483,10 @@ def fit(
     mean exceeds ``diverge_factor`` times the mean of the first steps (``diverged`` is set),
     when ``stop(step, loss)`` returns a reason, or after ``max_seconds`` of training.
     ``seed`` seeds torch's global generator (dropout, initial noise) and the shuffling.
-    ``amp`` is ``True``/``"bf16"`` or ``"fp16"`` (with loss scaling) and needs CUDA.
-    ``progress`` is ``True`` for a tqdm bar or a callable ``(step, total)``.
+    ``device`` is where to train (``None``: where the model's parameters already are; the
+    model is moved there). ``amp`` is ``True``/``"bf16"`` or ``"fp16"`` (with loss
+    scaling) and needs CUDA. ``progress`` is ``True`` for a tqdm bar or a callable
+    ``(step, total)``.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs and steps")
@@ -387,7 +498,7 @@ def fit(
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     if diverge_factor is not None and diverge_factor <= 1:
         raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}")
-    dev = resolve_device(device)
+    dev = resolve_device(device) if device is not None else _model_device(model)
     cast = _autocast(dev, amp)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
 

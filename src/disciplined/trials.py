@@ -22,7 +22,7 @@ import torch
 from disciplined.hparams import HParams, build_optimizer, train_task
 from disciplined.range_test import RangeTest, lr_range_test
 from disciplined.tasks import Task, load_task
-from disciplined.training import History
+from disciplined.training import History, device_name, resolve_device
 
 __all__ = ["TrialResult", "TrialSpec", "run_trial", "task_for"]
 
@@ -40,7 +40,9 @@ class TrialSpec:
     ``range_test`` any of ``num_steps``, ``start_lr``, ``end_lr``, ``val_every``,
     ``val_batches``, ``mode``. ``task_options`` are passed to the task function.
     ``init`` optionally names a snapshot (a path) to start training from instead of fresh
-    weights.
+    weights. ``device`` is where it runs (``cpu``, ``cuda``, ``cuda:N``; a worker process
+    reads it from the spec) and ``amp`` its mixed precision on CUDA (``bf16`` or ``fp16``,
+    ``None`` for full precision).
     """
 
     task: str
@@ -51,10 +53,14 @@ class TrialSpec:
     task_options: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
     tag: str = ""
+    device: str = "cpu"
+    amp: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("range_test", "train"):
             raise ValueError(f"kind must be 'range_test' or 'train', got {self.kind!r}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
         HParams.from_dict(self.hparams)  # validates
 
     @property
@@ -62,9 +68,14 @@ class TrialSpec:
         """A stable 16-hex-digit hash of everything that determines the result, and nothing
         else: the ``tag`` is a label, and a range test reads only the hyper-parameters in
         `RANGE_TEST_HPARAMS` (its LR is the sweep's). Two studies asking for the same run
-        (the first range test and the weight-decay sweep's test at 0, say) share one."""
+        (the first range test and the weight-decay sweep's test at 0, say) share one.
+        The ``device`` is where the run happens, not what it is (like the thread count, it
+        moves only the last bits), so a study resumed on another machine reads back what
+        finished; mixed precision changes the arithmetic and is in the key when set."""
         d = asdict(self)
-        del d["tag"]
+        del d["tag"], d["device"]
+        if d["amp"] is None:
+            del d["amp"]
         if self.kind == "range_test":
             d["hparams"] = {k: v for k, v in self.hparams.items() if k in RANGE_TEST_HPARAMS}
         text = json.dumps(d, sort_keys=True, default=str)
@@ -96,6 +107,9 @@ class TrialResult:
     range_test: RangeTest | None = None
     history: History | None = None
     reason: str | None = None
+    device: str | None = None
+    """Where the trial ran (``cpu``, ``cuda:0``); None for a result recorded before this
+    was kept, or one that failed before reaching a device."""
 
     @property
     def epochs(self) -> float:
@@ -117,6 +131,7 @@ class TrialResult:
             "range_test": self.range_test.to_dict() if self.range_test else None,
             "history": self.history.to_dict() if self.history else None,
             "reason": self.reason,
+            "device": self.device,
         }
 
     @classmethod
@@ -130,6 +145,7 @@ class TrialResult:
             range_test=RangeTest.from_dict(d["range_test"]) if d.get("range_test") else None,
             history=History.from_dict(d["history"]) if d.get("history") else None,
             reason=d.get("reason"),
+            device=d.get("device"),
         )
 
 
@@ -144,11 +160,18 @@ def task_for(spec: TrialSpec) -> Task:
     return _TASK_CACHE[cache_key]
 
 
-def run_trial(spec: TrialSpec, task: Task | None = None, device: str = "cpu") -> TrialResult:
-    """Run ``spec`` in this process. A trial that raises is returned as ``failed`` with its
-    reason (the error's last line); a run whose loss diverges as ``diverged``."""
+def run_trial(
+    spec: TrialSpec, task: Task | None = None, device: str | None = None
+) -> TrialResult:
+    """Run ``spec`` in this process, on ``spec.device`` (``device``, when given, overrides
+    it). A trial that raises is returned as ``failed`` with its reason (the error's last
+    line); a run whose loss diverges as ``diverged``. The result records the device."""
     t0 = time.perf_counter()
+    where: str | None = None
     try:
+        dev = resolve_device(device or spec.device)
+        where = device_name(dev)
+        amp: bool | str = spec.amp or False
         task = task or task_for(spec)
         hp = spec.hp
         if spec.kind == "train":
@@ -158,7 +181,8 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str = "cpu") ->
                 hp,
                 epochs=float(spec.budget["epochs"]),
                 seed=spec.seed,
-                device=device,
+                device=dev,
+                amp=amp,
                 model=model,
                 eval_every=spec.budget.get("eval_every"),
             )
@@ -170,6 +194,7 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str = "cpu") ->
                 time.perf_counter() - t0,
                 history=history,
                 reason=history.diverged_reason,
+                device=where,
             )
         torch.manual_seed(spec.seed)
         model = _initial_model(spec, task, hp)
@@ -189,7 +214,8 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str = "cpu") ->
             val_every=int(b.get("val_every", 10)),
             val_batches=int(b.get("val_batches", 2)),
             seed=spec.seed,
-            device=device,
+            device=dev,
+            amp=amp,
             rule=b.get("rule", "smith"),
             meta={"task": task.name, "steps_per_epoch": _steps_per_epoch(task, hp)},
         )
@@ -203,10 +229,13 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str = "cpu") ->
             time.perf_counter() - t0,
             range_test=test,
             reason=test.stop_reason if status == "diverged" else None,
+            device=where,
         )
     except Exception as exc:  # a failed trial is recorded; the study goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return TrialResult(spec.key, spec, "failed", time.perf_counter() - t0, reason=last)
+        return TrialResult(
+            spec.key, spec, "failed", time.perf_counter() - t0, reason=last, device=where
+        )
 
 
 def _steps_per_epoch(task: Task, hp: HParams) -> int:

@@ -133,3 +133,26 @@ def prepare_out(path: str) -> Path:
     if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
         raise UsageError(f"output folder {path!r} is not writable")
     return out
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """``--device`` (default ``auto``: CUDA when the machine has it) and ``--amp``."""
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="cpu, cuda, cuda:N or auto (default: CUDA when there is one, else the CPU)",
+    )
+    p.add_argument(
+        "--amp",
+        choices=("off", "bf16", "fp16"),
+        default="off",
+        help="mixed precision (CUDA only)",
+    )
+
+
+def device_from_args(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The device and mixed precision asked for, checked (`UsageError`) before any file is
+    written."""
+    from disciplined.training import device_and_amp
+
+    return device_and_amp(args.device, args.amp)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from disciplined.cli.common import (
+    add_device_args,
     add_task_args,
+    device_from_args,
     momentum_pair,
     nonneg_float,
     positive_float,
@@ -64,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=nonneg_float, default=0.0)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    add_device_args(p)
     p.add_argument("--out", default="runs/find-lr")
     p.set_defaults(run=run)
 
@@ -72,6 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the test, write ``range_test.json`` and ``range_test.png``, print the suggestion."""
     task = task_from_args(args)
+    device, amp = device_from_args(args)
     out = prepare_out(args.out)
     if args.start_lr >= args.end_lr:
         raise ValueError(f"--start-lr must be < --end-lr, got {args.start_lr} >= {args.end_lr}")
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=hp.batch_size,
         val_every=args.val_every,
         val_batches=args.val_batches,
-        device=args.device,
+        device=device,
+        amp=amp or False,
         seed=args.seed,
         repeats=args.repeats,
         rule=args.rule,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from disciplined.cli.common import (
+    add_device_args,
     add_task_args,
+    device_from_args,
     nonneg_float,
     parse_task_options,
     positive_float,
@@ -76,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="weight decay: one more value halfway between the best two",
     )
     p.add_argument("--seed", type=int, default=0)
+    add_device_args(p)
     p.add_argument("--out", default="runs/sweep")
     p.set_defaults(run=run)
 
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         if args.study in ("momentum", "dropout") and any(v >= 1 for v in args.values):
             raise UsageError(f"{args.study} values must be < 1, got {max(args.values)}")
     task = task_from_args(args)
+    device, amp = device_from_args(args)
     out = prepare_out(args.out)
     store = open_store(args.store, out)
     hp = HParams(
@@ -109,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         executor=make_executor(args.workers),
         out=out,
         on_result=trial_progress(),
+        device=device,
+        amp=amp,
     )
     with store:
         if args.study == "weight-decay":

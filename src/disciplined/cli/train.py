@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from disciplined.cli.common import (
+    add_device_args,
     add_task_args,
+    device_from_args,
     momentum_pair,
     nonneg_float,
     positive_float,
@@ -48,10 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=nonneg_float, default=0.0)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument(
-        "--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision (CUDA only)"
-    )
+    add_device_args(p)
     p.add_argument(
         "--eval-every",
         type=positive_int,
@@ -65,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train, write ``history.json`` and ``curves.png``, print one summary line."""
     task = task_from_args(args)
+    device, amp = device_from_args(args)
     out = prepare_out(args.out)
     if args.dropout and not task.takes_dropout:
         raise UsageError(f"task {task.name!r} has no dropout to set (--dropout {args.dropout})")
@@ -79,14 +79,13 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         schedule=args.schedule,
     )
-    amp = False if args.amp == "off" else args.amp
     _, history = train_task(
         task,
         hp,
         epochs=args.epochs,
         seed=args.seed,
-        device=args.device,
-        amp=amp,
+        device=device,
+        amp=amp or False,
         eval_every=args.eval_every,
         progress=True,
     )

@@ -9,7 +9,9 @@ import sys
 import threading
 
 from disciplined.cli.common import (
+    add_device_args,
     add_task_args,
+    device_from_args,
     parse_task_options,
     positive_float,
     positive_int,
@@ -58,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    add_device_args(p)
     p.add_argument(
         "--range-steps",
         type=positive_int,
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     task_from_args(args)  # a bad task fails here, before any folder is made
     if args.memory_limit is not None:
         parse_memory(args.memory_limit)
+    device, amp = device_from_args(args)
     out = prepare_out(args.out)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -141,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             optimizer=args.optimizer,
             seed=args.seed,
-            device=args.device,
+            device=device,
+            amp=amp,
             range_steps=args.range_steps,
             compare_batch_sizes=args.compare_batch_sizes,
             batch_sizes=args.batch_sizes,

@@ -781,6 +781,11 @@ def _compute(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         )
     if _finite(meta.get("wall_seconds")):
         notes.append(f"Wall-clock time of the whole tune: {_fmt(meta['wall_seconds'])} s.")
+    devices = _mapping(meta.get("trial_devices"))
+    if devices:
+        where = ", ".join(f"{_e(str(k))} ({_fmt(v)})" for k, v in devices.items())
+        amp = f", mixed precision {_e(str(meta['amp']))}" if meta.get("amp") else ""
+        notes.append(f"Trials ran on: {where}{amp}.")
     return (
         '<section id="compute"><h2>Compute spent</h2>'
         "<p>Epochs of the task (range-test and training steps alike) and seconds of training, "
