@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from disciplined.errors import UsageError
 from disciplined.schedules import RangeSweep
 from disciplined.suggest import (
     MIN_POINTS,
@@ -79,6 +80,52 @@ class RangeTest:
     def diverged(self) -> bool:
         """Whether the test stopped because the loss diverged."""
         return self.stop_reason is not None and self.stop_step is not None
+
+    @property
+    def turned(self) -> bool:
+        """Whether the loss stopped falling before the sweep's end (it diverged, or its
+        smoothed minimum lies before the last 5% of the steps). A test that never turned
+        says only that the max LR is at least the sweep's end."""
+        finite = [i for i, v in enumerate(self.smoothed) if math.isfinite(v)]
+        if self.stop_reason is not None:
+            return True
+        if not finite:
+            return False
+        low = min(finite, key=lambda i: self.smoothed[i])
+        return low < 0.95 * (len(self.lrs) - 1)
+
+    @property
+    def inconclusive(self) -> str | None:
+        """Why the test cannot set a max LR, or None when it can: no suggestion (the loss
+        diverged before there was a curve to read), or a sweep that never turned."""
+        if self.suggestion is None:
+            where = f" at step {self.stop_step}" if self.stop_step is not None else ""
+            why = f" ({self.stop_reason})" if self.stop_reason else ""
+            return (
+                f"the loss diverged{where}{why} before the curve could be read: start the "
+                f"sweep lower than {self.start_lr:g}"
+            )
+        if not self.turned:
+            return (
+                f"the loss was still falling at the sweep's end LR {self.end_lr:g}: the max "
+                f"LR is at least that; rerun with a higher end_lr"
+            )
+        return None
+
+    @property
+    def max_lr(self) -> float:
+        """The suggested max LR; `UsageError` saying why when the test is `inconclusive`."""
+        reason = self.inconclusive
+        if reason is not None or self.suggestion is None:
+            raise UsageError(f"the range test is inconclusive: {reason}")
+        return self.suggestion.max_lr
+
+    @property
+    def min_lr(self) -> float:
+        """The suggested min LR (``max_lr / div``); raises like `max_lr`."""
+        self.max_lr  # noqa: B018 - raises when inconclusive
+        assert self.suggestion is not None
+        return self.suggestion.min_lr
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (non-finite numbers become strings)."""

@@ -241,6 +241,22 @@ class OneCyclePolicy(_Serializable):
                 f"total_steps must be at least {needed}"
             )
 
+    @classmethod
+    def from_suggestion(
+        cls, suggestion: Any, total_steps: int, **kwargs: Any
+    ) -> OneCyclePolicy:
+        """The 1cycle a range test suggests: ``max_lr`` and ``div = max_lr / min_lr`` from
+        ``suggestion`` (a `suggest.Suggestion`, or a `RangeTest`, whose inconclusive
+        reading raises), over ``total_steps``; ``kwargs`` set the other fields."""
+        max_lr, min_lr = float(suggestion.max_lr), float(suggestion.min_lr)
+        if not (math.isfinite(max_lr) and math.isfinite(min_lr) and 0 < min_lr < max_lr):
+            raise ValueError(
+                f"a suggestion needs 0 < min_lr < max_lr, got min_lr={min_lr!r}, "
+                f"max_lr={max_lr!r}"
+            )
+        kwargs.setdefault("div", max_lr / min_lr)
+        return cls(max_lr=max_lr, total_steps=total_steps, **kwargs)
+
     @property
     def min_lr(self) -> float:
         """Learning rate at the start and at the end of the cycle: ``max_lr / div``."""
