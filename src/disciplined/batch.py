@@ -29,7 +29,7 @@ from disciplined.decide import Decision
 from disciplined.hparams import HParams, build_optimizer
 from disciplined.range_test import preserved_state
 from disciplined.tasks import Task
-from disciplined.training import resolve_device
+from disciplined.training import LoaderDataset, resolve_device
 
 __all__ = [
     "MemoryFit",
@@ -134,9 +134,15 @@ def step_memory(
 
 
 def _tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real samples to probe with: the tensors themselves, or the first 64 items of a
+    dataset batched the way its training batches are (a user loader's ``collate_fn``)."""
     if isinstance(data, tuple | list) and len(data) >= 2:
         return data[0], data[1]
-    xs, ys = zip(*(data[i] for i in range(min(len(data), 64))), strict=True)
+    items = [data[i] for i in range(min(len(data), 64))]
+    if isinstance(data, LoaderDataset):
+        x, y = data.collate(items)
+        return x, y
+    xs, ys = zip(*items, strict=True)
     return torch.stack(xs), torch.stack([torch.as_tensor(v) for v in ys])
 
 

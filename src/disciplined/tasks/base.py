@@ -31,9 +31,12 @@ class Task:
 
     ``build_model(hparams)`` returns a fresh model; it honours ``hparams["dropout"]`` when
     ``takes_dropout`` is true. ``train_data`` and ``val_data`` are ``(inputs, targets)``
-    tensors (the fast path) or any torch ``Dataset``. ``metric`` maps a batch of outputs and
-    targets to a 0-d tensor averaged over the batch; ``higher_is_better`` says which way it
-    points.
+    tensors (the fast path), any map-style torch ``Dataset`` whose items are
+    ``(input, target)`` pairs, or a ``DataLoader`` over one: a loader is kept as its dataset
+    and ``collate_fn`` (`training.LoaderDataset`) so the recipe can batch it at any size.
+    ``metric`` maps a batch of outputs and targets to a 0-d tensor averaged over the batch;
+    ``higher_is_better`` says which way it points. `from_tensors` and `from_loaders` build
+    one without writing the fields out.
     """
 
     name: str
@@ -49,6 +52,77 @@ class Task:
     default_batch_size: int = 64
     description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("train_data", "val_data"):
+            object.__setattr__(self, name, _checked_data(getattr(self, name), name))
+
+    @classmethod
+    def from_tensors(
+        cls,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        model: Callable[..., nn.Module],
+        **kwargs: Any,
+    ) -> Task:
+        """A task on in-memory ``(inputs, targets)`` tensors. ``model()`` (or
+        ``model(dropout=p)`` with ``takes_dropout=True``) builds a fresh model; the other
+        keyword arguments are `Task` fields, with defaults read from ``kind``
+        (``"classification"``: cross-entropy and accuracy; ``"regression"``: mean squared
+        error and R²) and ``name="user-task"``."""
+        return cls._build(train, val, model, **kwargs)
+
+    @classmethod
+    def from_loaders(
+        cls,
+        train: Any,
+        val: Any,
+        model: Callable[..., nn.Module],
+        **kwargs: Any,
+    ) -> Task:
+        """A task on a user's ``DataLoader``s (or ``Dataset``s): as `from_tensors`, the
+        default batch size being the training loader's own. The loaders' datasets must be
+        map-style; their ``collate_fn`` builds every batch, at whatever size a study asks."""
+        if "default_batch_size" not in kwargs:
+            size = getattr(train, "batch_size", None)
+            if isinstance(size, int) and size > 0:
+                kwargs["default_batch_size"] = size
+        return cls._build(train, val, model, **kwargs)
+
+    @classmethod
+    def _build(cls, train: Any, val: Any, model: Callable[..., nn.Module], **kw: Any) -> Task:
+        from disciplined.errors import UsageError
+
+        if isinstance(model, nn.Module) or not callable(model):
+            raise UsageError(
+                "model must be a callable returning a fresh nn.Module (a class or a "
+                f"function: every trial starts from new weights), got {type(model).__name__}"
+            )
+        kind = kw.pop("kind", "classification")
+        if kind not in ("classification", "regression"):
+            raise UsageError(f"kind must be 'classification' or 'regression', got {kind!r}")
+        classify = kind == "classification"
+        kw.setdefault("loss_fn", nn.functional.cross_entropy if classify else _mse)
+        if "metric" not in kw:
+            kw["metric"] = accuracy if classify else r2_score
+            kw.setdefault("metric_name", "accuracy" if classify else "r2")
+        kw.setdefault("metric_name", "metric")
+        takes_dropout = bool(kw.pop("takes_dropout", False))
+
+        def build(hparams: Mapping[str, Any]) -> nn.Module:
+            if takes_dropout:
+                return model(dropout=float(hparams.get("dropout", 0.0)))
+            return model()
+
+        return cls(
+            name=kw.pop("name", "user-task"),
+            build_model=build,
+            train_data=train,
+            val_data=val,
+            kind=kind,
+            takes_dropout=takes_dropout,
+            **kw,
+        )
 
     @property
     def num_train(self) -> int:
@@ -67,6 +141,44 @@ class Task:
     def param_count(self) -> int:
         """Number of trainable parameters of a model built with default hyper-parameters."""
         return sum(p.numel() for p in self.model().parameters() if p.requires_grad)
+
+
+def _mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return nn.functional.mse_loss(outputs.reshape(targets.shape), targets)
+
+
+def _checked_data(data: Data, name: str) -> Data:
+    """``data`` as the training loop takes it; one-line `UsageError` for what it cannot."""
+    from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+    from disciplined.errors import UsageError
+    from disciplined.training import LoaderDataset
+
+    if isinstance(data, DataLoader):
+        return LoaderDataset.from_loader(data, name)
+    if isinstance(data, tuple | list):
+        if not all(isinstance(t, torch.Tensor) for t in data):
+            raise UsageError(f"{name} must be (inputs, targets) tensors, a Dataset or a DataLoader")
+        if len(data) != 2:
+            raise UsageError(
+                f"{name} must be (inputs, targets): got a tuple of {len(data)} tensors "
+                "(extra tensors such as sample weights are not supported)"
+            )
+        if len(data[0]) != len(data[1]):
+            raise UsageError(
+                f"{name}: inputs and targets differ in length ({len(data[0])} vs {len(data[1])})"
+            )
+        if len(data[0]) == 0:
+            raise UsageError(f"{name} is empty")
+        return tuple(data)
+    if isinstance(data, IterableDataset) or not isinstance(data, Dataset):
+        raise UsageError(
+            f"{name} must be (inputs, targets) tensors, a map-style Dataset or a DataLoader, "
+            f"got {type(data).__name__}"
+        )
+    if not hasattr(data, "__len__"):
+        raise UsageError(f"{name}: a Dataset without a length cannot be batched into epochs")
+    return data
 
 
 def _length(data: Data) -> int:
