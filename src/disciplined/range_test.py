@@ -40,7 +40,7 @@ from disciplined.suggest import (
     suggest,
     suggest_multi,
 )
-from disciplined.training import Data, _dec, _enc, fit, resolve_device
+from disciplined.training import Data, LossFn, _dec, _enc, fit, resolve_device
 
 __all__ = ["RangeTest", "lr_range_test", "overlay", "preserved_state"]
 
@@ -321,7 +321,7 @@ class _DivergenceRule:
 def lr_range_test(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: LossFn,
     train_data: Data,
     *,
     val_data: Data | None = None,

@@ -29,8 +29,10 @@ from disciplined.errors import UsageError
 
 Data = Any  # (inputs, targets) tensors, a Dataset, or a DataLoader
 StopRule = Callable[[int, float], "str | None"]
+LossFn = Any  # loss_fn(outputs, targets) -> loss, or a `BatchLoss` (fn(model, batch) -> loss)
 
 __all__ = [
+    "BatchLoss",
     "EvalRecord",
     "History",
     "LoaderDataset",
@@ -218,6 +220,61 @@ def _is_tensor_pair(data: Data) -> bool:
     )
 
 
+class BatchLoss:
+    """A loss computed from the whole batch by the user's own code, ``fn(model, batch)``,
+    for models whose batches are not ``(inputs, targets)`` pairs: a LightningModule's
+    ``training_step``, a Hugging Face model fed a dict with ``labels``. Pass it where a
+    ``loss_fn`` goes (`fit`, `evaluate`, `lr_range_test`); batches then reach ``fn`` as the
+    loader built them (tensors, tuples, dicts, or anything with ``.to(device)``), moved to
+    the device. No metric is computed from a `BatchLoss` (it gives no outputs)."""
+
+    def __init__(self, fn: Callable[[nn.Module, Any], torch.Tensor]) -> None:
+        """Wrap ``fn(model, batch) -> scalar loss tensor``."""
+        if not callable(fn):
+            raise TypeError(f"BatchLoss needs a callable fn(model, batch), got {fn!r}")
+        self.fn = fn
+
+    def __call__(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The batch's loss."""
+        return self.fn(model, batch)
+
+    def __repr__(self) -> str:
+        return f"BatchLoss({getattr(self.fn, '__qualname__', self.fn)!r})"
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """A batch of any nesting of tensors, tuples, lists and dicts, moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple | list):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    to = getattr(batch, "to", None)  # e.g. a Hugging Face BatchEncoding
+    return to(device) if callable(to) else batch
+
+
+def _batch_len(batch: Any) -> int:
+    """Samples in a batch: the length of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch) if batch.dim() else 1
+    values = batch.values() if hasattr(batch, "values") else batch
+    if isinstance(values, tuple | list) or hasattr(batch, "values"):
+        for v in values:
+            n = _batch_len(v)
+            if n:
+                return n
+    return 0
+
+
+def _batch_loss(model: nn.Module, loss_fn: Any, batch: Any) -> torch.Tensor:
+    """The loss of one batch: ``loss_fn(model(x), y)``, or a `BatchLoss`'s own."""
+    if isinstance(loss_fn, BatchLoss):
+        return loss_fn(model, batch)
+    x, y = batch
+    return loss_fn(model(x), y)
+
+
 class LoaderDataset(Dataset):
     """A user's `DataLoader` taken apart so it can be re-batched at any size: its dataset,
     its ``collate_fn``, worker count and pinning, and the batch size it had (a task's
@@ -308,8 +365,10 @@ class _Batches:
         device: torch.device,
         shuffle: bool,
         generator: torch.Generator,
+        raw: bool = False,
     ) -> None:
         self.device = device
+        self.raw = raw
         self.generator = generator
         self.shuffle = shuffle
         self.batch_size = batch_size
@@ -356,6 +415,9 @@ class _Batches:
                     yield tuple(t[i : i + self.batch_size] for t in self.tensors)
         else:
             for batch in self.loader:
+                if self.raw:
+                    yield _to_device(batch, self.device)
+                    continue
                 if not (isinstance(batch, tuple | list) and len(batch) == 2):
                     what = f"{len(batch)} items" if isinstance(batch, tuple | list) else type(
                         batch
@@ -381,7 +443,7 @@ def group_momentum(group: dict[str, Any]) -> float | None:
 def evaluate(
     model: nn.Module,
     data: Data,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: LossFn,
     metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     *,
     batch_size: int = 1024,
@@ -400,12 +462,25 @@ def evaluate(
     total_loss = torch.zeros((), dtype=torch.float64, device=dev)
     total_metric = torch.zeros((), dtype=torch.float64, device=dev)
     count = 0
-    batches = _Batches(data, batch_size, dev, shuffle=False, generator=torch.Generator())
+    raw = isinstance(loss_fn, BatchLoss)
+    if raw:
+        metric = None  # a BatchLoss gives the loss, not outputs to score
+    batches = _Batches(
+        data, batch_size, dev, shuffle=False, generator=torch.Generator(), raw=raw
+    )
     cast = _autocast(dev, amp)
     try:
-        for i, (x, y) in enumerate(batches.epoch()):
+        for i, batch in enumerate(batches.epoch()):
             if max_batches is not None and i >= max_batches:
                 break
+            if raw:
+                with cast:
+                    loss = loss_fn(model, batch)
+                n = max(1, _batch_len(batch))
+                total_loss += loss.detach().double() * n
+                count += n
+                continue
+            x, y = batch
             with cast:
                 out = model(x)
                 loss = loss_fn(out, y)
@@ -448,7 +523,7 @@ def fit(
     optimizer: torch.optim.Optimizer,
     train_data: Data,
     *,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: LossFn,
     val_data: Data | None = None,
     metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     metric_name: str = "metric",
@@ -510,7 +585,14 @@ def fit(
         gen.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
     model.to(dev)
     model.train()
-    batches = _Batches(train_data, batch_size, dev, shuffle=True, generator=gen)
+    batches = _Batches(
+        train_data,
+        batch_size,
+        dev,
+        shuffle=True,
+        generator=gen,
+        raw=isinstance(loss_fn, BatchLoss),
+    )
     micro_per_epoch = batches.per_epoch
     steps_per_epoch = max(1, math.ceil(micro_per_epoch / accumulation_steps))
     total = int(steps) if steps is not None else round(float(epochs) * steps_per_epoch)
@@ -629,13 +711,12 @@ def fit(
         step_loss = None
         for _ in range(n_micro):
             try:
-                x, y = next(epoch_iter)
+                batch = next(epoch_iter)
             except StopIteration:
                 epoch_iter = batches.epoch()
-                x, y = next(epoch_iter)
+                batch = next(epoch_iter)
             with cast:
-                out = model(x)
-                loss = loss_fn(out, y)
+                loss = _batch_loss(model, loss_fn, batch)
             scaled = loss / n_micro if n_micro > 1 else loss
             if scaler is not None:
                 scaler.scale(scaled).backward()

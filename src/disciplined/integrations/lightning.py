@@ -1,0 +1,196 @@
+"""Lightning: the range test on a ``LightningModule`` and Smith's 1cycle as a callback.
+
+    from disciplined.integrations.lightning import OneCycle, find_lr
+
+    test = find_lr(module, datamodule=dm)          # writes module.lr (or hparams.lr)
+    trainer = L.Trainer(max_epochs=10, callbacks=[OneCycle(max_lr=test.max_lr)])
+    trainer.fit(module, datamodule=dm)
+
+`find_lr` runs `disciplined.lr_range_test` on the module itself: its own
+``configure_optimizers`` and ``training_step`` (the loss it returns is the curve), the
+datamodule's or module's loaders, and it puts weights and optimizer back bit for bit.
+`OneCycle` sets the LR and momentum (``betas[0]`` for Adam-style optimizers) before every
+optimizer step from the trainer's ``global_step``, so a run resumed from a Lightning
+checkpoint continues the cycle where it stopped. Install with ``pip install
+'disciplined[lightning]'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from disciplined.errors import UsageError
+from disciplined.integrations import apply_policy, require
+from disciplined.range_test import RangeTest, lr_range_test
+from disciplined.schedules import OneCyclePolicy
+from disciplined.training import BatchLoss
+
+L = require("lightning.pytorch", "lightning")
+
+__all__ = ["OneCycle", "find_lr"]
+
+
+def _optimizer(module: Any) -> torch.optim.Optimizer:
+    """The one optimizer ``configure_optimizers`` returns, in any of Lightning's shapes."""
+    got = module.configure_optimizers()
+    if isinstance(got, dict):
+        got = got.get("optimizer")
+    if isinstance(got, list | tuple):
+        first = got[0] if got else None
+        if isinstance(first, list | tuple):  # ([optimizers], [schedulers])
+            first = first[0] if first else None
+        if isinstance(first, dict):
+            first = first.get("optimizer")
+        if len(got) > 1 and isinstance(got[1], torch.optim.Optimizer):
+            raise UsageError("find_lr supports one optimizer; configure_optimizers gave several")
+        got = first
+    if not isinstance(got, torch.optim.Optimizer):
+        raise UsageError(
+            f"configure_optimizers must return an optimizer (or Lightning's dict/list of one), "
+            f"got {type(got).__name__}"
+        )
+    return got
+
+
+def _step_loss(module: Any) -> BatchLoss:
+    def loss(_model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        out = module.training_step(batch, 0)
+        if isinstance(out, dict):
+            out = out.get("loss")
+        if not isinstance(out, torch.Tensor):
+            raise UsageError(
+                "training_step must return the loss (a tensor, or a dict with 'loss') for the "
+                f"range test, got {type(out).__name__}"
+            )
+        return out
+
+    return BatchLoss(loss)
+
+
+def _loader(source: Any, name: str) -> Any:
+    try:
+        return getattr(source, name)()
+    except (AttributeError, NotImplementedError):
+        return None
+    except Exception as exc:  # Lightning raises MisconfigurationException when undefined
+        if type(exc).__name__ == "MisconfigurationException":
+            return None
+        raise
+
+
+def find_lr(
+    module: Any,
+    *,
+    trainer: Any = None,
+    datamodule: Any = None,
+    train_dataloaders: Any = None,
+    val_dataloaders: Any = None,
+    attr: str | None = None,
+    **range_test: Any,
+) -> RangeTest:
+    """Run the LR range test on ``module`` (a ``LightningModule``) and write the suggested
+    max LR back into it: ``module.<attr>`` when it has that attribute, else
+    ``module.hparams[<attr>]``; ``attr`` defaults to the first of ``lr`` and
+    ``learning_rate`` the module has (as Lightning's own tuner does), and nothing is written
+    when it has neither. The loaders are ``train_dataloaders``/``val_dataloaders``, else the
+    ``datamodule``'s, else the module's own; validation is optional. The device is the
+    ``trainer``'s when given, else where the module is. Keyword arguments go to
+    `lr_range_test` (``num_steps``, ``end_lr``, ``rule``, ...). Weights and optimizer come
+    back exactly as they were. An inconclusive test raises `UsageError` saying why.
+    """
+    train = train_dataloaders
+    if train is None and datamodule is not None:
+        train = _loader(datamodule, "train_dataloader")
+    if train is None:
+        train = _loader(module, "train_dataloader")
+    if train is None:
+        raise UsageError("find_lr needs training data: train_dataloaders, a datamodule, or "
+                         "the module's train_dataloader()")
+    val = val_dataloaders
+    if val is None and datamodule is not None:
+        val = _loader(datamodule, "val_dataloader")
+    if val is None and train_dataloaders is None:
+        val = _loader(module, "val_dataloader")
+    if trainer is not None and "device" not in range_test:
+        range_test["device"] = trainer.strategy.root_device
+    optimizer = _optimizer(module)
+    test = lr_range_test(module, optimizer, _step_loss(module), train, val_data=val, **range_test)
+    max_lr = test.max_lr  # raises, with the reason, when inconclusive
+    names = [attr] if attr else ["lr", "learning_rate"]
+    for name in names:
+        if hasattr(module, name):
+            setattr(module, name, max_lr)
+            break
+        hparams = getattr(module, "hparams", None)
+        if hparams is not None and name in hparams:
+            hparams[name] = max_lr
+            break
+    return test
+
+
+class OneCycle(L.Callback):
+    """Smith's 1cycle with cyclical momentum on the module's optimizer(s).
+
+    ``total_steps`` defaults to the trainer's ``estimated_stepping_batches`` (optimizer
+    steps over all epochs, accumulation counted). The values for step ``global_step`` are
+    written before each optimizer step, so Lightning's own schedulers should be left out of
+    ``configure_optimizers``. The policy is saved in the checkpoint and taken back on
+    resume, with the step, so the cycle goes on as if never stopped.
+    """
+
+    def __init__(
+        self,
+        max_lr: float,
+        *,
+        total_steps: int | None = None,
+        div: float = 10.0,
+        max_momentum: float = 0.95,
+        min_momentum: float = 0.85,
+        annihilation: float = 0.1,
+    ) -> None:
+        """A 1cycle peaking at ``max_lr``; see `OneCyclePolicy` for the other values."""
+        super().__init__()
+        self.settings = {
+            "max_lr": float(max_lr),
+            "div": div,
+            "max_momentum": max_momentum,
+            "min_momentum": min_momentum,
+            "annihilation": annihilation,
+        }
+        self.total_steps = total_steps
+        self.policy: OneCyclePolicy | None = None
+        if total_steps is not None:
+            self.policy = OneCyclePolicy(total_steps=total_steps, **self.settings)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """Size the cycle (unless given or restored) and write step ``global_step``."""
+        if self.policy is None:
+            total = int(trainer.estimated_stepping_batches)
+            self.policy = OneCyclePolicy(total_steps=total, **self.settings)
+        self._apply(trainer)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, idx: int) -> None:
+        """Write the values for the optimizer step this batch contributes to."""
+        self._apply(trainer)
+
+    def _apply(self, trainer: Any) -> None:
+        assert self.policy is not None
+        for optimizer in trainer.optimizers:
+            apply_policy(optimizer, self.policy, trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The policy, so a resumed run keeps the cycle it started with."""
+        return {"policy": self.policy.to_dict() if self.policy else None}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the checkpoint's policy back."""
+        saved = state_dict.get("policy")
+        if saved:
+            from disciplined.schedules import policy_from_dict
+
+            policy = policy_from_dict(saved)
+            if not isinstance(policy, OneCyclePolicy):
+                raise UsageError(f"the checkpoint holds a {type(policy).__name__}, not 1cycle")
+            self.policy = policy
