@@ -139,3 +139,45 @@ def test_one_cycle_resumes_from_a_checkpoint_where_it_stopped(tmp_path):
     # 20: the cycle goes on from step 20 of the original 48-step cycle, not a new one
     assert first.seen == full.seen[:20] and len(second.seen) >= 16
     assert second.seen == full.seen[20 : 20 + len(second.seen)]
+
+
+def test_tune_lightning_decides_as_the_recipe_does_on_the_same_plain_model(tmp_path):
+    from disciplined.hparams import HParams
+    from disciplined.integrations.lightning import tune_lightning
+    from disciplined.studies import (
+        StudyContext,
+        learning_rate_test,
+        momentum_test,
+        peak_momentum,
+        weight_decay_sweep,
+    )
+    from disciplined.tasks import Task
+    from disciplined.trials import run_trial
+
+    module = Classifier()
+    before = copy.deepcopy(module.state_dict())
+    result = tune_lightning(module, num_steps=100, out=str(tmp_path))
+    assert [d.name for d in result.decisions] == [
+        "learning_rate", "weight_decay", "momentum", "learning_rate"
+    ]
+    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())
+    assert module.hparams.lr == result.hparams.max_lr == result.decisions[-1].value
+    assert (tmp_path / "weight_decay.png").exists()
+
+    # the same four studies on the bare network and its loss give the same decisions
+    plain = Task.from_loaders(
+        module.train_dataloader(), module.val_dataloader(), lambda: Classifier().net
+    )
+    ctx = StudyContext(task="plain", task_obj=plain, runner=lambda s: run_trial(s, task=plain))
+    hp = HParams(max_lr=0.1, max_momentum=0.9, min_momentum=0.9, batch_size=32)
+    lr0 = learning_rate_test(ctx, hp, num_steps=100)
+    hp = hp.with_(max_lr=lr0.value)
+    wd = weight_decay_sweep(ctx, hp, None, num_steps=100)
+    hp = hp.with_(weight_decay=wd.value)
+    mom = momentum_test(ctx, hp, num_steps=100)
+    hp = hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
+    final = learning_rate_test(ctx, peak_momentum(hp), num_steps=100, tag="final", repeats=True)
+    assert [d.value for d in result.decisions] == [lr0.value, wd.value, mom.value, final.value]
+    cb = result.callback()
+    assert cb.settings["max_lr"] == final.value
+    assert cb.settings["min_momentum"] == result.hparams.min_momentum

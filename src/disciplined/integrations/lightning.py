@@ -17,6 +17,7 @@ checkpoint continues the cycle where it stopped. Install with ``pip install
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ from disciplined.training import BatchLoss
 
 L = require("lightning.pytorch", "lightning")
 
-__all__ = ["OneCycle", "find_lr"]
+__all__ = ["LightningTuneResult", "OneCycle", "find_lr", "tune_lightning"]
 
 
 def _optimizer(module: Any) -> torch.optim.Optimizer:
@@ -52,21 +53,6 @@ def _optimizer(module: Any) -> torch.optim.Optimizer:
             f"got {type(got).__name__}"
         )
     return got
-
-
-def _step_loss(module: Any) -> BatchLoss:
-    def loss(_model: torch.nn.Module, batch: Any) -> torch.Tensor:
-        out = module.training_step(batch, 0)
-        if isinstance(out, dict):
-            out = out.get("loss")
-        if not isinstance(out, torch.Tensor):
-            raise UsageError(
-                "training_step must return the loss (a tensor, or a dict with 'loss') for the "
-                f"range test, got {type(out).__name__}"
-            )
-        return out
-
-    return BatchLoss(loss)
 
 
 def _loader(source: Any, name: str) -> Any:
@@ -116,17 +102,9 @@ def find_lr(
     if trainer is not None and "device" not in range_test:
         range_test["device"] = trainer.strategy.root_device
     optimizer = _optimizer(module)
-    test = lr_range_test(module, optimizer, _step_loss(module), train, val_data=val, **range_test)
+    test = lr_range_test(module, optimizer, _batch_step_loss(), train, val_data=val, **range_test)
     max_lr = test.max_lr  # raises, with the reason, when inconclusive
-    names = [attr] if attr else ["lr", "learning_rate"]
-    for name in names:
-        if hasattr(module, name):
-            setattr(module, name, max_lr)
-            break
-        hparams = getattr(module, "hparams", None)
-        if hparams is not None and name in hparams:
-            hparams[name] = max_lr
-            break
+    _write_back(module, (attr,) if attr else ("lr", "learning_rate"), max_lr)
     return test
 
 
@@ -194,3 +172,162 @@ class OneCycle(L.Callback):
             if not isinstance(policy, OneCyclePolicy):
                 raise UsageError(f"the checkpoint holds a {type(policy).__name__}, not 1cycle")
             self.policy = policy
+
+
+def _optimizer_name(optimizer: torch.optim.Optimizer) -> str:
+    """The recipe's optimizer family for the user's own: SGD, or AdamW for Adam-style."""
+    if isinstance(optimizer, torch.optim.SGD):
+        return "sgd"
+    if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
+        return "adamw"
+    raise UsageError(
+        f"tune_lightning supports SGD and Adam/AdamW optimizers, got {type(optimizer).__name__}"
+    )
+
+
+class LightningTuneResult:
+    """What `tune_lightning` chose: the `HParams`, the `Decision` of each step with its
+    evidence, and a `OneCycle` callback set to the choice."""
+
+    def __init__(self, hparams: Any, decisions: list[Any]) -> None:
+        """Wrap the chosen ``hparams`` and the ``decisions`` that chose them."""
+        self.hparams = hparams
+        self.decisions = decisions
+
+    def callback(self, **kwargs: Any) -> OneCycle:
+        """A `OneCycle` at the chosen max LR and momenta (``kwargs`` override)."""
+        settings = {
+            "max_momentum": self.hparams.max_momentum,
+            "min_momentum": self.hparams.min_momentum,
+            **kwargs,
+        }
+        return OneCycle(max_lr=self.hparams.max_lr, **settings)
+
+
+def tune_lightning(
+    module: Any,
+    *,
+    datamodule: Any = None,
+    train_dataloaders: Any = None,
+    val_dataloaders: Any = None,
+    num_steps: int = 300,
+    seed: int = 0,
+    device: str | None = None,
+    out: str | None = None,
+) -> LightningTuneResult:
+    """The recipe's range-test steps on a ``LightningModule``: the max LR, weight decay
+    (Smith's grid for the model and data size), momentum, and the max LR again at the
+    cycle's peak momentum on two seeds (`disciplined.studies`). Every trial trains a copy of
+    ``module`` as it is now with its ``training_step`` as the loss, through the loaders as
+    given (`find_lr`'s sources) re-batched at the batch size of the training loader; the
+    validation loader is required (the weight-decay and momentum rules read it). The
+    module itself is not trained; its ``lr`` (or ``learning_rate``) and ``weight_decay``,
+    as attributes or hparams, are set to the choice. ``out`` keeps the plots.
+    """
+    import copy
+    from pathlib import Path
+
+    from disciplined.hparams import HParams
+    from disciplined.studies import (
+        StudyContext,
+        learning_rate_test,
+        momentum_test,
+        peak_momentum,
+        weight_decay_sweep,
+    )
+    from disciplined.tasks import Task
+    from disciplined.training import device_and_amp
+    from disciplined.trials import run_trial
+
+    train = train_dataloaders
+    if train is None and datamodule is not None:
+        train = _loader(datamodule, "train_dataloader")
+    if train is None:
+        train = _loader(module, "train_dataloader")
+    val = val_dataloaders
+    if val is None and datamodule is not None:
+        val = _loader(datamodule, "val_dataloader")
+    if val is None:
+        val = _loader(module, "val_dataloader")
+    if train is None or val is None:
+        raise UsageError("tune_lightning needs training and validation loaders")
+    optimizer = _optimizer_name(_optimizer(module))
+    start = copy.deepcopy(module)
+    task = Task.from_loaders(
+        train,
+        val,
+        lambda: copy.deepcopy(start),
+        loss_fn=_batch_step_loss(),
+        metric=_no_metric,
+        metric_name="val_loss",
+        higher_is_better=False,
+        name=type(module).__name__,
+    )
+    where, _ = device_and_amp(device or _module_device(module))
+    ctx = StudyContext(
+        task=task.name,
+        task_obj=task,
+        runner=lambda spec: run_trial(spec, task=task),
+        out=Path(out) if out else None,
+        device=where,
+    )
+    hp = HParams(
+        max_lr=0.1,
+        max_momentum=0.9,
+        min_momentum=0.9,
+        weight_decay=0.0,
+        batch_size=task.default_batch_size,
+        optimizer=optimizer,
+    )
+    decisions = [learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed)]
+    hp = hp.with_(max_lr=decisions[-1].value)
+    decisions.append(weight_decay_sweep(ctx, hp, None, num_steps=num_steps, seed=seed))
+    hp = hp.with_(weight_decay=decisions[-1].value)
+    decisions.append(momentum_test(ctx, hp, num_steps=num_steps, seed=seed))
+    extra = decisions[-1].extra
+    hp = hp.with_(max_momentum=extra["max_momentum"], min_momentum=extra["min_momentum"])
+    decisions.append(
+        learning_rate_test(ctx, peak_momentum(hp), num_steps=num_steps, seed=seed,
+                           tag="final", repeats=True)
+    )
+    hp = hp.with_(max_lr=decisions[-1].value)
+    _write_back(module, ("lr", "learning_rate"), hp.max_lr)
+    _write_back(module, ("weight_decay",), hp.weight_decay)
+    return LightningTuneResult(hp, decisions)
+
+
+def _batch_step_loss() -> BatchLoss:
+    """The loss of a trial's own copy of the module: its ``training_step``."""
+
+    def loss(model: Any, batch: Any) -> torch.Tensor:
+        with warnings.catch_warnings():  # self.log() outside a Trainer only warns
+            warnings.filterwarnings("ignore", message=r".*self\.log\(\).*")
+            out = model.training_step(batch, 0)
+        if isinstance(out, dict):
+            out = out.get("loss")
+        if not isinstance(out, torch.Tensor):
+            raise UsageError("training_step must return the loss (a tensor or {'loss': ...})")
+        return out
+
+    return BatchLoss(loss)
+
+
+def _no_metric(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(float("nan"))
+
+
+def _module_device(module: Any) -> str:
+    for p in module.parameters():
+        return str(p.device)
+    return "cpu"
+
+
+def _write_back(module: Any, names: tuple[str, ...], value: float) -> None:
+    for name in names:
+        if hasattr(module, name):
+            setattr(module, name, value)
+            return
+        hparams = getattr(module, "hparams", None)
+        if hparams is not None and name in hparams:
+            hparams[name] = value
+            return
