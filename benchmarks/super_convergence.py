@@ -74,7 +74,7 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.quick:
         tasks, seeds, workers = ["digits-mlp"], [0], 1
-        tune_epochs, tune_budget, tune_steps = 2.0, 30.0, 100
+        tune_epochs, tune_budget, tune_steps = 2.0, 36.0, 100
         lengths, long, grid_epochs = (1, 2), 4, 1
     else:
         tasks, seeds, workers = args.tasks.split(","), list(range(args.seeds)), args.workers

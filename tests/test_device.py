@@ -172,3 +172,11 @@ def test_the_cli_refuses_cuda_here_before_writing_anything(tmp_path, capsys, com
     assert main([*argv[:-2], "--device", "cpu", "--amp", "bf16", "--out", str(out)]) == 2
     assert "needs a CUDA device" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_with_mixed_precision_every_trial_runs_on_the_card(tmp_path):
+    r = tune("digits-mlp", epochs=2, out=tmp_path, device="cuda", amp="bf16")
+    assert r.meta["device"] == "cuda:0" and r.meta["amp"] == "bf16"
+    assert set(r.meta["trial_devices"]) == {"cuda:0"}
+    assert r.final_metric > 0.8

@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from disciplined.batch import metric_noise
 from disciplined.decide import Decision
 from disciplined.diagnose import Diagnosis, diagnose
 from disciplined.errors import UsageError
@@ -122,6 +123,10 @@ class TuneResult:
         }
 
 
+BUDGET_FACTOR = 12.0
+"""The default budget, in final runs: four of them are full runs (`FIXED_RUNS`), the rest
+pays for the range tests and the batch-size comparison."""
+
 MIN_RANGE_STEPS = 100
 """The fewest steps a range test of the recipe takes: 100 steps over the sweep's six decades
 is about 17 a decade (fewer leave networks like the MNIST-1D CNN on their initial plateau)."""
@@ -141,14 +146,14 @@ def plan_steps(
     """Range-test steps that keep the recipe within ``budget`` epochs (may be below
     `MIN_RANGE_STEPS`: the caller decides what a short budget means).
 
-    The fixed part is the final run, a corrective run (``2 * final_epochs``) and
-    ``reserved`` epochs (the batch-size comparison's runs). What is left pays for
-    ``n_range_tests`` tests at ``hp.batch_size`` and one at each of ``candidates``, each of
-    the same number of steps (a sweep needs its steps whatever the batch size): that number
-    is ``requested`` if it fits, fewer if not.
+    The fixed part is the final run, its two bracket runs and a corrective run
+    (``FIXED_RUNS * final_epochs``) and ``reserved`` epochs (the batch-size comparison's
+    runs). What is left pays for ``n_range_tests`` tests at ``hp.batch_size`` and one at
+    each of ``candidates``, each of the same number of steps (a sweep needs its steps
+    whatever the batch size): that number is ``requested`` if it fits, fewer if not.
     """
     per_step = _epochs_per_test_step(task, hp, n_range_tests, candidates)
-    left = budget - reserved - 2 * final_epochs
+    left = budget - reserved - FIXED_RUNS * final_epochs
     steps = int(left / per_step) if left > 0 else 0
     return min(requested, steps)
 
@@ -196,8 +201,8 @@ def make_plan(
     ``range_steps`` steps or fewer, never under `MIN_RANGE_STEPS`; the batch-size
     comparison runs only if what is left pays for it with the tests shortened by a third
     at most.
-    ``budget=None`` is the default, 10 x ``epochs``; on a data set so small that one range
-    test is many epochs (a 100-step test on 106 samples at batch 16 is 14 epochs) the
+    ``budget=None`` is the default, `BUDGET_FACTOR` x ``epochs``; on a data set so small
+    that one range test is many epochs (a 100-step test on 106 samples at batch 16 is 14 epochs) the
     default grows to what 100-step tests need, and a note says so: the default is never
     refused. A ``budget`` given that cannot pay for 100-step tests raises `UsageError` with
     the number it would need.
@@ -228,7 +233,7 @@ def make_plan(
         candidates = []
     n_fixed = len(wd_values) + 4
     notes: list[str] = []
-    chosen_budget = float(budget) if budget is not None else 10.0 * epochs
+    chosen_budget = float(budget) if budget is not None else BUDGET_FACTOR * epochs
 
     def steps_for(mode: str, cands: list[int], total: float) -> int:
         # The final and a corrective run first; then the batch-size comparison's runs (at
@@ -256,7 +261,9 @@ def make_plan(
 
     steps = steps_for(mode, [], chosen_budget)
     if steps < MIN_RANGE_STEPS:
-        need = 2 * epochs + MIN_RANGE_STEPS * _epochs_per_test_step(task, hp, n_fixed + 3, [])
+        need = FIXED_RUNS * epochs + MIN_RANGE_STEPS * _epochs_per_test_step(
+            task, hp, n_fixed + 3, []
+        )
         if budget is not None:
             raise UsageError(
                 f"budget {budget:g} epochs is too small: with a final run of {epochs:g} "
@@ -265,7 +272,8 @@ def make_plan(
             )
         chosen_budget = float(math.ceil(need))
         notes.append(
-            f"the default budget of {10 * epochs:g} epochs cannot pay for {MIN_RANGE_STEPS}-"
+            f"the default budget of {BUDGET_FACTOR * epochs:g} epochs cannot pay for "
+            f"{MIN_RANGE_STEPS}-"
             f"step range tests on {task.num_train} samples at batch {hp.batch_size} (one "
             f"test is {MIN_RANGE_STEPS / batches_per_epoch(task.train_data, hp.batch_size):.3g}"
             f" epochs): the budget is {chosen_budget:g} epochs"
@@ -331,7 +339,7 @@ def tune(
 
     ``task`` is a reference (a built-in name or ``file.py:function``) so worker processes can
     rebuild it; a `Task` object works with the in-process executor. ``epochs`` is the final
-    run's length; ``budget`` (epochs of the task, default ``10 * epochs``) caps all compute.
+    run's length; ``budget`` (epochs of the task, default ``12 * epochs``) caps all compute.
     Writes ``hparams.json``, ``tune.json``, ``history.json``, the plots and ``report.html``
     into ``out`` and keeps the trials in ``store`` (default ``out/trials.sqlite``), from
     which a rerun resumes. ``compare_batch_sizes`` is ``"epochs"`` (default: candidates
@@ -499,7 +507,9 @@ def _tune(
     final_lr = record("final_lr", lr_d)
     hp = hp.with_(max_lr=final_lr.value)
 
-    final_epochs, why = _final_epochs(task, bs, epochs, (budget - spent()) / (2 if correct else 1))
+    final_epochs, why = _final_epochs(
+        task, bs, epochs, (budget - spent()) / (FIXED_RUNS if correct else FIXED_RUNS - 1)
+    )
     say(f"final run: {final_epochs:.3g} epochs at batch {hp.batch_size}{why}")
     history, result = _final_run(ctx, hp, final_epochs, seed, "final")
     compute["final_run"] = {"epochs": history.epochs, "seconds": result.seconds}
@@ -507,6 +517,10 @@ def _tune(
         compute["batch_size"]["epochs"] -= history.epochs
         compute["batch_size"]["seconds"] -= result.seconds
         say("final run: the batch-size comparison's run at this batch")
+    hp, history = _lr_bracket(
+        ctx, task, hp, history, final_epochs, seed, lambda: budget - spent(), decisions,
+        compute, say,
+    )
     verdict = diagnose(history)
     say(f"final run: validation {history.metric_name} {_metric(history):.4f}; {verdict.verdict}")
     if verdict.verdict == "diverged":
@@ -613,6 +627,116 @@ def _final_run(
     if result.history is None:
         raise UsageError(f"the {tag} run failed: {result.reason}")
     return result.history, result
+
+
+BRACKET = 3.0
+"""The final run's max LR is bracketed by full runs at it divided and multiplied by this."""
+FIXED_RUNS = 4
+"""Full runs the plan keeps room for: the final run, its two bracket runs, a corrective run."""
+
+
+def _lr_bracket(
+    ctx: StudyContext,
+    task: Task,
+    hp: HParams,
+    history: History,
+    epochs: float,
+    seed: int,
+    left: Callable[[], float],
+    decisions: list[Decision],
+    compute: dict[str, dict[str, float]],
+    say: Callable[[str], None],
+) -> tuple[HParams, History]:
+    """Full 1cycle runs at the final max LR divided and multiplied by `BRACKET` beside the
+    final run; the best validation metric wins (`best_full_run_of_bracket`), the range
+    test's reading keeping any lead within the metric's noise. When an end of the bracket
+    wins by more than the noise and the budget pays, one more run a further step that way.
+
+    A range test reads where the loss stops falling over a few hundred steps; the cycle
+    then runs a warm-up and many epochs, and the same reading sits 3-10x below what a
+    BatchNorm CNN, a GRU or a noisy-label MLP take best, and 10x above what a 266-sample
+    regression does (`docs/design-notes.md`). The full runs are the evidence that settles
+    it; a diverged run scores worst.
+    """
+    base = hp.max_lr
+    runs: dict[float, tuple[History, str, float]] = {base: (history, "", 0.0)}
+    spent = {"epochs": 0.0, "seconds": 0.0}
+    noise = metric_noise(_metric(history), task.num_val, task.kind)
+
+    def run(lrs: list[float]) -> None:
+        specs = [
+            one_cycle_spec(ctx, hp.with_(max_lr=lr), epochs, seed, f"bracket-{lr:.4g}")
+            for lr in lrs
+        ]
+        for lr, r in zip(lrs, ctx.run(specs), strict=True):
+            if r.history is None:
+                raise UsageError(f"the bracket's run at max LR {lr:.4g} failed: {r.reason}")
+            runs[lr] = (r.history, r.key, r.seconds)
+            spent["epochs"] += r.history.epochs
+            spent["seconds"] += r.seconds
+            say(f"bracket: max LR {lr:.4g}: validation {_metric(r.history):.4f}")
+
+    def score(lr: float) -> float:
+        h = runs[lr][0]
+        m = _metric(h)
+        if h.diverged or not math.isfinite(m):
+            return -math.inf
+        return m if task.higher_is_better else -m
+
+    run([base / BRACKET, base * BRACKET])
+    best = max(runs, key=score)
+    if score(best) == -math.inf:  # every run diverged: the retries go on below the lowest
+        best = min(runs)
+    elif best != base and score(best) - score(base) <= noise:
+        best = base
+    extended = False
+    gain = score(best) - score(base) if score(best) > -math.inf else -math.inf
+    if best != base and gain > noise and left() - spent["epochs"] >= epochs:
+        further = best / BRACKET if best < base else best * BRACKET
+        run([further])
+        extended = True
+        if score(further) > score(best) + noise:
+            best = further
+    rows = [
+        {
+            "max_lr": lr,
+            "val_metric": _metric(runs[lr][0]),
+            "val_loss": runs[lr][0].final.val_loss if runs[lr][0].final else None,
+            "diverged": runs[lr][0].diverged,
+            "trial": runs[lr][1] or None,
+        }
+        for lr in sorted(runs)
+    ]
+    scored = "; ".join(
+        f"{r['max_lr']:.4g}: " + ("diverged" if r["diverged"] else f"{r['val_metric']:.4f}")
+        for r in rows
+    )
+    if score(best) == -math.inf:
+        kept = f"every run diverged: lower runs follow from {best:.4g}"
+    else:
+        kept = (
+            f"kept the range test's {base:.4g}" if best == base else f"kept {best:.4g}"
+        ) + (f" (ties within the metric's noise {noise:.3g} go to the reading)" if noise else "")
+    reason = (
+        f"full {epochs:g}-epoch runs at the final max LR {base:.4g} and at 1/{BRACKET:g} and "
+        f"{BRACKET:g}x it" + (", then one step further" if extended else "")
+        + f": {history.metric_name} {scored}; {kept}"
+    )
+    compute["lr_bracket"] = spent
+    decisions.append(
+        Decision(
+            name="learning_rate",
+            value=best,
+            rule="best_full_run_of_bracket",
+            reason=reason,
+            table=tuple(rows),
+            trials=tuple(r["trial"] for r in rows if r["trial"]),
+            extra={"noise": noise, "reading": base},
+            compute=spent,
+        )
+    )
+    say(f"lr_bracket: learning_rate = {best:g} (best_full_run_of_bracket)")
+    return hp.with_(max_lr=best), runs[best][0]
 
 
 RETRY_FACTOR = 3.0

@@ -48,6 +48,14 @@ _HOW_TO_READ = {
         "rates, and with SGD a larger momentum makes every step larger). Its max LR is the "
         "one the final 1cycle run uses."
     ),
+    "lr_bracket": (
+        "A range test reads where the loss stops falling over a few hundred steps; a 1cycle "
+        "run warms up and trains for many epochs, and the largest rate it takes well can lie "
+        "a few times either side of that reading. So the final run is flanked by two more "
+        "full runs, at a third of its max LR and at three times it; the best validation "
+        "metric wins, the reading keeping a lead within the metric's noise, and when an end "
+        "wins clearly one more run goes a step further that way."
+    ),
     "weight_decay": (
         "One LR range test per candidate weight decay, read on the validation loss. Smith: "
         "the right value lets the network train at a high learning rate and reach the lowest "
@@ -131,6 +139,7 @@ _FINAL_RUN_HOW_TO_READ = (
 _TITLES = {
     "learning_rate": "Learning-rate range test",
     "final_learning_rate": "Final learning rate, at the chosen settings",
+    "lr_bracket": "The max LR checked by full runs",
     "weight_decay": "Weight decay",
     "momentum": "Momentum",
     "batch_size": "Batch size",
@@ -146,6 +155,7 @@ _COMPUTE_LABELS = {
     "dropout": "Dropout",
     "final_lr": "Final LR range test",
     "final_run": "Final 1cycle run",
+    "lr_bracket": "Max LR bracket (full runs)",
     "corrective_run": "Corrective run",
     "divergence_retries": "Runs repeated after a divergence",
 }
@@ -540,7 +550,9 @@ def _step_ids(decisions: Sequence[Mapping[str, Any]]) -> list[str]:
     keys, seen_lr = [], False
     for d in decisions:
         name = str(d.get("name", ""))
-        if name == "learning_rate":
+        if name == "learning_rate" and d.get("rule") == "best_full_run_of_bracket":
+            keys.append("lr_bracket")
+        elif name == "learning_rate":
             keys.append("final_learning_rate" if seen_lr else "learning_rate")
             seen_lr = True
         elif name == "batch_size":
