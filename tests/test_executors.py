@@ -235,3 +235,26 @@ def test_a_killed_study_resumes_where_it_stopped(tmp_path: Path):
         without_seconds(r.to_dict()) for r in whole
     ]
     assert all(r.status == "ok" for r in whole)
+
+
+def pid_runner(spec: TrialSpec) -> TrialResult:
+    """A trial that only says which process ran it."""
+    return TrialResult(spec.key, spec, "ok", 0.0, reason=str(os.getpid()))
+
+
+def test_the_workers_are_started_once_and_reused_until_closed():
+    with ProcessExecutor(workers=2, threads=1) as ex:
+        first = ex.run([train_spec(s) for s in range(4)], MemoryStore(), runner=pid_runner)
+        second = ex.run([train_spec(s) for s in range(4, 8)], MemoryStore(), runner=pid_runner)
+        pids = {r.reason for r in first} | {r.reason for r in second}
+        # the same two workers ran both (fresh pools would have brought new processes)
+        assert len(pids) <= 2 and str(os.getpid()) not in pids
+        held = ex._pool
+        assert held is not None
+    assert ex._pool is None  # closed at the end of the block
+    again = ex.run([train_spec(9)], MemoryStore(), runner=pid_runner)
+    assert again[0].reason not in pids  # a closed executor starts new workers
+    ex.close()
+    one_shot = ProcessExecutor(workers=1, threads=1, persistent=False)
+    one_shot.run([train_spec(0)], MemoryStore(), runner=pid_runner)
+    assert one_shot._pool is None

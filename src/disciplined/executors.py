@@ -20,6 +20,7 @@ import abc
 import os
 import pickle
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -111,6 +112,16 @@ class Executor(abc.ABC):
             self._execute(pending, runner, deliver)
         return [results[spec.key] for spec in specs]
 
+    def close(self) -> None:
+        """Release what the executor holds (worker processes); nothing by default."""
+        return None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @abc.abstractmethod
     def _execute(
         self, specs: list[TrialSpec], runner: Runner, deliver: Callable[[TrialResult], None]
@@ -151,6 +162,10 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _shutdown(pool: ProcessPoolExecutor) -> None:
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 class ProcessExecutor(Executor):
     """Runs trials in ``workers`` worker processes (started with ``spawn``: torch and fork do
     not mix).
@@ -159,16 +174,46 @@ class ProcessExecutor(Executor):
     (at least 1). The runner is sent to the workers by pickling, so it must be a module-level
     function. Results are gathered as they complete and stored by this process; the workers
     never touch the store. If the pool breaks (a worker killed, for instance by the
-    out-of-memory killer), everything that completed is stored and `RuntimeError` is raised.
+    out-of-memory killer), everything that completed is stored and `RuntimeError` is raised;
+    the next `run` starts fresh workers.
+
+    The workers are started at the first `run` and kept for the next ones (a worker that
+    imported torch and built a task once reuses both), until `close` (or the end of a
+    ``with`` block, or of the program). ``persistent=False`` starts and stops them around
+    each `run`, as before.
     """
 
-    def __init__(self, workers: int, threads: int | None = None) -> None:
+    def __init__(
+        self, workers: int, threads: int | None = None, *, persistent: bool = True
+    ) -> None:
         """An executor with ``workers`` processes of ``threads`` torch threads each."""
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         _check_threads(threads)
         self.workers = workers
         self.threads = threads
+        self.persistent = persistent
+        self._pool: ProcessPoolExecutor | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.worker_threads,),
+            )
+            self._finalizer = weakref.finalize(self, _shutdown, self._pool)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the workers (a later `run` starts new ones)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._pool, self._finalizer = None, None
+
+
 
     @property
     def worker_threads(self) -> int:
@@ -185,12 +230,7 @@ class ProcessExecutor(Executor):
                 f"ProcessExecutor needs a picklable runner (a module-level function), got "
                 f"{runner!r}: {exc}"
             ) from None
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(specs)),
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self.worker_threads,),
-        )
+        pool = self._start()
         broken: BaseException | None = None
         try:
             waiting: dict[Future[TrialResult], TrialSpec] = {
@@ -208,8 +248,11 @@ class ProcessExecutor(Executor):
                     except Exception as exc:  # e.g. a result that could not be pickled
                         result = _failed(spec, exc)
                     deliver(result)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # an interrupt: the workers stop with the run
+            self.close()
+            raise
+        if broken is not None or not self.persistent:
+            self.close()
         if broken is not None:
             raise RuntimeError(
                 f"a worker process died (killed, or out of memory?): {broken}; the trials that "

@@ -52,6 +52,7 @@ from disciplined.studies import (
     batch_comparison,
     batch_size_search,
     default_weight_decays,
+    dropout_sweep,
     learning_rate_test,
     momentum_test,
     one_cycle_spec,
@@ -122,6 +123,9 @@ class TuneResult:
             "summary": self.hparams_json(),
         }
 
+
+DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+"""The dropout rates the recipe tries on a task whose model takes one."""
 
 BUDGET_FACTOR = 12.0
 """The default budget, in final runs: four of them are full runs (`FIXED_RUNS`), the rest
@@ -231,7 +235,9 @@ def make_plan(
         candidates = pick(task, fits.batch_size, batch_sizes)
     if len(candidates) < 2:
         candidates = []
-    n_fixed = len(wd_values) + 4
+    # the first test, the weight-decay grid, the dropout rates (the rate 0 is the weight
+    # decay's own test) and four momenta
+    n_fixed = len(wd_values) + 4 + (len(DROPOUTS) - 1 if task.takes_dropout else 0)
     notes: list[str] = []
     chosen_budget = float(budget) if budget is not None else BUDGET_FACTOR * epochs
 
@@ -389,7 +395,7 @@ def tune(
         task=ref,
         task_options=dict(task_options or {}),
         store=store_obj,
-        executor=executor or make_executor(workers),
+        executor=executor or make_executor(workers),  # closed below when it is ours
         runner=runner_fn,
         out=out,
         on_result=on_result,
@@ -412,6 +418,8 @@ def tune(
             command,
         )
     finally:
+        if executor is None:
+            ctx.executor.close()  # the workers this tune started
         if own_store:
             store_obj.close()
 
@@ -461,6 +469,9 @@ def _tune(
     hp = hp.with_(max_lr=lr0.value)
     wd = record("weight_decay", weight_decay_sweep(ctx, hp, None, num_steps=steps, seed=seed))
     hp = hp.with_(weight_decay=wd.value)
+    if task.takes_dropout:  # Smith: chosen like weight decay, at the weight decay chosen
+        drop = record("dropout", dropout_sweep(ctx, hp, DROPOUTS, num_steps=steps, seed=seed))
+        hp = hp.with_(dropout=drop.value)
     mom = record("momentum", momentum_test(ctx, hp, num_steps=steps, seed=seed))
     hp = hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
     range_hp = peak_momentum(hp)  # the max LR is read where the cycle's peak runs

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         amp=amp,
     )
-    with store:
+    with store, ctx.executor:
         if args.study == "weight-decay":
             decision = weight_decay_sweep(
                 ctx,
