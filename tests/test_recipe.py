@@ -438,3 +438,25 @@ def test_the_bracket_keeps_the_reading_when_the_runs_tie(tmp_path):
     r2 = _small_tune(tmp_path / "b", _scored(lambda lr: 0.9 + 0.005 * math.log10(lr)))
     b2 = next(d for d in r2.decisions if d.rule == "best_full_run_of_bracket")
     assert b2.extra["noise"] > 0.005 * math.log10(3) and b2.value == b2.extra["reading"]
+
+
+def test_dropout_is_swept_only_when_asked_and_the_model_takes_it(tmp_path):
+    off = _small_tune(tmp_path / "off", run_trial)
+    assert "dropout" not in [d.name for d in off.decisions] and off.hparams.dropout == 0
+    on = tune(
+        "digits-mlp",
+        epochs=3,
+        budget=50,
+        range_steps=100,
+        out=tmp_path / "on",
+        compare_batch_sizes="off",
+        tune_dropout=True,
+    )
+    names = [d.name for d in on.decisions]
+    assert names[:3] == ["learning_rate", "weight_decay", "dropout"]
+    drop = on.decisions[2]
+    assert [row["value"] for row in drop.table] == [0.0, 0.1, 0.2, 0.3, 0.5]
+    assert on.hparams.dropout == drop.value
+    # the rate 0 is the weight decay's own test at the chosen value: read back, not rerun
+    wd = on.decisions[1]
+    assert set(drop.trials) & set(wd.trials)

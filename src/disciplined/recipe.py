@@ -125,7 +125,8 @@ class TuneResult:
 
 
 DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
-"""The dropout rates the recipe tries on a task whose model takes one."""
+"""The dropout rates the recipe tries with ``tune_dropout`` on a task whose model takes
+one."""
 
 BUDGET_FACTOR = 12.0
 """The default budget, in final runs: four of them are full runs (`FIXED_RUNS`), the rest
@@ -183,6 +184,7 @@ class Plan:
     candidates: tuple[int, ...]
     weight_decays: tuple[float, ...]
     notes: tuple[str, ...] = ()
+    dropout: bool = False
 
 
 def make_plan(
@@ -196,6 +198,7 @@ def make_plan(
     batch_sizes: list[int] | None = None,
     memory_limit: int | str | None = None,
     device: str = "cpu",
+    tune_dropout: bool = False,
 ) -> Plan:
     """Plan the recipe on ``task`` within ``budget`` epochs (`Plan`); nothing runs or is
     written, so a budget that cannot pay is refused before any file exists.
@@ -237,7 +240,8 @@ def make_plan(
         candidates = []
     # the first test, the weight-decay grid, the dropout rates (the rate 0 is the weight
     # decay's own test) and four momenta
-    n_fixed = len(wd_values) + 4 + (len(DROPOUTS) - 1 if task.takes_dropout else 0)
+    sweeps_dropout = tune_dropout and task.takes_dropout
+    n_fixed = len(wd_values) + 4 + (len(DROPOUTS) - 1 if sweeps_dropout else 0)
     notes: list[str] = []
     chosen_budget = float(budget) if budget is not None else BUDGET_FACTOR * epochs
 
@@ -314,6 +318,7 @@ def make_plan(
         candidates=tuple(candidates),
         weight_decays=tuple(wd_values),
         notes=tuple(notes),
+        dropout=sweeps_dropout,
     )
 
 
@@ -336,6 +341,7 @@ def tune(
     batch_sizes: list[int] | None = None,
     memory_limit: int | str | None = None,
     correct: bool = True,
+    tune_dropout: bool = False,
     runner: Callable[[TrialSpec], TrialResult] = run_trial,
     progress: Callable[[str], None] | None = None,
     on_result: Callable[[TrialResult, bool], None] | None = None,
@@ -354,7 +360,9 @@ def tune(
     (`studies.batch_size_search`).
     ``device`` (default ``"auto"``: CUDA when there is one, else the CPU) is where every
     trial runs, worker processes included, and ``amp`` (``"bf16"`` or ``"fp16"``, CUDA
-    only) their mixed precision; each result records where it ran.
+    only) their mixed precision; each result records where it ran. ``tune_dropout`` adds
+    a dropout sweep after the weight decay on a task whose model takes dropout (off by
+    default: on the task zoo it lowered the decisions, `docs/design-notes.md`).
     """
     started = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -380,6 +388,7 @@ def tune(
         batch_sizes=batch_sizes,
         memory_limit=memory_limit,
         device=device,
+        tune_dropout=tune_dropout,
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -469,7 +478,7 @@ def _tune(
     hp = hp.with_(max_lr=lr0.value)
     wd = record("weight_decay", weight_decay_sweep(ctx, hp, None, num_steps=steps, seed=seed))
     hp = hp.with_(weight_decay=wd.value)
-    if task.takes_dropout:  # Smith: chosen like weight decay, at the weight decay chosen
+    if plan.dropout:  # Smith: chosen like weight decay, at the weight decay chosen
         drop = record("dropout", dropout_sweep(ctx, hp, DROPOUTS, num_steps=steps, seed=seed))
         hp = hp.with_(dropout=drop.value)
     mom = record("momentum", momentum_test(ctx, hp, num_steps=steps, seed=seed))

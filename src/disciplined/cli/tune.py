@@ -62,6 +62,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     add_device_args(p)
     p.add_argument(
+        "--tune-dropout",
+        action="store_true",
+        help="also sweep dropout (after weight decay) when the task's model takes it",
+    )
+    p.add_argument(
         "--range-steps",
         type=positive_int,
         default=300,
@@ -151,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             batch_sizes=args.batch_sizes,
             memory_limit=args.memory_limit,
             correct=not args.no_correction,
+            tune_dropout=args.tune_dropout,
             progress=say,
             on_result=on_result,
             command=command,
