@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from disciplined.decide import Decision
+from disciplined.errors import UsageError
 from disciplined.hparams import HParams, build_optimizer
 from disciplined.range_test import preserved_state
 from disciplined.tasks import Task
@@ -40,12 +41,16 @@ __all__ = [
 ]
 
 
+MAX_MEMORY = 2**60
+"""The largest memory limit `parse_memory` accepts, in bytes (1 EiB)."""
+
+
 def parse_memory(text: str | int | float) -> int:
-    """Bytes from ``"2GB"``, ``"512MiB"``, ``"1.5G"`` or a plain number of bytes."""
-    if isinstance(text, int | float):
-        if text <= 0:
-            raise ValueError(f"memory limit must be > 0, got {text}")
-        return int(text)
+    """Bytes from ``"2GB"``, ``"512MiB"``, ``"1.5G"`` or a plain number of bytes.
+
+    Anything else, a limit <= 0, one that is not finite or one above `MAX_MEMORY` raises
+    `UsageError` (a ``ValueError``) naming the value received.
+    """
     units = {
         "": 1,
         "b": 1,
@@ -62,15 +67,22 @@ def parse_memory(text: str | int | float) -> int:
         "tb": 1e12,
         "tib": 2**40,
     }
-    s = str(text).strip().lower().replace(" ", "")
-    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num) :]
-    try:
-        value = float(num) * units[unit]
-    except (ValueError, KeyError):
-        raise ValueError(f"memory limit must look like 2GB, 512MiB or 1e9, got {text!r}") from None
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        s = str(text).strip().lower().replace(" ", "")
+        num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = s[len(num) :]
+        try:
+            value = float(num) * units[unit]
+        except (ValueError, KeyError):
+            raise UsageError(
+                f"memory limit must look like 2GB, 512MiB or 1e9, got {text!r}"
+            ) from None
     if not value > 0:
-        raise ValueError(f"memory limit must be > 0, got {text!r}")
+        raise UsageError(f"memory limit must be > 0, got {text!r}")
+    if not value <= MAX_MEMORY:  # also catches inf and NaN
+        raise UsageError(f"memory limit must be at most 1 EiB (2**60 bytes), got {text!r}")
     return int(value)
 
 

@@ -751,6 +751,7 @@ def batch_size_search(
         if room < len(sizes):  # not even an epoch a candidate
             return memory_decision(
                 fit_,
+                task,
                 why=(
                     f"the {max_epochs:.1f} epochs of budget left cannot compare {len(sizes)} "
                     f"batch sizes (their range tests alone take {test_cost:.1f})"

@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from disciplined.errors import UsageError
+
 Data = Any  # (inputs, targets) tensors, a Dataset, or a DataLoader
 StopRule = Callable[[int, float], "str | None"]
 
@@ -162,11 +164,11 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(
+        raise UsageError(
             f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available")
+        raise UsageError(f"device {device!r} was asked for but CUDA is not available")
     return dev
 
 
@@ -220,11 +222,19 @@ class _Batches:
         self.shuffle = shuffle
         self.batch_size = batch_size
         if _is_tensor_pair(data):
+            if len(data) != 2:
+                raise UsageError(
+                    f"a data tuple must be (inputs, targets), got {len(data)} tensors; "
+                    "per-sample weights or extra fields need a custom loss over a Dataset"
+                )
             self.tensors = tuple(t.to(device) for t in data)
             self.loader = None
             self.n = len(self.tensors[0])
             if any(len(t) != self.n for t in self.tensors):
-                raise ValueError("the tensors of a data tuple must have the same length")
+                raise UsageError(
+                    "the tensors of a data tuple must have the same length, got "
+                    + " and ".join(str(len(t)) for t in self.tensors)
+                )
         elif isinstance(data, DataLoader):
             self.tensors, self.loader = None, data
         elif isinstance(data, Dataset):
@@ -326,7 +336,7 @@ def _autocast(device: torch.device, amp: bool | str):
     if not amp:
         return nullcontext()
     if device.type != "cuda":
-        raise ValueError("amp (mixed precision) needs a CUDA device; drop it on the CPU")
+        raise UsageError("amp (mixed precision) needs a CUDA device; drop it on the CPU")
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
     return torch.autocast("cuda", dtype=dtype)
 
@@ -379,6 +389,8 @@ def fit(
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs and steps")
+    if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+        raise ValueError(f"epochs must be a finite number > 0, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if accumulation_steps < 1:
