@@ -1,15 +1,85 @@
-"""Argument types and helpers shared by the sub-commands."""
+"""Argument types and helpers shared by the sub-commands.
+
+Every numeric option has a stated range (its type says it, argparse names the option): a
+value outside it, or one that is not finite, is one line and exit 2 before any work.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.hparams import HParams
 from disciplined.tasks import Task, load_task
+
+# Upper bounds of the numeric options. Generous: they are there to refuse values that
+# overflow float32 arithmetic or would never finish, not to second-guess a choice.
+MAX_LR = 1e4
+"""Largest learning rate accepted (``--max-lr``, ``--start-lr``, ``--end-lr``)."""
+MAX_WEIGHT_DECAY = 10.0
+"""Largest weight decay accepted."""
+MAX_EPOCHS = 1e4
+"""Longest run accepted, in epochs (``--epochs``, ``--snapshot-epochs``)."""
+MAX_BUDGET = 1e6
+"""Largest ``tune --budget``, in epochs."""
+MAX_DIV = 1e6
+"""Largest ``--div`` (max LR / min LR)."""
+MAX_STEPS = 10**7
+"""Most steps (or evaluations apart) accepted by any step-count option."""
+MAX_BATCH_SIZE = 2**24
+"""Largest batch size accepted."""
+MAX_WORKERS = 1024
+"""Most worker processes accepted."""
+MAX_SEED = 2**63 - 1
+"""Largest seed accepted (torch's generators take 64-bit seeds)."""
+
+ArgType = Callable[[str], Any]
+
+
+def _bounds(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def float_in(
+    low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> ArgType:
+    """An argparse type: a finite float in ``[low, high]`` (``low_open``/``high_open`` make
+    that end exclusive). The error names the range and the text received."""
+    where = _bounds(low, high, low_open, high_open)
+
+    def parse(text: str) -> float:
+        value = _float(text)
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be in {where}, got {text!r}")
+        return value
+
+    parse.__name__ = f"float in {where}"
+    return parse
+
+
+def int_in(low: int, high: int) -> ArgType:
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text!r}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
 
 
 def positive_float(text: str) -> float:
@@ -29,14 +99,36 @@ def nonneg_float(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1."""
+    """An integer >= 1 (and at most `MAX_STEPS`)."""
+    return int_in(1, MAX_STEPS)(text)
+
+
+learning_rate_arg = float_in(0, MAX_LR, low_open=True)
+"""A learning rate: a float in (0, `MAX_LR`]."""
+weight_decay_arg = float_in(0, MAX_WEIGHT_DECAY)
+"""A weight decay: a float in [0, `MAX_WEIGHT_DECAY`]."""
+epochs_arg = float_in(0, MAX_EPOCHS, low_open=True)
+"""A run's length in epochs: a float in (0, `MAX_EPOCHS`]."""
+fraction_arg = float_in(0, 1, high_open=True)
+"""A momentum or a dropout: a float in [0, 1)."""
+batch_size_arg = int_in(1, MAX_BATCH_SIZE)
+"""A batch size: an integer in [1, `MAX_BATCH_SIZE`]."""
+seed_arg = int_in(0, MAX_SEED)
+"""A random seed: an integer in [0, 2**63 - 1]."""
+workers_arg = int_in(1, MAX_WORKERS)
+"""A number of worker processes: an integer in [1, `MAX_WORKERS`]."""
+
+
+def memory_size(text: str) -> str:
+    """An argparse type for ``--memory-limit``: text `disciplined.batch.parse_memory` reads
+    (``4GB``, ``512MiB``, ``1e9``), at most 1 EiB; returns the text itself."""
+    from disciplined.batch import parse_memory
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+        parse_memory(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _float(text: str) -> float:
@@ -47,6 +139,23 @@ def _float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
     return value
+
+
+def build_hparams(**values: Any) -> HParams:
+    """`HParams` from command-line values; a combination it refuses is a `UsageError`."""
+    try:
+        return HParams(**values)
+    except ValueError as exc:
+        raise UsageError(f"bad hyper-parameters: {exc}") from exc
+
+
+def check_batch_size(task: Task, batch: int) -> None:
+    """Refuse a batch larger than the task's training set (one line naming both)."""
+    if batch > task.num_train:
+        raise UsageError(
+            f"--batch-size {batch} is larger than task {task.name!r}'s training set "
+            f"({task.num_train} samples)"
+        )
 
 
 def momentum_pair(text: str) -> tuple[float, float]:
@@ -64,13 +173,18 @@ def momentum_pair(text: str) -> tuple[float, float]:
     return hi, lo
 
 
-def _option_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+def _option_value(key: str, text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(value):
+        raise UsageError(f"--task-option {key}={text}: the value must be finite")
+    return value
 
 
 def add_task_args(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +211,7 @@ def parse_task_options(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--task-option must be KEY=VALUE, got {item!r}")
-        options[key.strip()] = _option_value(value.strip())
+        options[key.strip()] = _option_value(key.strip(), value.strip())
     return options
 
 
