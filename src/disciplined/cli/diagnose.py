@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from disciplined.cli.common import prepare_out
@@ -31,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def load_history(path: str | Path) -> tuple[History, Path]:
     """The `History` at ``path`` (a file, or a folder with ``history.json``) and its file.
 
-    Anything else - a missing file, text that is not JSON, JSON that is not a history - is a
-    `UsageError` naming the file and what is wrong.
+    Anything else - a missing file, text that is not JSON, JSON that is not a history, a
+    history without steps or without a single finite loss - is a `UsageError` naming the
+    file and what is wrong.
     """
     file = Path(path)
     if file.is_dir():
@@ -56,6 +58,14 @@ def load_history(path: str | Path) -> tuple[History, Path]:
         raise UsageError(f"{str(file)!r} is not a history: no {exc.args[0]!r} field") from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{str(file)!r} is not a valid history: {exc}") from exc
+    if not history.train_losses and not history.evals:
+        raise UsageError(f"{str(file)!r} is an empty history: no training steps, no evaluations")
+    values = [*history.train_losses, *(e.val_loss for e in history.evals)]
+    if not any(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        raise UsageError(
+            f"{str(file)!r} holds no finite loss (every training and validation loss is NaN "
+            "or infinite): nothing to diagnose"
+        )
     return history, file
 
 
