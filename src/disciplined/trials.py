@@ -168,7 +168,8 @@ def task_for(spec: TrialSpec) -> Task:
 def run_trial(spec: TrialSpec, task: Task | None = None, device: str = "cpu") -> TrialResult:
     """Run ``spec`` in this process. A run whose loss diverges, or whose arithmetic
     overflows, is returned as ``diverged``; one that cannot run (`UsageError`, out of
-    memory) as ``failed`` (the reason is the error's last line). Any other exception is raised as `TrialCrash`."""
+    memory) as ``failed`` (the reason is the error's last line). Any other exception is
+    raised as `TrialCrash`."""
     t0 = time.perf_counter()
     try:
         task = task or task_for(spec)

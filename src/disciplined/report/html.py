@@ -701,9 +701,7 @@ def _final_run(out: Path, data: Mapping[str, Any], task: str, number: int) -> st
     if history is not None and history.evals:
         parts.append(_history_summary(history))
     elif history is None:
-        parts.append(
-            f'<p class="note">{_e(problem)}: the final run\'s numbers are left out.</p>'
-        )
+        parts.append(f'<p class="note">{_e(problem)}: the final run\'s numbers are left out.</p>')
     parts.append("<h3>Diagnosis</h3>")
     if not diagnosis:
         parts.append('<p class="note">No diagnosis was recorded.</p>')
