@@ -4,13 +4,14 @@ Cheap (one forward pass on a few training samples, no gradient), and each failur
 `UsageError` of one line naming the task and what is wrong: data that is not ``(inputs,
 targets)``, train and validation samples of different shapes, NaN or infinity in the
 inputs, fewer samples than one batch, a model or loss that raises, an output whose shape
-does not fit the loss and targets, class labels outside the model's outputs. Torch's random
-number generators are left as they were.
+does not fit the loss and targets (a loss that broadcasts them, too), class labels
+outside the model's outputs. Torch's random number generators are left as they were.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -107,11 +108,6 @@ def _check(task: Task) -> None:
                     f"{what} labels run from {low} to {high} but the model outputs {classes} "
                     f"classes (labels must be in 0..{classes - 1})"
                 )
-    elif task.kind == "regression" and out.numel() != y.numel():
-        raise _Bad(
-            f"the model outputs shape {tuple(out.shape)} for targets of shape "
-            f"{tuple(y.shape)}: a regression needs one output per target value"
-        )
 
 
 def _forward(
@@ -134,6 +130,11 @@ def _forward(
         )
     if not bool(torch.isfinite(out).all()):
         raise _Bad("the freshly built model outputs NaN or infinity")
+    if task.kind == "regression" and out.numel() != y.numel():
+        raise _Bad(
+            f"the model outputs shape {tuple(out.shape)} for targets of shape "
+            f"{tuple(y.shape)}: a regression needs one output per target value"
+        )
     if task.kind == "classification" and not y.is_floating_point() and out.dim() >= 2:
         # a label the model has no output for makes the loss raise a bare IndexError or a
         # device assert; the label check below words it, so only the loss's shape is tried
@@ -141,12 +142,20 @@ def _forward(
     else:
         y_try = y
     try:
-        loss = task.loss_fn(out, y_try)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loss = task.loss_fn(out, y_try)
     except Exception as exc:
         raise _Bad(
             f"the loss failed on model outputs of shape {tuple(out.shape)} and targets of "
             f"shape {tuple(y.shape)}: {_first_line(exc)}"
         ) from exc
+    if any("broadcast" in str(w.message) for w in caught):
+        raise _Bad(
+            f"the loss broadcasts model outputs of shape {tuple(out.shape)} against targets "
+            f"of shape {tuple(y.shape)} (every output is compared with every target): "
+            "reshape the outputs to the targets' shape in the loss"
+        )
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise _Bad(f"the loss must be a single number, got {shape}")
