@@ -346,7 +346,7 @@ def tune(
                 "a Task object runs in-process only; name the task by reference "
                 "to use worker processes"
             )
-        task_obj, ref = task, task.name
+        task_obj, ref = load_task(task), task.name  # load_task checks a Task object too
     else:
         ref = task
         task_obj = load_task(task, task_options)
@@ -383,6 +383,8 @@ def tune(
         task_obj=task_obj,
     )
     try:
+        # a store holding another task's trials is refused before any progress is shown
+        store_obj.bind({"task": ref, "task_options": dict(task_options or {})})
         return _tune(
             ctx,
             task_obj,
