@@ -12,6 +12,7 @@ a trial that crashes is not recorded as a failed trial of its hyper-parameters.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sqlite3
 from dataclasses import dataclass
@@ -775,3 +776,78 @@ def test_a_damaged_store_is_refused_before_sqlite_writes_anything(tmp_path):
         pass
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------------- output folders
+
+
+def _run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_a_folder_written_by_another_task_or_command_is_refused_unless_forced(tmp_path, capsys):
+    out = tmp_path / "run"
+    train = ("train", "--epochs", "1", "--out", str(out))
+    assert _run(capsys, *train, "--task", "digits-mlp")[0] == 0
+    marker = json.loads((out / ".disciplined.json").read_text())
+    assert marker == {"command": "train", "task": "digits-mlp", "task_options": {}}
+    # the same command on the same task may rerun there (another max LR, say)
+    assert _run(capsys, *train, "--task", "digits-mlp", "--max-lr", "0.05")[0] == 0
+    before = _snapshot(out)
+    refusals = [
+        (
+            (*train, "--task", "synthetic-regression"),
+            "was written by `disciplined train` on task 'digits-mlp'",
+        ),
+        (
+            (*train, "--task", "digits-mlp", "--task-option", "hidden=64"),
+            "was written by `disciplined train` on task 'digits-mlp'; use another --out",
+        ),
+        (
+            ("sweep", "momentum", "--task", "digits-mlp", "--steps", "20", "--out", str(out)),
+            "was written by `disciplined train`",
+        ),
+        (("tune", "--task", "digits-mlp", "--epochs", "1", "--out", str(out)), "or --force"),
+    ]
+    for argv, message in refusals:
+        code, err = _run(capsys, *argv)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert _snapshot(out) == before
+    code, _ = _run(capsys, *train, "--task", "synthetic-regression", "--force")
+    assert code == 0
+    assert json.loads((out / ".disciplined.json").read_text())["task"] == "synthetic-regression"
+
+
+def test_files_the_tool_did_not_write_are_not_overwritten_unless_forced(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "history.json").write_text('{"my": "own history"}')
+    (out / "notes.txt").write_text("unrelated, never touched")
+    before = _snapshot(out)
+    argv = ("train", "--task", "digits-mlp", "--epochs", "1", "--out", str(out))
+    code, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.strip() == (
+        f"disciplined: error: output folder {str(out)!r} holds history.json, not written by "
+        "disciplined; move it away, use another --out, or --force to replace it"
+    )
+    assert _snapshot(out) == before
+    assert _run(capsys, *argv, "--force")[0] == 0
+    assert "train_losses" in (out / "history.json").read_text()
+    assert (out / "notes.txt").read_text() == "unrelated, never touched"
+
+
+def test_a_folder_of_unrelated_files_is_written_into_and_they_are_left_alone(tmp_path, capsys):
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "README").write_text("my notes")
+    argv = ("train", "--task", "digits-mlp", "--epochs", "1", "--out", str(out))
+    assert _run(capsys, *argv)[0] == 0
+    assert (out / "README").read_text() == "my notes"
+    assert {p.name for p in out.iterdir()} == {
+        "README",
+        ".disciplined.json",
+        "history.json",
+        "curves.png",
+    }

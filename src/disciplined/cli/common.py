@@ -7,6 +7,7 @@ value outside it, or one that is not finite, is one line and exit 2 before any w
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 from collections.abc import Callable
@@ -247,3 +248,84 @@ def prepare_out(path: str) -> Path:
     if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
         raise UsageError(f"output folder {path!r} is not writable")
     return out
+
+
+# --------------------------------------------------------------------------- ownership
+
+MARKER = ".disciplined.json"
+"""The file in an output folder that says which command, on which task, writes there."""
+
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "train": ("history.json", "curves.png"),
+    "sweep": ("decision.json", "*.png"),
+    "tune": ("hparams.json", "tune.json", "history.json", "report.html", "*.png"),
+}
+"""The files (glob patterns) each command writes into its output folder. The store,
+``trials.sqlite``, is not listed: it guards itself (`TrialStore.bind` refuses another
+task's trials, and a file that is not a store is refused)."""
+
+
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    """``--force``: write into an output folder another command or task wrote, or that
+    holds files of the names this command writes."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if another command or task wrote it, or it holds files "
+        "of the names this command writes (they are replaced)",
+    )
+
+
+def out_owner(command: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Who writes an output folder: the command, the task reference and its options."""
+    return {"command": command, "task": args.task, "task_options": parse_task_options(args)}
+
+
+def _describe_owner(owner: dict[str, Any]) -> str:
+    options = owner.get("task_options") or {}
+    text = f"`disciplined {owner.get('command')}` on task {owner.get('task')!r}"
+    if options:
+        text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")"
+    return text
+
+
+def check_out(path: str, owner: dict[str, Any], force: bool = False) -> None:
+    """Refuse (`UsageError`, nothing written) an output folder that another command or
+    task wrote (its `MARKER` says so), or that holds, without a marker, files of the names
+    this command writes: they are not the tool's to overwrite. ``force`` allows both."""
+    folder = Path(path)
+    if force or not folder.is_dir():
+        return
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            held = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            held = None
+        if not isinstance(held, dict):
+            raise UsageError(
+                f"output folder {path!r} has an unreadable {MARKER}; use another --out, or "
+                "--force to write into it anyway"
+            )
+        if held != json.loads(json.dumps(owner)):
+            raise UsageError(
+                f"output folder {path!r} was written by {_describe_owner(held)}; use another "
+                "--out, or --force to write into it anyway"
+            )
+        return
+    found = sorted({p.name for pattern in OUTPUTS[owner["command"]] for p in folder.glob(pattern)})
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UsageError(
+            f"output folder {path!r} holds {found[0]}{more}, not written by disciplined; "
+            "move it away, use another --out, or --force to replace it"
+        )
+
+
+def claim_out(out: Path, owner: dict[str, Any]) -> bool:
+    """Write the `MARKER` naming ``owner`` into ``out`` (just before the first output);
+    return whether there was none before."""
+    marker = out / MARKER
+    new = not marker.exists()
+    marker.write_text(json.dumps(owner, sort_keys=True) + "\n", encoding="utf-8")
+    return new

@@ -7,12 +7,16 @@ import math
 
 from disciplined.cli.common import (
     MAX_WEIGHT_DECAY,
+    add_force_arg,
     add_task_args,
     batch_size_arg,
     build_hparams,
     check_batch_size,
+    check_out,
+    claim_out,
     epochs_arg,
     fraction_arg,
+    out_owner,
     parse_task_options,
     positive_int,
     prepare_out,
@@ -94,6 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--out", default="runs/sweep")
+    add_force_arg(p)
     p.set_defaults(run=run)
 
 
@@ -123,8 +128,16 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or task.default_batch_size,
         optimizer=args.optimizer,
     )
+    owner = out_owner("sweep", args)
+    check_out(args.out, owner, args.force)
     out = prepare_out(args.out)
     store = open_store(args.store, out)
+    try:  # another task's store is refused before anything is written
+        store.bind({"task": args.task, "task_options": parse_task_options(args)})
+    except UsageError:
+        store.close()
+        raise
+    claim_out(out, owner)
     ctx = StudyContext(
         task=args.task,
         task_options=parse_task_options(args),

@@ -6,15 +6,19 @@ import argparse
 
 from disciplined.cli.common import (
     MAX_DIV,
+    add_force_arg,
     add_task_args,
     batch_size_arg,
     build_hparams,
     check_batch_size,
+    check_out,
+    claim_out,
     epochs_arg,
     float_in,
     fraction_arg,
     learning_rate_arg,
     momentum_pair,
+    out_owner,
     positive_int,
     prepare_out,
     seed_arg,
@@ -74,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate every N steps (default: each epoch)",
     )
     p.add_argument("--out", default="runs/train")
+    add_force_arg(p)
     p.set_defaults(run=run)
 
 
@@ -95,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         schedule=args.schedule,
     )
+    owner = out_owner("train", args)
+    check_out(args.out, owner, args.force)
     out = prepare_out(args.out)
     amp = False if args.amp == "off" else args.amp
     _, history = train_task(
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         progress=True,
     )
+    claim_out(out, owner)
     history.save(out / "history.json")
     plot_history(
         history,

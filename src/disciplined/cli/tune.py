@@ -9,12 +9,17 @@ import sys
 import threading
 
 from disciplined.cli.common import (
+    MARKER,
     MAX_BATCH_SIZE,
     MAX_BUDGET,
+    add_force_arg,
     add_task_args,
+    check_out,
+    claim_out,
     epochs_arg,
     float_in,
     memory_size,
+    out_owner,
     parse_task_options,
     positive_int,
     prepare_out,
@@ -23,6 +28,7 @@ from disciplined.cli.common import (
     trial_progress,
     workers_arg,
 )
+from disciplined.errors import UsageError
 from disciplined.hparams import OPTIMIZERS
 from disciplined.studies import BATCH_COMPARISONS
 
@@ -105,6 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="skip the corrective round after an overfitting, underfitting or diverged verdict",
     )
     p.add_argument("--out", default="runs/tune")
+    add_force_arg(p)
     p.set_defaults(run=run)
 
 
@@ -113,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
     from disciplined.recipe import tune
 
     task_from_args(args)  # a bad task fails here, before any folder is made
+    owner = out_owner("tune", args)
+    check_out(args.out, owner, args.force)
     out = prepare_out(args.out)
+    before = set(out.iterdir())
+    claimed = claim_out(out, owner)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     # Ctrl-C raises KeyboardInterrupt; if that lands where Python ignores exceptions (a
@@ -162,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
             on_result=on_result,
             command=command,
         )
+    except UsageError:
+        if claimed and set(out.iterdir()) == before | {out / MARKER}:
+            (out / MARKER).unlink()  # refused before writing anything: leave no trace
+        raise
     except KeyboardInterrupt:
         print(
             f"disciplined: interrupted; finished trials are kept. Resume with the same "
