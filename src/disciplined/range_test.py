@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from disciplined.files import write_text_atomic
 from disciplined.schedules import RangeSweep
 from disciplined.suggest import (
     MIN_POINTS,
@@ -113,7 +114,7 @@ class RangeTest:
 
     def save(self, path: str | Path) -> None:
         """Write the JSON to ``path``."""
-        Path(path).write_text(self.to_json())
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> RangeTest:

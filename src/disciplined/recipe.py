@@ -44,6 +44,7 @@ from disciplined.decide import Decision
 from disciplined.diagnose import Diagnosis, diagnose
 from disciplined.errors import UsageError
 from disciplined.executors import Executor, make_executor
+from disciplined.files import write_text_atomic
 from disciplined.hparams import HParams
 from disciplined.store import TrialStore, open_store
 from disciplined.studies import (
@@ -558,8 +559,10 @@ def _tune(
         out=str(out),
         meta=meta,
     )
-    (out / "hparams.json").write_text(json.dumps(_finite(result.hparams_json()), indent=1))
-    (out / "tune.json").write_text(json.dumps(_finite(result.to_dict()), indent=1, allow_nan=False))
+    write_text_atomic(out / "hparams.json", json.dumps(_finite(result.hparams_json()), indent=1))
+    write_text_atomic(
+        out / "tune.json", json.dumps(_finite(result.to_dict()), indent=1, allow_nan=False)
+    )
     from disciplined.report.html import write_report
 
     write_report(out)

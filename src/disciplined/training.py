@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 
 Data = Any  # (inputs, targets) tensors, a Dataset, or a DataLoader
 StopRule = Callable[[int, float], "str | None"]
@@ -146,7 +147,7 @@ class History:
 
     def save(self, path: str | Path) -> None:
         """Write the JSON to ``path``."""
-        Path(path).write_text(self.to_json())
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> History:

@@ -10,6 +10,7 @@ from pathlib import Path
 from disciplined.cli.common import prepare_out
 from disciplined.diagnose import diagnose
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 from disciplined.training import History
 
 
@@ -75,6 +76,6 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_out(args.out) if args.out is not None else file.parent
     result = diagnose(history)
     target = out / "diagnosis.json"
-    target.write_text(json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    write_text_atomic(target, json.dumps(result.to_dict(), indent=1, allow_nan=False))
     print(f"{result.line()} (wrote {target})")
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 
 __all__ = ["REPORT_FILE", "render_report", "write_report"]
 
@@ -231,7 +232,7 @@ def write_report(out_dir: str | Path) -> Path:
     text = render_report(out)
     path = out / REPORT_FILE
     try:
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
