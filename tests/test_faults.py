@@ -9,6 +9,7 @@ reproduces.
 
 from __future__ import annotations
 
+import errno
 import math
 import random
 from dataclasses import replace
@@ -129,3 +130,54 @@ def test_a_damaged_store_is_refused_and_never_overwritten(tmp_path, damage):
     assert "\n" not in str(info.value)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.sqlite"]
+
+
+class _FullDisk:
+    """A text file on a disk that fills up: half of the first write lands, then ENOSPC."""
+
+    def __init__(self, path, *args, **kwargs):
+        self.path = path
+        self.f = open(path, *args, **kwargs)  # noqa: SIM115
+
+    def write(self, text: str) -> int:
+        self.f.write(text[: len(text) // 2])
+        self.f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_full_disk_leaves_the_previous_result_and_no_half_file(tmp_path, capsys, monkeypatch):
+    import disciplined.files as files
+    from disciplined.cli import main
+    from disciplined.cli.diagnose import load_history
+
+    out = tmp_path / "run"
+    argv = ["train", "--task", "digits-mlp", "--epochs", "1", "--out", str(out)]
+    assert main(argv) == 0
+    previous = (out / "history.json").read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(files, "open", _FullDisk, raising=False)
+    code = main([*argv, "--max-lr", "0.05"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("disciplined: error: the disk is full writing ")
+    assert "nothing half-written was kept" in err
+    assert (out / "history.json").read_bytes() == previous  # the last whole result
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    history, _ = load_history(out)  # and it reads back as the result it is
+    assert history.meta["hparams"]["max_lr"] == 0.1
+
+
+def test_an_atomic_write_that_fails_leaves_no_file(tmp_path, monkeypatch):
+    import disciplined.files as files
+
+    monkeypatch.setattr(files, "open", _FullDisk, raising=False)
+    with pytest.raises(OSError, match="No space left"):
+        files.write_text_atomic(tmp_path / "tune.json", '{"a": 1}')
+    assert list(tmp_path.iterdir()) == []

@@ -3,12 +3,14 @@
 Each sub-command lives in a module of its own with ``add_parser(subparsers)`` and
 ``run(args) -> int``; this module only wires them. Exit status: 0 done, 2 bad input (a
 `UsageError`: one line on stderr), 1 an internal error (any other exception: one line on
-stderr saying where the full traceback was written), 130 interrupted.
+stderr saying where the full traceback was written; also a full disk, said in one line),
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import tempfile
@@ -63,10 +65,10 @@ def _output_folder(args: argparse.Namespace | None) -> Path | None:
     return path if path.is_dir() and os.access(path, os.W_OK | os.X_OK) else None
 
 
-def write_error_log(exc: BaseException, folder: Path | None, argv: Sequence[str]) -> Path:
+def write_error_log(exc: BaseException, folder: Path | None, argv: Sequence[str]) -> Path | None:
     """Write the full traceback of ``exc`` (with the command line and the time) to
     ``folder/error.log``, or to a new file in the temporary directory when there is no
-    folder or it cannot be written; return the file written."""
+    folder or it cannot be written; return the file written, or None if neither could be."""
     text = f"disciplined {' '.join(argv)}\n{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n\n" + "".join(
         traceback.format_exception(type(exc), exc, exc.__traceback__)
     )
@@ -77,9 +79,12 @@ def write_error_log(exc: BaseException, folder: Path | None, argv: Sequence[str]
             return path
         except OSError:
             pass
-    fd, name = tempfile.mkstemp(prefix="disciplined-error-", suffix=".log")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    try:
+        fd, name = tempfile.mkstemp(prefix="disciplined-error-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        return None
     return Path(name)
 
 
@@ -97,11 +102,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("disciplined: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: one line here, the traceback in a file
-        log = write_error_log(exc, _output_folder(args), argv)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error(exc, args, argv)
+        where = f" writing {exc.filename}" if exc.filename else ""
         print(
-            f"disciplined: internal error: {type(exc).__name__}: "
-            f"{_first_line(exc)}; full traceback in {log}",
+            f"disciplined: error: the disk is full{where} ({exc.strerror}); results are "
+            "written whole or not at all, so nothing half-written was kept",
             file=sys.stderr,
         )
         return 1
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        return _internal_error(exc, args, argv)
+
+
+def _internal_error(
+    exc: BaseException, args: argparse.Namespace | None, argv: Sequence[str]
+) -> int:
+    log = write_error_log(exc, _output_folder(args), argv)
+    where = f"full traceback in {log}" if log else "the traceback could not be written"
+    print(
+        f"disciplined: internal error: {type(exc).__name__}: {_first_line(exc)}; {where}",
+        file=sys.stderr,
+    )
+    return 1
