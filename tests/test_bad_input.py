@@ -848,6 +848,41 @@ def test_a_folder_of_unrelated_files_is_written_into_and_they_are_left_alone(tmp
     assert {p.name for p in out.iterdir()} == {
         "README",
         ".disciplined.json",
+        ".disciplined.lock",
         "history.json",
         "curves.png",
     }
+
+
+def test_a_second_process_on_a_locked_folder_is_refused_naming_the_holder(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path;"
+            "from disciplined.cli.common import claim_out;"
+            "claim_out(Path(sys.argv[1]), {'command': 'tune', 'task': 'digits-mlp', "
+            "'task_options': {}}); print('held', flush=True); time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _snapshot(out)
+        code, err = _run(capsys, "tune", "--task", "digits-mlp", "--epochs", "1", "--out", str(out))
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"is in use by `disciplined tune` (pid {holder.pid}, since " in err
+        assert _snapshot(out) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock goes with the process: the folder is free again, and still tune's
+    code, err = _run(capsys, "train", "--task", "digits-mlp", "--epochs", "1", "--out", str(out))
+    assert code == 2 and "was written by `disciplined tune` on task 'digits-mlp'" in err, err

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
+from disciplined.cli.common import release_out
 from disciplined.errors import UsageError
 
 COMMANDS = (train, find_lr, sweep, tune, diagnose, report)
@@ -114,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # a bug: one line here, the traceback in a file
         return _internal_error(exc, args, argv)
+    finally:
+        release_out()
 
 
 def _internal_error(

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -322,10 +323,51 @@ def check_out(path: str, owner: dict[str, Any], force: bool = False) -> None:
         )
 
 
+LOCK = ".disciplined.lock"
+"""The file in an output folder that a running command holds locked (``flock``); it names
+the holder (command, pid, start time). The lock goes with the process, however it ends."""
+
+_HELD: list[Any] = []  # this process's open, locked LOCK files
+
+
 def claim_out(out: Path, owner: dict[str, Any]) -> bool:
-    """Write the `MARKER` naming ``owner`` into ``out`` (just before the first output);
-    return whether there was none before."""
+    """Lock ``out`` for this command (another process writing there is refused with a
+    `UsageError` naming it) and write the `MARKER` naming ``owner``, just before the first
+    output; return whether there was no marker before. `release_out` lets go."""
+    _lock(out, owner)
     marker = out / MARKER
     new = not marker.exists()
     marker.write_text(json.dumps(owner, sort_keys=True) + "\n", encoding="utf-8")
     return new
+
+
+def _lock(out: Path, owner: dict[str, Any]) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        return
+    f = open(out / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held until release_out
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another disciplined process"
+        f.close()
+        raise UsageError(
+            f"output folder {str(out)!r} is in use by {holder}; wait for it to finish or "
+            "use another --out"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(
+        f"`disciplined {owner['command']}` (pid {os.getpid()}, since "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n"
+    )
+    f.flush()
+    _HELD.append(f)
+
+
+def release_out() -> None:
+    """Unlock the output folders this process locked (the lock files stay, unlocked)."""
+    while _HELD:
+        _HELD.pop().close()

@@ -9,6 +9,7 @@ import sys
 import threading
 
 from disciplined.cli.common import (
+    LOCK,
     MARKER,
     MAX_BATCH_SIZE,
     MAX_BUDGET,
@@ -23,6 +24,7 @@ from disciplined.cli.common import (
     parse_task_options,
     positive_int,
     prepare_out,
+    release_out,
     seed_arg,
     task_from_args,
     trial_progress,
@@ -174,8 +176,11 @@ def run(args: argparse.Namespace) -> int:
             command=command,
         )
     except UsageError:
-        if claimed and set(out.iterdir()) == before | {out / MARKER}:
-            (out / MARKER).unlink()  # refused before writing anything: leave no trace
+        mine = {out / MARKER, out / LOCK}
+        if claimed and set(out.iterdir()) <= before | mine:
+            release_out()  # refused before writing anything: leave no trace
+            for path in mine - before:
+                path.unlink()
         raise
     except KeyboardInterrupt:
         print(
