@@ -585,6 +585,21 @@ def _nan_val() -> Task:
     return _toy(val_data=(x, torch.randint(0, 3, (64,))))
 
 
+class _Items(torch.utils.data.Dataset):
+    """A map-style dataset of ``(numpy input, int label[, extra])`` items."""
+
+    def __init__(self, extra: bool = False) -> None:
+        self.x = torch.randn(64, 4).numpy()
+        self.extra = extra
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, i: int):
+        item = (self.x[i], i % 3)
+        return (*item, 1.0) if self.extra else item
+
+
 def _fit(data):
     model = nn.Linear(4, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -615,6 +630,11 @@ API_CASES = [
         lambda env: tune(_nan_val(), epochs=1, out=Path(env["tmp"]) / "never"),
         "the validation inputs hold 1 NaN",
     ),
+    (
+        "dataset-items-of-three",
+        lambda env: load_task(_toy(train_data=_Items(extra=True))),
+        "each batch of train_data must be an (inputs, targets) pair, got 3 values",
+    ),
     ("parse-memory-overflow", lambda env: parse_memory("1e400"), "at most 1 EiB"),
     ("parse-memory-nan", lambda env: parse_memory(math.nan), "memory limit must be > 0"),
     (
@@ -640,6 +660,11 @@ def test_the_python_api_refuses_with_one_line_usage_errors(name, call, message, 
     assert message in str(info.value) and "\n" not in str(info.value)
     assert _snapshot(out) == before
     assert not (Path(env["tmp"]) / "never").exists()
+
+
+def test_a_dataset_of_numpy_items_passes_the_check_as_training_batches_it():
+    task = load_task(_toy(train_data=_Items(), val_data=_Items()))
+    assert task.num_train == 64
 
 
 def test_the_task_check_leaves_torchs_random_state_alone():

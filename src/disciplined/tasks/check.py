@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from disciplined.errors import UsageError
 from disciplined.tasks.base import Task
@@ -215,19 +215,19 @@ def _sample(data: Any, what: str) -> tuple[torch.Tensor, torch.Tensor, int | Non
     n = len(data)
     if n == 0:
         raise _Bad(f"{what} is empty")
+    # batch the first items the way training will: the dataset's own ``collate`` when it
+    # has one (a user's DataLoader taken apart), else torch's default collate
+    collate = getattr(data, "collate", None) or default_collate
     try:
-        items = [_pair(data[i], what) for i in range(min(n, SAMPLES))]
-        x = torch.stack([torch.as_tensor(a) for a, _ in items])
-        y = torch.stack([torch.as_tensor(b) for _, b in items])
-    except _Bad:
-        raise
+        batch = collate([data[i] for i in range(min(n, SAMPLES))])
     except Exception as exc:
         raise _Bad(f"reading {what} failed: {_first_line(exc)}") from exc
+    x, y = _pair(batch, what)
     return x, y, n
 
 
-def _pair(item: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(item, tuple | list) or len(item) != 2:
-        size = len(item) if isinstance(item, tuple | list) else type(item).__name__
-        raise _Bad(f"each item of {what} must be an (input, target) pair, got {size}")
-    return torch.as_tensor(item[0]), torch.as_tensor(item[1])
+def _pair(batch: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        size = f"{len(batch)} values" if isinstance(batch, tuple | list) else type(batch).__name__
+        raise _Bad(f"each batch of {what} must be an (inputs, targets) pair, got {size}")
+    return torch.as_tensor(batch[0]), torch.as_tensor(batch[1])

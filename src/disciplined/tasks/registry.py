@@ -50,8 +50,8 @@ def load_task(ref: str | Task, options: Mapping[str, Any] | None = None) -> Task
     named = ref + "".join(f" {k}={v}" for k, v in options.items())
     try:
         task = factory(**options)
-    except UsageError:
-        raise
+    except UsageError as exc:  # the task function refused its input: say which task
+        raise UsageError(f"task {named!r}: {exc}") from exc
     except SystemExit as exc:
         raise UsageError(
             f"task {named!r} called sys.exit({exc.code!r}) instead of returning a Task"
