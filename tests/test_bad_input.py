@@ -288,8 +288,8 @@ CASES = [
     _task_case("nan_inputs", "the training inputs hold 1 NaN or infinite values"),
     _task_case("inf_val_inputs", "the validation inputs hold 1 NaN or infinite values"),
     _task_case("too_few", "train_data has 10 samples, fewer than one batch of 16"),
-    _task_case("three_tensors", "train_data must be an (inputs, targets) pair of tensors"),
-    _task_case("lengths_differ", "train_data has 64 inputs but 60 targets"),
+    _task_case("three_tensors", "train_data must be (inputs, targets): got a tuple of 3 tensors"),
+    _task_case("lengths_differ", "train_data: inputs and targets differ in length (64 vs 60)"),
     _task_case("model_fails_to_build", "building the model failed: ValueError: no such layer"),
     _task_case("forward_fails", "the model failed on a batch of training inputs"),
     # the same checks reached from the other commands

@@ -187,6 +187,9 @@ def _sample(data: Any, what: str) -> tuple[torch.Tensor, torch.Tensor, int | Non
     """A few ``(inputs, targets)`` of ``data`` and its number of samples (None for a
     DataLoader, whose batches are its own)."""
     if isinstance(data, tuple | list):
+        # worded as main's Task constructor words it, so both say the same
+        if len(data) != 2 and all(isinstance(t, torch.Tensor) for t in data):
+            raise _Bad(f"{what} must be (inputs, targets): got a tuple of {len(data)} tensors")
         if len(data) != 2 or not all(isinstance(t, torch.Tensor) for t in data):
             kinds = ", ".join(type(t).__name__ for t in data)
             raise _Bad(f"{what} must be an (inputs, targets) pair of tensors, got ({kinds})")
@@ -194,7 +197,7 @@ def _sample(data: Any, what: str) -> tuple[torch.Tensor, torch.Tensor, int | Non
         if x.dim() == 0 or y.dim() == 0:
             raise _Bad(f"{what} tensors must have a first (sample) dimension")
         if len(x) != len(y):
-            raise _Bad(f"{what} has {len(x)} inputs but {len(y)} targets")
+            raise _Bad(f"{what}: inputs and targets differ in length ({len(x)} vs {len(y)})")
         if len(x) == 0:
             raise _Bad(f"{what} is empty")
         return x[:SAMPLES], y[:SAMPLES], len(x)
