@@ -27,7 +27,7 @@ def test_train_writes_history_and_curves(tmp_path, capsys):
     [
         (["--task", "no-such-task"], "unknown task 'no-such-task'"),
         (["--task", "digits-mlp", "--max-lr", "abc"], "must be a number, got 'abc'"),
-        (["--task", "digits-mlp", "--max-lr", "-1"], "must be > 0, got '-1'"),
+        (["--task", "digits-mlp", "--max-lr", "-1"], "must be in (0, 10000], got '-1'"),
         (["--task", "digits-mlp", "--momentum", "0.85,0.95"], "MIN must be <= MAX"),
         (["--task", "digits-mlp", "--epochs", "nan"], "must be finite"),
         (["--task", "digits-mlp", "--batch-size", "0"], "must be >= 1"),

@@ -171,7 +171,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
         (["--task", "digits-mlp", "--budget", "5"], "budget 5 epochs"),
         (["--task", "digits-mlp", "--memory-limit", "lots"], "memory limit must"),
         (["--task", "digits-mlp", "--batch-sizes", "0,32"], "batch sizes must be >= 1"),
-        (["--task", "digits-mlp", "--epochs", "-3"], "must be > 0"),
+        (["--task", "digits-mlp", "--epochs=-3"], "must be in (0, 10000]"),
         (["--task", "digits-mlp", "--workers", "0"], "must be >= 1"),
         (["--task", "digits-mlp", "--compare-batch-sizes", "weekly"], "invalid choice"),
     ],

@@ -120,8 +120,21 @@ def test_missing_files_give_notes_not_broken_images(tuned: Path, tmp_path: Path)
     text = write_report(folder).read_text(encoding="utf-8")
     assert "Plot <code>weight_decay.png</code> is missing from this folder." in text
     assert "Plot <code>curves.png</code> is not a PNG image." in text
-    assert "history.json is missing or unreadable." in text
+    assert "history.json is missing: the final run's numbers are left out." in text
     assert len(_img_srcs(text)) == full - 2
+
+
+def test_a_corrupt_history_is_named_in_the_report_and_on_stderr(
+    tuned: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _copy(tuned, tmp_path)
+    (folder / "history.json").write_text('{"evals": [')
+    assert main(["report", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("disciplined: warning: history.json is not valid JSON")
+    assert len(captured.err.strip().splitlines()) == 1
+    text = (folder / "report.html").read_text(encoding="utf-8")
+    assert "history.json is not valid JSON" in text
 
 
 def test_plot_paths_are_resolved_by_file_name(tuned: Path, tmp_path: Path) -> None:

@@ -394,7 +394,7 @@ def test_sweep_command_writes_the_decision(tmp_path, capsys):
         (["weight-decay", "--task", "digits-mlp", "--values=-1e-3,0"], "must be >= 0"),
         (["momentum", "--task", "digits-mlp", "--values", "0.9,1.0"], "must be < 1"),
         (["weight-decay", "--task", "digits-mlp", "--values", "abc"], "comma-separated"),
-        (["weight-decay", "--task", "digits-mlp", "--momentum", "1.5"], "--momentum must be"),
+        (["weight-decay", "--task", "digits-mlp", "--momentum", "1.5"], "--momentum: must be in"),
     ],
 )
 def test_sweep_bad_input(tmp_path, capsys, args, message):

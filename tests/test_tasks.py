@@ -80,8 +80,8 @@ def not_a_task():
 def test_user_task_from_a_file(tmp_path):
     f = tmp_path / "mytask.py"
     f.write_text(USER_TASK)
-    task = load_task(f"{f}:make", {"n": 10})
-    assert isinstance(task, Task) and task.name == "user-toy" and task.num_train == 10
+    task = load_task(f"{f}:make", {"n": 100})
+    assert isinstance(task, Task) and task.name == "user-toy" and task.num_train == 100
 
 
 def test_user_task_from_a_module(tmp_path, monkeypatch):

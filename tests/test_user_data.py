@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -130,3 +131,23 @@ def test_data_the_loop_cannot_take_is_refused_in_one_line():
     triples = Task.from_loaders(DataLoader(Triples(), batch_size=8), val, _mlp)
     with pytest.raises(UsageError, match=r"each batch must be \(inputs, targets\), got 3 items"):
         train_task(triples, HParams(max_lr=0.1, batch_size=8), epochs=1)
+
+
+def test_a_task_with_its_own_batch_loss_runs_the_recipe_on_dict_batches(tmp_path):
+    from disciplined.training import BatchLoss
+
+    _, train, val = _digits()
+
+    def step(model, batch):  # the user's own step on dict batches, as HF models take them
+        return nn.functional.cross_entropy(model(batch["pixels"]), batch["label"])
+
+    task = Task.from_loaders(
+        DataLoader(DictDigits(*train), batch_size=64),
+        DataLoader(DictDigits(*val), batch_size=256),
+        _mlp,
+        loss_fn=BatchLoss(step),
+        metric=accuracy,
+        name="dict-steps",
+    )
+    r = tune(task, epochs=3, budget=60, out=tmp_path, compare_batch_sizes="off", range_steps=100)
+    assert math.isfinite(r.history.final.val_loss) and r.history.final.val_loss < 1.0

@@ -26,10 +26,17 @@ import torch
 from torch import nn
 
 from disciplined.decide import Decision
+from disciplined.errors import UsageError
 from disciplined.hparams import HParams, build_optimizer
 from disciplined.range_test import preserved_state
 from disciplined.tasks import Task
-from disciplined.training import LoaderDataset, resolve_device
+from disciplined.training import (
+    BatchLoss,
+    LoaderDataset,
+    _batch_loss,
+    _to_device,
+    resolve_device,
+)
 
 __all__ = [
     "MemoryFit",
@@ -40,12 +47,16 @@ __all__ = [
 ]
 
 
+MAX_MEMORY = 2**60
+"""The largest memory limit `parse_memory` accepts, in bytes (1 EiB)."""
+
+
 def parse_memory(text: str | int | float) -> int:
-    """Bytes from ``"2GB"``, ``"512MiB"``, ``"1.5G"`` or a plain number of bytes."""
-    if isinstance(text, int | float):
-        if text <= 0:
-            raise ValueError(f"memory limit must be > 0, got {text}")
-        return int(text)
+    """Bytes from ``"2GB"``, ``"512MiB"``, ``"1.5G"`` or a plain number of bytes.
+
+    Anything else, a limit <= 0, one that is not finite or one above `MAX_MEMORY` raises
+    `UsageError` (a ``ValueError``) naming the value received.
+    """
     units = {
         "": 1,
         "b": 1,
@@ -62,15 +73,22 @@ def parse_memory(text: str | int | float) -> int:
         "tb": 1e12,
         "tib": 2**40,
     }
-    s = str(text).strip().lower().replace(" ", "")
-    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num) :]
-    try:
-        value = float(num) * units[unit]
-    except (ValueError, KeyError):
-        raise ValueError(f"memory limit must look like 2GB, 512MiB or 1e9, got {text!r}") from None
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        s = str(text).strip().lower().replace(" ", "")
+        num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = s[len(num) :]
+        try:
+            value = float(num) * units[unit]
+        except (ValueError, KeyError):
+            raise UsageError(
+                f"memory limit must look like 2GB, 512MiB or 1e9, got {text!r}"
+            ) from None
     if not value > 0:
-        raise ValueError(f"memory limit must be > 0, got {text!r}")
+        raise UsageError(f"memory limit must be > 0, got {text!r}")
+    if not value <= MAX_MEMORY:  # also catches inf and NaN
+        raise UsageError(f"memory limit must be at most 1 EiB (2**60 bytes), got {text!r}")
     return int(value)
 
 
@@ -99,13 +117,10 @@ def step_memory(
     every tensor autograd saves during the forward pass (counted once per storage) + the
     output. Model and optimizer are left as they were.
     """
-    x_all, y_all = _tensors(task.train_data)
-    idx = torch.arange(batch_size) % len(x_all)
-    x, y = x_all[idx], y_all[idx]
+    batch, one = _probe_batch(task, batch_size), _probe_batch(task, 1)
     with preserved_state(model, optimizer):
         model.train()
-        out = model(x[:1])
-        task.loss_fn(out, y[:1]).backward()
+        _batch_loss(model, task.loss_fn, one).backward()
         optimizer.step()  # creates momentum buffers / Adam moments
         optimizer.zero_grad(set_to_none=True)
         fixed = 2 * _tensor_bytes(model.parameters())  # weights and their gradients
@@ -123,27 +138,47 @@ def step_memory(
                 saved += storage.nbytes()
             return t
 
+        outputs: list[torch.Tensor] = []
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = model(x)
-            loss = task.loss_fn(out, y)
+            if isinstance(task.loss_fn, BatchLoss):
+                loss = task.loss_fn(model, batch)
+            else:
+                x, y = batch
+                outputs.append(model(x))
+                loss = task.loss_fn(outputs[0], y)
         param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
         saved -= sum(n for (ptr, n) in seen if ptr in param_ptrs)  # weights counted above
         loss.backward()
         optimizer.zero_grad(set_to_none=True)
-    return fixed + saved + _tensor_bytes([x, y, out])
+    return fixed + saved + _tensor_bytes(_leaves(batch) + outputs)
 
 
-def _tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real samples to probe with: the tensors themselves, or the first 64 items of a
-    dataset batched the way its training batches are (a user loader's ``collate_fn``)."""
+def _probe_batch(task: Task, size: int) -> Any:
+    """A training batch of ``size`` real samples (the first ones, repeated when the data has
+    fewer), built as the training loop builds it: indexed tensors, or a dataset's items
+    through its loader's ``collate_fn``."""
+    data = task.train_data
     if isinstance(data, tuple | list) and len(data) >= 2:
-        return data[0], data[1]
-    items = [data[i] for i in range(min(len(data), 64))]
+        idx = torch.arange(size) % len(data[0])
+        return (data[0][idx], data[1][idx])
+    first = [data[i] for i in range(min(len(data), 64))]
+    items = [first[i % len(first)] for i in range(size)]
     if isinstance(data, LoaderDataset):
-        x, y = data.collate(items)
-        return x, y
-    xs, ys = zip(*items, strict=True)
-    return torch.stack(xs), torch.stack([torch.as_tensor(v) for v in ys])
+        return data.collate(items)
+    from torch.utils.data import default_collate
+
+    return default_collate(items)
+
+
+def _leaves(batch: Any) -> list[torch.Tensor]:
+    """Every tensor in a batch of any nesting."""
+    if isinstance(batch, torch.Tensor):
+        return [batch]
+    if isinstance(batch, dict):
+        return [t for v in batch.values() for t in _leaves(v)]
+    if isinstance(batch, tuple | list):
+        return [t for v in batch for t in _leaves(v)]
+    return []
 
 
 @dataclass(frozen=True)
@@ -247,14 +282,12 @@ def largest_batch_that_fits(
 
 
 def _cuda_probe(model, optimizer, task, b, dev) -> tuple[bool, int | None]:
-    x_all, y_all = _tensors(task.train_data)
-    idx = torch.arange(b) % len(x_all)
     try:
         with preserved_state(model, optimizer):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)
-            x, y = x_all[idx].to(dev), y_all[idx].to(dev)
-            loss = task.loss_fn(model(x), y)
+            batch = _to_device(_probe_batch(task, b), dev)
+            loss = _batch_loss(model, task.loss_fn, batch)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

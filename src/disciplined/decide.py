@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 from disciplined.suggest import validation_cut
 from disciplined.trials import TrialResult
 
@@ -62,7 +63,7 @@ class Decision:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Decision:

@@ -29,7 +29,7 @@ from multiprocessing import get_context
 import torch
 
 from disciplined.store import TrialStore
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.trials import TrialCrash, TrialResult, TrialSpec, run_trial
 
 __all__ = ["Executor", "InProcessExecutor", "ProcessExecutor", "Runner", "make_executor"]
 
@@ -45,9 +45,12 @@ def _failed(spec: TrialSpec, exc: BaseException) -> TrialResult:
 
 
 def _guarded(runner: Runner, spec: TrialSpec) -> TrialResult:
-    """``runner(spec)``, turning an exception or a wrong answer into a ``failed`` result."""
+    """``runner(spec)``, turning an exception or a wrong answer into a ``failed`` result;
+    a `TrialCrash` (a bug) is raised, not recorded."""
     try:
         result = runner(spec)
+    except TrialCrash:
+        raise
     except Exception as exc:  # run_trial catches its own; a custom runner might not
         return _failed(spec, exc)
     if not isinstance(result, TrialResult) or result.key != spec.key:
@@ -82,7 +85,8 @@ class Executor(abc.ABC):
         Every other spec is run once (duplicates in ``specs`` share one run) by
         ``runner``; this process stores its result with ``store.put`` as soon as it arrives
         and then calls ``on_result(result, False)``. A runner that raises gives a ``failed``
-        result with the error's last line; the other trials go on.
+        result with the error's last line and the other trials go on, except for a
+        `TrialCrash` (a bug), which is raised once the trials in flight are stored.
         """
         results: dict[str, TrialResult] = {}
         pending: list[TrialSpec] = []
@@ -232,6 +236,7 @@ class ProcessExecutor(Executor):
             ) from None
         pool = self._start()
         broken: BaseException | None = None
+        crash: TrialCrash | None = None  # raised once the trials in flight are stored
         try:
             waiting: dict[Future[TrialResult], TrialSpec] = {
                 pool.submit(_guarded, runner, spec): spec for spec in specs
@@ -240,10 +245,17 @@ class ProcessExecutor(Executor):
                 done, _ = wait(waiting, return_when=FIRST_COMPLETED)
                 for future in done:
                     spec = waiting.pop(future)
+                    if future.cancelled():
+                        continue
                     try:
                         result = future.result()
                     except BrokenProcessPool as exc:
                         broken = exc
+                        continue
+                    except TrialCrash as exc:
+                        crash = crash or exc
+                        for other in waiting:  # those not started yet; running ones finish
+                            other.cancel()
                         continue
                     except Exception as exc:  # e.g. a result that could not be pickled
                         result = _failed(spec, exc)
@@ -251,8 +263,10 @@ class ProcessExecutor(Executor):
         except BaseException:  # an interrupt: the workers stop with the run
             self.close()
             raise
-        if broken is not None or not self.persistent:
+        if broken is not None or crash is not None or not self.persistent:
             self.close()
+        if crash is not None:
+            raise crash
         if broken is not None:
             raise RuntimeError(
                 f"a worker process died (killed, or out of memory?): {broken}; the trials that "

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from disciplined.errors import UsageError
 from disciplined.scheduler import PolicyScheduler
 from disciplined.schedules import ConstantPolicy, OneCyclePolicy, StepPolicy
 from disciplined.tasks import Task
@@ -147,7 +148,14 @@ def train_task(
         model = task.model(dropout=hp.dropout) if task.takes_dropout else task.model()
     opt = build_optimizer(model, hp)
     total = steps_for(task, hp, epochs)
-    sched = PolicyScheduler(opt, build_policy(hp, total))
+    try:
+        policy = build_policy(hp, total)
+    except ValueError as exc:  # the hyper-parameters and the length do not make a schedule
+        raise UsageError(
+            f"no {hp.schedule} schedule fits {epochs:g} epochs at batch size {hp.batch_size} "
+            f"({total} steps): {exc}"
+        ) from exc
+    sched = PolicyScheduler(opt, policy)
     history = fit(
         model,
         opt,

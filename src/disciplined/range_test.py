@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 from disciplined.schedules import RangeSweep
 from disciplined.suggest import (
     MIN_POINTS,
@@ -160,7 +161,7 @@ class RangeTest:
 
     def save(self, path: str | Path) -> None:
         """Write the JSON to ``path``."""
-        Path(path).write_text(self.to_json())
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> RangeTest:

@@ -45,6 +45,7 @@ from disciplined.decide import Decision
 from disciplined.diagnose import Diagnosis, diagnose
 from disciplined.errors import UsageError
 from disciplined.executors import Executor, make_executor
+from disciplined.files import write_text_atomic
 from disciplined.hparams import HParams
 from disciplined.store import TrialStore, open_store
 from disciplined.studies import (
@@ -373,7 +374,7 @@ def tune(
                 "a Task object runs in-process only; name the task by reference "
                 "to use worker processes"
             )
-        task_obj, ref = task, task.name
+        task_obj, ref = load_task(task), task.name  # load_task checks a Task object too
     else:
         ref = task
         task_obj = load_task(task, task_options)
@@ -413,6 +414,8 @@ def tune(
         amp=amp,
     )
     try:
+        # a store holding another task's trials is refused before any progress is shown
+        store_obj.bind({"task": ref, "task_options": dict(task_options or {})})
         return _tune(
             ctx,
             task_obj,
@@ -596,8 +599,10 @@ def _tune(
         out=str(out),
         meta=meta,
     )
-    (out / "hparams.json").write_text(json.dumps(_finite(result.hparams_json()), indent=1))
-    (out / "tune.json").write_text(json.dumps(_finite(result.to_dict()), indent=1, allow_nan=False))
+    write_text_atomic(out / "hparams.json", json.dumps(_finite(result.hparams_json()), indent=1))
+    write_text_atomic(
+        out / "tune.json", json.dumps(_finite(result.to_dict()), indent=1, allow_nan=False)
+    )
     from disciplined.report.html import write_report
 
     write_report(out)

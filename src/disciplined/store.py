@@ -53,6 +53,18 @@ def _payload(result: TrialResult) -> str:
     return _encode(result.to_dict(), f"trial result {result.key}")
 
 
+def _decode(payload: str, location: str) -> TrialResult:
+    """The `TrialResult` a stored row holds; a row that is not one is a `UsageError` naming
+    the store (it was written by something else, or damaged)."""
+    try:
+        return TrialResult.from_dict(json.loads(payload))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UsageError(
+            f"store {location} holds a trial record that cannot be read "
+            f"({type(exc).__name__}: {exc}); move the store away or give another --store"
+        ) from exc
+
+
 def _describe(identity: Any) -> str:
     """``task 'digits-mlp' ({...})`` for an identity dictionary, its JSON otherwise."""
     if isinstance(identity, dict) and "task" in identity:
@@ -329,10 +341,21 @@ class SQLiteStore(TrialStore):
                 for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
         except sqlite3.DatabaseError as exc:
+            if "malformed" in str(exc):
+                raise UsageError(self._damaged(str(exc))) from None
             raise UsageError(
                 f"store {self.location} is not a trial store (not an SQLite database: {exc})"
             ) from None
         user_tables = {t for t in tables if not t.startswith("sqlite_")}
+        if user_tables:
+            # A damaged page deep in the file passes the table listing above and fails at
+            # the first read: check every page now, before anything is written.
+            try:
+                problems = [r[0] for r in conn.execute("PRAGMA quick_check(1)").fetchall()]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
+            if problems != ["ok"]:
+                raise UsageError(self._damaged(problems[0]))
         if user_tables and not set(_COLUMNS) <= user_tables:
             raise UsageError(
                 f"store {self.location} is an SQLite database but not a trial store "
@@ -351,6 +374,13 @@ class SQLiteStore(TrialStore):
                     )
         except sqlite3.Error as exc:
             raise UsageError(f"cannot use store {self.location}: {exc}") from None
+
+    def _damaged(self, problem: str) -> str:
+        detail = " ".join(problem.replace("*** in database main ***", "").split())
+        return (
+            f"store {self.location} is damaged ({detail}); it was left as it is: move it "
+            "away or give another --store"
+        )
 
     def _set_wal(self, conn: sqlite3.Connection) -> None:
         # The journal mode is a property of the file: set once, it persists. Switching needs
@@ -390,7 +420,7 @@ class SQLiteStore(TrialStore):
                 .execute("SELECT payload FROM trials WHERE key = ?", (key,))
                 .fetchone()
             )
-        return None if row is None else TrialResult.from_dict(json.loads(row[0]))
+        return None if row is None else _decode(row[0], self.location)
 
     def put(self, result: TrialResult) -> TrialResult:
         """Store ``result`` unless its key is taken (one transaction); return the stored one."""
@@ -406,13 +436,13 @@ class SQLiteStore(TrialStore):
 
         with self._lock:
             stored = self._write(self._connection(), body)
-        return result if stored == payload else TrialResult.from_dict(json.loads(stored))
+        return result if stored == payload else _decode(stored, self.location)
 
     def results(self) -> list[TrialResult]:
         """Every stored result, in insertion order."""
         with self._lock:
             rows = self._connection().execute("SELECT payload FROM trials ORDER BY seq").fetchall()
-        return [TrialResult.from_dict(json.loads(r[0])) for r in rows]
+        return [_decode(r[0], self.location) for r in rows]
 
     def keys(self) -> list[str]:
         """The stored keys, in insertion order."""

@@ -30,6 +30,7 @@ from disciplined.decide import (
 from disciplined.diagnose import diagnose
 from disciplined.errors import UsageError
 from disciplined.executors import Executor, InProcessExecutor
+from disciplined.files import write_text_atomic
 from disciplined.hparams import HParams
 from disciplined.range_test import RangeTest
 from disciplined.store import MemoryStore, TrialStore
@@ -354,7 +355,7 @@ def _snapshot(
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
-    info_path.write_text(json.dumps(info))
+    write_text_atomic(info_path, json.dumps(info))
     return str(path), info
 
 
@@ -764,6 +765,7 @@ def batch_size_search(
         if room < len(sizes):  # not even an epoch a candidate
             return memory_decision(
                 fit_,
+                task,
                 why=(
                     f"the {max_epochs:.1f} epochs of budget left cannot compare {len(sizes)} "
                     f"batch sizes (their range tests alone take {test_cost:.1f})"

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 
 Data = Any  # (inputs, targets) tensors, a Dataset, or a DataLoader
 StopRule = Callable[[int, float], "str | None"]
@@ -151,7 +152,7 @@ class History:
 
     def save(self, path: str | Path) -> None:
         """Write the JSON to ``path``."""
-        Path(path).write_text(self.to_json())
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> History:
@@ -180,8 +181,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
             raise UsageError(f"device {device!r} was asked for but CUDA is not available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise UsageError(
-                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
-                "device(s)"
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
             )
     return dev
 
@@ -301,9 +301,7 @@ class LoaderDataset(Dataset):
     def from_loader(cls, loader: DataLoader, what: str = "data") -> LoaderDataset:
         """The loader's parts; `UsageError` for a loader without a map-style dataset."""
         dataset = loader.dataset
-        if isinstance(dataset, torch.utils.data.IterableDataset) or not hasattr(
-            dataset, "__len__"
-        ):
+        if isinstance(dataset, torch.utils.data.IterableDataset) or not hasattr(dataset, "__len__"):
             raise UsageError(
                 f"{what}: a DataLoader over an iterable dataset cannot be re-batched or "
                 "counted; give a map-style Dataset (with __len__ and __getitem__)"
@@ -373,11 +371,19 @@ class _Batches:
         self.shuffle = shuffle
         self.batch_size = batch_size
         if _is_tensor_pair(data):
+            if len(data) != 2:
+                raise UsageError(
+                    f"a data tuple must be (inputs, targets), got {len(data)} tensors; "
+                    "per-sample weights or extra fields need a custom loss over a Dataset"
+                )
             self.tensors = tuple(t.to(device) for t in data)
             self.loader = None
             self.n = len(self.tensors[0])
             if any(len(t) != self.n for t in self.tensors):
-                raise ValueError("the tensors of a data tuple must have the same length")
+                raise UsageError(
+                    "the tensors of a data tuple must have the same length, got "
+                    + " and ".join(str(len(t)) for t in self.tensors)
+                )
         elif isinstance(data, DataLoader):
             self.tensors, self.loader = None, data
         elif isinstance(data, Dataset):
@@ -419,9 +425,11 @@ class _Batches:
                     yield _to_device(batch, self.device)
                     continue
                 if not (isinstance(batch, tuple | list) and len(batch) == 2):
-                    what = f"{len(batch)} items" if isinstance(batch, tuple | list) else type(
-                        batch
-                    ).__name__
+                    what = (
+                        f"{len(batch)} items"
+                        if isinstance(batch, tuple | list)
+                        else type(batch).__name__
+                    )
                     raise UsageError(
                         f"each batch must be (inputs, targets), got {what}: return a pair from "
                         "the dataset or the collate_fn (extra items such as sample weights "
@@ -465,9 +473,7 @@ def evaluate(
     raw = isinstance(loss_fn, BatchLoss)
     if raw:
         metric = None  # a BatchLoss gives the loss, not outputs to score
-    batches = _Batches(
-        data, batch_size, dev, shuffle=False, generator=torch.Generator(), raw=raw
-    )
+    batches = _Batches(data, batch_size, dev, shuffle=False, generator=torch.Generator(), raw=raw)
     cast = _autocast(dev, amp)
     try:
         for i, batch in enumerate(batches.epoch()):
@@ -565,6 +571,8 @@ def fit(
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs and steps")
+    if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+        raise ValueError(f"epochs must be a finite number > 0, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if accumulation_steps < 1:

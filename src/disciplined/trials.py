@@ -6,6 +6,12 @@ hyper-parameters, the kind of run (``range_test`` or ``train``), its budget and 
 `TrialResult` holds the outcome: a `RangeTest` or a `History`, the wall seconds, and a status
 (``ok``, ``diverged`` or ``failed`` with its reason). `run_trial` executes a spec in this
 process.
+
+Only what says something about the hyper-parameters is recorded: a loss that turns NaN,
+infinite or too large, or arithmetic that overflows, is ``diverged``; a spec that cannot run
+(a `UsageError`, such as a schedule too short to build at its batch size, or running out of
+memory) is ``failed``. Any other exception is a bug (in this library or in the task's code): it is
+raised as `TrialCrash`, never stored as a result of the user's hyper-parameters.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from typing import Any, Literal
 
 import torch
 
+from disciplined.errors import UsageError
 from disciplined.hparams import HParams, build_optimizer, train_task
 from disciplined.range_test import RangeTest, lr_range_test
 from disciplined.tasks import Task, load_task
 from disciplined.training import History, device_name, resolve_device
 
-__all__ = ["TrialResult", "TrialSpec", "run_trial", "task_for"]
+__all__ = ["TrialCrash", "TrialResult", "TrialSpec", "run_trial", "task_for"]
 
 TrialKind = Literal["range_test", "train"]
 
@@ -149,6 +156,20 @@ class TrialResult:
         )
 
 
+class TrialCrash(RuntimeError):
+    """A trial raised an exception that says nothing about its hyper-parameters: a bug in
+    this library or in the task's code. The original exception is the ``__cause__``; the
+    trial is not recorded, so it runs again once the bug is fixed."""
+
+
+def _numeric_blow_up(exc: BaseException) -> bool:
+    """Whether ``exc`` is arithmetic overflowing (a learning rate or weight decay too large
+    for float32, say): a divergence of the hyper-parameters, not a bug."""
+    if isinstance(exc, FloatingPointError | OverflowError):
+        return True
+    return isinstance(exc, RuntimeError) and "overflow" in str(exc).lower()
+
+
 _TASK_CACHE: dict[str, Task] = {}
 
 
@@ -160,12 +181,12 @@ def task_for(spec: TrialSpec) -> Task:
     return _TASK_CACHE[cache_key]
 
 
-def run_trial(
-    spec: TrialSpec, task: Task | None = None, device: str | None = None
-) -> TrialResult:
+def run_trial(spec: TrialSpec, task: Task | None = None, device: str | None = None) -> TrialResult:
     """Run ``spec`` in this process, on ``spec.device`` (``device``, when given, overrides
-    it). A trial that raises is returned as ``failed`` with its reason (the error's last
-    line); a run whose loss diverges as ``diverged``. The result records the device."""
+    it). A run whose loss diverges, or whose arithmetic overflows, is returned as
+    ``diverged``; one that cannot run (`UsageError`, out of memory) as ``failed`` (the
+    reason is the error's last line). Any other exception is raised as `TrialCrash`. The
+    result records the device."""
     t0 = time.perf_counter()
     where: str | None = None
     try:
@@ -231,11 +252,14 @@ def run_trial(
             reason=test.stop_reason if status == "diverged" else None,
             device=where,
         )
-    except Exception as exc:  # a failed trial is recorded; the study goes on
+    except Exception as exc:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return TrialResult(
-            spec.key, spec, "failed", time.perf_counter() - t0, reason=last, device=where
-        )
+        seconds = time.perf_counter() - t0
+        if _numeric_blow_up(exc):  # the hyper-parameters' fault: recorded, the study goes on
+            return TrialResult(spec.key, spec, "diverged", seconds, reason=last, device=where)
+        if isinstance(exc, UsageError | torch.OutOfMemoryError):  # this spec cannot run
+            return TrialResult(spec.key, spec, "failed", seconds, reason=last, device=where)
+        raise TrialCrash(f"trial {spec.key} ({spec.tag or spec.kind}) crashed: {last}") from exc
 
 
 def _steps_per_epoch(task: Task, hp: HParams) -> int:

@@ -1,19 +1,32 @@
 """The ``disciplined`` command: parse, dispatch, and turn bad input into one line and exit 2.
 
 Each sub-command lives in a module of its own with ``add_parser(subparsers)`` and
-``run(args) -> int``; this module only wires them.
+``run(args) -> int``; this module only wires them. Exit status: 0 done, 2 bad input (a
+`UsageError`: one line on stderr), 1 an internal error (any other exception: one line on
+stderr saying where the full traceback was written; also a full disk, said in one line),
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
+from disciplined.cli.common import release_out
 from disciplined.errors import UsageError
 
 COMMANDS = (train, find_lr, sweep, tune, diagnose, report)
+
+ERROR_LOG = "error.log"
+"""The file, in the command's output folder, that an internal error's traceback goes to."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,15 +47,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _output_folder(args: argparse.Namespace | None) -> Path | None:
+    """The command's output folder if it exists and is writable (``--out``, or ``report``'s
+    DIR), else None."""
+    if args is None:
+        return None
+    folder = getattr(args, "out", None)
+    if folder is None and getattr(args, "command", None) == "report":
+        folder = getattr(args, "dir", None)
+    if folder is None:
+        return None
+    path = Path(folder)
+    return path if path.is_dir() and os.access(path, os.W_OK | os.X_OK) else None
+
+
+def write_error_log(exc: BaseException, folder: Path | None, argv: Sequence[str]) -> Path | None:
+    """Write the full traceback of ``exc`` (with the command line and the time) to
+    ``folder/error.log``, or to a new file in the temporary directory when there is no
+    folder or it cannot be written; return the file written, or None if neither could be."""
+    text = f"disciplined {' '.join(argv)}\n{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
+    )
+    if folder is not None:
+        path = folder / ERROR_LOG
+        try:
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            pass
+    try:
+        fd, name = tempfile.mkstemp(prefix="disciplined-error-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        return None
+    return Path(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the command line; return the exit status (0 ok, 2 bad input, 1 internal error,
+    130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
-    except (UsageError, ValueError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"disciplined: error: {message}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"disciplined: error: {_first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("disciplined: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal_error(exc, args, argv)
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(
+            f"disciplined: error: the disk is full{where} ({exc.strerror}); results are "
+            "written whole or not at all, so nothing half-written was kept",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:  # a bug: one line here, the traceback in a file
+        return _internal_error(exc, args, argv)
+    finally:
+        release_out()
+
+
+def _internal_error(
+    exc: BaseException, args: argparse.Namespace | None, argv: Sequence[str]
+) -> int:
+    log = write_error_log(exc, _output_folder(args), argv)
+    where = f"full traceback in {log}" if log else "the traceback could not be written"
+    print(
+        f"disciplined: internal error: {type(exc).__name__}: {_first_line(exc)}; {where}",
+        file=sys.stderr,
+    )
+    return 1

@@ -1,15 +1,87 @@
-"""Argument types and helpers shared by the sub-commands."""
+"""Argument types and helpers shared by the sub-commands.
+
+Every numeric option has a stated range (its type says it, argparse names the option): a
+value outside it, or one that is not finite, is one line and exit 2 before any work.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.hparams import HParams
 from disciplined.tasks import Task, load_task
+
+# Upper bounds of the numeric options. Generous: they are there to refuse values that
+# overflow float32 arithmetic or would never finish, not to second-guess a choice.
+MAX_LR = 1e4
+"""Largest learning rate accepted (``--max-lr``, ``--start-lr``, ``--end-lr``)."""
+MAX_WEIGHT_DECAY = 10.0
+"""Largest weight decay accepted."""
+MAX_EPOCHS = 1e4
+"""Longest run accepted, in epochs (``--epochs``, ``--snapshot-epochs``)."""
+MAX_BUDGET = 1e6
+"""Largest ``tune --budget``, in epochs."""
+MAX_DIV = 1e6
+"""Largest ``--div`` (max LR / min LR)."""
+MAX_STEPS = 10**7
+"""Most steps (or evaluations apart) accepted by any step-count option."""
+MAX_BATCH_SIZE = 2**24
+"""Largest batch size accepted."""
+MAX_WORKERS = 1024
+"""Most worker processes accepted."""
+MAX_SEED = 2**63 - 1
+"""Largest seed accepted (torch's generators take 64-bit seeds)."""
+
+ArgType = Callable[[str], Any]
+
+
+def _bounds(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def float_in(
+    low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> ArgType:
+    """An argparse type: a finite float in ``[low, high]`` (``low_open``/``high_open`` make
+    that end exclusive). The error names the range and the text received."""
+    where = _bounds(low, high, low_open, high_open)
+
+    def parse(text: str) -> float:
+        value = _float(text)
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be in {where}, got {text!r}")
+        return value
+
+    parse.__name__ = f"float in {where}"
+    return parse
+
+
+def int_in(low: int, high: int) -> ArgType:
+    """An argparse type: an integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text!r}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
 
 
 def positive_float(text: str) -> float:
@@ -29,14 +101,36 @@ def nonneg_float(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1."""
+    """An integer >= 1 (and at most `MAX_STEPS`)."""
+    return int_in(1, MAX_STEPS)(text)
+
+
+learning_rate_arg = float_in(0, MAX_LR, low_open=True)
+"""A learning rate: a float in (0, `MAX_LR`]."""
+weight_decay_arg = float_in(0, MAX_WEIGHT_DECAY)
+"""A weight decay: a float in [0, `MAX_WEIGHT_DECAY`]."""
+epochs_arg = float_in(0, MAX_EPOCHS, low_open=True)
+"""A run's length in epochs: a float in (0, `MAX_EPOCHS`]."""
+fraction_arg = float_in(0, 1, high_open=True)
+"""A momentum or a dropout: a float in [0, 1)."""
+batch_size_arg = int_in(1, MAX_BATCH_SIZE)
+"""A batch size: an integer in [1, `MAX_BATCH_SIZE`]."""
+seed_arg = int_in(0, MAX_SEED)
+"""A random seed: an integer in [0, 2**63 - 1]."""
+workers_arg = int_in(1, MAX_WORKERS)
+"""A number of worker processes: an integer in [1, `MAX_WORKERS`]."""
+
+
+def memory_size(text: str) -> str:
+    """An argparse type for ``--memory-limit``: text `disciplined.batch.parse_memory` reads
+    (``4GB``, ``512MiB``, ``1e9``), at most 1 EiB; returns the text itself."""
+    from disciplined.batch import parse_memory
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+        parse_memory(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _float(text: str) -> float:
@@ -47,6 +141,23 @@ def _float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
     return value
+
+
+def build_hparams(**values: Any) -> HParams:
+    """`HParams` from command-line values; a combination it refuses is a `UsageError`."""
+    try:
+        return HParams(**values)
+    except ValueError as exc:
+        raise UsageError(f"bad hyper-parameters: {exc}") from exc
+
+
+def check_batch_size(task: Task, batch: int) -> None:
+    """Refuse a batch larger than the task's training set (one line naming both)."""
+    if batch > task.num_train:
+        raise UsageError(
+            f"--batch-size {batch} is larger than task {task.name!r}'s training set "
+            f"({task.num_train} samples)"
+        )
 
 
 def momentum_pair(text: str) -> tuple[float, float]:
@@ -64,13 +175,18 @@ def momentum_pair(text: str) -> tuple[float, float]:
     return hi, lo
 
 
-def _option_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+def _option_value(key: str, text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(value):
+        raise UsageError(f"--task-option {key}={text}: the value must be finite")
+    return value
 
 
 def add_task_args(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +213,7 @@ def parse_task_options(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--task-option must be KEY=VALUE, got {item!r}")
-        options[key.strip()] = _option_value(value.strip())
+        options[key.strip()] = _option_value(key.strip(), value.strip())
     return options
 
 
@@ -156,3 +272,125 @@ def device_from_args(args: argparse.Namespace) -> tuple[str, str | None]:
     from disciplined.training import device_and_amp
 
     return device_and_amp(args.device, args.amp)
+
+
+# --------------------------------------------------------------------------- ownership
+
+MARKER = ".disciplined.json"
+"""The file in an output folder that says which command, on which task, writes there."""
+
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "train": ("history.json", "curves.png"),
+    "sweep": ("decision.json", "*.png"),
+    "tune": ("hparams.json", "tune.json", "history.json", "report.html", "*.png"),
+}
+"""The files (glob patterns) each command writes into its output folder. The store,
+``trials.sqlite``, is not listed: it guards itself (`TrialStore.bind` refuses another
+task's trials, and a file that is not a store is refused)."""
+
+
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    """``--force``: write into an output folder another command or task wrote, or that
+    holds files of the names this command writes."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if another command or task wrote it, or it holds files "
+        "of the names this command writes (they are replaced)",
+    )
+
+
+def out_owner(command: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Who writes an output folder: the command, the task reference and its options."""
+    return {"command": command, "task": args.task, "task_options": parse_task_options(args)}
+
+
+def _describe_owner(owner: dict[str, Any]) -> str:
+    options = owner.get("task_options") or {}
+    text = f"`disciplined {owner.get('command')}` on task {owner.get('task')!r}"
+    if options:
+        text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")"
+    return text
+
+
+def check_out(path: str, owner: dict[str, Any], force: bool = False) -> None:
+    """Refuse (`UsageError`, nothing written) an output folder that another command or
+    task wrote (its `MARKER` says so), or that holds, without a marker, files of the names
+    this command writes: they are not the tool's to overwrite. ``force`` allows both."""
+    folder = Path(path)
+    if force or not folder.is_dir():
+        return
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            held = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            held = None
+        if not isinstance(held, dict):
+            raise UsageError(
+                f"output folder {path!r} has an unreadable {MARKER}; use another --out, or "
+                "--force to write into it anyway"
+            )
+        if held != json.loads(json.dumps(owner)):
+            raise UsageError(
+                f"output folder {path!r} was written by {_describe_owner(held)}; use another "
+                "--out, or --force to write into it anyway"
+            )
+        return
+    found = sorted({p.name for pattern in OUTPUTS[owner["command"]] for p in folder.glob(pattern)})
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UsageError(
+            f"output folder {path!r} holds {found[0]}{more}, not written by disciplined; "
+            "move it away, use another --out, or --force to replace it"
+        )
+
+
+LOCK = ".disciplined.lock"
+"""The file in an output folder that a running command holds locked (``flock``); it names
+the holder (command, pid, start time). The lock goes with the process, however it ends."""
+
+_HELD: list[Any] = []  # this process's open, locked LOCK files
+
+
+def claim_out(out: Path, owner: dict[str, Any]) -> bool:
+    """Lock ``out`` for this command (another process writing there is refused with a
+    `UsageError` naming it) and write the `MARKER` naming ``owner``, just before the first
+    output; return whether there was no marker before. `release_out` lets go."""
+    _lock(out, owner)
+    marker = out / MARKER
+    new = not marker.exists()
+    marker.write_text(json.dumps(owner, sort_keys=True) + "\n", encoding="utf-8")
+    return new
+
+
+def _lock(out: Path, owner: dict[str, Any]) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        return
+    f = open(out / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held until release_out
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another disciplined process"
+        f.close()
+        raise UsageError(
+            f"output folder {str(out)!r} is in use by {holder}; wait for it to finish or "
+            "use another --out"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(
+        f"`disciplined {owner['command']}` (pid {os.getpid()}, since "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n"
+    )
+    f.flush()
+    _HELD.append(f)
+
+
+def release_out() -> None:
+    """Unlock the output folders this process locked (the lock files stay, unlocked)."""
+    while _HELD:
+        _HELD.pop().close()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from disciplined.cli.common import prepare_out
 from disciplined.diagnose import diagnose
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 from disciplined.training import History
 
 
@@ -31,8 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def load_history(path: str | Path) -> tuple[History, Path]:
     """The `History` at ``path`` (a file, or a folder with ``history.json``) and its file.
 
-    Anything else - a missing file, text that is not JSON, JSON that is not a history - is a
-    `UsageError` naming the file and what is wrong.
+    Anything else - a missing file, text that is not JSON, JSON that is not a history, a
+    history without steps or without a single finite loss - is a `UsageError` naming the
+    file and what is wrong.
     """
     file = Path(path)
     if file.is_dir():
@@ -56,6 +59,14 @@ def load_history(path: str | Path) -> tuple[History, Path]:
         raise UsageError(f"{str(file)!r} is not a history: no {exc.args[0]!r} field") from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{str(file)!r} is not a valid history: {exc}") from exc
+    if not history.train_losses and not history.evals:
+        raise UsageError(f"{str(file)!r} is an empty history: no training steps, no evaluations")
+    values = [*history.train_losses, *(e.val_loss for e in history.evals)]
+    if not any(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        raise UsageError(
+            f"{str(file)!r} holds no finite loss (every training and validation loss is NaN "
+            "or infinite): nothing to diagnose"
+        )
     return history, file
 
 
@@ -65,6 +76,6 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_out(args.out) if args.out is not None else file.parent
     result = diagnose(history)
     target = out / "diagnosis.json"
-    target.write_text(json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    write_text_atomic(target, json.dumps(result.to_dict(), indent=1, allow_nan=False))
     print(f"{result.line()} (wrote {target})")
     return 0

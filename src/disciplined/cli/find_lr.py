@@ -5,18 +5,26 @@ from __future__ import annotations
 import argparse
 
 from disciplined.cli.common import (
+    MAX_DIV,
     add_device_args,
     add_task_args,
+    batch_size_arg,
+    build_hparams,
+    check_batch_size,
     device_from_args,
+    float_in,
+    fraction_arg,
+    int_in,
+    learning_rate_arg,
     momentum_pair,
-    nonneg_float,
-    positive_float,
     positive_int,
     prepare_out,
+    seed_arg,
     task_from_args,
+    weight_decay_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.hparams import OPTIMIZERS, HParams, build_optimizer
+from disciplined.hparams import OPTIMIZERS, build_optimizer
 from disciplined.range_test import lr_range_test
 from disciplined.suggest import RULES
 
@@ -38,24 +46,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-every", type=positive_int, default=10)
     p.add_argument("--val-batches", type=positive_int, default=2)
     p.add_argument("--mode", choices=("exp", "linear"), default="exp")
-    p.add_argument("--start-lr", type=positive_float, default=1e-5)
-    p.add_argument("--end-lr", type=positive_float, default=10.0)
+    p.add_argument("--start-lr", type=learning_rate_arg, default=1e-5, help="in (0, 10000]")
+    p.add_argument("--end-lr", type=learning_rate_arg, default=10.0, help="in (0, 10000]")
     p.add_argument("--steps", type=positive_int, default=300)
     p.add_argument(
         "--repeats",
-        type=positive_int,
+        type=int_in(1, 100),
         default=1,
-        help="range tests on this many seeds; the rule reads their median curve",
+        help="range tests on this many seeds (1 to 100); the rule reads their median curve",
     )
     p.add_argument("--rule", choices=sorted(RULES), default="smith")
     p.add_argument(
         "--div",
-        type=positive_float,
+        type=float_in(1, MAX_DIV),
         default=10.0,
-        help="min LR = max LR / div (10 for 1cycle; 3-4 for CLR)",
+        help="min LR = max LR / div, in [1, 1e6] (10 for 1cycle; 3-4 for CLR)",
     )
-    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the task's own")
-    p.add_argument("--weight-decay", type=nonneg_float, default=0.0)
+    p.add_argument(
+        "--batch-size", type=batch_size_arg, default=None, help="default: the task's own"
+    )
+    p.add_argument("--weight-decay", type=weight_decay_arg, default=0.0, help="in [0, 10]")
     p.add_argument(
         "--momentum",
         type=momentum_pair,
@@ -63,9 +73,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="M",
         help="momentum (betas[0] for adamw) held during the test",
     )
-    p.add_argument("--dropout", type=nonneg_float, default=0.0)
+    p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     add_device_args(p)
     p.add_argument("--out", default="runs/find-lr")
     p.set_defaults(run=run)
@@ -75,10 +85,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the test, write ``range_test.json`` and ``range_test.png``, print the suggestion."""
     task = task_from_args(args)
     device, amp = device_from_args(args)
-    out = prepare_out(args.out)
     if args.start_lr >= args.end_lr:
-        raise ValueError(f"--start-lr must be < --end-lr, got {args.start_lr} >= {args.end_lr}")
-    hp = HParams(
+        raise UsageError(f"--start-lr must be < --end-lr, got {args.start_lr} >= {args.end_lr}")
+    if args.dropout and not task.takes_dropout:
+        raise UsageError(f"task {task.name!r} has no dropout to set (--dropout {args.dropout})")
+    if args.batch_size is not None:
+        check_batch_size(task, args.batch_size)
+    hp = build_hparams(
         max_lr=args.start_lr,
         max_momentum=args.momentum[0],
         min_momentum=args.momentum[0],
@@ -87,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         optimizer=args.optimizer,
     )
+    out = prepare_out(args.out)
     import torch
 
     torch.manual_seed(args.seed)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from disciplined.report.html import write_report
+from disciplined.report.html import read_history, write_report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write ``DIR/report.html`` and print its path."""
-    print(write_report(args.dir))
+    """Write ``DIR/report.html`` and print its path (and, on stderr, a warning when the
+    final run's history could not be read)."""
+    path = write_report(args.dir)
+    _, problem = read_history(args.dir)
+    if problem is not None:
+        print(f"disciplined: warning: {problem}; the report leaves it out", file=sys.stderr)
+    print(path)
     return 0

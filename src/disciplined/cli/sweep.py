@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from disciplined.cli.common import (
+    MAX_WEIGHT_DECAY,
     add_device_args,
+    add_force_arg,
     add_task_args,
+    batch_size_arg,
+    build_hparams,
+    check_batch_size,
+    check_out,
+    claim_out,
     device_from_args,
-    nonneg_float,
+    epochs_arg,
+    fraction_arg,
+    out_owner,
     parse_task_options,
-    positive_float,
     positive_int,
     prepare_out,
+    seed_arg,
     task_from_args,
     trial_progress,
+    weight_decay_arg,
+    workers_arg,
 )
 from disciplined.errors import UsageError
 from disciplined.executors import make_executor
-from disciplined.hparams import OPTIMIZERS, HParams
+from disciplined.hparams import OPTIMIZERS
 from disciplined.store import open_store
 from disciplined.studies import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
 
@@ -27,9 +39,15 @@ STUDIES = ("weight-decay", "momentum", "dropout")
 
 def _values(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"must hold at least one number, got {text!r}")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"must be finite numbers, got {bad[0]}")
+    return values
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,56 +66,64 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated candidates (default: the report's grid)",
     )
-    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument("--workers", type=workers_arg, default=1)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default: OUT/trials.sqlite)"
     )
     p.add_argument("--steps", type=positive_int, default=300, help="steps of each range test")
-    p.add_argument("--batch-size", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=batch_size_arg, default=None)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument(
         "--weight-decay",
-        type=nonneg_float,
+        type=weight_decay_arg,
         default=0.0,
-        help="held during momentum and dropout sweeps",
+        help="held during momentum and dropout sweeps, in [0, 10]",
     )
     p.add_argument(
-        "--momentum", type=float, default=0.9, help="held during weight-decay and dropout sweeps"
+        "--momentum",
+        type=fraction_arg,
+        default=0.9,
+        help="held during weight-decay and dropout sweeps, in [0, 1)",
     )
-    p.add_argument("--dropout", type=nonneg_float, default=0.0)
+    p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1)")
     p.add_argument(
         "--method",
         choices=("range-test", "snapshot"),
         default="range-test",
         help="weight decay: tests from fresh weights, or from a one-cycle snapshot",
     )
-    p.add_argument("--snapshot-epochs", type=positive_float, default=None)
+    p.add_argument("--snapshot-epochs", type=epochs_arg, default=None, help="in (0, 10000]")
     p.add_argument(
         "--refine",
         action="store_true",
         help="weight decay: one more value halfway between the best two",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     add_device_args(p)
     p.add_argument("--out", default="runs/sweep")
+    add_force_arg(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the study, write ``decision.json`` and the overlay plot, print the decision."""
-    if not 0 <= args.momentum < 1:
-        raise UsageError(f"--momentum must be in [0, 1), got {args.momentum}")
     if args.values is not None:
         bad = [v for v in args.values if v < 0]
         if bad:
             raise UsageError(f"--values must be >= 0, got {bad[0]}")
         if args.study in ("momentum", "dropout") and any(v >= 1 for v in args.values):
             raise UsageError(f"{args.study} values must be < 1, got {max(args.values)}")
+        if args.study == "weight-decay" and max(args.values) > MAX_WEIGHT_DECAY:
+            raise UsageError(
+                f"weight-decay values must be <= {MAX_WEIGHT_DECAY:g}, got {max(args.values)}"
+            )
     task = task_from_args(args)
     device, amp = device_from_args(args)
-    out = prepare_out(args.out)
-    store = open_store(args.store, out)
-    hp = HParams(
+    if (args.dropout or args.study == "dropout") and not task.takes_dropout:
+        raise UsageError(f"task {task.name!r} has no dropout to set")
+    if args.batch_size is not None:
+        check_batch_size(task, args.batch_size)
+    hp = build_hparams(
         max_lr=1e-5,
         max_momentum=args.momentum,
         min_momentum=args.momentum,
@@ -106,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or task.default_batch_size,
         optimizer=args.optimizer,
     )
+    owner = out_owner("sweep", args)
+    check_out(args.out, owner, args.force)
+    out = prepare_out(args.out)
+    store = open_store(args.store, out)
+    try:  # another task's store is refused before anything is written
+        store.bind({"task": args.task, "task_options": parse_task_options(args)})
+    except UsageError:
+        store.close()
+        raise
+    claim_out(out, owner)
     ctx = StudyContext(
         task=args.task,
         task_options=parse_task_options(args),

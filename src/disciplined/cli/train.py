@@ -5,18 +5,30 @@ from __future__ import annotations
 import argparse
 
 from disciplined.cli.common import (
+    MAX_DIV,
     add_device_args,
+    add_force_arg,
     add_task_args,
+    batch_size_arg,
+    build_hparams,
+    check_batch_size,
+    check_out,
+    claim_out,
     device_from_args,
+    epochs_arg,
+    float_in,
+    fraction_arg,
+    learning_rate_arg,
     momentum_pair,
-    nonneg_float,
-    positive_float,
+    out_owner,
     positive_int,
     prepare_out,
+    seed_arg,
     task_from_args,
+    weight_decay_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.hparams import OPTIMIZERS, SCHEDULES, HParams, train_task
+from disciplined.hparams import OPTIMIZERS, SCHEDULES, train_task
 from disciplined.report.plots import plot_history
 
 
@@ -29,15 +41,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "schedule) and write history.json and curves.png.",
     )
     add_task_args(p)
-    p.add_argument("--epochs", type=positive_float, default=10.0)
-    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the task's own")
+    p.add_argument("--epochs", type=epochs_arg, default=10.0, help="in (0, 10000]")
+    p.add_argument(
+        "--batch-size", type=batch_size_arg, default=None, help="default: the task's own"
+    )
     p.add_argument(
         "--max-lr",
-        type=positive_float,
+        type=learning_rate_arg,
         default=0.1,
-        help="1cycle peak (or the constant / initial step LR)",
+        help="1cycle peak (or the constant / initial step LR), in (0, 10000]",
     )
-    p.add_argument("--div", type=positive_float, default=10.0, help="min LR = max LR / div")
+    p.add_argument(
+        "--div",
+        type=float_in(1, MAX_DIV, low_open=True),
+        default=10.0,
+        help="min LR = max LR / div, in (1, 1e6]",
+    )
     p.add_argument("--schedule", choices=SCHEDULES, default="one-cycle")
     p.add_argument(
         "--momentum",
@@ -46,10 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="MAX[,MIN]",
         help="cyclical momentum bounds (betas[0] for adamw), or one constant value",
     )
-    p.add_argument("--weight-decay", type=nonneg_float, default=0.0)
-    p.add_argument("--dropout", type=nonneg_float, default=0.0)
+    p.add_argument("--weight-decay", type=weight_decay_arg, default=0.0, help="in [0, 10]")
+    p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     add_device_args(p)
     p.add_argument(
         "--eval-every",
@@ -58,6 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate every N steps (default: each epoch)",
     )
     p.add_argument("--out", default="runs/train")
+    add_force_arg(p)
     p.set_defaults(run=run)
 
 
@@ -65,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
     """Train, write ``history.json`` and ``curves.png``, print one summary line."""
     task = task_from_args(args)
     device, amp = device_from_args(args)
-    out = prepare_out(args.out)
     if args.dropout and not task.takes_dropout:
         raise UsageError(f"task {task.name!r} has no dropout to set (--dropout {args.dropout})")
-    hp = HParams(
+    if args.batch_size is not None:
+        check_batch_size(task, args.batch_size)
+    hp = build_hparams(
         max_lr=args.max_lr,
         div=args.div,
         max_momentum=args.momentum[0],
@@ -79,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         schedule=args.schedule,
     )
+    owner = out_owner("train", args)
+    check_out(args.out, owner, args.force)
+    out = prepare_out(args.out)
     _, history = train_task(
         task,
         hp,
@@ -89,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         progress=True,
     )
+    claim_out(out, owner)
     history.save(out / "history.json")
     plot_history(
         history,

@@ -9,16 +9,30 @@ import sys
 import threading
 
 from disciplined.cli.common import (
+    LOCK,
+    MARKER,
+    MAX_BATCH_SIZE,
+    MAX_BUDGET,
     add_device_args,
+    add_force_arg,
     add_task_args,
+    check_out,
+    claim_out,
     device_from_args,
+    epochs_arg,
+    float_in,
+    memory_size,
+    out_owner,
     parse_task_options,
-    positive_float,
     positive_int,
     prepare_out,
+    release_out,
+    seed_arg,
     task_from_args,
     trial_progress,
+    workers_arg,
 )
+from disciplined.errors import UsageError
 from disciplined.hparams import OPTIMIZERS
 from disciplined.studies import BATCH_COMPARISONS
 
@@ -32,6 +46,10 @@ def _sizes(text: str) -> list[int]:
         ) from None
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
+    if max(sizes) > MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"batch sizes must be <= {MAX_BATCH_SIZE}, got {max(sizes)}"
+        )
     return sizes
 
 
@@ -46,20 +64,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_task_args(p)
     p.add_argument(
-        "--epochs", type=positive_float, default=20.0, help="length of the final 1cycle run"
+        "--epochs",
+        type=epochs_arg,
+        default=20.0,
+        help="length of the final 1cycle run, in (0, 10000]",
     )
     p.add_argument(
         "--budget",
-        type=positive_float,
+        type=float_in(0, MAX_BUDGET, low_open=True),
         default=None,
-        help="all compute, in epochs of the task (default 10 x --epochs)",
+        help="all compute, in epochs of the task, in (0, 1e6] (default 10 x --epochs)",
     )
-    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument("--workers", type=workers_arg, default=1)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default OUT/trials.sqlite)"
     )
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     add_device_args(p)
     p.add_argument(
         "--tune-dropout",
@@ -89,6 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--memory-limit",
+        type=memory_size,
         default=None,
         help="cap for the batch size search, e.g. 4GB (default: half of free RAM)",
     )
@@ -98,19 +120,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="skip the corrective round after an overfitting, underfitting or diverged verdict",
     )
     p.add_argument("--out", default="runs/tune")
+    add_force_arg(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the recipe; print progress, a summary table, and where the report is."""
-    from disciplined.batch import parse_memory
     from disciplined.recipe import tune
 
     task_from_args(args)  # a bad task fails here, before any folder is made
-    if args.memory_limit is not None:
-        parse_memory(args.memory_limit)
     device, amp = device_from_args(args)
+    owner = out_owner("tune", args)
+    check_out(args.out, owner, args.force)
     out = prepare_out(args.out)
+    before = set(out.iterdir())
+    claimed = claim_out(out, owner)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     # Ctrl-C raises KeyboardInterrupt; if that lands where Python ignores exceptions (a
@@ -161,6 +185,13 @@ def run(args: argparse.Namespace) -> int:
             on_result=on_result,
             command=command,
         )
+    except UsageError:
+        mine = {out / MARKER, out / LOCK}
+        if claimed and set(out.iterdir()) <= before | mine:
+            release_out()  # refused before writing anything: leave no trace
+            for path in mine - before:
+                path.unlink()
+        raise
     except KeyboardInterrupt:
         print(
             f"disciplined: interrupted; finished trials are kept. Resume with the same "

@@ -22,6 +22,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 
 __all__ = ["REPORT_FILE", "render_report", "write_report"]
 
@@ -241,7 +242,7 @@ def write_report(out_dir: str | Path) -> Path:
     text = render_report(out)
     path = out / REPORT_FILE
     try:
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
@@ -289,6 +290,11 @@ def _load(out: Path) -> dict[str, Any]:
         raise UsageError(f"{out} is not a folder (give the output folder of `disciplined tune`)")
     path = out / "tune.json"
     if not path.is_file():
+        if (out / "trials.sqlite").exists():
+            raise UsageError(
+                f"{out} holds trials but no tune.json: the tune did not finish (run the same "
+                "`disciplined tune` command again to resume)"
+            )
         raise UsageError(
             f"{out} is not a tune output: it has no tune.json (run `disciplined tune --out DIR`)"
         )
@@ -303,6 +309,8 @@ def _load(out: Path) -> dict[str, Any]:
     missing = [k for k in ("hparams", "decisions", "meta") if k not in data]
     if missing:
         raise UsageError(f"{path} is not a tune result: it lacks {', '.join(missing)}")
+    if not data["decisions"] or not data["hparams"]:
+        raise UsageError(f"{path} holds no results: no decisions or no hyper-parameters")
     return data
 
 
@@ -310,14 +318,23 @@ def _mapping(x: Any) -> Mapping[str, Any]:
     return x if isinstance(x, Mapping) else {}
 
 
-def _history(out: Path) -> Any:
-    """The final run's `History`, or None when ``history.json`` is missing or unreadable."""
+def read_history(out_dir: str | Path) -> tuple[Any, str | None]:
+    """The final run's `History` from ``out_dir/history.json`` and ``None``, or ``None`` and
+    what is wrong with the file (missing, not JSON, not a history): the report says so
+    instead of leaving the run out without a word."""
     from disciplined.training import History
 
+    path = Path(out_dir) / "history.json"
+    if not path.exists():
+        return None, "history.json is missing"
     try:
-        return History.load(out / "history.json")
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
+        return History.load(path), None
+    except json.JSONDecodeError as exc:
+        return None, f"history.json is not valid JSON ({exc.msg} at line {exc.lineno})"
+    except KeyError as exc:
+        return None, f"history.json is not a history (no {exc.args[0]!r} field)"
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return None, f"history.json cannot be read ({type(exc).__name__}: {exc})"
 
 
 # --------------------------------------------------------------------------- formatting
@@ -693,11 +710,11 @@ def _final_run(out: Path, data: Mapping[str, Any], task: str, number: int) -> st
         f'<section id="step-{number}"><h2>{number}. Final 1cycle run and diagnosis</h2>',
         _image(out, "curves.png", f"{task}: final 1cycle run"),
     ]
-    history = _history(out)
+    history, problem = read_history(out)
     if history is not None and history.evals:
         parts.append(_history_summary(history))
     elif history is None:
-        parts.append('<p class="note">history.json is missing or unreadable.</p>')
+        parts.append(f'<p class="note">{_e(problem)}: the final run\'s numbers are left out.</p>')
     parts.append("<h3>Diagnosis</h3>")
     if not diagnosis:
         parts.append('<p class="note">No diagnosis was recorded.</p>')

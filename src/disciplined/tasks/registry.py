@@ -13,6 +13,7 @@ from typing import Any
 from disciplined.errors import UsageError
 from disciplined.tasks import builtins
 from disciplined.tasks.base import Task
+from disciplined.tasks.check import check_task
 
 BUILTIN_TASKS: dict[str, Callable[..., Task]] = {
     "mnist1d-cnn": builtins.mnist1d_cnn,
@@ -27,9 +28,13 @@ def load_task(ref: str | Task, options: Mapping[str, Any] | None = None) -> Task
 
     ``ref`` is a built-in name (see `BUILTIN_TASKS`), ``path/to/file.py:function`` or
     ``package.module:function``; the function is called with ``options`` as keyword
-    arguments and must return a `Task`. Anything wrong raises `UsageError` with one line.
+    arguments and must return a `Task`. The task is then checked once (`check_task`: one
+    forward pass on a few samples, the data's shapes, values and labels). Anything wrong,
+    including a task function that raises or calls ``sys.exit``, raises `UsageError` with
+    one line naming the task.
     """
     if isinstance(ref, Task):
+        check_task(ref)
         return ref
     options = dict(options or {})
     if ref in BUILTIN_TASKS:
@@ -42,17 +47,29 @@ def load_task(ref: str | Task, options: Mapping[str, Any] | None = None) -> Task
             "or path/to/file.py:function or package.module:function"
         )
     _check_options(ref, factory, options)
+    named = ref + "".join(f" {k}={v}" for k, v in options.items())
     try:
         task = factory(**options)
-    except UsageError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"task {ref!r} could not be built: {exc}") from exc
+    except UsageError as exc:  # the task function refused its input: say which task
+        raise UsageError(f"task {named!r}: {exc}") from exc
+    except SystemExit as exc:
+        raise UsageError(
+            f"task {named!r} called sys.exit({exc.code!r}) instead of returning a Task"
+        ) from None
+    except Exception as exc:
+        raise UsageError(f"task {named!r} could not be built: {_first_line(exc)}") from exc
     if not isinstance(task, Task):
         raise UsageError(
             f"task function {ref!r} returned {type(task).__name__}, expected disciplined.Task"
         )
+    check_task(task, named)
     return task
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def _check_options(ref: str, factory: Callable[..., Any], options: Mapping[str, Any]) -> None:
@@ -81,14 +98,21 @@ def _import_factory(ref: str) -> Callable[..., Any]:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
+        except SystemExit as exc:
+            del sys.modules[module_name]
+            raise UsageError(f"importing {target} called sys.exit({exc.code!r})") from None
         except Exception as exc:
             del sys.modules[module_name]
-            raise UsageError(f"importing {target} failed: {type(exc).__name__}: {exc}") from exc
+            raise UsageError(f"importing {target} failed: {_first_line(exc)}") from exc
     else:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
             raise UsageError(f"cannot import module {target!r}: {exc}") from exc
+        except SystemExit as exc:
+            raise UsageError(f"importing module {target!r} called sys.exit({exc.code!r})") from None
+        except Exception as exc:
+            raise UsageError(f"importing module {target!r} failed: {_first_line(exc)}") from exc
     func = getattr(module, func_name, None)
     if func is None:
         raise UsageError(f"{target} has no function {func_name!r}")
