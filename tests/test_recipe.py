@@ -110,20 +110,28 @@ def _comparable(path):
     return hp
 
 
-def test_a_tune_killed_three_times_resumes_to_the_same_hparams(tmp_path):
+def test_a_tune_killed_at_ten_random_points_resumes_to_the_same_hparams(tmp_path):
+    import random
+
     task_file = tmp_path / "slow.py"
     task_file.write_text(SLOW_TASK)
     task = f"{task_file}:make"
+    fresh = tmp_path / "fresh"
+    tune(task, epochs=3, budget=60, range_steps=100, out=fresh)
+    total = _stored(fresh / "trials.sqlite")
+    # ten kill points, drawn once (seeded), between the first trial and the last
+    targets = sorted(random.Random(12).sample(range(1, total - 1), 10))
+
     out = tmp_path / "killed"
     store_path = out / "trials.sqlite"
     counts = []
-    for target in (2, 6, 9):
+    for target in targets:
         child = _child(task, out)
         _wait_for(store_path, target, child)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         counts.append(_stored(store_path))
-    assert counts[0] >= 2 and counts[0] < counts[1] < counts[2], counts
+    assert counts == sorted(counts) and counts[-1] < total, (targets, counts)
     assert not (out / "hparams.json").exists()
 
     calls = []
@@ -133,20 +141,8 @@ def test_a_tune_killed_three_times_resumes_to_the_same_hparams(tmp_path):
         return run_trial(spec)
 
     before = _stored(store_path)
-    tune(
-        task,
-        epochs=3,
-        budget=60,
-        range_steps=100,
-        out=out,
-        runner=counting,
-    )
-    with SQLiteStore(store_path) as s:
-        total = len(s)
-    assert len(calls) == total - before  # nothing finished was computed again
-
-    fresh = tmp_path / "fresh"
-    tune(task, epochs=3, budget=60, range_steps=100, out=fresh)
+    tune(task, epochs=3, budget=60, range_steps=100, out=out, runner=counting)
+    assert len(calls) == total - before == _stored(store_path) - before  # nothing redone
     assert _comparable(out / "hparams.json") == _comparable(fresh / "hparams.json")
 
 

@@ -242,6 +242,30 @@ def test_report_renders_in_chromium(tuned: Path) -> None:
     assert all(i["width"] > 0 and i["decoded"] for i in check.images)
 
 
+def test_a_hostile_task_name_runs_no_script_in_chromium(tuned: Path, tmp_path: Path) -> None:
+    """A task named like markup (issue 14: ``<img src=x onerror=...>``) shows as text: the
+    browser runs nothing, requests nothing, and loads no image of the name's."""
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("chromium not installed: no /usr/bin/chromium and none on PATH")
+    hostile = "<img src=x onerror=console.error('xss-img')>"
+    folder = _copy(tuned, tmp_path)
+
+    def change(data):
+        data["meta"]["task"] = hostile
+        data["meta"]["description"] = "<script>console.error('xss-script')</script>"
+        data["meta"]["task_options"] = {"<svg onload=console.error('xss-svg')>": 1}
+
+    _edit(folder, change)
+    html = write_report(folder)
+    text = Path(html).read_text(encoding="utf-8")
+    assert "&lt;img src=x onerror=" in text
+    check = check_page(html, executable=exe)
+    assert check.console_errors == [] and check.requests == []
+    assert len(check.images) == text.count("<img") == len(_img_srcs(text))
+    assert all(src.startswith("data:image/png;base64,") for src in _img_srcs(text))
+
+
 def test_browser_check_sees_what_it_should(tmp_path: Path) -> None:
     """The check above is not vacuous: a broken image, a console error, an uncaught
     exception and an outside request are all reported."""
