@@ -11,6 +11,8 @@ import pytest
 
 from disciplined.integrations import require
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

@@ -28,6 +28,7 @@ KEYS = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tune_on_digits_reaches_97_percent_within_its_budget(tmp_path, seed):
     # default budget: 12 x epochs = 240 epochs of digits' 1437 samples
@@ -110,6 +111,7 @@ def _comparable(path):
     return hp
 
 
+@pytest.mark.slow
 def test_a_tune_killed_at_ten_random_points_resumes_to_the_same_hparams(tmp_path):
     import random
 

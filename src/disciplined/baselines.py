@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from disciplined.decide import cycle_min_momentum
 from disciplined.errors import UsageError
 from disciplined.executors import Executor, InProcessExecutor
 from disciplined.hparams import OPTIMIZERS, SCHEDULES, HParams
@@ -136,7 +137,7 @@ def hparams_for(
     """The `HParams` of one search point. For 1cycle, ``momentum`` is the cycle's maximum and
     the minimum follows the recipe's rule (0.85 when the maximum is 0.95 or more, else 0.8,
     never above the maximum); the constant and step schedules hold ``momentum``."""
-    cyclic_low = min(momentum, 0.85 if momentum >= 0.95 else 0.8)
+    cyclic_low = cycle_min_momentum(momentum)
     low = cyclic_low if schedule == "one-cycle" else momentum
     return HParams(
         max_lr=max_lr,

@@ -13,12 +13,14 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
 from disciplined.suggest import validation_cut
-from disciplined.trials import TrialResult
+
+if TYPE_CHECKING:  # a record read by duck type: the rules do not import the trial layer
+    from disciplined.trials import TrialResult
 
 __all__ = [
     "CurveSummary",
@@ -233,3 +235,9 @@ def lowest_val_loss_at_high_lr(
     if dropped:
         text += "; not usable: " + ", ".join(f"{r.value:g} ({r.note})" for r in dropped)
     return chosen.value, text
+
+
+def cycle_min_momentum(max_momentum: float) -> float:
+    """The 1cycle's minimum momentum for a chosen maximum, by the report's ranges: 0.85
+    under a maximum of 0.95-0.99, 0.8 under 0.9 (never above the maximum itself)."""
+    return min(max_momentum, 0.85 if max_momentum >= 0.95 else 0.8)

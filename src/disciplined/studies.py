@@ -22,6 +22,7 @@ import torch
 from disciplined.decide import (
     CurveSummary,
     Decision,
+    cycle_min_momentum,
     lowest_val_loss_at_high_lr,
     sgd_effective_lr_factor,
     summarize_range_test,
@@ -397,7 +398,7 @@ def momentum_test(
     chosen, reason = lowest_val_loss_at_high_lr(
         rows, tolerance=tolerance, lr_factor=sgd_effective_lr_factor if sgd else None
     )
-    min_m = 0.85 if chosen >= 0.95 else 0.8
+    min_m = cycle_min_momentum(chosen)
     min_m = min(min_m, chosen)
     plot = _plot(
         ctx,
