@@ -49,16 +49,15 @@ from disciplined.files import write_text_atomic
 from disciplined.hparams import HParams
 from disciplined.store import TrialStore, open_store
 from disciplined.studies import (
+    RECIPE_DROPOUTS,
     StudyContext,
     batch_comparison,
     batch_size_search,
     default_weight_decays,
-    dropout_sweep,
     learning_rate_test,
-    momentum_test,
     one_cycle_spec,
     peak_momentum,
-    weight_decay_sweep,
+    range_test_steps,
 )
 from disciplined.tasks import Task, load_task
 from disciplined.training import History, batches_per_epoch, device_and_amp
@@ -125,9 +124,6 @@ class TuneResult:
         }
 
 
-DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
-"""The dropout rates the recipe tries with ``tune_dropout`` on a task whose model takes
-one."""
 
 BUDGET_FACTOR = 12.0
 """The default budget, in final runs: four of them are full runs (`FIXED_RUNS`), the rest
@@ -242,7 +238,7 @@ def make_plan(
     # the first test, the weight-decay grid, the dropout rates (the rate 0 is the weight
     # decay's own test) and four momenta
     sweeps_dropout = tune_dropout and task.takes_dropout
-    n_fixed = len(wd_values) + 4 + (len(DROPOUTS) - 1 if sweeps_dropout else 0)
+    n_fixed = len(wd_values) + 4 + (len(RECIPE_DROPOUTS) - 1 if sweeps_dropout else 0)
     notes: list[str] = []
     chosen_budget = float(budget) if budget is not None else BUDGET_FACTOR * epochs
 
@@ -477,15 +473,9 @@ def _tune(
         return d
 
     say(f"range tests of {steps} steps; budget {budget:g} epochs")
-    lr0 = record("lr_range_test", learning_rate_test(ctx, hp, num_steps=steps, seed=seed))
-    hp = hp.with_(max_lr=lr0.value)
-    wd = record("weight_decay", weight_decay_sweep(ctx, hp, None, num_steps=steps, seed=seed))
-    hp = hp.with_(weight_decay=wd.value)
-    if plan.dropout:  # Smith: chosen like weight decay, at the weight decay chosen
-        drop = record("dropout", dropout_sweep(ctx, hp, DROPOUTS, num_steps=steps, seed=seed))
-        hp = hp.with_(dropout=drop.value)
-    mom = record("momentum", momentum_test(ctx, hp, num_steps=steps, seed=seed))
-    hp = hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
+    hp = range_test_steps(
+        ctx, hp, num_steps=steps, seed=seed, dropout=plan.dropout, record=record
+    )
     range_hp = peak_momentum(hp)  # the max LR is read where the cycle's peak runs
     bs = record(
         "batch_size",
@@ -722,46 +712,73 @@ def _lr_bracket(
         extended = True
         if score(further) > score(best) + noise:
             best = further
-    rows = [
-        {
-            "max_lr": lr,
-            "val_metric": _metric(runs[lr][0]),
-            "val_loss": runs[lr][0].final.val_loss if runs[lr][0].final else None,
-            "diverged": runs[lr][0].diverged,
-            "trial": runs[lr][1] or None,
-        }
-        for lr in sorted(runs)
-    ]
-    scored = "; ".join(
-        f"{r['max_lr']:.4g}: " + ("diverged" if r["diverged"] else f"{r['val_metric']:.4f}")
-        for r in rows
-    )
-    if score(best) == -math.inf:
-        kept = f"every run diverged: lower runs follow from {best:.4g}"
-    else:
-        kept = (
-            f"kept the range test's {base:.4g}" if best == base else f"kept {best:.4g}"
-        ) + (f" (ties within the metric's noise {noise:.3g} go to the reading)" if noise else "")
-    reason = (
-        f"full {epochs:g}-epoch runs at the final max LR {base:.4g} and at 1/{BRACKET:g} and "
-        f"{BRACKET:g}x it" + (", then one step further" if extended else "")
-        + f": {history.metric_name} {scored}; {kept}"
-    )
     compute["lr_bracket"] = spent
     decisions.append(
-        Decision(
-            name="learning_rate",
-            value=best,
-            rule="best_full_run_of_bracket",
-            reason=reason,
-            table=tuple(rows),
-            trials=tuple(r["trial"] for r in rows if r["trial"]),
-            extra={"noise": noise, "reading": base},
+        _bracket_decision(
+            {lr: (h, key) for lr, (h, key, _s) in runs.items()},
+            base,
+            best,
+            noise,
+            epochs,
+            extended,
+            all_diverged=score(best) == -math.inf,
             compute=spent,
         )
     )
     say(f"lr_bracket: learning_rate = {best:g} (best_full_run_of_bracket)")
     return hp.with_(max_lr=best), runs[best][0]
+
+
+def _bracket_decision(
+    runs: dict[float, tuple[History, str]],
+    base: float,
+    best: float,
+    noise: float,
+    epochs: float,
+    extended: bool,
+    *,
+    all_diverged: bool,
+    compute: dict[str, float],
+) -> Decision:
+    """The bracket's `Decision`: a row per run (max LR, validation metric and loss,
+    diverged, trial key; the final run's own key is not the bracket's) and the sentence
+    with every score."""
+    rows = [
+        {
+            "max_lr": lr,
+            "val_metric": _metric(h),
+            "val_loss": h.final.val_loss if h.final else None,
+            "diverged": h.diverged,
+            "trial": key or None,
+        }
+        for lr, (h, key) in sorted(runs.items())
+    ]
+    scored = "; ".join(
+        f"{r['max_lr']:.4g}: " + ("diverged" if r["diverged"] else f"{r['val_metric']:.4f}")
+        for r in rows
+    )
+    if all_diverged:
+        kept = f"every run diverged: lower runs follow from {best:.4g}"
+    else:
+        kept = (
+            f"kept the range test's {base:.4g}" if best == base else f"kept {best:.4g}"
+        ) + (f" (ties within the metric's noise {noise:.3g} go to the reading)" if noise else "")
+    metric_name = runs[base][0].metric_name
+    reason = (
+        f"full {epochs:g}-epoch runs at the final max LR {base:.4g} and at 1/{BRACKET:g} and "
+        f"{BRACKET:g}x it" + (", then one step further" if extended else "")
+        + f": {metric_name} {scored}; {kept}"
+    )
+    return Decision(
+        name="learning_rate",
+        value=best,
+        rule="best_full_run_of_bracket",
+        reason=reason,
+        table=tuple(rows),
+        trials=tuple(r["trial"] for r in rows if r["trial"]),
+        extra={"noise": noise, "reading": base},
+        compute=compute,
+    )
 
 
 RETRY_FACTOR = 3.0

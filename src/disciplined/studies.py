@@ -918,3 +918,36 @@ def _compare_at_equal_epochs(
         },
         compute=compute,
     )
+
+
+def range_test_steps(
+    ctx: StudyContext,
+    hp: HParams,
+    *,
+    num_steps: int,
+    seed: int,
+    dropout: bool = False,
+    record: Callable[[str, Decision], Decision] | None = None,
+) -> HParams:
+    """The recipe's first steps, read from range tests at the task's batch size, each at
+    the values chosen before it: the max LR (`learning_rate_test`), the weight decay
+    (`weight_decay_sweep` over the task's grid), the dropout when asked (`dropout_sweep`),
+    then the momentum (`momentum_test`, which also sets the cycle's minimum). Each
+    `Decision` goes to ``record(step, decision)``; returns ``hp`` with the choices."""
+    keep = record or (lambda _step, d: d)
+    lr0 = keep("lr_range_test", learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed))
+    hp = hp.with_(max_lr=lr0.value)
+    wd = keep("weight_decay", weight_decay_sweep(ctx, hp, None, num_steps=num_steps, seed=seed))
+    hp = hp.with_(weight_decay=wd.value)
+    if dropout:  # Smith: chosen like weight decay, at the weight decay chosen
+        drop = keep(
+            "dropout",
+            dropout_sweep(ctx, hp, RECIPE_DROPOUTS, num_steps=num_steps, seed=seed),
+        )
+        hp = hp.with_(dropout=drop.value)
+    mom = keep("momentum", momentum_test(ctx, hp, num_steps=num_steps, seed=seed))
+    return hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
+
+
+RECIPE_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+"""The dropout rates the recipe tries, when asked, on a task whose model takes one."""

@@ -66,6 +66,22 @@ def _loader(source: Any, name: str) -> Any:
         raise
 
 
+def _loaders(module: Any, datamodule: Any, train: Any, val: Any) -> tuple[Any, Any]:
+    """The training and validation loaders: those given, else the datamodule's, else the
+    module's own (the module's validation loader only when no training loader was given,
+    so loaders passed by hand are never mixed with the module's)."""
+    given = train is not None
+    if train is None and datamodule is not None:
+        train = _loader(datamodule, "train_dataloader")
+    if train is None:
+        train = _loader(module, "train_dataloader")
+    if val is None and datamodule is not None:
+        val = _loader(datamodule, "val_dataloader")
+    if val is None and not given:
+        val = _loader(module, "val_dataloader")
+    return train, val
+
+
 def find_lr(
     module: Any,
     *,
@@ -86,19 +102,10 @@ def find_lr(
     `lr_range_test` (``num_steps``, ``end_lr``, ``rule``, ...). Weights and optimizer come
     back exactly as they were. An inconclusive test raises `UsageError` saying why.
     """
-    train = train_dataloaders
-    if train is None and datamodule is not None:
-        train = _loader(datamodule, "train_dataloader")
-    if train is None:
-        train = _loader(module, "train_dataloader")
+    train, val = _loaders(module, datamodule, train_dataloaders, val_dataloaders)
     if train is None:
         raise UsageError("find_lr needs training data: train_dataloaders, a datamodule, or "
                          "the module's train_dataloader()")
-    val = val_dataloaders
-    if val is None and datamodule is not None:
-        val = _loader(datamodule, "val_dataloader")
-    if val is None and train_dataloaders is None:
-        val = _loader(module, "val_dataloader")
     if trainer is not None and "device" not in range_test:
         range_test["device"] = trainer.strategy.root_device
     optimizer = _optimizer(module)
@@ -231,24 +238,14 @@ def tune_lightning(
     from disciplined.studies import (
         StudyContext,
         learning_rate_test,
-        momentum_test,
         peak_momentum,
-        weight_decay_sweep,
+        range_test_steps,
     )
     from disciplined.tasks import Task
     from disciplined.training import device_and_amp
     from disciplined.trials import run_trial
 
-    train = train_dataloaders
-    if train is None and datamodule is not None:
-        train = _loader(datamodule, "train_dataloader")
-    if train is None:
-        train = _loader(module, "train_dataloader")
-    val = val_dataloaders
-    if val is None and datamodule is not None:
-        val = _loader(datamodule, "val_dataloader")
-    if val is None:
-        val = _loader(module, "val_dataloader")
+    train, val = _loaders(module, datamodule, train_dataloaders, val_dataloaders)
     if train is None or val is None:
         raise UsageError("tune_lightning needs training and validation loaders")
     optimizer = _optimizer_name(_optimizer(module))
@@ -279,13 +276,13 @@ def tune_lightning(
         batch_size=task.default_batch_size,
         optimizer=optimizer,
     )
-    decisions = [learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed)]
-    hp = hp.with_(max_lr=decisions[-1].value)
-    decisions.append(weight_decay_sweep(ctx, hp, None, num_steps=num_steps, seed=seed))
-    hp = hp.with_(weight_decay=decisions[-1].value)
-    decisions.append(momentum_test(ctx, hp, num_steps=num_steps, seed=seed))
-    extra = decisions[-1].extra
-    hp = hp.with_(max_momentum=extra["max_momentum"], min_momentum=extra["min_momentum"])
+    decisions: list[Any] = []
+
+    def keep(_step: str, d: Any) -> Any:
+        decisions.append(d)
+        return d
+
+    hp = range_test_steps(ctx, hp, num_steps=num_steps, seed=seed, record=keep)
     decisions.append(
         learning_rate_test(ctx, peak_momentum(hp), num_steps=num_steps, seed=seed,
                            tag="final", repeats=True)
