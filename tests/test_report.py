@@ -295,3 +295,23 @@ def test_screenshot_for_the_readme(tuned: Path) -> None:
     png = Path(__file__).resolve().parents[1] / "docs" / "report.png"
     screenshot(tuned / "report.html", png, width=1200, height=1600, executable=exe)
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_prose_names_the_values_that_ran(tuned: Path, tmp_path: Path) -> None:
+    """The momentum and weight-decay explanations quote the values in their tables, not a
+    fixed list."""
+    text = (tuned / "report.html").read_text(encoding="utf-8")
+    data = json.loads((tuned / "tune.json").read_text())
+    mom = next(d for d in data["decisions"] if d["name"] == "momentum")
+    listed = [_fmt(r["value"]) for r in mom["table"]]
+    assert f"Range tests at momentum {', '.join(listed[:-1])} and {listed[-1]}," in text
+    folder = _copy(tuned, tmp_path)
+
+    def two_momenta(d):
+        m = next(x for x in d["decisions"] if x["name"] == "momentum")
+        m["table"] = [r for r in m["table"] if r["value"] in (0.95, 0.9)]
+
+    _edit(folder, two_momenta)
+    again = write_report(folder).read_text(encoding="utf-8")
+    assert "Range tests at momentum 0.95 and 0.9, read like" in again
+    assert "Range tests at momentum 0.99" not in again

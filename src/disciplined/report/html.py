@@ -58,13 +58,14 @@ _HOW_TO_READ = {
         "wins clearly one more run goes a step further that way."
     ),
     "weight_decay": (
-        "One LR range test per candidate weight decay, read on the validation loss. Smith: "
+        "One LR range test per candidate weight decay ({values}), read on the validation "
+        "loss. Smith: "
         "the right value lets the network train at a high learning rate and reach the lowest "
         "loss, so among values whose lowest losses are nearly equal, the one reaching it at "
         "the highest learning rate wins. Weight decay then stays constant through training."
     ),
     "momentum": (
-        "Range tests at momentum 0.99, 0.97, 0.95 and 0.9, read like weight decay: the value "
+        "Range tests at momentum {values}, read like weight decay: the value "
         "whose validation loss goes lowest at the highest learning rate is kept. With SGD the "
         "momentum multiplies the step by 1 / (1 - momentum), so near ties are ranked by that "
         "effective learning rate. In the 1cycle the momentum then runs opposite to the "
@@ -598,13 +599,22 @@ def _contents(decisions: Sequence[Mapping[str, Any]], steps: Sequence[str]) -> s
     return f"<nav><h3>Contents</h3><ol>{''.join(items)}</ol></nav>"
 
 
+def _values_tried(decision: Mapping[str, Any]) -> str:
+    """The values a sweep tried, as its table records them: "0.99, 0.97, 0.95 and 0.9"."""
+    rows = decision.get("table") or ()
+    values = [_fmt(r["value"]) for r in rows if isinstance(r, Mapping) and "value" in r]
+    if not values:
+        return "each candidate value"
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
 def _how_to_read(key: str, decision: Mapping[str, Any]) -> str:
     """Smith's reading of this step in a sentence or three (and the LR rule's, if known)."""
     base, _, rule_key = key.partition(":")
     text = _HOW_TO_READ.get(rule_key) or _HOW_TO_READ.get(base)
     if not text:
         return ""
-    body = _e(text)
+    body = _e(text.replace("{values}", _values_tried(decision)))
     rule = str(decision.get("rule", ""))
     if base in ("learning_rate", "final_learning_rate") and rule in _LR_RULES:
         body += f" Rule <code>{_e(rule)}</code> reads max LR as {_e(_LR_RULES[rule])}."
