@@ -58,6 +58,7 @@ from disciplined.studies import (
     one_cycle_spec,
     peak_momentum,
     range_test_steps,
+    starting_hparams,
 )
 from disciplined.tasks import Task, load_task
 from disciplined.training import History, batches_per_epoch, device_and_amp
@@ -445,14 +446,7 @@ def _tune(
     started: float,
     command: str | None,
 ) -> TuneResult:
-    hp = HParams(
-        max_lr=0.1,
-        max_momentum=0.9,
-        min_momentum=0.9,
-        weight_decay=0.0,
-        batch_size=task.default_batch_size,
-        optimizer=optimizer,
-    )
+    hp = starting_hparams(task, optimizer)
     budget, epochs, steps = plan.budget, plan.epochs, plan.steps
     wd_values, candidates, mode = plan.weight_decays, list(plan.candidates), plan.mode
     for note in plan.notes:
@@ -674,7 +668,7 @@ def _lr_bracket(
     it; a diverged run scores worst.
     """
     base = hp.max_lr
-    runs: dict[float, tuple[History, str, float]] = {base: (history, "", 0.0)}
+    runs: dict[float, tuple[History, str]] = {base: (history, "")}
     spent = {"epochs": 0.0, "seconds": 0.0}
     noise = metric_noise(_metric(history), task.num_val, task.kind)
 
@@ -686,7 +680,7 @@ def _lr_bracket(
         for lr, r in zip(lrs, ctx.run(specs), strict=True):
             if r.history is None:
                 raise UsageError(f"the bracket's run at max LR {lr:.4g} failed: {r.reason}")
-            runs[lr] = (r.history, r.key, r.seconds)
+            runs[lr] = (r.history, r.key)
             spent["epochs"] += r.history.epochs
             spent["seconds"] += r.seconds
             say(f"bracket: max LR {lr:.4g}: validation {_metric(r.history):.4f}")
@@ -715,7 +709,7 @@ def _lr_bracket(
     compute["lr_bracket"] = spent
     decisions.append(
         _bracket_decision(
-            {lr: (h, key) for lr, (h, key, _s) in runs.items()},
+            runs,
             base,
             best,
             noise,

@@ -920,6 +920,19 @@ def _compare_at_equal_epochs(
     )
 
 
+def starting_hparams(task: Task, optimizer: str = "sgd") -> HParams:
+    """Where the recipe's range tests start: the task's batch size, momentum 0.9 held
+    constant, no weight decay (the LR is the sweep's own)."""
+    return HParams(
+        max_lr=0.1,
+        max_momentum=0.9,
+        min_momentum=0.9,
+        weight_decay=0.0,
+        batch_size=task.default_batch_size,
+        optimizer=optimizer,
+    )
+
+
 def range_test_steps(
     ctx: StudyContext,
     hp: HParams,

@@ -14,7 +14,7 @@ import torch
 
 from disciplined.schedules import OneCyclePolicy
 
-__all__ = ["apply_policy", "require"]
+__all__ = ["apply_policy", "cycle_settings", "require"]
 
 
 def require(module: str, extra: str) -> Any:
@@ -27,6 +27,22 @@ def require(module: str, extra: str) -> Any:
         raise ImportError(
             f"{module} is not installed: pip install 'disciplined[{extra}]' ({exc})"
         ) from exc
+
+
+def cycle_settings(
+    max_lr: float, div: float, max_momentum: float, min_momentum: float, annihilation: float
+) -> dict[str, float]:
+    """A callback's 1cycle, all but its length (known only when training starts), checked
+    now by building it over a nominal 100 steps: bad values fail where they are given."""
+    settings = {
+        "max_lr": float(max_lr),
+        "div": div,
+        "max_momentum": max_momentum,
+        "min_momentum": min_momentum,
+        "annihilation": annihilation,
+    }
+    OneCyclePolicy(total_steps=100, **settings)
+    return settings
 
 
 def apply_policy(optimizer: torch.optim.Optimizer, policy: OneCyclePolicy, step: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from disciplined.errors import UsageError
-from disciplined.integrations import apply_policy, require
+from disciplined.integrations import apply_policy, cycle_settings, require
 from disciplined.range_test import RangeTest, lr_range_test
 from disciplined.schedules import OneCyclePolicy
 from disciplined.training import BatchLoss
@@ -137,13 +137,7 @@ class OneCycle(L.Callback):
     ) -> None:
         """A 1cycle peaking at ``max_lr``; see `OneCyclePolicy` for the other values."""
         super().__init__()
-        self.settings = {
-            "max_lr": float(max_lr),
-            "div": div,
-            "max_momentum": max_momentum,
-            "min_momentum": min_momentum,
-            "annihilation": annihilation,
-        }
+        self.settings = cycle_settings(max_lr, div, max_momentum, min_momentum, annihilation)
         self.total_steps = total_steps
         self.policy: OneCyclePolicy | None = None
         if total_steps is not None:
@@ -234,15 +228,15 @@ def tune_lightning(
     import copy
     from pathlib import Path
 
-    from disciplined.hparams import HParams
     from disciplined.studies import (
         StudyContext,
         learning_rate_test,
         peak_momentum,
         range_test_steps,
+        starting_hparams,
     )
     from disciplined.tasks import Task
-    from disciplined.training import device_and_amp
+    from disciplined.training import _model_device, device_and_amp
     from disciplined.trials import run_trial
 
     train, val = _loaders(module, datamodule, train_dataloaders, val_dataloaders)
@@ -260,7 +254,7 @@ def tune_lightning(
         higher_is_better=False,
         name=type(module).__name__,
     )
-    where, _ = device_and_amp(device or _module_device(module))
+    where, _ = device_and_amp(device or _model_device(module))
     ctx = StudyContext(
         task=task.name,
         task_obj=task,
@@ -268,14 +262,7 @@ def tune_lightning(
         out=Path(out) if out else None,
         device=where,
     )
-    hp = HParams(
-        max_lr=0.1,
-        max_momentum=0.9,
-        min_momentum=0.9,
-        weight_decay=0.0,
-        batch_size=task.default_batch_size,
-        optimizer=optimizer,
-    )
+    hp = starting_hparams(task, optimizer)
     decisions: list[Any] = []
 
     def keep(_step: str, d: Any) -> Any:
@@ -311,12 +298,6 @@ def _batch_step_loss() -> BatchLoss:
 
 def _no_metric(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.tensor(float("nan"))
-
-
-def _module_device(module: Any) -> str:
-    for p in module.parameters():
-        return str(p.device)
-    return "cpu"
 
 
 def _write_back(module: Any, names: tuple[str, ...], value: float) -> None:

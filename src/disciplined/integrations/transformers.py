@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from disciplined.errors import UsageError
-from disciplined.integrations import apply_policy, require
+from disciplined.integrations import apply_policy, cycle_settings, require
 from disciplined.range_test import RangeTest, lr_range_test
 from disciplined.schedules import OneCyclePolicy
 from disciplined.training import BatchLoss
@@ -71,13 +71,7 @@ class OneCycleCallback(transformers.TrainerCallback):
         annihilation: float = 0.1,
     ) -> None:
         """A 1cycle peaking at ``max_lr``; see `OneCyclePolicy` for the other values."""
-        self.settings = {
-            "max_lr": float(max_lr),
-            "div": div,
-            "max_momentum": max_momentum,
-            "min_momentum": min_momentum,
-            "annihilation": annihilation,
-        }
+        self.settings = cycle_settings(max_lr, div, max_momentum, min_momentum, annihilation)
         self.total_steps = total_steps
         self.policy: OneCyclePolicy | None = None
 

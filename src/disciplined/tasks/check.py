@@ -15,7 +15,7 @@ import warnings
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import default_collate
 
 from disciplined.errors import UsageError
 from disciplined.tasks.base import Task
@@ -63,7 +63,7 @@ def _check(task: Task) -> None:
         return
     x_tr, y_tr, n_tr = _sample(task.train_data, "train_data")
     x_va, y_va, _ = _sample(task.val_data, "val_data")
-    if n_tr is not None and n_tr < task.default_batch_size:
+    if n_tr < task.default_batch_size:
         raise _Bad(
             f"train_data has {n_tr} samples, fewer than one batch of {task.default_batch_size} "
             "(lower default_batch_size or give more data)"
@@ -195,33 +195,14 @@ def _whole(data: Any, index: int, sample: torch.Tensor) -> torch.Tensor:
     return sample
 
 
-def _sample(data: Any, what: str) -> tuple[torch.Tensor, torch.Tensor, int | None]:
-    """A few ``(inputs, targets)`` of ``data`` and its number of samples (None for a
-    DataLoader, whose batches are its own)."""
-    if isinstance(data, tuple | list):
-        # worded as main's Task constructor words it, so both say the same
-        if len(data) != 2 and all(isinstance(t, torch.Tensor) for t in data):
-            raise _Bad(f"{what} must be (inputs, targets): got a tuple of {len(data)} tensors")
-        if len(data) != 2 or not all(isinstance(t, torch.Tensor) for t in data):
-            kinds = ", ".join(type(t).__name__ for t in data)
-            raise _Bad(f"{what} must be an (inputs, targets) pair of tensors, got ({kinds})")
+def _sample(data: Any, what: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A few ``(inputs, targets)`` of ``data`` and its number of samples. A `Task` holds
+    tensors or a Dataset (a DataLoader is taken apart when the task is built)."""
+    if isinstance(data, tuple | list):  # `Task` checked the pair's form when it was built
         x, y = data
         if x.dim() == 0 or y.dim() == 0:
             raise _Bad(f"{what} tensors must have a first (sample) dimension")
-        if len(x) != len(y):
-            raise _Bad(f"{what}: inputs and targets differ in length ({len(x)} vs {len(y)})")
-        if len(x) == 0:
-            raise _Bad(f"{what} is empty")
         return x[:SAMPLES], y[:SAMPLES], len(x)
-    if isinstance(data, DataLoader):
-        try:
-            batch = next(iter(data))
-        except StopIteration:
-            raise _Bad(f"{what} is an empty DataLoader") from None
-        except Exception as exc:
-            raise _Bad(f"reading {what} failed: {_first_line(exc)}") from exc
-        x, y = _pair(batch, what)
-        return x[:SAMPLES], y[:SAMPLES], None
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
         raise _Bad(
             f"{what} must be an (inputs, targets) pair of tensors, a Dataset or a DataLoader, "
