@@ -10,6 +10,20 @@ import sys
 
 import torch
 
+SEALED = "DISCIPLINED_BENCH_SEALED"
+TEST_READS: dict[str, int] = {}
+"""How many times this process built each task's test split (`read_test_split`)."""
+
+
+def read_test_split(name: str) -> None:
+    """Count a read of ``name``'s test split; raise `PermissionError` while the test split is
+    sealed (``DISCIPLINED_BENCH_SEALED=1``: the recipe and the searches are running)."""
+    if os.environ.get(SEALED) == "1":
+        raise PermissionError(
+            f"the test split of {name} was read while sealed: only the final report may read it"
+        )
+    TEST_READS[name] = TEST_READS.get(name, 0) + 1
+
 
 def header(title: str) -> str:
     """A markdown heading plus where the numbers came from: command, machine, versions, date."""
