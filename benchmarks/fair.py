@@ -272,14 +272,24 @@ def best_within(trials: list[dict[str, Any]], seconds: float) -> dict[str, Any] 
     return best
 
 
+def run_on(
+    ref: str, split: str, hparams: dict[str, Any], epochs: float, seed: int
+) -> tuple[float, float]:
+    """Train ``hparams`` for ``epochs`` from ``seed`` on the training split; the final
+    metric on ``split`` (NaN when not finite or diverged) and the wall seconds."""
+    torch.set_num_threads(1)
+    task = load_task(ref, {"split": split})
+    t0 = time.perf_counter()
+    _, h = train_task(task, HParams.from_dict(hparams), epochs=epochs, seed=seed)
+    seconds = time.perf_counter() - t0
+    m = h.final.val_metric if h.final is not None and not h.diverged else math.nan
+    return (m if math.isfinite(m) else math.nan), seconds
+
+
 def test_score(ref: str, hparams: dict[str, Any], epochs: float, seed: int) -> float:
     """Train ``hparams`` for ``epochs`` from ``seed`` on the training split and score the
     final model on the test split (NaN when not finite). Refused while `sealed`."""
-    torch.set_num_threads(1)
-    task = load_task(ref, {"split": "test"})
-    _, h = train_task(task, HParams.from_dict(hparams), epochs=epochs, seed=seed)
-    m = h.final.val_metric if h.final is not None and not h.diverged else math.nan
-    return m if math.isfinite(m) else math.nan
+    return run_on(ref, "test", hparams, epochs, seed)[0]
 
 
 def recipe_job(
