@@ -5,7 +5,11 @@ The sweep runs from 1e-5 to 0.1 so that no tool stops early: all three take exac
 ``--steps`` steps. The bare loop is a plain hand-written loop (shuffled index batches,
 forward, backward, SGD step, ``loss.item()``) at a constant LR. Ours includes taking and
 restoring the model and optimizer state and the suggestion; torch-lr-finder's includes its
-state cache and ``reset()``. The three are timed in turn, ``--repeats`` rounds; medians, and
+state cache and ``reset()``. Both tools get the same data path, on two rows per task:
+"in-memory", where ours reads the tensors by shuffled index batches and torch-lr-finder gets
+the very same batches (`InMemoryBatches`, wrapped in its ``TrainDataLoaderIter``); and
+"DataLoader", where both get the same ``DataLoader(TensorDataset)``. The three are timed in
+turn, ``--repeats`` rounds; medians, and
 each ratio is the median of the rounds' ratios (robust to slow spells of a shared machine).
 Targets (issue 4): ours <= 1.03x the bare steps, and faster than torch-lr-finder.
 
@@ -16,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from disciplined import load_task
 from disciplined.range_test import lr_range_test
+
+PATHS = ("in-memory", "DataLoader")
 
 try:
     from _common import header, median, quiet
@@ -56,14 +63,36 @@ def bare(task, steps: int, bs: int) -> None:
                 return
 
 
-def ours(task, steps: int, bs: int) -> None:
-    """Our range test, state restore included."""
+class InMemoryBatches:
+    """Shuffled index batches of in-memory tensors, reshuffled on every pass: the data path
+    of our range test, as an iterable any tool can read."""
+
+    def __init__(self, data: tuple[torch.Tensor, torch.Tensor], bs: int, seed: int = 0) -> None:
+        self.x, self.y = data
+        self.bs = bs
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        perm = torch.randperm(len(self.x), generator=self.g)
+        for i in range(0, len(perm), self.bs):
+            idx = perm[i : i + self.bs]
+            yield self.x[idx], self.y[idx]
+
+
+def _loader(task, bs: int) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    return DataLoader(TensorDataset(*task.train_data), batch_size=bs, shuffle=True, generator=g)
+
+
+def ours(task, steps: int, bs: int, path: str = "in-memory") -> None:
+    """Our range test, state restore included, on ``path`` ("in-memory" or "DataLoader")."""
     model, opt = _model_opt(task)
+    data = task.train_data if path == "in-memory" else _loader(task, bs)
     t = lr_range_test(
         model,
         opt,
         task.loss_fn,
-        task.train_data,
+        data,
         start_lr=1e-5,
         end_lr=0.1,
         num_steps=steps,
@@ -72,13 +101,15 @@ def ours(task, steps: int, bs: int) -> None:
     assert len(t.lrs) == steps, "the sweep stopped early; lower end_lr"
 
 
-def theirs(task, steps: int, bs: int) -> None:
-    """torch-lr-finder's range test, with its reset."""
-    from torch_lr_finder import LRFinder
+def theirs(task, steps: int, bs: int, path: str = "in-memory") -> None:
+    """torch-lr-finder's range test, with its reset, on the same ``path`` as `ours`."""
+    from torch_lr_finder import LRFinder, TrainDataLoaderIter
 
     model, opt = _model_opt(task)
-    g = torch.Generator().manual_seed(0)
-    loader = DataLoader(TensorDataset(*task.train_data), batch_size=bs, shuffle=True, generator=g)
+    if path == "in-memory":
+        loader = TrainDataLoaderIter(InMemoryBatches(task.train_data, bs))
+    else:
+        loader = _loader(task, bs)
     finder = LRFinder(model, opt, task.loss_fn, device="cpu")
     quiet(finder.range_test, loader, end_lr=0.1, num_iter=steps, step_mode="exp", diverge_th=1e9)
     finder.reset()
@@ -102,10 +133,12 @@ def main() -> None:
     except ImportError:
         have_theirs = False
     rows = []
-    for name in ("mnist1d-cnn", "digits-mlp"):
+    for name, path in [(n, p) for n in ("mnist1d-cnn", "digits-mlp") for p in PATHS]:
         task = load_task(name)
         bs = task.default_batch_size
-        fns = [("bare", bare), ("ours", ours)] + ([("theirs", theirs)] if have_theirs else [])
+        fns = [("bare", bare), ("ours", partial(ours, path=path))] + (
+            [("theirs", partial(theirs, path=path))] if have_theirs else []
+        )
         times: dict[str, list[float]] = {k: [] for k, _ in fns}
         for _, fn in fns:
             fn(task, 20, bs)  # warm-up
@@ -122,7 +155,7 @@ def main() -> None:
                 med[f"ours/{other}"] = median(
                     [o / t for o, t in zip(times["ours"], times[other], strict=True)]
                 )
-        rows.append((name, bs, med))
+        rows.append((name, path, bs, med))
     print(header("Range-test overhead (CPU)"))
     print(
         f"- {steps} steps per test, {repeats} rounds of the three in turn; medians, each "
@@ -136,17 +169,17 @@ def main() -> None:
         + "\n"
     )
     print(
-        "| task | batch | bare steps (s) | ours (s) | torch-lr-finder (s) | ours / bare "
-        "| target <= 1.03 | ours / torch-lr-finder |"
+        "| task | data path | batch | bare steps (s) | ours (s) | torch-lr-finder (s) "
+        "| ours / bare | target <= 1.03 | ours / torch-lr-finder |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, bs, t in rows:
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, path, bs, t in rows:
         r_bare = t["ours/bare"]
         theirs_s = f"{t['theirs']:.3f}" if "theirs" in t else "-"
         r_theirs = f"{t['ours/theirs']:.3f}" if "theirs" in t else "-"
         ok = "met" if r_bare <= 1.03 else "MISSED"
         print(
-            f"| {name} | {bs} | {t['bare']:.3f} | {t['ours']:.3f} | {theirs_s} | "
+            f"| {name} | {path} | {bs} | {t['bare']:.3f} | {t['ours']:.3f} | {theirs_s} | "
             f"{r_bare:.3f} | {ok} | {r_theirs} |"
         )
 
