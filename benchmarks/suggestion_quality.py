@@ -10,7 +10,15 @@ a fixed number of epochs from the same initial weights; the final validation met
 whether the run diverged are recorded. The default rule is the one with the best mean metric
 over tasks and seeds and no divergence.
 
+That table is in-sample: the rules' constants (the ``smith`` rule's 5% band, the smoothing)
+were fitted on these four built-in tasks. The second table (``--suite zoo``) is out of sample:
+the same one-test rules and torch-lr-finder's suggestion on the task zoo
+(`benchmarks/zoo/tasks.py`), none of which was used to fit them. There the range test reads
+the training split with the task's optimizer, 1cycle trains for the task's epochs at each
+suggestion, and the score is the final model's metric on the zoo task's held-out test split.
+
     python benchmarks/suggestion_quality.py [--quick] [--seeds 3] [--epochs 10]
+        [--suite both|builtin|zoo] [--zoo-tasks a,b] [--workers 2]
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ import contextlib
 import io
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -56,10 +66,14 @@ SMOOTHERS = {
 TASKS = ("digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "synthetic-regression")
 
 
-def _range_test(task, seed: int, steps: int):
+def _range_test(task, seed: int, steps: int, optimizer: str = "sgd"):
     torch.manual_seed(seed)
     hp = HParams(
-        max_lr=1e-5, max_momentum=0.9, min_momentum=0.9, batch_size=task.default_batch_size
+        max_lr=1e-5,
+        max_momentum=0.9,
+        min_momentum=0.9,
+        batch_size=task.default_batch_size,
+        optimizer=optimizer,  # type: ignore[arg-type]
     )
     model = task.model()
     opt = build_optimizer(model, hp)
@@ -74,7 +88,7 @@ def _range_test(task, seed: int, steps: int):
     )
 
 
-def _torch_lr_finder(task, seed: int, steps: int) -> float | None:
+def _torch_lr_finder(task, seed: int, steps: int, optimizer: str = "sgd") -> float | None:
     try:
         from matplotlib.figure import Figure
         from torch_lr_finder import LRFinder
@@ -82,7 +96,8 @@ def _torch_lr_finder(task, seed: int, steps: int) -> float | None:
         return None
     torch.manual_seed(seed)
     model = task.model()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    hp = HParams(max_lr=1e-5, max_momentum=0.9, min_momentum=0.9, optimizer=optimizer)  # type: ignore[arg-type]
+    opt = build_optimizer(model, hp)
     loader = DataLoader(
         TensorDataset(*task.train_data),
         batch_size=task.default_batch_size,
@@ -110,6 +125,104 @@ def _train(task, max_lr: float, seed: int, epochs: float) -> tuple[float, bool]:
     return metric, failed
 
 
+ZOO_RULES = tuple(RULES)
+"""The one-test rules judged out of sample, each on the curve `lr_range_test` stores."""
+
+
+def zoo_job(name: str, seed: int, steps: int, epochs: float | None) -> dict[str, tuple]:
+    """One zoo task and seed: the range test on its training split, every rule's and
+    torch-lr-finder's suggestion, and 1cycle at each scored on the test split; rule ->
+    (max LR, test metric, diverged)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    os.chdir(root)
+    sys.path.insert(0, str(root / "benchmarks"))
+    from zoo.tasks import ZOO
+
+    torch.set_num_threads(1)
+    entry = ZOO[name]
+    task = load_task(entry.ref, {"split": "val"})
+    test_task = load_task(entry.ref, {"split": "test"})
+    t = _range_test(task, seed, steps, entry.optimizer)
+    curve = (t.lrs, _cut_then_smooth(t.losses))
+    picks: dict[str, float | None] = {}
+    for rule in ZOO_RULES:
+        try:
+            picks[rule] = suggest(*curve, rule=rule).max_lr
+        except Exception:  # a rule that cannot read the curve gives no suggestion
+            picks[rule] = None
+    with contextlib.redirect_stdout(io.StringIO()):
+        picks["torch-lr-finder"] = _torch_lr_finder(task, seed, steps, entry.optimizer)
+    out = {}
+    for rule, lr in picks.items():
+        if lr is None:
+            continue
+        hp = HParams(
+            max_lr=lr,
+            batch_size=task.default_batch_size,
+            optimizer=entry.optimizer,  # type: ignore[arg-type]
+        )
+        _, h = train_task(test_task, hp, epochs=epochs or entry.epochs, seed=seed)
+        metric = h.final.val_metric if h.final else float("nan")
+        failed = h.diverged or not math.isfinite(metric) or diagnose(h).verdict == "diverged"
+        out[rule] = (lr, metric, failed)
+    return out
+
+
+def zoo_table(
+    names: list[str], seeds: list[int], steps: int, epochs: float | None, workers: int
+) -> None:
+    """Print the out-of-sample table: each rule on the zoo tasks, scored on test splits."""
+    try:
+        from _common import pool_map
+    except ImportError:  # pragma: no cover
+        from benchmarks._common import pool_map
+
+    t0 = time.perf_counter()
+    jobs = [(n, s, steps, epochs) for n in names for s in seeds]
+    res = dict(
+        zip([(n, s) for n in names for s in seeds], pool_map(zoo_job, jobs, workers), strict=True)
+    )
+    rules = [*ZOO_RULES, "torch-lr-finder"]
+    print(
+        f"\n#### Out of sample: the task zoo\n\n- tasks: {', '.join(names)} "
+        f"(`benchmarks/zoo/tasks.py`, none used to fit the rules; the rules were fitted on "
+        f"{', '.join(TASKS)}); seeds {seeds}; range test {steps} steps with the task's "
+        f"optimizer; 1cycle for {'the task' + chr(39) + 's epochs' if epochs is None else epochs}"
+        f" at each suggestion; score: metric on the test split; {workers} worker(s); "
+        f"{time.perf_counter() - t0:.0f} s\n"
+    )
+    print("| rule | " + " | ".join(names) + " | mean | diverged |")
+    print("|---|" + "---|" * (len(names) + 2))
+    ranked = []
+    for rule in rules:
+        cells, means, n_div = [], [], 0
+        for n in names:
+            rows = [res[(n, s)][rule] for s in seeds if rule in res[(n, s)]]
+            if len(rows) < len(seeds):
+                cells.append("-")
+                means.append(math.nan)
+                continue
+            ms = [m if math.isfinite(m) and not d else 0.0 for _, m, d in rows]
+            n_div += sum(d for _, _, d in rows)
+            means.append(statistics.fmean(ms))
+            lrs = [lr for lr, _, _ in rows]
+            cells.append(f"{statistics.fmean(ms):.4f} (LR {min(lrs):.3g}-{max(lrs):.3g})")
+        mean = statistics.fmean(means) if all(map(math.isfinite, means)) else math.nan
+        ranked.append((rule, mean, n_div))
+        print(f"| {rule} | " + " | ".join(cells) + f" | {mean:.4f} | {n_div} |")
+    ok = sorted((r for r in ranked if math.isfinite(r[1])), key=lambda r: -r[1])
+    print("\nA diverged or collapsed run scores 0 in the mean.")
+    if ok:
+        print(
+            f"Best mean test metric out of sample: **{ok[0][0]}** ({ok[0][1]:.4f}); "
+            f"the default rule `smith`: {dict((r[0], r[1]) for r in ranked)['smith']:.4f}."
+        )
+
+
 def main() -> None:
     """Run the study and print markdown tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -124,8 +237,35 @@ def main() -> None:
         help="curves the rules read: zero-lag (ours) and/or ema (one-way, 0.98)",
     )
     ap.add_argument("--rules", default=",".join(RULES))
+    ap.add_argument("--suite", default="both", choices=("both", "builtin", "zoo"))
+    ap.add_argument("--zoo-tasks", default=None, help="comma-separated; default: the whole zoo")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes for the zoo")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.suite in ("both", "builtin"):
+        builtin_table(args)
+    else:
+        print(header("LR suggestion rules judged by the accuracy they produce"))
+    if args.suite in ("both", "zoo"):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from zoo.tasks import ZOO
+
+        names = (
+            ["cancer-mlp"]
+            if args.quick
+            else (args.zoo_tasks.split(",") if args.zoo_tasks else list(ZOO))
+        )
+        zoo_table(
+            names,
+            [0] if args.quick else list(range(args.seeds)),
+            100 if args.quick else args.steps,
+            2 if args.quick else None,
+            1 if args.quick else args.workers,
+        )
+
+
+def builtin_table(args: argparse.Namespace) -> None:
+    """The in-sample table: every rule on the four built-in tasks the rules were fitted on."""
     tasks = TASKS[:1] if args.quick else TASKS
     seeds = range(1 if args.quick else args.seeds)
     epochs = 2 if args.quick else args.epochs
@@ -157,6 +297,7 @@ def main() -> None:
 
     print(header("LR suggestion rules judged by the accuracy they produce"))
     print(
+        "#### In sample: the built-in tasks the rules were fitted on\n\n"
         f"- tasks: {', '.join(tasks)}; seeds {list(seeds)}; range test {steps} steps "
         f"1e-5..10; 1cycle {epochs:g} epochs at each suggestion; {elapsed:.0f} s in all\n"
     )
