@@ -60,7 +60,7 @@ def test_every_benchmark_is_collected_by_run_all():
     finally:
         sys.path.remove(str(BENCH))
     assert set(run_all.BENCHMARKS) == set(SCRIPTS)
-    on_disk = {p.stem for p in BENCH.glob("*.py")} - {"_common", "run_all"}
+    on_disk = {p.stem for p in BENCH.glob("*.py")} - {"_common", "run_all", "fair", "splits"}
     assert on_disk == set(SCRIPTS)
 
 
@@ -81,3 +81,75 @@ def test_run_all_writes_the_page(quick_runs):
     assert "[suggestion_quality](#suggestion-quality) | ok |" in page
     assert "## suggestion-quality" in page
     assert "|---" in page.split("## suggestion-quality", 1)[1]
+
+
+# ------------------------------------------------------------------ the fair benchmarks' parts
+
+
+@pytest.fixture(scope="module")
+def fair_mods():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _common
+        import fair
+        import splits
+    finally:
+        sys.path.remove(str(BENCH))
+    return _common, fair, splits
+
+
+@pytest.fixture
+def in_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # task references are relative to the repository root
+
+
+def test_the_test_split_is_disjoint_from_validation_and_sealed(fair_mods, in_root):
+    _common, fair, splits = fair_mods
+    from disciplined import UsageError, load_task
+
+    ref = splits.ref("digits-mlp")
+    base = load_task("digits-mlp")
+    val, test = load_task(ref, {"split": "val"}), load_task(ref, {"split": "test"})
+    assert val.num_val + test.num_val == base.num_val
+    rows = {tuple(r.tolist()) for r in val.val_data[0]}
+    assert not any(tuple(r.tolist()) in rows for r in test.val_data[0][:50])
+    assert val.train_data[0].equal(test.train_data[0])
+    before = _common.TEST_READS.get("digits-mlp", 0)
+    with fair.sealed(), pytest.raises(UsageError, match="read while sealed"):
+        load_task(ref, {"split": "test"})
+    assert _common.TEST_READS.get("digits-mlp", 0) == before
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "tpe", "tpe-median"])
+def test_searches_never_read_the_test_split_and_search_the_recipes_space(
+    fair_mods, in_root, method
+):
+    _common, fair, splits = fair_mods
+    space = fair.Space(batch_sizes=fair.batch_sizes(32))
+    assert space.batch_sizes == (8, 16, 32)
+    reads_before = dict(_common.TEST_READS)
+    with fair.sealed():  # a read of a test split would raise here
+        trials = fair.search(method, splits.ref("digits-mlp"), space, 0.2, 0, 1.0)
+    reads_after = dict(_common.TEST_READS)
+    assert reads_after == reads_before  # not one read of any test split
+    hps = [space.hparams(t["point"]) for t in trials]
+    assert {h.schedule for h in hps} == {"one-cycle"}
+    assert {h.batch_size for h in hps} <= set(space.batch_sizes)
+    if len(hps) >= 10:  # every method varies the batch size, not only the LR
+        assert len({h.batch_size for h in hps}) > 1
+    assert all(0.8 <= h.max_momentum <= 0.99 and h.min_momentum < h.max_momentum for h in hps)
+
+
+def test_a_search_spends_its_budget_in_seconds_and_stops(fair_mods, in_root):
+    _, fair, splits = fair_mods
+    space = fair.Space(batch_sizes=(32,))
+    budget = 1.5
+    trials = fair.search("random", splits.ref("digits-mlp"), space, 0.3, 0, budget)
+    spent = [t["spent"] for t in trials]
+    assert spent[-1] >= budget  # it used the budget...
+    assert len(spent) == 1 or spent[-2] < budget  # ...and started no trial after it was spent
+    assert spent[-1] - budget <= trials[-1]["seconds"]  # overshoot: at most the last trial
+    assert spent == sorted(spent)
+    half = fair.best_within(trials, budget / 2)
+    if half is not None:
+        assert half["spent"] <= budget / 2
