@@ -40,9 +40,14 @@ INTRO = """\
 Every table below was produced by one command, `make bench` (`python benchmarks/run_all.py
 --out docs/benchmarks.md`), on the machine its header names; each header gives the
 benchmark's own command, the machine, the versions, the date and the seeds, so any number
-can be rerun on its own. The baselines (grid, random and TPE search, constant and step
-learning rates) are measured in the same run, on the same machine, as the recipe. A target
-that a run misses says **MISSED** in its table.
+can be rerun on its own. The baselines (grid, random, TPE and pruned-TPE search over the
+recipe's own 1cycle space with batch size, constant and step learning rates with their own
+grids) are measured in the same run, on the same machine, as the recipe. Compute is counted
+in wall-clock seconds, evaluation included (epochs beside). The recipe-against-baselines
+tables use three splits: the recipe and every search read the validation split, and every
+accuracy they headline is a chosen configuration retrained from fresh seeds and scored on a
+test split that is sealed (reading it raises) while they run. A target that a run misses
+says **MISSED** in its table.
 """
 
 
