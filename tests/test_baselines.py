@@ -188,3 +188,22 @@ def test_tpe_search_runs_and_resumes(tmp_path):
         )
     assert again.calls == 0
     assert [t.key for t in r2.trials] == [t.key for t in r1.trials]
+
+
+def test_batch_size_is_searched_when_the_space_names_batch_sizes():
+    space = SearchSpace(
+        schedules=("one-cycle",),
+        lr_grid=(0.1,),
+        weight_decay_grid=(0.0,),
+        momentum_grid=(0.9,),
+        batch_sizes=(16, 32),
+    )
+    assert space.grid_size == 2
+    grid = grid_search("digits-mlp", space, 0.2)
+    assert sorted(t.spec.hparams["batch_size"] for t in grid.trials) == [16, 32]
+    rnd = random_search("digits-mlp", space, n_trials=8, epochs=0.2, seed=0)
+    sizes = {t.spec.hparams["batch_size"] for t in rnd.trials}
+    assert sizes == {16, 32}
+    assert {t.spec.hparams["schedule"] for t in rnd.trials} == {"one-cycle"}
+    with pytest.raises(ValueError, match="batch_sizes must be integers >= 1"):
+        SearchSpace(batch_sizes=(0,))

@@ -3,8 +3,8 @@
 All three search the same space (`SearchSpace`): the schedule (1cycle, constant, or step:
 the LR divided by 10 at 50% and 75% of training), the maximum learning rate (the constant
 one, or the initial one of the step schedule), momentum and weight decay, at the task's batch
-size. Every trial is one full training run of ``epochs`` epochs, scored by its final
-validation metric.
+size or over the space's ``batch_sizes``. Every trial is one full training run of
+``epochs`` epochs, scored by its final validation metric.
 
 They run on the recipe's own trial machinery: each trial is a `TrialSpec` of kind ``train``
 run by an `Executor` into a `TrialStore`, so a search that is interrupted resumes from its
@@ -60,7 +60,10 @@ class SearchSpace:
 
     ``lr``, ``weight_decay`` and ``momentum`` are ``(low, high)`` bounds for random search and
     TPE: the first two sampled log-uniformly, momentum uniformly. Grid search takes the
-    explicit ``*_grid`` values instead. ``batch_size`` defaults to the task's own.
+    explicit ``*_grid`` values instead. ``batch_size`` defaults to the task's own;
+    ``batch_sizes``, when given, is searched too (a categorical choice, and a grid axis), as
+    the recipe compares batch sizes. The space the recipe itself chooses from is
+    ``SearchSpace(schedules=("one-cycle",), batch_sizes=(b, b // 2, b // 4))``.
     """
 
     schedules: tuple[str, ...] = SCHEDULES
@@ -72,6 +75,7 @@ class SearchSpace:
     momentum_grid: tuple[float, ...] = (0.9, 0.95)
     batch_size: int | None = None
     optimizer: str = "sgd"
+    batch_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.schedules or any(s not in SCHEDULES for s in self.schedules):
@@ -104,6 +108,8 @@ class SearchSpace:
             int(self.batch_size) != self.batch_size or self.batch_size < 1
         ):
             raise ValueError(f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}")
+        if any(int(b) != b or b < 1 for b in self.batch_sizes):
+            raise ValueError(f"batch_sizes must be integers >= 1, got {self.batch_sizes!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
@@ -115,6 +121,7 @@ class SearchSpace:
             * len(self.lr_grid)
             * len(self.weight_decay_grid)
             * len(self.momentum_grid)
+            * max(1, len(self.batch_sizes))
         )
 
 
@@ -158,12 +165,15 @@ def sample_point(space: SearchSpace, rng: random.Random) -> dict[str, Any]:
         lo, hi = bounds
         return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
-    return {
+    point = {
         "schedule": rng.choice(space.schedules),
         "max_lr": log_uniform(space.lr),
         "weight_decay": log_uniform(space.weight_decay),
         "momentum": rng.uniform(*space.momentum),
     }
+    if space.batch_sizes:
+        point["batch_size"] = rng.choice(space.batch_sizes)
+    return point
 
 
 def trial_metric(result: TrialResult) -> float:
@@ -320,7 +330,7 @@ class _Search:
             point["max_lr"],
             point["momentum"],
             point["weight_decay"],
-            self.batch_size,
+            int(point.get("batch_size", self.batch_size)),
             self.space.optimizer,
         )
         return TrialSpec(
@@ -403,9 +413,13 @@ def grid_search(
     """
     s = _search(task, space, epochs, seed, task_options, store, executor, runner, on_result)
     points = [
-        {"schedule": sch, "max_lr": lr, "weight_decay": wd, "momentum": m}
-        for sch, lr, wd, m in itertools.product(
-            s.space.schedules, s.space.lr_grid, s.space.weight_decay_grid, s.space.momentum_grid
+        {"schedule": sch, "max_lr": lr, "weight_decay": wd, "momentum": m, "batch_size": b}
+        for sch, lr, wd, m, b in itertools.product(
+            s.space.schedules,
+            s.space.lr_grid,
+            s.space.weight_decay_grid,
+            s.space.momentum_grid,
+            s.space.batch_sizes or (s.batch_size,),
         )
     ]
     if order_seed is not None:
@@ -499,6 +513,11 @@ def tpe_search(
                         "weight_decay", *s.space.weight_decay, log=True
                     ),
                     "momentum": t.suggest_float("momentum", *s.space.momentum),
+                    "batch_size": (
+                        t.suggest_categorical("batch_size", list(s.space.batch_sizes))
+                        if s.space.batch_sizes
+                        else s.batch_size
+                    ),
                 }
                 for t in asked
             ]
