@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from disciplined import load_task
-from disciplined.range_test import lr_range_test
+from disciplined.measure.range_test import lr_range_test
 
 try:
     from _common import header, median, quiet

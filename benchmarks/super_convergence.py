@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from disciplined.baselines import hparams_for, trial_metric
-from disciplined.executors import make_executor
-from disciplined.store import SQLiteStore
-from disciplined.trials import TrialResult, TrialSpec
+from disciplined.recipe.baselines import hparams_for, trial_metric
+from disciplined.trials.executors import make_executor
+from disciplined.trials.spec import TrialResult, TrialSpec
+from disciplined.trials.store import SQLiteStore
 
 try:  # run as a script or as a module
     from _common import cache_dir, header, pool_map, tune_job, tune_jobs

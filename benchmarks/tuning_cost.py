@@ -4,7 +4,7 @@
 For each task and seed, `disciplined.tune` (``--epochs`` 20, default budget 10x) runs once;
 its compute is everything it trained (range tests, final run and any corrective run) in
 epochs of the task, and its accuracy is the final run's validation accuracy. Each baseline
-(`disciplined.baselines`) then trains full runs of the same length (``--epochs``) over the
+(`disciplined.recipe.baselines`) then trains full runs of the same length (``--epochs``) over the
 same space (schedule 1cycle / constant / step, max LR, momentum, weight decay) until it
 has spent 10x the recipe's epochs; its best validation accuracy after 1x, 3x, 5x and 10x is
 read off its trace. Grid search runs the 90-point default grid (3 schedules x 5 LRs x 3
@@ -29,8 +29,8 @@ import time
 
 import torch
 
-from disciplined.baselines import grid_search, random_search, tpe_search
-from disciplined.store import SQLiteStore
+from disciplined.recipe.baselines import grid_search, random_search, tpe_search
+from disciplined.trials.store import SQLiteStore
 
 try:  # run as a script or as a module
     from _common import cache_dir, header, pool_map, tune_job, tune_jobs
@@ -68,7 +68,7 @@ def retrain_job(task: str, hparams: dict, epochs: float, seed: int) -> float:
     """Train ``hparams`` on ``task`` for ``epochs`` from a fresh seed; the final validation
     metric (NaN when it is not finite)."""
     from disciplined import load_task
-    from disciplined.hparams import HParams, train_task
+    from disciplined.trials.hparams import HParams, train_task
 
     torch.set_num_threads(1)
     _, history = train_task(load_task(task), HParams.from_dict(hparams), epochs=epochs, seed=seed)
