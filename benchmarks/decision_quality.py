@@ -71,8 +71,8 @@ def tune_zoo(name: str, seed: int, out: str, budget: float | None, steps: int) -
             "seconds": time.perf_counter() - t0,
             "verdict": "error",
         }
-    from disciplined.hparams import train_task
     from disciplined.tasks import load_task
+    from disciplined.trials.hparams import train_task
 
     task = load_task(entry.ref)
     _, again = train_task(task, r.hparams, epochs=r.epochs, seed=seed + 100)

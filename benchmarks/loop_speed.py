@@ -19,8 +19,8 @@ import time
 import torch
 
 from disciplined import HParams, fit, load_task
-from disciplined.hparams import build_optimizer, build_policy, steps_for
-from disciplined.scheduler import PolicyScheduler
+from disciplined.schedules.scheduler import PolicyScheduler
+from disciplined.trials.hparams import build_optimizer, build_policy, steps_for
 
 try:  # run as a script or as a module
     from _common import header, median

@@ -65,11 +65,11 @@ def grid(entry: ZooEntry, task_batch: int) -> list[dict[str, Any]]:
 
 def run_grid(name: str, workers: int, cache: Path) -> dict[str, Any]:
     """Run (or read back from the cache's store) one task's grid; its JSON summary."""
-    from disciplined.executors import make_executor
-    from disciplined.hparams import HParams
-    from disciplined.store import SQLiteStore
     from disciplined.tasks import load_task
-    from disciplined.trials import TrialSpec
+    from disciplined.trials.executors import make_executor
+    from disciplined.trials.hparams import HParams
+    from disciplined.trials.spec import TrialSpec
+    from disciplined.trials.store import SQLiteStore
 
     entry = ZOO[name]
     task = load_task(entry.ref)

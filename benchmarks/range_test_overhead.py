@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from disciplined import load_task
-from disciplined.range_test import lr_range_test
+from disciplined.measure.range_test import lr_range_test
 
 PATHS = ("in-memory", "DataLoader")
 

@@ -2,7 +2,7 @@
 
 For each built-in task and seed: one LR range test (SGD, momentum 0.9 held, no weight decay,
 the task's default batch size, 300 steps from 1e-5 to 10); every rule of
-`disciplined.suggest` is applied to the smoothed curve, and to the median curve of the three
+`disciplined.measure.suggest` is applied to the smoothed curve, and to the median curve of the three
 seeds' tests ("3-seed"). torch-lr-finder's own suggestion (steepest gradient of its
 smoothed loss, its defaults) is taken from its own range test on the same model and data.
 Then 1cycle (momentum 0.95-0.85, max LR = the suggestion, min = max/10) trains the task for
@@ -36,9 +36,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from disciplined import HParams, diagnose, load_task, train_task
-from disciplined.hparams import build_optimizer
-from disciplined.range_test import lr_range_test
-from disciplined.suggest import (
+from disciplined.measure.range_test import lr_range_test
+from disciplined.measure.suggest import (
     RULES,
     divergence_cut,
     smooth,
@@ -46,6 +45,7 @@ from disciplined.suggest import (
     suggest,
     suggest_multi,
 )
+from disciplined.trials.hparams import build_optimizer
 
 try:
     from _common import header, quiet
@@ -117,7 +117,7 @@ def _torch_lr_finder(task, seed: int, steps: int, optimizer: str = "sgd") -> flo
 
 def _train(task, max_lr: float, seed: int, epochs: float) -> tuple[float, bool]:
     """Final metric, and whether the run diverged: NaN, an exploding loss, or a collapse
-    that stays finite (`disciplined.diagnose` says "diverged")."""
+    that stays finite (`disciplined.measure.diagnose` says "diverged")."""
     hp = HParams(max_lr=max_lr, batch_size=task.default_batch_size)
     _, h = train_task(task, hp, epochs=epochs, seed=seed)
     metric = h.final.val_metric if h.final else float("nan")

@@ -17,10 +17,10 @@ import time
 import torch
 
 from disciplined import HParams, fit, load_task
-from disciplined.executors import InProcessExecutor, ProcessExecutor
-from disciplined.hparams import build_optimizer
-from disciplined.store import MemoryStore
-from disciplined.studies import StudyContext, weight_decay_sweep
+from disciplined.studies.core import StudyContext, weight_decay_sweep
+from disciplined.trials.executors import InProcessExecutor, ProcessExecutor
+from disciplined.trials.hparams import build_optimizer
+from disciplined.trials.store import MemoryStore
 
 try:
     from _common import header, median

@@ -25,16 +25,16 @@ from torch import nn
 import disciplined.cli.diagnose as cli_diagnose
 import disciplined.cli.train as cli_train
 from disciplined import Task, fit
-from disciplined.batch import parse_memory
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.executors import InProcessExecutor
-from disciplined.hparams import HParams, train_task
-from disciplined.recipe import tune
-from disciplined.store import MemoryStore, SQLiteStore
+from disciplined.recipe.run import tune
+from disciplined.studies.batch import parse_memory
 from disciplined.tasks import accuracy, load_task
-from disciplined.training import EvalRecord, History, resolve_device
-from disciplined.trials import TrialCrash, TrialResult, TrialSpec, run_trial
+from disciplined.training.fit import EvalRecord, History, resolve_device
+from disciplined.trials.executors import InProcessExecutor
+from disciplined.trials.hparams import HParams, train_task
+from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore, SQLiteStore
 
 TASKS = """
 import sys
@@ -738,7 +738,7 @@ def _spec(seed: int = 0) -> TrialSpec:
     ],
 )
 def test_a_trial_that_fails_from_its_hyper_parameters_is_recorded(monkeypatch, error, status):
-    import disciplined.trials as trials
+    import disciplined.trials.spec as trials
 
     def blow_up(*args, **kwargs):
         raise error
@@ -749,7 +749,7 @@ def test_a_trial_that_fails_from_its_hyper_parameters_is_recorded(monkeypatch, e
 
 
 def test_a_trial_that_crashes_from_a_bug_is_raised_not_recorded(monkeypatch):
-    import disciplined.trials as trials
+    import disciplined.trials.spec as trials
 
     calls = []
 
@@ -775,7 +775,7 @@ def test_a_trial_that_crashes_from_a_bug_is_raised_not_recorded(monkeypatch):
 
 def test_equal_time_batch_comparison_with_a_budget_too_small_keeps_the_task_batch(tmp_path):
     # The memory_decision call on this path had no task (a TypeError).
-    from disciplined.studies import StudyContext, batch_size_search
+    from disciplined.studies.core import StudyContext, batch_size_search
 
     ctx = StudyContext(task="digits-mlp", store=MemoryStore(), out=tmp_path)
     hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)

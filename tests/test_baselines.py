@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from disciplined.baselines import (
+from disciplined.errors import UsageError
+from disciplined.recipe.baselines import (
     SearchSpace,
     grid_search,
     hparams_for,
@@ -19,9 +20,8 @@ from disciplined.baselines import (
     tpe_search,
     trial_metric,
 )
-from disciplined.errors import UsageError
-from disciplined.store import MemoryStore, SQLiteStore
-from disciplined.trials import run_trial
+from disciplined.trials.spec import run_trial
+from disciplined.trials.store import MemoryStore, SQLiteStore
 
 TINY = SearchSpace(
     lr_grid=(0.03, 0.3),

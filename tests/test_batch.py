@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from disciplined import HParams, Task
-from disciplined.batch import (
+from disciplined.errors import UsageError
+from disciplined.studies.batch import (
     best_at_equal_time,
     candidate_batch_sizes,
     equal_epoch_candidates,
@@ -14,16 +15,15 @@ from disciplined.batch import (
     parse_memory,
     step_memory,
 )
-from disciplined.errors import UsageError
-from disciplined.hparams import build_optimizer
-from disciplined.store import MemoryStore
-from disciplined.studies import (
+from disciplined.studies.core import (
     StudyContext,
     batch_comparison,
     batch_size_search,
     one_cycle_spec,
 )
 from disciplined.tasks import accuracy, load_task
+from disciplined.trials.hparams import build_optimizer
+from disciplined.trials.store import MemoryStore
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_batch_size_comparison_on_digits(tmp_path):
 
 
 def test_ties_within_the_noise_go_to_the_larger_batch():
-    from disciplined.batch import metric_noise
+    from disciplined.studies.batch import metric_noise
 
     se = metric_noise(0.96, 360, "classification")
     assert se == pytest.approx(math.sqrt(0.96 * 0.04 / 360))

@@ -12,17 +12,17 @@ import json
 import pytest
 import torch
 
-import disciplined.batch
-import disciplined.training
-import disciplined.trials
+import disciplined.studies.batch
+import disciplined.training.fit
+import disciplined.trials.spec
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.executors import ProcessExecutor
-from disciplined.hparams import HParams
-from disciplined.recipe import tune
-from disciplined.store import MemoryStore
-from disciplined.training import device_and_amp, resolve_device
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.recipe.run import tune
+from disciplined.training.fit import device_and_amp, resolve_device
+from disciplined.trials.executors import ProcessExecutor
+from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
 HP = HParams(max_lr=0.1, batch_size=64).to_dict()
@@ -103,10 +103,10 @@ def fake_cuda(monkeypatch):
             return torch.device("cpu")
         return real(device)
 
-    for module in (disciplined.training, disciplined.trials, disciplined.batch):
+    for module in (disciplined.training.fit, disciplined.trials.spec, disciplined.studies.batch):
         monkeypatch.setattr(module, "resolve_device", resolve)
-    monkeypatch.setattr(disciplined.training, "device_name", lambda _dev: "cuda:0")
-    monkeypatch.setattr(disciplined.trials, "device_name", lambda _dev: "cuda:0")
+    monkeypatch.setattr(disciplined.training.fit, "device_name", lambda _dev: "cuda:0")
+    monkeypatch.setattr(disciplined.trials.spec, "device_name", lambda _dev: "cuda:0")
     return asked
 
 

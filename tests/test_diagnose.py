@@ -8,8 +8,8 @@ import pytest
 
 from disciplined import History, HParams, load_task, train_task
 from disciplined.cli import main
-from disciplined.diagnose import VERDICTS, Diagnosis, diagnose
-from disciplined.training import EvalRecord
+from disciplined.measure.diagnose import VERDICTS, Diagnosis, diagnose
+from disciplined.training.fit import EvalRecord
 
 START = 2.3  # the untrained model's loss in the constructed histories (about ln 10)
 
@@ -279,7 +279,7 @@ def test_real_blow_up_is_diverged_even_from_a_loop_that_does_not_flag_it(digits)
     import torch
 
     from disciplined import fit
-    from disciplined.hparams import build_optimizer
+    from disciplined.trials.hparams import build_optimizer
 
     torch.manual_seed(0)
     model = digits.model()

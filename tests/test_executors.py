@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import torch
 
-from disciplined.executors import (
+from disciplined.trials.executors import (
     InProcessExecutor,
     ProcessExecutor,
     make_executor,
 )
-from disciplined.hparams import HParams
-from disciplined.store import MemoryStore, SQLiteStore
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore, SQLiteStore
 
 HP = HParams(batch_size=256).to_dict()
 CALLS_FILE = "DISCIPLINED_TEST_RUNNER_CALLS"  # env var naming the file runners append to
@@ -173,10 +173,10 @@ def test_make_executor():
 KILLED_STUDY = textwrap.dedent(
     """
     import sys, time
-    from disciplined.executors import InProcessExecutor
-    from disciplined.hparams import HParams
-    from disciplined.store import SQLiteStore
-    from disciplined.trials import TrialSpec, run_trial
+    from disciplined.trials.executors import InProcessExecutor
+    from disciplined.trials.hparams import HParams
+    from disciplined.trials.store import SQLiteStore
+    from disciplined.trials.spec import TrialSpec, run_trial
 
     def slow(spec):
         time.sleep(0.5)

@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from disciplined.errors import UsageError
-from disciplined.executors import InProcessExecutor
-from disciplined.hparams import HParams
-from disciplined.store import MemoryStore, SQLiteStore
-from disciplined.studies import StudyContext, weight_decay_sweep
+from disciplined.studies.core import StudyContext, weight_decay_sweep
 from disciplined.tasks import Task, load_task
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.trials.executors import InProcessExecutor
+from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore, SQLiteStore
 
 
 def _poisoned(task: Task, step: int, value: float) -> Task:

@@ -142,9 +142,8 @@ def test_one_cycle_resumes_from_a_checkpoint_where_it_stopped(tmp_path):
 
 
 def test_tune_lightning_decides_as_the_recipe_does_on_the_same_plain_model(tmp_path):
-    from disciplined.hparams import HParams
     from disciplined.integrations.lightning import tune_lightning
-    from disciplined.studies import (
+    from disciplined.studies.core import (
         StudyContext,
         learning_rate_test,
         momentum_test,
@@ -152,7 +151,8 @@ def test_tune_lightning_decides_as_the_recipe_does_on_the_same_plain_model(tmp_p
         weight_decay_sweep,
     )
     from disciplined.tasks import Task
-    from disciplined.trials import run_trial
+    from disciplined.trials.hparams import HParams
+    from disciplined.trials.spec import run_trial
 
     module = Classifier()
     before = copy.deepcopy(module.state_dict())

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from disciplined import OneCyclePolicy, RangeTest, UsageError, fit_one_cycle, lr_range_test
-from disciplined.suggest import Suggestion
+from disciplined.measure.suggest import Suggestion
 
 
 def _data(n: int = 512, seed: int = 0):

@@ -9,8 +9,8 @@ from torch.utils.data import Dataset
 
 from disciplined import HParams, load_task, train_task
 from disciplined.cli import main
-from disciplined.range_test import RangeTest, lr_range_test, overlay
-from disciplined.schedules import RangeSweep
+from disciplined.measure.range_test import RangeTest, lr_range_test, overlay
+from disciplined.schedules.policies import RangeSweep
 
 
 def _data(n=512, d=8, classes=3, seed=0):
@@ -196,7 +196,7 @@ def test_training_after_a_range_test_equals_training_without_one(digits):
         torch.manual_seed(0)
         model = digits.model()
         if with_test:
-            from disciplined.hparams import build_optimizer
+            from disciplined.trials.hparams import build_optimizer
 
             opt = build_optimizer(model, hp)
             lr_range_test(
@@ -376,7 +376,7 @@ def test_default_rule_trains_without_divergence_on_three_seeds(task_name, floor)
     # differences between CPUs cannot flip them. How good the reading is, is judged
     # against the oracle in test_decisions.py.
     task = load_task(task_name)
-    from disciplined.hparams import build_optimizer
+    from disciplined.trials.hparams import build_optimizer
 
     for seed in range(3):
         torch.manual_seed(seed)

@@ -19,7 +19,7 @@ from chromium import check_page, find_chromium, screenshot
 
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe import tune
+from disciplined.recipe.run import tune
 from disciplined.report.html import _fmt, write_report
 
 COMMAND = "disciplined tune --task digits-mlp --epochs 5 --budget 60 --range-steps 100"

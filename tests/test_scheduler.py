@@ -1,4 +1,4 @@
-"""Tests for the torch adapter ``disciplined.scheduler``.
+"""Tests for the torch adapter ``disciplined.schedules.scheduler``.
 
 The values written into the param groups are the policy's, exactly; momentum lands in
 ``momentum`` or ``betas[0]``; the step limit is enforced; and a run interrupted, saved,
@@ -15,8 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from disciplined.scheduler import OneCycleScheduler, PolicyScheduler
-from disciplined.schedules import ConstantPolicy, OneCyclePolicy, RangeSweep, TriangularPolicy
+from disciplined.schedules.policies import (
+    ConstantPolicy,
+    OneCyclePolicy,
+    RangeSweep,
+    TriangularPolicy,
+)
+from disciplined.schedules.scheduler import OneCycleScheduler, PolicyScheduler
 
 # Any warning torch raises (e.g. "lr_scheduler.step() before optimizer.step()") fails a test.
 pytestmark = pytest.mark.filterwarnings("error")

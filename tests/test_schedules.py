@@ -1,4 +1,4 @@
-"""Tests for the pure policies in ``disciplined.schedules``.
+"""Tests for the pure policies in ``disciplined.schedules.policies``.
 
 Hand-computed values at chosen steps, equality with torch's ``OneCycleLR`` and
 ``CyclicLR`` at every step, property tests over random valid configurations, every
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disciplined.schedules import (
+from disciplined.schedules.policies import (
     ConstantPolicy,
     OneCyclePolicy,
     RangeSweep,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from disciplined.errors import UsageError
-from disciplined.hparams import HParams
-from disciplined.store import MemoryStore, SQLiteStore, TrialStore, open_store
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore, SQLiteStore, TrialStore, open_store
 
 HP = HParams(batch_size=256).to_dict()
 

@@ -11,18 +11,10 @@ import pytest
 
 from disciplined import HParams
 from disciplined.cli import main
-from disciplined.decide import (
-    CurveSummary,
-    Decision,
-    lowest_val_loss_at_high_lr,
-    sgd_effective_lr_factor,
-    summarize_range_test,
-)
 from disciplined.errors import UsageError
-from disciplined.executors import InProcessExecutor
-from disciplined.range_test import RangeTest
-from disciplined.store import MemoryStore, SQLiteStore
-from disciplined.studies import (
+from disciplined.measure.range_test import RangeTest
+from disciplined.measure.suggest import Suggestion
+from disciplined.studies.core import (
     StudyContext,
     default_weight_decays,
     dropout_sweep,
@@ -30,9 +22,17 @@ from disciplined.studies import (
     momentum_test,
     weight_decay_sweep,
 )
-from disciplined.suggest import Suggestion
+from disciplined.studies.decide import (
+    CurveSummary,
+    Decision,
+    lowest_val_loss_at_high_lr,
+    sgd_effective_lr_factor,
+    summarize_range_test,
+)
 from disciplined.tasks import load_task
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.trials.executors import InProcessExecutor
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore, SQLiteStore
 
 
 def _row(value, loss, lr, usable=True, div=None):
@@ -352,7 +352,7 @@ def test_a_killed_sweep_resumes_without_recomputing_and_decides_the_same(tmp_pat
 
 
 def test_in_process_and_worker_processes_decide_identically():
-    from disciplined.executors import ProcessExecutor
+    from disciplined.trials.executors import ProcessExecutor
 
     hp = HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9)
     a = weight_decay_sweep(

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from disciplined.suggest import (
+from disciplined.measure.suggest import (
     RULES,
     Suggestion,
     median_curve,
@@ -390,7 +390,7 @@ def test_any_finite_curve_gets_an_answer_in_range(losses: list[float], name: str
 
 
 def test_zero_lag_smoothing_does_not_trail_the_curve() -> None:
-    from disciplined.suggest import smooth_zero_lag
+    from disciplined.measure.suggest import smooth_zero_lag
 
     ramp = [float(i) for i in range(200)]
     one_way, both = smooth(ramp, 0.9), smooth_zero_lag(ramp, 0.9)
@@ -402,7 +402,7 @@ def test_zero_lag_smoothing_does_not_trail_the_curve() -> None:
 
 
 def test_divergence_cut_finds_the_blow_up_after_the_fall() -> None:
-    from disciplined.suggest import divergence_cut
+    from disciplined.measure.suggest import divergence_cut
 
     rng = np.random.default_rng(0)
     fall = list(np.linspace(2.3, 1.5, 100) + 0.02 * rng.standard_normal(100))

@@ -6,9 +6,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from disciplined import History, HParams, train_task
-from disciplined.scheduler import PolicyScheduler
-from disciplined.schedules import ConstantPolicy, OneCyclePolicy
-from disciplined.training import EvalRecord, evaluate, fit
+from disciplined.schedules.policies import ConstantPolicy, OneCyclePolicy
+from disciplined.schedules.scheduler import PolicyScheduler
+from disciplined.training.fit import EvalRecord, evaluate, fit
 
 
 def _linear_problem(n=256, d=5, seed=0):

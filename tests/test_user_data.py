@@ -11,10 +11,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from disciplined import HParams, Task, UsageError, train_task, tune
-from disciplined.batch import largest_batch_that_fits
-from disciplined.store import SQLiteStore
+from disciplined.studies.batch import largest_batch_that_fits
 from disciplined.tasks import accuracy, load_task, r2_score
-from disciplined.training import LoaderDataset
+from disciplined.training.fit import LoaderDataset
+from disciplined.trials.store import SQLiteStore
 
 
 def _digits():
@@ -134,7 +134,7 @@ def test_data_the_loop_cannot_take_is_refused_in_one_line():
 
 
 def test_a_task_with_its_own_batch_loss_runs_the_recipe_on_dict_batches(tmp_path):
-    from disciplined.training import BatchLoss
+    from disciplined.training.fit import BatchLoss
 
     _, train, val = _digits()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.hparams import HParams
 from disciplined.tasks import Task, load_task
+from disciplined.trials.hparams import HParams
 
 # Upper bounds of the numeric options. Generous: they are there to refuse values that
 # overflow float32 arithmetic or would never finish, not to second-guess a choice.
@@ -122,9 +122,9 @@ workers_arg = int_in(1, MAX_WORKERS)
 
 
 def memory_size(text: str) -> str:
-    """An argparse type for ``--memory-limit``: text `disciplined.batch.parse_memory` reads
+    """An argparse type for ``--memory-limit``: text `disciplined.studies.batch.parse_memory` reads
     (``4GB``, ``512MiB``, ``1e9``), at most 1 EiB; returns the text itself."""
-    from disciplined.batch import parse_memory
+    from disciplined.studies.batch import parse_memory
 
     try:
         parse_memory(text)
@@ -269,7 +269,7 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
 def device_from_args(args: argparse.Namespace) -> tuple[str, str | None]:
     """The device and mixed precision asked for, checked (`UsageError`) before any file is
     written."""
-    from disciplined.training import device_and_amp
+    from disciplined.training.fit import device_and_amp
 
     return device_and_amp(args.device, args.amp)
 

@@ -8,10 +8,10 @@ import math
 from pathlib import Path
 
 from disciplined.cli.common import prepare_out
-from disciplined.diagnose import diagnose
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
-from disciplined.training import History
+from disciplined.measure.diagnose import diagnose
+from disciplined.training.fit import History
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -24,9 +24,9 @@ from disciplined.cli.common import (
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.hparams import OPTIMIZERS, build_optimizer
-from disciplined.range_test import lr_range_test
-from disciplined.suggest import RULES
+from disciplined.measure.range_test import lr_range_test
+from disciplined.measure.suggest import RULES
+from disciplined.trials.hparams import OPTIMIZERS, build_optimizer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

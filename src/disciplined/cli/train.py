@@ -28,8 +28,8 @@ from disciplined.cli.common import (
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.hparams import OPTIMIZERS, SCHEDULES, train_task
 from disciplined.report.plots import plot_history
+from disciplined.trials.hparams import OPTIMIZERS, SCHEDULES, train_task
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

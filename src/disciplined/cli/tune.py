@@ -33,8 +33,8 @@ from disciplined.cli.common import (
     workers_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.hparams import OPTIMIZERS
-from disciplined.studies import BATCH_COMPARISONS
+from disciplined.studies.core import BATCH_COMPARISONS
+from disciplined.trials.hparams import OPTIMIZERS
 
 
 def _sizes(text: str) -> list[int]:
@@ -126,7 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the recipe; print progress, a summary table, and where the report is."""
-    from disciplined.recipe import tune
+    from disciplined.recipe.run import tune
 
     task_from_args(args)  # a bad task fails here, before any folder is made
     device, amp = device_from_args(args)

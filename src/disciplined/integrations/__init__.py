@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from disciplined.schedules import OneCyclePolicy
+from disciplined.schedules.policies import OneCyclePolicy
 
 __all__ = ["apply_policy", "cycle_settings", "require"]
 

@@ -24,9 +24,9 @@ import torch
 
 from disciplined.errors import UsageError
 from disciplined.integrations import apply_policy, cycle_settings, require
-from disciplined.range_test import RangeTest, lr_range_test
-from disciplined.schedules import OneCyclePolicy
-from disciplined.training import BatchLoss
+from disciplined.measure.range_test import RangeTest, lr_range_test
+from disciplined.schedules.policies import OneCyclePolicy
+from disciplined.training.fit import BatchLoss
 
 L = require("lightning.pytorch", "lightning")
 
@@ -167,7 +167,7 @@ class OneCycle(L.Callback):
         """Take the checkpoint's policy back."""
         saved = state_dict.get("policy")
         if saved:
-            from disciplined.schedules import policy_from_dict
+            from disciplined.schedules.policies import policy_from_dict
 
             policy = policy_from_dict(saved)
             if not isinstance(policy, OneCyclePolicy):
@@ -218,7 +218,7 @@ def tune_lightning(
 ) -> LightningTuneResult:
     """The recipe's range-test steps on a ``LightningModule``: the max LR, weight decay
     (Smith's grid for the model and data size), momentum, and the max LR again at the
-    cycle's peak momentum on two seeds (`disciplined.studies`). Every trial trains a copy of
+    cycle's peak momentum on two seeds (`disciplined.studies.core`). Every trial trains a copy of
     ``module`` as it is now with its ``training_step`` as the loss, through the loaders as
     given (`find_lr`'s sources) re-batched at the batch size of the training loader; the
     validation loader is required (the weight-decay and momentum rules read it). The
@@ -228,7 +228,7 @@ def tune_lightning(
     import copy
     from pathlib import Path
 
-    from disciplined.studies import (
+    from disciplined.studies.core import (
         StudyContext,
         learning_rate_test,
         peak_momentum,
@@ -236,8 +236,8 @@ def tune_lightning(
         starting_hparams,
     )
     from disciplined.tasks import Task
-    from disciplined.training import _model_device, device_and_amp
-    from disciplined.trials import run_trial
+    from disciplined.training.fit import _model_device, device_and_amp
+    from disciplined.trials.spec import run_trial
 
     train, val = _loaders(module, datamodule, train_dataloaders, val_dataloaders)
     if train is None or val is None:

@@ -22,9 +22,9 @@ import torch
 
 from disciplined.errors import UsageError
 from disciplined.integrations import apply_policy, cycle_settings, require
-from disciplined.range_test import RangeTest, lr_range_test
-from disciplined.schedules import OneCyclePolicy
-from disciplined.training import BatchLoss
+from disciplined.measure.range_test import RangeTest, lr_range_test
+from disciplined.schedules.policies import OneCyclePolicy
+from disciplined.training.fit import BatchLoss
 
 transformers = require("transformers", "transformers")
 

@@ -323,7 +323,7 @@ def read_history(out_dir: str | Path) -> tuple[Any, str | None]:
     """The final run's `History` from ``out_dir/history.json`` and ``None``, or ``None`` and
     what is wrong with the file (missing, not JSON, not a history): the report says so
     instead of leaving the run out without a word."""
-    from disciplined.training import History
+    from disciplined.training.fit import History
 
     path = Path(out_dir) / "history.json"
     if not path.exists():

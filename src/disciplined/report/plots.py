@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from disciplined.training import History
+from disciplined.training.fit import History
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

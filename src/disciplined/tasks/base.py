@@ -152,7 +152,7 @@ def _checked_data(data: Data, name: str) -> Data:
     from torch.utils.data import DataLoader, Dataset, IterableDataset
 
     from disciplined.errors import UsageError
-    from disciplined.training import LoaderDataset
+    from disciplined.training.fit import LoaderDataset
 
     if isinstance(data, DataLoader):
         return LoaderDataset.from_loader(data, name)

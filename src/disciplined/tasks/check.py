@@ -47,7 +47,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check(task: Task) -> None:
-    from disciplined.training import BatchLoss
+    from disciplined.training.fit import BatchLoss
 
     if not isinstance(task.default_batch_size, int) or task.default_batch_size < 1:
         raise _Bad(f"default_batch_size must be an integer >= 1, got {task.default_batch_size!r}")

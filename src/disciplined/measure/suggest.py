@@ -23,7 +23,7 @@ A curve whose drop ``L0 - minimum`` is under 5% of ``|L0|``, or whose minimum li
 starting window, never fell clearly: every rule still answers, and says in its ``reason``
 that the answer is unreliable.
 
-This module imports no torch; `disciplined.range_test` calls it.
+This module imports no torch; `disciplined.measure.range_test` calls it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ runs rather than from long searches: an LR range test at each candidate value, r
 validation loss; "the right value lets the network train at a high learning rate with the
 lowest loss". Each study here runs its trials through an executor into a store (so it
 resumes after a crash and can run trials side by side), applies a pure rule from
-`disciplined.decide` to the recorded curves, and returns a frozen `Decision`.
+`disciplined.studies.decide` to the recorded curves, and returns a frozen `Decision`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from typing import Any, Literal
 
 import torch
 
-from disciplined.decide import (
+from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
+from disciplined.measure.diagnose import diagnose
+from disciplined.measure.range_test import RangeTest
+from disciplined.measure.suggest import smith, validation_curve
+from disciplined.studies.decide import (
     CurveSummary,
     Decision,
     cycle_min_momentum,
@@ -28,16 +33,11 @@ from disciplined.decide import (
     summarize_range_test,
     train_last_lr,
 )
-from disciplined.diagnose import diagnose
-from disciplined.errors import UsageError
-from disciplined.executors import Executor, InProcessExecutor
-from disciplined.files import write_text_atomic
-from disciplined.hparams import HParams
-from disciplined.range_test import RangeTest
-from disciplined.store import MemoryStore, TrialStore
-from disciplined.suggest import smith, validation_curve
 from disciplined.tasks import Task, load_task
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.trials.executors import Executor, InProcessExecutor
+from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore, TrialStore
 
 __all__ = [
     "BATCH_COMPARISONS",
@@ -199,7 +199,7 @@ def _plot(
     names = [lab for r, lab in zip(results, labels, strict=True) if r.range_test is not None]
     if path is None or not tests:
         return None
-    from disciplined.range_test import overlay
+    from disciplined.measure.range_test import overlay
 
     overlay(tests, names, path, title=title, use_val=True)
     return str(path)
@@ -324,7 +324,7 @@ def _snapshot(
     import json
     import time
 
-    from disciplined.hparams import train_task
+    from disciplined.trials.hparams import train_task
 
     positive = sorted(v for v in values if v > 0)
     middle = positive[(len(positive) - 1) // 2] if positive else 0.0
@@ -710,7 +710,7 @@ def batch_size_search(
     hold momentum at ``hp.max_momentum``. The decision's ``extra["max_lr"]`` holds each
     candidate's max LR and ``extra["lr_trials"]`` the keys of their range tests.
     """
-    from disciplined.batch import (
+    from disciplined.studies.batch import (
         best_at_equal_time,
         candidate_batch_sizes,
         equal_epoch_candidates,
@@ -720,7 +720,7 @@ def batch_size_search(
         memory_decision,
         metric_noise,
     )
-    from disciplined.training import batches_per_epoch
+    from disciplined.training.fit import batches_per_epoch
 
     mode = batch_comparison(compare)
     task = ctx.load()
@@ -853,7 +853,7 @@ def _compare_at_equal_epochs(
     seed: int,
 ) -> Decision:
     """Each candidate's full 1cycle run at its own max LR; the best final metric wins."""
-    from disciplined.batch import best_at_equal_time, metric_noise
+    from disciplined.studies.batch import best_at_equal_time, metric_noise
 
     specs = [
         one_cycle_spec(ctx, hp.with_(batch_size=b, max_lr=lr_decisions[b].value), epochs, seed)

@@ -25,18 +25,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from disciplined.decide import Decision
 from disciplined.errors import UsageError
-from disciplined.hparams import HParams, build_optimizer
-from disciplined.range_test import preserved_state
+from disciplined.measure.range_test import preserved_state
+from disciplined.studies.decide import Decision
 from disciplined.tasks import Task
-from disciplined.training import (
+from disciplined.training.fit import (
     BatchLoss,
     LoaderDataset,
     _batch_loss,
     _to_device,
     resolve_device,
 )
+from disciplined.trials.hparams import HParams, build_optimizer
 
 __all__ = [
     "MemoryFit",
@@ -341,7 +341,7 @@ def measure_step_seconds(
     task: Task, hp: HParams, batch_sizes: Sequence[int], steps: int = 20, device: str = "cpu"
 ) -> dict[int, float]:
     """Median wall seconds of one training step at each batch size (fresh model each)."""
-    from disciplined.training import fit
+    from disciplined.training.fit import fit
 
     out = {}
     for b in batch_sizes:

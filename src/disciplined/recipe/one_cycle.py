@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from disciplined.errors import UsageError
-from disciplined.range_test import RangeTest, lr_range_test
-from disciplined.scheduler import OneCycleScheduler
-from disciplined.schedules import OneCyclePolicy
-from disciplined.training import Data, History, batches_per_epoch, fit
+from disciplined.measure.range_test import RangeTest, lr_range_test
+from disciplined.schedules.policies import OneCyclePolicy
+from disciplined.schedules.scheduler import OneCycleScheduler
+from disciplined.training.fit import Data, History, batches_per_epoch, fit
 
 __all__ = ["fit_one_cycle"]
 

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.trials import TrialResult
+from disciplined.trials.spec import TrialResult
 
 __all__ = ["MemoryStore", "SQLiteStore", "TrialStore", "open_store"]
 

@@ -28,8 +28,8 @@ from multiprocessing import get_context
 
 import torch
 
-from disciplined.store import TrialStore
-from disciplined.trials import TrialCrash, TrialResult, TrialSpec, run_trial
+from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import TrialStore
 
 __all__ = ["Executor", "InProcessExecutor", "ProcessExecutor", "Runner", "make_executor"]
 

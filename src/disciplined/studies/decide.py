@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
-from disciplined.suggest import validation_cut
+from disciplined.measure.suggest import validation_cut
 
 if TYPE_CHECKING:  # a record read by duck type: the rules do not import the trial layer
-    from disciplined.trials import TrialResult
+    from disciplined.trials.spec import TrialResult
 
 __all__ = [
     "CurveSummary",

@@ -2,8 +2,8 @@
 
 A policy is a frozen dataclass. It checks its arguments when it is built and then answers
 ``lr(step)`` and ``momentum(step)`` for ``0 <= step < total_steps``; it holds no state and
-imports no torch. :mod:`disciplined.scheduler` is the adapter that writes these values into
-a torch optimizer.
+imports no torch. :mod:`disciplined.schedules.scheduler` is the adapter that writes these
+values into a torch optimizer.
 
 Everything piecewise is built on one primitive, :func:`piecewise`, which joins
 ``(position, value)`` knots with :func:`interpolate`. The 1cycle learning rate and the

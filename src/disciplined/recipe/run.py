@@ -40,15 +40,11 @@ from typing import Any
 
 import torch
 
-from disciplined.batch import metric_noise
-from disciplined.decide import Decision
-from disciplined.diagnose import Diagnosis, diagnose
 from disciplined.errors import UsageError
-from disciplined.executors import Executor, make_executor
 from disciplined.files import write_text_atomic
-from disciplined.hparams import HParams
-from disciplined.store import TrialStore, open_store
-from disciplined.studies import (
+from disciplined.measure.diagnose import Diagnosis, diagnose
+from disciplined.studies.batch import metric_noise
+from disciplined.studies.core import (
     RECIPE_DROPOUTS,
     StudyContext,
     batch_comparison,
@@ -60,9 +56,13 @@ from disciplined.studies import (
     range_test_steps,
     starting_hparams,
 )
+from disciplined.studies.decide import Decision
 from disciplined.tasks import Task, load_task
-from disciplined.training import History, batches_per_epoch, device_and_amp
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.training.fit import History, batches_per_epoch, device_and_amp
+from disciplined.trials.executors import Executor, make_executor
+from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import TrialStore, open_store
 
 __all__ = ["TuneResult", "plan_steps", "tune"]
 
@@ -225,7 +225,7 @@ def make_plan(
     mode = batch_comparison(compare_batch_sizes)
     candidates: list[int] = []
     if mode != "off":
-        from disciplined.batch import (
+        from disciplined.studies.batch import (
             candidate_batch_sizes,
             equal_epoch_candidates,
             largest_batch_that_fits,

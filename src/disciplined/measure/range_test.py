@@ -4,7 +4,7 @@ One short run whose learning rate grows every step from ``start_lr`` to ``end_lr
 (exponentially or linearly, `schedules.RangeSweep`), recording the training loss and, in
 validation mode, the loss on a fixed validation subset every ``val_every`` steps. The run stops
 by itself once the loss diverges. The largest useful learning rate is read off the curve by a
-named rule from `disciplined.suggest`.
+named rule from `disciplined.measure.suggest`.
 
 Everything the test disturbs is put back bit for bit afterwards, also when it raises or is
 interrupted: parameters, buffers, gradients, train/eval modes, optimizer state and param
@@ -32,8 +32,7 @@ from torch import nn
 
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
-from disciplined.schedules import RangeSweep
-from disciplined.suggest import (
+from disciplined.measure.suggest import (
     MIN_POINTS,
     Suggestion,
     divergence_cut,
@@ -41,7 +40,8 @@ from disciplined.suggest import (
     suggest,
     suggest_multi,
 )
-from disciplined.training import Data, LossFn, _dec, _enc, fit, resolve_device
+from disciplined.schedules.policies import RangeSweep
+from disciplined.training.fit import Data, LossFn, _dec, _enc, fit, resolve_device
 
 __all__ = ["RangeTest", "lr_range_test", "overlay", "preserved_state"]
 
@@ -362,7 +362,7 @@ def lr_range_test(
     having clearly fallen. With ``val_data``, the first ``val_batches`` batches of it are
     evaluated every ``val_every`` steps. ``repeats=k`` runs k tests on seeds
     ``seed .. seed+k-1`` and reads the rule off the median curve, reporting the spread.
-    ``rule`` names the suggestion rule (`disciplined.suggest.RULES`); ``div`` sets
+    ``rule`` names the suggestion rule (`disciplined.measure.suggest.RULES`); ``div`` sets
     ``min_lr = max_lr / div`` (10 for 1cycle, 3-4 for CLR).
     """
     sweep = RangeSweep(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, mode=mode)

@@ -26,10 +26,10 @@ from typing import Any, Literal
 import torch
 
 from disciplined.errors import UsageError
-from disciplined.hparams import HParams, build_optimizer, train_task
-from disciplined.range_test import RangeTest, lr_range_test
+from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.tasks import Task, load_task
-from disciplined.training import History, device_name, resolve_device
+from disciplined.training.fit import History, device_name, resolve_device
+from disciplined.trials.hparams import HParams, build_optimizer, train_task
 
 __all__ = ["TrialCrash", "TrialResult", "TrialSpec", "run_trial", "task_for"]
 
@@ -263,7 +263,7 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str | None = No
 
 
 def _steps_per_epoch(task: Task, hp: HParams) -> int:
-    from disciplined.training import batches_per_epoch
+    from disciplined.training.fit import batches_per_epoch
 
     return batches_per_epoch(task.train_data, hp.batch_size)
 

@@ -30,13 +30,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from disciplined.decide import cycle_min_momentum
 from disciplined.errors import UsageError
-from disciplined.executors import Executor, InProcessExecutor
-from disciplined.hparams import OPTIMIZERS, SCHEDULES, HParams
-from disciplined.store import MemoryStore, TrialStore
+from disciplined.studies.decide import cycle_min_momentum
 from disciplined.tasks import load_task
-from disciplined.trials import TrialResult, TrialSpec, run_trial
+from disciplined.trials.executors import Executor, InProcessExecutor
+from disciplined.trials.hparams import OPTIMIZERS, SCHEDULES, HParams
+from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.store import MemoryStore, TrialStore
 
 __all__ = [
     "SearchResult",

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from disciplined.training import History
+from disciplined.training.fit import History
 
 __all__ = ["VERDICTS", "Diagnosis", "diagnose"]
 

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from disciplined.errors import UsageError
-from disciplined.scheduler import PolicyScheduler
-from disciplined.schedules import ConstantPolicy, OneCyclePolicy, StepPolicy
+from disciplined.schedules.policies import ConstantPolicy, OneCyclePolicy, StepPolicy
+from disciplined.schedules.scheduler import PolicyScheduler
 from disciplined.tasks import Task
-from disciplined.training import History, batches_per_epoch, fit
+from disciplined.training.fit import History, batches_per_epoch, fit
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("one-cycle", "constant", "step")

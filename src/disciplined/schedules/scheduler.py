@@ -21,7 +21,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from disciplined.schedules import OneCyclePolicy, Policy, policy_from_dict
+from disciplined.schedules.policies import OneCyclePolicy, Policy, policy_from_dict
 
 __all__ = ["OneCycleScheduler", "PolicyScheduler"]
 
@@ -33,7 +33,7 @@ class PolicyScheduler(LRScheduler):
 
     Args:
         optimizer: the optimizer whose param groups are written.
-        policy: any policy of :mod:`disciplined.schedules`.
+        policy: any policy of :mod:`disciplined.schedules.policies`.
         lr_scales: one factor > 0 per param group (e.g. 0.1 for a pretrained backbone);
             group ``i`` gets ``policy.lr(step) * lr_scales[i]``. ``None`` means 1.0 for all.
         cycle_momentum: write the policy's momentum too, when it gives one. It goes into
