@@ -156,7 +156,7 @@ def train_point(
 def _pruned_run(task: Any, hp: HParams, epochs: float, seed: int, trial: Any) -> tuple[Any, bool]:
     """`train_task`'s run, evaluated after every epoch by a stop rule that asks the pruner."""
     from disciplined import PolicyScheduler, evaluate
-    from disciplined.hparams import build_optimizer, build_policy, steps_for
+    from disciplined.trials.hparams import build_optimizer, build_policy, steps_for
 
     torch.manual_seed(seed)
     model = task.model()
