@@ -168,6 +168,19 @@ def test_make_executor():
     ex = make_executor(3, threads=2)
     assert isinstance(ex, ProcessExecutor)
     assert (ex.workers, ex.worker_threads) == (3, 2)
+    # --executor: no kind keeps the --workers mapping; a kind is taken as asked
+    assert isinstance(make_executor(), InProcessExecutor)
+    assert isinstance(make_executor(kind="inprocess"), InProcessExecutor)
+    one = make_executor(kind="process")
+    assert isinstance(one, ProcessExecutor) and one.workers == 1
+    with pytest.raises(ValueError, match="kind must be one of"):
+        make_executor(kind="dask")
+    with pytest.raises(ValueError, match="'inprocess' runs one trial at a time, got workers=2"):
+        make_executor(2, kind="inprocess")
+    with pytest.raises(ValueError, match="apply to kind 'ray', not 'process'"):
+        make_executor(2, address="auto")
+    with pytest.raises(ValueError, match="apply to kind 'ray', not 'inprocess'"):
+        make_executor(trial_gpus=1)
 
 
 KILLED_STUDY = textwrap.dedent(

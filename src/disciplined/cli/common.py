@@ -17,6 +17,7 @@ from typing import Any
 
 from disciplined.errors import UsageError
 from disciplined.tasks import Task, load_task
+from disciplined.trials.executors import EXECUTORS, Executor, make_executor
 from disciplined.trials.hparams import HParams
 
 # Upper bounds of the numeric options. Generous: they are there to refuse values that
@@ -36,7 +37,7 @@ MAX_STEPS = 10**7
 MAX_BATCH_SIZE = 2**24
 """Largest batch size accepted."""
 MAX_WORKERS = 1024
-"""Most worker processes accepted."""
+"""Most worker processes accepted (and most CPUs or GPUs one trial may ask Ray for)."""
 MAX_SEED = 2**63 - 1
 """Largest seed accepted (torch's generators take 64-bit seeds)."""
 
@@ -119,6 +120,79 @@ seed_arg = int_in(0, MAX_SEED)
 """A random seed: an integer in [0, 2**63 - 1]."""
 workers_arg = int_in(1, MAX_WORKERS)
 """A number of worker processes: an integer in [1, `MAX_WORKERS`]."""
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--executor``, ``--address``, ``--trial-cpus``, ``--trial-gpus``: where
+    the trials run (`executor_from_args`)."""
+    p.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=None,
+        help="trials at once: worker processes (default 1: in this process); with "
+        "--executor ray, the size of the local Ray (default: the machine's CPUs)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="where trials run (default: inprocess for --workers 1, process for more)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="--executor ray: 'auto' (the cluster this machine is in) or ray://HOST:PORT "
+        "(default: start a local Ray)",
+    )
+    p.add_argument(
+        "--trial-cpus",
+        type=float_in(0, MAX_WORKERS, low_open=True),
+        default=None,
+        help="--executor ray: CPUs each trial asks for, in (0, 1024] (default 1)",
+    )
+    p.add_argument(
+        "--trial-gpus",
+        type=float_in(0, MAX_WORKERS),
+        default=None,
+        help="--executor ray: GPUs each trial asks for, in [0, 1024] (default 0); give "
+        "--device cuda too",
+    )
+
+
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The executor the options of `add_executor_args` ask for, connected (a local Ray
+    started) so that a bad combination, a missing Ray or an unreachable cluster is a
+    `UsageError` before any folder is made."""
+    kind = args.executor or ("process" if (args.workers or 1) > 1 else "inprocess")
+    ray_only = (("--address", args.address), ("--trial-cpus", args.trial_cpus))
+    for flag, value in (*ray_only, ("--trial-gpus", args.trial_gpus)):
+        if value is not None and kind != "ray":
+            raise UsageError(f"{flag} applies to --executor ray only, got --executor {kind}")
+    if kind == "inprocess" and (args.workers or 1) > 1:
+        raise UsageError(
+            f"--executor inprocess runs one trial at a time, got --workers {args.workers}"
+        )
+    if kind == "ray" and args.address is not None and args.workers is not None:
+        raise UsageError(
+            f"--workers sizes a local Ray; with --address {args.address} the cluster decides "
+            f"how many trials run at once, got --workers {args.workers}"
+        )
+    if kind == "ray":
+        from disciplined.trials.ray_executor import check_address
+
+        check_address(args.address)
+    try:
+        executor = make_executor(
+            args.workers,
+            kind=kind,
+            address=args.address,
+            trial_cpus=1.0 if args.trial_cpus is None else args.trial_cpus,
+            trial_gpus=0.0 if args.trial_gpus is None else args.trial_gpus,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    executor.start()
+    return executor
 
 
 def memory_size(text: str) -> str:
@@ -231,6 +305,8 @@ def trial_progress():
     def on_result(result, cached: bool) -> None:
         count["n"] += 1
         state = "cached" if cached else f"{result.status}, {result.seconds:.1f} s"
+        if result.retries:
+            state += f", retried {len(result.retries)}x after its worker was lost"
         print(
             f"  trial {count['n']}: {result.spec.tag or result.spec.kind} ({state})",
             file=sys.stderr,

@@ -8,6 +8,7 @@ import math
 from disciplined.cli.common import (
     MAX_WEIGHT_DECAY,
     add_device_args,
+    add_executor_args,
     add_force_arg,
     add_task_args,
     batch_size_arg,
@@ -17,6 +18,7 @@ from disciplined.cli.common import (
     claim_out,
     device_from_args,
     epochs_arg,
+    executor_from_args,
     fraction_arg,
     out_owner,
     parse_task_options,
@@ -26,11 +28,9 @@ from disciplined.cli.common import (
     task_from_args,
     trial_progress,
     weight_decay_arg,
-    workers_arg,
 )
 from disciplined.errors import UsageError
 from disciplined.studies.core import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
-from disciplined.trials.executors import make_executor
 from disciplined.trials.hparams import OPTIMIZERS
 from disciplined.trials.store import open_store
 
@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated candidates (default: the report's grid)",
     )
-    p.add_argument("--workers", type=workers_arg, default=1)
+    add_executor_args(p)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default: OUT/trials.sqlite)"
     )
@@ -134,19 +134,21 @@ def run(args: argparse.Namespace) -> int:
     )
     owner = out_owner("sweep", args)
     check_out(args.out, owner, args.force)
+    executor = executor_from_args(args)
     out = prepare_out(args.out)
     store = open_store(args.store, out)
     try:  # another task's store is refused before anything is written
         store.bind({"task": args.task, "task_options": parse_task_options(args)})
     except UsageError:
         store.close()
+        executor.close()
         raise
     claim_out(out, owner)
     ctx = StudyContext(
         task=args.task,
         task_options=parse_task_options(args),
         store=store,
-        executor=make_executor(args.workers),
+        executor=executor,
         out=out,
         on_result=trial_progress(),
         device=device,

@@ -14,12 +14,14 @@ from disciplined.cli.common import (
     MAX_BATCH_SIZE,
     MAX_BUDGET,
     add_device_args,
+    add_executor_args,
     add_force_arg,
     add_task_args,
     check_out,
     claim_out,
     device_from_args,
     epochs_arg,
+    executor_from_args,
     float_in,
     memory_size,
     out_owner,
@@ -30,7 +32,6 @@ from disciplined.cli.common import (
     seed_arg,
     task_from_args,
     trial_progress,
-    workers_arg,
 )
 from disciplined.errors import UsageError
 from disciplined.studies.core import BATCH_COMPARISONS
@@ -75,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="all compute, in epochs of the task, in (0, 1e6] (default 10 x --epochs)",
     )
-    p.add_argument("--workers", type=workers_arg, default=1)
+    add_executor_args(p)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default OUT/trials.sqlite)"
     )
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     device, amp = device_from_args(args)
     owner = out_owner("tune", args)
     check_out(args.out, owner, args.force)
+    executor = executor_from_args(args)
     out = prepare_out(args.out)
     before = set(out.iterdir())
     claimed = claim_out(out, owner)
@@ -170,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             out=out,
             store=args.store,
-            workers=args.workers,
+            executor=executor,
             optimizer=args.optimizer,
             seed=args.seed,
             device=device,
@@ -200,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     finally:
+        executor.close()
         if main_thread:
             signal.signal(signal.SIGINT, previous)
     hj = result.hparams_json()

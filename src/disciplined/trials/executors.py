@@ -1,4 +1,5 @@
-"""Where trials run: in this process, or in a pool of worker processes.
+"""Where trials run: in this process, in a pool of worker processes, or on Ray
+(`disciplined.trials.ray_executor`, imported only when asked for).
 
 An `Executor` takes trial specs and a `TrialStore`. A spec whose key is already stored is
 read back, not run again; every other spec is run by the *runner* (`run_trial` by default)
@@ -17,6 +18,7 @@ floating-point reductions and so the last bits of the losses.
 from __future__ import annotations
 
 import abc
+import math
 import os
 import pickle
 import traceback
@@ -31,7 +33,14 @@ import torch
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import TrialStore
 
-__all__ = ["Executor", "InProcessExecutor", "ProcessExecutor", "Runner", "make_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "InProcessExecutor",
+    "ProcessExecutor",
+    "Runner",
+    "make_executor",
+]
 
 Runner = Callable[[TrialSpec], TrialResult]
 """Runs one spec and returns its result (`run_trial` is the one used outside tests)."""
@@ -115,6 +124,11 @@ class Executor(abc.ABC):
         if pending:
             self._execute(pending, runner, deliver)
         return [results[spec.key] for spec in specs]
+
+    def start(self) -> None:
+        """Acquire now what the executor needs (a cluster connection), so that a problem is
+        reported before any work; nothing by default (worker processes start at `run`)."""
+        return None
 
     def close(self) -> None:
         """Release what the executor holds (worker processes); nothing by default."""
@@ -217,8 +231,6 @@ class ProcessExecutor(Executor):
             self._finalizer()
         self._pool, self._finalizer = None, None
 
-
-
     @property
     def worker_threads(self) -> int:
         """Torch threads per worker."""
@@ -277,11 +289,51 @@ class ProcessExecutor(Executor):
         return f"ProcessExecutor(workers={self.workers}, threads={self.threads})"
 
 
-def make_executor(workers: int, threads: int | None = None) -> Executor:
-    """`InProcessExecutor` for ``workers == 1``, `ProcessExecutor` for more; ``workers < 1``
-    raises ``ValueError``."""
-    if not isinstance(workers, int) or workers < 1:
+EXECUTORS = ("inprocess", "process", "ray")
+"""The kinds of executor `make_executor` builds (``--executor``)."""
+
+
+def make_executor(
+    workers: int | None = None,
+    threads: int | None = None,
+    *,
+    kind: str | None = None,
+    address: str | None = None,
+    trial_cpus: float = 1.0,
+    trial_gpus: float = 0.0,
+) -> Executor:
+    """The executor for ``kind`` (one of `EXECUTORS`).
+
+    With no ``kind``, ``workers`` decides as it always did: `InProcessExecutor` for 1 (the
+    default), `ProcessExecutor` for more. ``"ray"`` gives a `RayExecutor` (imported only
+    then): at ``address``, or on a local Ray of ``ceil(workers * trial_cpus)`` CPUs (the
+    machine's when ``workers`` is ``None``), each trial asking for ``trial_cpus`` CPUs and
+    ``trial_gpus`` GPUs. ``workers < 1`` raises ``ValueError``; so does ``workers > 1`` with
+    ``"inprocess"`` and ``workers`` with a Ray ``address``. A missing Ray is a `UsageError`
+    saying what to install.
+    """
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    if workers == 1:
+    if kind is None:
+        kind = "process" if (workers or 1) > 1 else "inprocess"
+    if kind not in EXECUTORS:
+        raise ValueError(f"kind must be one of {EXECUTORS}, got {kind!r}")
+    if kind != "ray" and (address is not None or trial_cpus != 1.0 or trial_gpus != 0.0):
+        raise ValueError(f"address, trial_cpus and trial_gpus apply to kind 'ray', not {kind!r}")
+    if kind == "inprocess":
+        if (workers or 1) > 1:
+            raise ValueError(f"kind 'inprocess' runs one trial at a time, got workers={workers}")
         return InProcessExecutor(threads)
-    return ProcessExecutor(workers, threads)
+    if kind == "process":
+        return ProcessExecutor(workers or 1, threads)
+    from disciplined.trials.ray_executor import RayExecutor
+
+    if workers is not None and address is not None:
+        raise ValueError(
+            f"workers sizes a local Ray; at address {address!r} the cluster's resources "
+            f"decide how many trials run at once, got workers={workers}"
+        )
+    num_cpus = None if workers is None else math.ceil(workers * trial_cpus)
+    return RayExecutor(
+        address, num_cpus=num_cpus, trial_cpus=trial_cpus, trial_gpus=trial_gpus, threads=threads
+    )

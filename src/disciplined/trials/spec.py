@@ -117,6 +117,11 @@ class TrialResult:
     device: str | None = None
     """Where the trial ran (``cpu``, ``cuda:0``); None for a result recorded before this
     was kept, or one that failed before reaching a device."""
+    retries: tuple[str, ...] = ()
+    """Why each earlier attempt at this trial was lost, oldest first (its worker process or
+    node died: the error's last line); empty when the first attempt finished. Only an
+    executor that retries lost workers fills it (`RayExecutor`); it is in the JSON only
+    when not empty."""
 
     @property
     def epochs(self) -> float:
@@ -129,8 +134,8 @@ class TrialResult:
         return 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dictionary."""
-        return {
+        """Plain JSON-ready dictionary (``retries`` only when there were some)."""
+        d = {
             "key": self.key,
             "spec": self.spec.to_dict(),
             "status": self.status,
@@ -140,6 +145,9 @@ class TrialResult:
             "reason": self.reason,
             "device": self.device,
         }
+        if self.retries:
+            d["retries"] = list(self.retries)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrialResult:
@@ -153,6 +161,7 @@ class TrialResult:
             history=History.from_dict(d["history"]) if d.get("history") else None,
             reason=d.get("reason"),
             device=d.get("device"),
+            retries=tuple(d.get("retries", ())),
         )
 
 
