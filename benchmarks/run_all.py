@@ -28,6 +28,7 @@ BENCHMARKS = (
     "range_test_overhead",
     "suggestion_quality",
     "sweep_speed",
+    "scale",
     "super_convergence",
     "tuning_cost",
     "oracle",

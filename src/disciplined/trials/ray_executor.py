@@ -95,9 +95,12 @@ class RayExecutor(Executor):
     at the first `run`, shut down by `close`; ``"auto"`` joins the cluster this machine is
     part of; ``"ray://HOST:PORT"`` joins a remote one through the Ray client. When Ray is
     already initialized in this process (a notebook, a test), that Ray is used and left
-    running. The runner is sent to the workers with Ray's pickling, so a closure works, but
-    what it references must be importable there (install ``disciplined`` and the task's
-    code on every node). Raises `UsageError` at once when Ray is not installed.
+    running. ``init_options`` go to ``ray.init`` as they are (``runtime_env`` to ship the
+    task's code to a cluster, ``log_to_driver=False`` to silence the workers' output).
+    The runner is sent to the workers with Ray's pickling, so a closure works, but what it
+    references must be importable there (install ``disciplined`` and the task's code on
+    every node). A trial whose worker is lost is submitted again up to ``max_retries``
+    times. Raises `UsageError` at once when Ray is not installed.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class RayExecutor(Executor):
         trial_gpus: float = 0.0,
         threads: int | None = None,
         max_retries: int = MAX_RETRIES,
+        init_options: dict[str, Any] | None = None,
     ) -> None:
         """An executor for Ray at ``address`` (a local one when ``None``)."""
         if not (isinstance(trial_cpus, int | float) and math.isfinite(trial_cpus)) or not (
@@ -132,6 +136,7 @@ class RayExecutor(Executor):
         self.trial_gpus = float(trial_gpus)
         self.threads = threads
         self.max_retries = max_retries
+        self.init_options = dict(init_options or {})
         self._ray = import_ray()
         self._started = False  # whether this executor started (and so shuts down) Ray
         self._task: Any = None
@@ -147,6 +152,7 @@ class RayExecutor(Executor):
         ray = self._ray
         if not ray.is_initialized():
             options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+            options.update(self.init_options)
             if self.address is None:
                 options["num_cpus"] = self.num_cpus
             else:
