@@ -111,8 +111,8 @@ def break_even(xs: list[int], mine: list[float], base: list[float]) -> str:
 
 
 def table(lengths: list[int], times: dict) -> list[str]:
-    """The markdown rows: seconds and ratio at each length, the first measured length that
-    pays, and the fitted break-even."""
+    """The markdown rows: seconds and ratio at each length, the shortest measured length from
+    which it is faster than in-process at every longer one, and the fitted break-even."""
     base = [median(times["in-process", s]) for s in lengths]
     cols = " | ".join(f"{s} steps: s (ratio)" for s in lengths)
     lines = [
@@ -124,9 +124,8 @@ def table(lengths: list[int], times: dict) -> list[str]:
             continue
         secs = [median(times[key, s]) for s in lengths]
         cells = " | ".join(f"{t:.2f} ({t / b:.2f})" for t, b in zip(secs, base, strict=True))
-        pays = next(
-            (f"{s} steps" for s, t, b in zip(lengths, secs, base, strict=True) if t < b), None
-        )
+        faster = [t < b for t, b in zip(secs, base, strict=True)]
+        pays = next((f"{s} steps" for i, s in enumerate(lengths) if all(faster[i:])), None)
         fit = "-" if key == "in-process" else break_even(lengths, secs, base)
         first = "-" if key == "in-process" else pays or f"not within {lengths[-1]}"
         lines.append(f"| {label} | {cells} | {first} | {fit} |")
@@ -148,8 +147,10 @@ def main() -> None:
     torch.set_num_threads(1)
     sweep_seconds(InProcessExecutor(1), lengths[0], seed=1)  # and torch's first-call costs
     times: dict = {(k, s): [] for k in ROWS for s in lengths}
+    load = [os.getloadavg()[0]]
     for r in range(repeats):
         one_repeat(lengths, times, reverse=r % 2 == 1)
+        load.append(os.getloadavg()[0])
     print(header("Scale-out: a weight-decay sweep in-process, on a process pool, on Ray"))
     have_ray = bool(times["ray-cold", lengths[0]])
     print(
@@ -158,7 +159,11 @@ def main() -> None:
         f"repeats, medians; {os.cpu_count()} cores, 2 workers (pool) or 2 CPUs (Ray), 1 torch "
         "thread per trial; ratio = seconds / in-process seconds at that length"
         + ("" if have_ray else "; **Ray is not installed: its rows are left out**")
-        + "\n"
+    )
+    print(
+        f"- load average (1 min) at the start and after each repeat: "
+        f"{', '.join(f'{x:.1f}' for x in load)} — above {os.cpu_count()}, other jobs "
+        "held the cores and no executor can run trials side by side\n"
     )
     print("\n".join(table(lengths, times)))
 

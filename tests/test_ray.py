@@ -1,7 +1,10 @@
 """The Ray executor on a local Ray of 2 CPUs: the in-process decision from the same seeds, a
 trial whose worker is killed retried (and the retry recorded) while the study finishes, a bug
 in the user's code never retried; and the command line's executor options, refused in one
-line before any folder is made, Ray missing included."""
+line before any folder is made, Ray missing included.
+
+The tests that start the local Ray (one for the module, about a minute in all on 2 cores)
+are marked slow; the option checks run without Ray."""
 
 from __future__ import annotations
 
@@ -110,6 +113,7 @@ def ray_sweep(runner, **options) -> tuple[Any, MemoryStore]:
         return weight_decay_sweep(ctx, HP, values=VALUES, num_steps=STEPS), ctx.store
 
 
+@pytest.mark.slow
 def test_a_sweep_on_ray_gives_the_in_process_decision(local_ray, in_process):
     local, local_store = in_process
     assert local.value != 1e-1, local.reason  # digits rejects the over-regularizing value
@@ -125,6 +129,7 @@ def test_a_sweep_on_ray_gives_the_in_process_decision(local_ray, in_process):
     assert local_ray.is_initialized()  # a Ray the executor joined is left running
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_and_the_study_finishes(local_ray, in_process, tmp_path):
     local, _ = in_process
     runner = functools.partial(kill_first_attempt, str(tmp_path))
@@ -141,6 +146,7 @@ def test_a_killed_worker_is_retried_and_the_study_finishes(local_ray, in_process
     assert tries == {r.key: (2 if wd == KILLED_WD else 1) for wd, r in by_wd.items()}
 
 
+@pytest.mark.slow
 def test_the_retry_is_kept_in_an_sqlite_store_and_shown(local_ray, tmp_path, capsys):
     from disciplined.cli.common import trial_progress
     from disciplined.trials.ray_executor import RayExecutor
@@ -164,6 +170,7 @@ def test_the_retry_is_kept_in_an_sqlite_store_and_shown(local_ray, tmp_path, cap
     assert "retried 1x after its worker was lost" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_worker_lost_every_time_is_retried_a_bounded_number_of_times(local_ray, tmp_path):
     from disciplined.trials.ray_executor import RayExecutor
 
@@ -182,6 +189,7 @@ def test_a_worker_lost_every_time_is_retried_a_bounded_number_of_times(local_ray
     assert tries == [1, 1, 1, 2]  # 1 + max_retries attempts at the dying one
 
 
+@pytest.mark.slow
 def test_a_bug_in_user_code_is_not_retried(local_ray, tmp_path):
     from disciplined.trials.ray_executor import RayExecutor
 
@@ -200,6 +208,22 @@ def test_a_bug_in_user_code_is_not_retried(local_ray, tmp_path):
     assert specs[2].key not in store  # a bug is not a result
 
 
+@pytest.mark.slow
+def test_a_task_the_worker_cannot_build_is_raised_not_recorded(local_ray, tmp_path):
+    from disciplined.trials.ray_executor import RayExecutor
+
+    gone = tmp_path / "gone.py"  # the task's file is not there for the worker
+    spec = TrialSpec(f"{gone}:task", HP.to_dict(), "train", {"epochs": 0.2})
+    store = MemoryStore()
+    with (
+        pytest.raises(RuntimeError, match="cannot be built on this Ray worker"),
+        RayExecutor() as ex,
+    ):
+        ex.run([spec], store)
+    assert len(store) == 0  # not a "failed" trial: it runs once the node has the code
+
+
+@pytest.mark.slow
 def test_ray_executor_arguments(local_ray):
     from disciplined.trials.ray_executor import RayExecutor
 

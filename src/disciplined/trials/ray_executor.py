@@ -33,7 +33,7 @@ import torch
 
 from disciplined.errors import UsageError
 from disciplined.trials.executors import Executor, Runner, _check_threads, _guarded
-from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec
+from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial, task_for
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "check_address", "import_ray"]
 
@@ -78,8 +78,21 @@ def check_address(address: str | None) -> str | None:
 
 
 def _run_on_worker(runner: Runner, spec: TrialSpec, threads: int) -> TrialResult:
-    """The Ray task: ``runner(spec)`` with ``threads`` torch threads, as `_guarded` runs it."""
+    """The Ray task: ``runner(spec)`` with ``threads`` torch threads, as `_guarded` runs it.
+
+    With `run_trial`, the task is built first: the driver built it already, so a task that
+    cannot be built here is this worker's environment (the task's code or data missing on
+    the node), not the trial's hyper-parameters; it is raised, never recorded."""
     torch.set_num_threads(threads)
+    if runner is run_trial:
+        try:
+            task_for(spec)
+        except Exception as exc:
+            raise RuntimeError(
+                f"task {spec.task!r} cannot be built on this Ray worker ({_last_line(exc)}); "
+                "install the task's code on every node, or ship it with "
+                "init_options={'runtime_env': ...}"
+            ) from None
     return _guarded(runner, spec)
 
 
@@ -166,6 +179,7 @@ class RayExecutor(Executor):
         have = ray.cluster_resources()
         for name, want in (("CPU", self.trial_cpus), ("GPU", self.trial_gpus)):
             if want > have.get(name, 0.0):
+                self.close()  # a local Ray started for nothing
                 raise UsageError(
                     f"--trial-{name.lower()}s {want:g}: the Ray cluster has "
                     f"{have.get(name, 0.0):g} {name}s in all, so no trial could start"
