@@ -23,6 +23,7 @@ for bit, and the same decision.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable
@@ -236,7 +237,8 @@ class RayExecutor(Executor):
                     stop = stop or value
         except BaseException:  # an interrupt: stop what runs for us
             for ref in waiting:
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):  # one that just finished, say
+                    ray.cancel(ref, force=True)
             raise
         if stop is not None or gave_up is not None:
             raise stop or gave_up
