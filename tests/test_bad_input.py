@@ -24,10 +24,9 @@ from torch import nn
 
 import disciplined.cli.diagnose as cli_diagnose
 import disciplined.cli.train as cli_train
-from disciplined import Task, fit
+from disciplined import Task, fit, tune
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe.run import tune
 from disciplined.studies.batch import parse_memory
 from disciplined.tasks import accuracy, load_task
 from disciplined.training.fit import EvalRecord, History, resolve_device

@@ -15,9 +15,9 @@ import torch
 import disciplined.studies.batch
 import disciplined.training.fit
 import disciplined.trials.spec
+from disciplined import tune
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe.run import tune
 from disciplined.training.fit import device_and_amp, resolve_device
 from disciplined.trials.executors import ProcessExecutor
 from disciplined.trials.hparams import HParams

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from chromium import check_page, find_chromium, screenshot
 
+from disciplined import tune
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe.run import tune
 from disciplined.report.html import _fmt, write_report
 
 COMMAND = "disciplined tune --task digits-mlp --epochs 5 --budget 60 --range-steps 100"

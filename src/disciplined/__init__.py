@@ -6,11 +6,13 @@ counted, the max LR read from a range test when not given), `lr_range_test`, `di
 the recipe `tune`, tasks, and `HParams` with `train_task`.
 """
 
+from disciplined.api import tune
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import Diagnosis, diagnose
 from disciplined.measure.range_test import RangeTest, lr_range_test
+from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.one_cycle import fit_one_cycle
-from disciplined.recipe.run import TuneResult, tune
+from disciplined.recipe.run import TuneResult
 from disciplined.schedules.policies import OneCyclePolicy, RangeSweep, TriangularPolicy
 from disciplined.schedules.scheduler import OneCycleScheduler, PolicyScheduler
 from disciplined.tasks import Task, load_task
@@ -31,6 +33,7 @@ __all__ = [
     "RangeTest",
     "Task",
     "TriangularPolicy",
+    "TuneConfig",
     "TuneResult",
     "UsageError",
     "diagnose",
