@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import disciplined.studies.batch
+import disciplined.training.devices
 import disciplined.training.fit
 import disciplined.trials.spec
 from disciplined import tune
@@ -103,8 +104,14 @@ def fake_cuda(monkeypatch):
             return torch.device("cpu")
         return real(device)
 
-    for module in (disciplined.training.fit, disciplined.trials.spec, disciplined.studies.batch):
+    for module in (
+        disciplined.training.devices,
+        disciplined.training.fit,
+        disciplined.trials.spec,
+        disciplined.studies.batch,
+    ):
         monkeypatch.setattr(module, "resolve_device", resolve)
+    monkeypatch.setattr(disciplined.training.devices, "device_name", lambda _dev: "cuda:0")
     monkeypatch.setattr(disciplined.training.fit, "device_name", lambda _dev: "cuda:0")
     monkeypatch.setattr(disciplined.trials.spec, "device_name", lambda _dev: "cuda:0")
     return asked
