@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from disciplined.errors import UsageError
+from disciplined.training import distributed
 
 Data = Any  # (inputs, targets) tensors, a Dataset, or a DataLoader
 LossFn = Any  # loss_fn(outputs, targets) -> loss, or a `BatchLoss` (fn(model, batch) -> loss)
@@ -139,34 +140,55 @@ class LoaderDataset(Dataset):
         return (self.collate_fn or default_collate)(items)
 
 
-def batches_per_epoch(data: Data, batch_size: int) -> int:
-    """Number of mini-batches one pass over ``data`` gives (the last one may be short)."""
+def batches_per_epoch(data: Data, batch_size: int, world_size: int | None = None) -> int:
+    """Number of mini-batches one pass over ``data`` gives (the last one may be short).
+
+    Under ``torch.distributed`` a step takes ``batch_size`` samples on each of the
+    ``world_size`` processes (default: the process group's size, 1 without one), so an
+    epoch has ``ceil(n / (batch_size x world_size))`` of them; a `DataLoader` counts its own.
+    """
     if isinstance(data, DataLoader):
         return len(data)
+    world = distributed.world_size() if world_size is None else world_size
     n = len(data[0]) if _is_tensor_pair(data) else len(data)
-    return max(1, math.ceil(n / batch_size))
+    return max(1, math.ceil(n / (batch_size * world)))
 
 
 class _IndexBatches:
-    """Batches of indices from one permutation per pass (or in order when not shuffling)."""
+    """Batches of indices from one permutation per pass (or in order when not shuffling);
+    with ``shard=(rank, world)``, rank's share of each global batch of ``batch_size x world``."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, generator: torch.Generator):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        generator: torch.Generator,
+        shard: tuple[int, int] = (0, 1),
+    ):
         self.n, self.batch_size, self.shuffle, self.generator = n, batch_size, shuffle, generator
+        self.rank, self.world = shard
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        return math.ceil(self.n / (self.batch_size * self.world))
 
     def __iter__(self) -> Iterator[list[int]]:
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
-        for i in range(0, self.n, self.batch_size):
+        step = self.batch_size * self.world
+        for i in range(0, self.n, step):
             if order is None:
-                yield list(range(i, min(i + self.batch_size, self.n)))
+                idx = list(range(i, min(i + step, self.n)))
             else:
-                yield order[i : i + self.batch_size].tolist()
+                idx = order[i : i + step].tolist()
+            yield distributed.shard_batch(idx, self.rank, self.world)
 
 
 class _Batches:
-    """Endless shuffled mini-batches, epoch after epoch, already on the device."""
+    """Endless shuffled mini-batches, epoch after epoch, already on the device.
+
+    ``shard=(rank, world)`` gives rank's share of each global batch of ``batch_size x
+    world`` samples (`distributed.shard_batch`); a `DataLoader`, which batches by itself,
+    cannot be sharded."""
 
     def __init__(
         self,
@@ -176,8 +198,10 @@ class _Batches:
         shuffle: bool,
         generator: torch.Generator,
         raw: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.device = device
+        self.rank, self.world = shard
         self.raw = raw
         self.generator = generator
         self.shuffle = shuffle
@@ -197,6 +221,12 @@ class _Batches:
                     + " and ".join(str(len(t)) for t in self.tensors)
                 )
         elif isinstance(data, DataLoader):
+            if self.world > 1:
+                raise UsageError(
+                    "under torch.distributed the training data must be tensors or a Dataset "
+                    "(each process takes its share of every batch), got a DataLoader: pass "
+                    "LoaderDataset.from_loader(loader) instead"
+                )
             self.tensors, self.loader = None, data
         elif isinstance(data, Dataset):
             # Index batches drawn exactly as the fast path draws them, so a Dataset of the
@@ -207,7 +237,7 @@ class _Batches:
             parts = data if isinstance(data, LoaderDataset) else None
             self.loader = DataLoader(
                 parts.dataset if parts else data,
-                batch_sampler=_IndexBatches(len(data), batch_size, shuffle, generator),
+                batch_sampler=_IndexBatches(len(data), batch_size, shuffle, generator, shard),
                 generator=side,
                 collate_fn=parts.collate_fn if parts else None,
                 num_workers=parts.num_workers if parts else 0,
@@ -218,15 +248,21 @@ class _Batches:
                 "data must be a (inputs, targets) tuple of tensors, a Dataset or a DataLoader, "
                 f"got {type(data).__name__}"
             )
-        self.per_epoch = batches_per_epoch(data, batch_size)
+        self.per_epoch = batches_per_epoch(data, batch_size, world_size=self.world)
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, ...]]:
         """One pass over the data."""
         if self.tensors is not None:
+            step = self.batch_size * self.world
             if self.shuffle:
                 order = torch.randperm(self.n, generator=self.generator).to(self.device)
-                for i in range(0, self.n, self.batch_size):
-                    idx = order[i : i + self.batch_size]
+                for i in range(0, self.n, step):
+                    idx = distributed.shard_batch(order[i : i + step], self.rank, self.world)
+                    yield tuple(t[idx] for t in self.tensors)
+            elif self.world > 1:
+                for i in range(0, self.n, step):
+                    idx = torch.arange(i, min(i + step, self.n), device=self.device)
+                    idx = distributed.shard_batch(idx, self.rank, self.world)
                     yield tuple(t[idx] for t in self.tensors)
             else:
                 for i in range(0, self.n, self.batch_size):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from disciplined.training import distributed
 from disciplined.training.batching import BatchLoss, Data, LossFn, _batch_len, _Batches
 from disciplined.training.devices import autocast, model_device, resolve_device
 
@@ -29,7 +30,9 @@ def evaluate(
     """Mean loss and mean metric of ``model`` over ``data`` (or its first ``max_batches``).
 
     Means are weighted by batch size. The model is put in eval mode and back in the mode it
-    was in. ``metric=None`` gives NaN for the metric.
+    was in. ``metric=None`` gives NaN for the metric. Under ``torch.distributed`` each
+    process evaluates every world-size-th batch and the sums are all-reduced: every rank
+    gets the means over all the batches.
     """
     dev = resolve_device(device) if device is not None else model_device(model)
     was_training = model.training
@@ -42,10 +45,13 @@ def evaluate(
         metric = None  # a BatchLoss gives the loss, not outputs to score
     batches = _Batches(data, batch_size, dev, shuffle=False, generator=torch.Generator(), raw=raw)
     cast = autocast(dev, amp)
+    rank, world = distributed.rank(), distributed.world_size()
     try:
         for i, batch in enumerate(batches.epoch()):
             if max_batches is not None and i >= max_batches:
                 break
+            if i % world != rank:
+                continue
             if raw:
                 with cast:
                     loss = loss_fn(model, batch)
@@ -64,6 +70,10 @@ def evaluate(
             count += n
     finally:
         model.train(was_training)
+    if distributed.is_distributed():
+        n_seen = torch.tensor(float(count), dtype=torch.float64, device=dev)
+        sums = distributed.all_reduce_sum(torch.stack([total_loss, total_metric, n_seen]))
+        total_loss, total_metric, count = sums[0], sums[1], int(sums[2].item())
     if count == 0:
         raise ValueError("validation data is empty")
     loss_v = total_loss.item() / count

@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from disciplined.training import distributed
 from disciplined.training.batching import (
     BatchLoss,
     Data,
@@ -230,28 +232,36 @@ class _MicroBatches:
 
 
 def _optimizer_step(
-    model: nn.Module,
+    net: nn.Module,
     optimizer: torch.optim.Optimizer,
     config: FitConfig,
     micro: _MicroBatches,
     cast: Any,
     scaler: torch.amp.GradScaler | None,
 ) -> torch.Tensor:
-    """One optimizer step over the next micro-batches; returns its loss (on the device)."""
+    """One optimizer step over the next micro-batches; returns its loss (on the device).
+
+    ``net`` is the model, or under ``torch.distributed`` the model in
+    ``DistributedDataParallel`` (gradients are averaged in the last micro-batch's backward;
+    a `BatchLoss`, which calls the model itself, has them averaged after backward)."""
     n_micro = micro.step_size()
     step_loss = None
-    for _ in range(n_micro):
+    ddp = isinstance(net, torch.nn.parallel.DistributedDataParallel)
+    for i in range(n_micro):
         batch = micro.next()
-        with cast:
-            loss = _batch_loss(model, config.loss_fn, batch)
-        scaled = loss / n_micro if n_micro > 1 else loss
-        if scaler is not None:
-            scaler.scale(scaled).backward()
-        else:
-            scaled.backward()
+        with net.no_sync() if ddp and i < n_micro - 1 else nullcontext():
+            with cast:
+                loss = _batch_loss(net, config.loss_fn, batch)
+            scaled = loss / n_micro if n_micro > 1 else loss
+            if scaler is not None:
+                scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
         d = scaled.detach()
         step_loss = d if step_loss is None else step_loss + d
     micro.consumed(n_micro)
+    if not ddp:
+        distributed.average_gradients(net.parameters())
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
@@ -329,7 +339,13 @@ class _RunState:
         if not self.pending:
             return None
         pending = self.pending
-        values = torch.stack(pending).tolist() if len(pending) > 1 else [pending[0].item()]
+        if distributed.is_distributed():
+            # every rank records the mean over the ranks, and so stops at the same step
+            values = distributed.all_reduce_mean(torch.stack(pending)).tolist()
+        elif len(pending) > 1:
+            values = torch.stack(pending).tolist()
+        else:
+            values = [pending[0].item()]
         pending.clear()
         for v in values:
             step_i = len(self.losses)
@@ -393,8 +409,20 @@ class _RunState:
             diverged_reason=self.div_reason,
             stopped_reason=stopped,
             seconds=self.train_seconds(),
-            meta=dict(c.meta or {}),
+            meta=_meta(c),
         )
+
+
+def _meta(config: FitConfig) -> dict[str, Any]:
+    """The caller's ``meta``; under ``torch.distributed`` also the processes and the total
+    batch an optimizer step takes (per-process batch x accumulation x processes)."""
+    meta = dict(config.meta or {})
+    if distributed.is_distributed():
+        world = distributed.world_size()
+        meta["world_size"] = world
+        meta["batch_size_per_process"] = config.batch_size
+        meta["total_batch_size"] = config.batch_size * config.accumulation_steps * world
+    return meta
 
 
 # --------------------------------------------------------------------------- the loop
@@ -407,7 +435,8 @@ def _generator(seed: int | None) -> torch.Generator:
         torch.manual_seed(seed)
         gen.manual_seed(seed)
     else:
-        gen.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        drawn = int(torch.randint(0, 2**62, (1,)).item())
+        gen.manual_seed(distributed.broadcast_int(drawn))  # every rank shuffles alike
     return gen
 
 
@@ -432,12 +461,17 @@ def _total_steps(config: FitConfig, steps_per_epoch: int) -> int:
 def _progress(config: FitConfig, total: int) -> tuple[Any, Callable[[int, int], None] | None]:
     """A tqdm bar (``progress=True``) and a ``(step, total)`` callback, each or None."""
     bar = None
-    if config.progress is True:
+    if config.progress is True and distributed.is_main():
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="step", leave=False, dynamic_ncols=True, disable=None)
     report = config.progress if callable(config.progress) else None
     return bar, report
+
+
+def _over_time(run: _RunState, max_seconds: float) -> bool:
+    """Whether training has taken more than ``max_seconds`` (on any rank)."""
+    return distributed.all_reduce_max(run.train_seconds()) > max_seconds
 
 
 def fit_with(
@@ -452,7 +486,10 @@ def fit_with(
     model.to(dev)
     model.train()
     raw = isinstance(config.loss_fn, BatchLoss)
-    batches = _Batches(train_data, config.batch_size, dev, shuffle=True, generator=gen, raw=raw)
+    shard = (distributed.rank(), distributed.world_size())
+    batches = _Batches(
+        train_data, config.batch_size, dev, shuffle=True, generator=gen, raw=raw, shard=shard
+    )
     micro = _MicroBatches(batches, config.accumulation_steps)
     steps_per_epoch = max(1, math.ceil(micro.per_epoch / config.accumulation_steps))
     total = _total_steps(config, steps_per_epoch)
@@ -462,13 +499,16 @@ def fit_with(
         sync_every = 1 if (dev.type == "cpu" or config.stop is not None) else 25
     bar, report = _progress(config, total)
     run = _RunState(model, config, dev, steps_per_epoch, total)
+    if raw:
+        distributed.broadcast_module(model)  # DDP does this itself
+    net = model if raw else distributed.wrap(model, dev)
     group0 = optimizer.param_groups[0]
     stopped = None
     step = 0
     while step < total:
         run.lrs.append(float(group0["lr"]))
         run.momenta.append(group_momentum(group0))
-        step_loss = _optimizer_step(model, optimizer, config, micro, cast, scaler)
+        step_loss = _optimizer_step(net, optimizer, config, micro, cast, scaler)
         run.pending.append(step_loss.float())
         step += 1
         if len(run.pending) >= sync_every or step % every == 0 or step == total:
@@ -481,7 +521,7 @@ def fit_with(
             bar.update(1)
         if report is not None:
             report(step, total)
-        if config.max_seconds is not None and run.train_seconds() > config.max_seconds:
+        if config.max_seconds is not None and _over_time(run, config.max_seconds):
             stopped = f"time limit of {config.max_seconds:g} s reached"
             run.flush()
             break
