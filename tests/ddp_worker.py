@@ -98,6 +98,23 @@ def range_test_and_restore() -> dict:
     return {"range_test": d, "restored": restored}
 
 
+def data_loader_refused() -> str:
+    """The error a DataLoader as training data gives under a process group."""
+    from torch.utils.data import DataLoader
+
+    from disciplined.errors import UsageError
+
+    (x, y), _ = linear_problem()
+    model = nn.Linear(5, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    try:
+        fit(model, opt, loader, loss_fn=nn.MSELoss(), steps=2)
+    except UsageError as exc:
+        return str(exc)
+    return "no error"
+
+
 def run() -> None:
     """Everything one rank does; writes ``result.json`` in the working folder."""
     out: dict = {"rank": distributed.rank()}
@@ -108,6 +125,7 @@ def run() -> None:
         out["dataset_batch_loss"] = train_linear(16, as_dataset=True, batch_loss=True)
         out["uneven"] = train_linear(12)
         out.update(range_test_and_restore())
+        out["data_loader"] = data_loader_refused()
         # the commands run in the group already started (under torchrun they start it)
         common = ["--task", "digits-mlp", "--batch-size", "16", "--device", "cpu"]
         train = ["train", *common, "--epochs", "1", "--seed", "1", "--out", "train"]

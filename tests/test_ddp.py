@@ -177,7 +177,20 @@ def test_only_rank_zero_writes_and_the_total_batch_is_reported(two_ranks):
     assert "digits-mlp" not in b["log"]  # rank 1 printed no summary
 
 
+@pytest.mark.slow
+def test_a_data_loader_is_refused_with_what_to_pass_instead(two_ranks):
+    for res in two_ranks:
+        assert "got a DataLoader" in res["data_loader"]
+        assert "LoaderDataset.from_loader" in res["data_loader"]
+
+
 # --------------------------------------------------------------------------- one process
+
+
+def test_launched_does_nothing_outside_torchrun(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with distributed.launched("cpu"):
+        assert not torch.distributed.is_initialized()
 
 
 def test_without_a_process_group_nothing_changes():

@@ -170,6 +170,10 @@ def fit(
     model is moved there). ``amp`` is ``True``/``"bf16"`` or ``"fp16"`` (with loss
     scaling) and needs CUDA. ``progress`` is ``True`` for a tqdm bar or a callable
     ``(step, total)``.
+
+    Under ``torch.distributed`` (e.g. ``torchrun``) the run is data-parallel: ``batch_size``
+    is each process's share of a step's total batch (``batch_size x world size``), and every
+    process returns the same `History` (see `disciplined.training.distributed`).
     """
     config = FitConfig(
         loss_fn=loss_fn,
