@@ -7,6 +7,12 @@ from torch import nn
 
 from disciplined import HParams, Task
 from disciplined.errors import UsageError
+from disciplined.studies import (
+    StudyContext,
+    batch_comparison,
+    batch_size_search,
+    one_cycle_spec,
+)
 from disciplined.studies.batch import (
     best_at_equal_time,
     candidate_batch_sizes,
@@ -14,12 +20,6 @@ from disciplined.studies.batch import (
     largest_batch_that_fits,
     parse_memory,
     step_memory,
-)
-from disciplined.studies.core import (
-    StudyContext,
-    batch_comparison,
-    batch_size_search,
-    one_cycle_spec,
 )
 from disciplined.tasks import accuracy, load_task
 from disciplined.trials.hparams import build_optimizer

@@ -14,7 +14,7 @@ from disciplined.cli import main
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest
 from disciplined.measure.suggest import Suggestion
-from disciplined.studies.core import (
+from disciplined.studies import (
     StudyContext,
     default_weight_decays,
     dropout_sweep,

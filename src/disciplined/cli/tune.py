@@ -33,7 +33,7 @@ from disciplined.cli.common import (
     workers_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.studies.core import BATCH_COMPARISONS
+from disciplined.studies import BATCH_COMPARISONS
 from disciplined.trials.hparams import OPTIMIZERS
 
 

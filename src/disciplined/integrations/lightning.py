@@ -228,7 +228,7 @@ def tune_lightning(
     import copy
     from pathlib import Path
 
-    from disciplined.studies.core import (
+    from disciplined.studies import (
         StudyContext,
         learning_rate_test,
         peak_momentum,

@@ -43,8 +43,7 @@ import torch
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
 from disciplined.measure.diagnose import Diagnosis, diagnose
-from disciplined.studies.batch import metric_noise
-from disciplined.studies.core import (
+from disciplined.studies import (
     RECIPE_DROPOUTS,
     StudyContext,
     batch_comparison,
@@ -56,6 +55,7 @@ from disciplined.studies.core import (
     range_test_steps,
     starting_hparams,
 )
+from disciplined.studies.batch import metric_noise
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import History, batches_per_epoch, device_and_amp
