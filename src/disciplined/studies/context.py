@@ -1,7 +1,10 @@
 """What every study shares: the `StudyContext` its trials run through, the range-test
 spec and budget, a sweep over one setting, the compute a study spent, the check of a
-sweep's values, and the drawing of a sweep's curves (`plot_sweep`, the one place this
-module draws; the plots move to `report/` with issue 17)."""
+sweep's values, the full 1cycle run's spec, and the drawing.
+
+All the studies' drawing is here, in the last block of this module (`plot_sweep`,
+`plot_range_test`, `plot_batch_runs`); the studies themselves draw nothing else. The
+plots move to `report/` with issue 17."""
 
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ __all__ = [
     "compute_spent",
     "default_range_budget",
     "one_cycle_spec",
+    "plot_batch_runs",
+    "plot_range_test",
     "plot_sweep",
     "range_spec",
     "sweep",
@@ -141,20 +146,6 @@ def sweep(
     return results, summaries
 
 
-def plot_sweep(
-    ctx: StudyContext, file: str, results: Sequence[TrialResult], labels: Sequence[str], title: str
-) -> str | None:
-    path = ctx.plot_path(file)
-    tests = [r.range_test for r in results if r.range_test is not None]
-    names = [lab for r, lab in zip(results, labels, strict=True) if r.range_test is not None]
-    if path is None or not tests:
-        return None
-    from disciplined.measure.range_test import overlay
-
-    overlay(tests, names, path, title=title, use_val=True)
-    return str(path)
-
-
 def compute_spent(ctx: StudyContext, results: Sequence[TrialResult]) -> dict[str, float]:
     """Compute the study spent: each trial counted once per context, so a run two studies
     share (the same spec, read back from the store) is not counted twice."""
@@ -195,3 +186,80 @@ def one_cycle_spec(
     the batch-size comparison's runs are the same spec, so the store hands the winner's run
     back as the final run instead of training it twice."""
     return ctx.spec("train", hp.with_(schedule="one-cycle"), {"epochs": epochs}, seed, tag=tag)
+
+
+# Drawing. Every plot the studies make is drawn by one of the three functions below (with
+# `StudyContext.plot_path`), called as a study's decision is built and handed back as its
+# ``plot`` (a path, or None without an output folder). Issue 17 moves them to `report/`.
+
+
+def plot_sweep(
+    ctx: StudyContext, file: str, results: Sequence[TrialResult], labels: Sequence[str], title: str
+) -> str | None:
+    path = ctx.plot_path(file)
+    tests = [r.range_test for r in results if r.range_test is not None]
+    names = [lab for r, lab in zip(results, labels, strict=True) if r.range_test is not None]
+    if path is None or not tests:
+        return None
+    from disciplined.measure.range_test import overlay
+
+    overlay(tests, names, path, title=title, use_val=True)
+    return str(path)
+
+
+def plot_range_test(
+    ctx: StudyContext,
+    file: str,
+    first_test: Any,
+    value: float,
+    rule: str,
+    picks: Sequence[float],
+    title: str,
+) -> str | None:
+    """Draw a `learning_rate_test`'s first range test marked with the decided max LR."""
+    plot = ctx.plot_path(file)
+    if plot is not None:
+        # the plot marks the decision's max LR (and the seeds' spread), not the training
+        # curve's own suggestion
+        decided = replace(
+            first_test.suggestion,
+            max_lr=value,
+            min_lr=value / 10,
+            rule=rule,
+            spread=(min(picks), max(picks)) if len(picks) > 1 else None,
+        )
+        replace(first_test, suggestion=decided).plot(plot, title=title)
+    return str(plot) if plot else None
+
+
+def plot_batch_runs(
+    ctx: StudyContext,
+    histories: Sequence[Any],
+    sizes: Sequence[int],
+    max_lr: dict[int, float],
+    name: str,
+    epochs: float | None,
+) -> str | None:
+    """Draw the batch-size candidates' runs: the metric over the final run's ``epochs``, or
+    over wall-clock time when ``epochs`` is None (the equal-time comparison)."""
+    plot = ctx.plot_path("batch_size.png")
+    if plot is not None:
+        if epochs is None:
+            from disciplined.report.plots import plot_metric_vs_time
+
+            plot_metric_vs_time(
+                histories,
+                [f"batch {b}" for b in sizes],
+                plot,
+                title=f"{name}: batch sizes at equal wall-clock time",
+            )
+        else:
+            from disciplined.report.plots import plot_metric_vs_epoch
+
+            plot_metric_vs_epoch(
+                histories,
+                [f"batch {b} (max LR {max_lr[b]:.3g})" for b in sizes],
+                plot,
+                title=f"{name}: batch sizes over the final run's {epochs:g} epochs",
+            )
+    return str(plot) if plot else None

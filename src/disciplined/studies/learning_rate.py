@@ -5,7 +5,7 @@ two or three seeds for the final run; `peak_momentum` gives the settings it runs
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from disciplined.errors import UsageError
@@ -15,6 +15,7 @@ from disciplined.studies.context import (
     StudyContext,
     compute_spent,
     default_range_budget,
+    plot_range_test,
     range_spec,
 )
 from disciplined.studies.decide import Decision, train_last_lr
@@ -96,101 +97,108 @@ def learning_rate_test(
     it loses a little.
     """
     task = ctx.load()
-    budget = default_range_budget(task, hp, num_steps)
-    seeds = [seed, seed + 1000] if repeats else [seed]
-    readings, results, notes, inconclusive = [], [], [], False
+    tests = _Readings(ctx, hp, default_range_budget(task, hp, num_steps), tag)
+    for k, sd in enumerate([seed, seed + 1000] if repeats else [seed]):
+        tests.read(sd, k)
+    value, combine = _combine_seeds(tests, seed) if repeats else (tests.values[0], "")
+    rule = "smith_train_and_validation" + ("_seeds" if repeats else "")
+    plot = plot_range_test(
+        ctx,
+        f"{tag}_range_test.png",
+        tests.results[0][0].range_test,
+        value,
+        rule,
+        tests.values,
+        f"{task.name}: LR range test, batch {hp.batch_size}, "
+        f"weight decay {hp.weight_decay:g}, momentum {hp.max_momentum:g}",
+    )
+    reason = "; ".join(x for x in [tests.how[0], *tests.notes, combine] if x)
+    return Decision(
+        name="learning_rate",
+        value=value,
+        rule=rule,
+        reason=reason,
+        table=tuple(_row(r, read) for r, read in tests.results),
+        trials=tuple(r.key for r, _ in tests.results),
+        plot=plot,
+        extra={"min_lr": value / 10, "inconclusive": tests.inconclusive},
+        compute=compute_spent(ctx, [r for r, _ in tests.results]),
+    )
 
-    def one(seed_: int, budget_: dict[str, Any], tag_: str) -> tuple[TrialResult, RangeTest]:
-        (result,) = ctx.run([range_spec(ctx, hp, budget_, seed_, tag=tag_)])
+
+@dataclass
+class _Readings:
+    """The range tests of one `learning_rate_test` and what was read off them: per seed,
+    the max LR (``values``) and how it was read (``how``); every test run with the value
+    read off it (``results``, a widened rerun included); the notes on reruns."""
+
+    ctx: StudyContext
+    hp: HParams
+    budget: dict[str, Any]
+    tag: str
+    values: list[float] = field(default_factory=list)
+    how: list[str] = field(default_factory=list)
+    results: list[tuple[TrialResult, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    inconclusive: bool = False
+
+    def read(self, seed: int, k: int) -> None:
+        """Read the ``k``-th seed: its test, rerun once wider when it never turned."""
+        suffix = "" if k == 0 else f"-seed{k}"
+        value, how, turned = self._test(seed, self.budget, self.tag + suffix)
+        if not turned:
+            wide = {
+                **self.budget,
+                "end_lr": self.budget["end_lr"] * WIDEN,
+                "num_steps": int(self.budget["num_steps"] * (1 + math.log10(WIDEN) / 6)),
+            }
+            value, how, turned = self._test(seed, wide, self.tag + suffix + "-wide")
+            self.notes.append(
+                f"seed {seed}: the loss was still falling at the sweep's end LR "
+                f"{self.budget['end_lr']:g}; rerun to {wide['end_lr']:g}"
+                + ("" if turned else ", where it still had not turned: inconclusive")
+            )
+            self.inconclusive = self.inconclusive or not turned
+        self.values.append(value)
+        self.how.append(how)
+
+    def _test(self, seed: int, budget: dict[str, Any], tag: str) -> tuple[float, str, bool]:
+        ctx, hp = self.ctx, self.hp
+        (result,) = ctx.run([range_spec(ctx, hp, budget, seed, tag=tag)])
         test = result.range_test
         if result.status == "failed" or test is None or test.suggestion is None:
             raise UsageError(
                 f"the LR range test at batch {hp.batch_size} gave no suggestion: "
                 f"{result.reason or (test.stop_reason if test else '')}"
             )
-        return result, test
-
-    def reading(seed_: int, k: int) -> tuple[float, str]:
-        nonlocal inconclusive
-        suffix = "" if k == 0 else f"-seed{k}"
-        result, test = one(seed_, budget, tag + suffix)
         value, how, turned = read_max_lr(test)
-        results.append((result, value))
-        if not turned:
-            wide = {
-                **budget,
-                "end_lr": budget["end_lr"] * WIDEN,
-                "num_steps": int(budget["num_steps"] * (1 + math.log10(WIDEN) / 6)),
-            }
-            result, test = one(seed_, wide, tag + suffix + "-wide")
-            value, how, turned = read_max_lr(test)
-            results.append((result, value))
-            notes.append(
-                f"seed {seed_}: the loss was still falling at the sweep's end LR "
-                f"{budget['end_lr']:g}; rerun to {wide['end_lr']:g}"
-                + ("" if turned else ", where it still had not turned: inconclusive")
-            )
-            inconclusive = inconclusive or not turned
-        return value, how
+        self.results.append((result, value))
+        return value, how, turned
 
-    for k, sd in enumerate(seeds):
-        readings.append(reading(sd, k))
-    if repeats:
-        a, b = readings[0][0], readings[1][0]
-        if max(a, b) / min(a, b) > SPREAD_LIMIT:
-            readings.append(reading(seed + 2000, 2))
-            value = sorted(r[0] for r in readings)[1]
-            combine = (
-                f"two seeds read {a:.3g} and {b:.3g} (more than {SPREAD_LIMIT:g}x apart); a "
-                f"third read {readings[2][0]:.3g}: the median {value:.3g} was taken"
-            )
-        else:
-            value = min(a, b)
-            combine = f"two seeds read {a:.3g} and {b:.3g}: the lower was taken"
-    else:
-        value, combine = readings[0][0], ""
-    rule = "smith_train_and_validation" + ("_seeds" if repeats else "")
-    first_test = results[0][0].range_test
-    plot = ctx.plot_path(f"{tag}_range_test.png")
-    if plot is not None:
-        # the plot marks the decision's max LR (and the seeds' spread), not the training
-        # curve's own suggestion
-        picks = [r[0] for r in readings]
-        decided = replace(
-            first_test.suggestion,
-            max_lr=value,
-            min_lr=value / 10,
-            rule=rule,
-            spread=(min(picks), max(picks)) if len(picks) > 1 else None,
+
+def _combine_seeds(tests: _Readings, seed: int) -> tuple[float, str]:
+    """Two seeds' readings combined: the lower, or, when more than `SPREAD_LIMIT` apart, the
+    median of three (a third seed read here). Returns the value and the sentence."""
+    a, b = tests.values[0], tests.values[1]
+    if max(a, b) / min(a, b) > SPREAD_LIMIT:
+        tests.read(seed + 2000, 2)
+        value = sorted(tests.values)[1]
+        return value, (
+            f"two seeds read {a:.3g} and {b:.3g} (more than {SPREAD_LIMIT:g}x apart); a "
+            f"third read {tests.values[2]:.3g}: the median {value:.3g} was taken"
         )
-        replace(first_test, suggestion=decided).plot(
-            plot,
-            title=f"{task.name}: LR range test, batch {hp.batch_size}, "
-            f"weight decay {hp.weight_decay:g}, momentum {hp.max_momentum:g}",
-        )
-    rows = []
-    for r, read in results:
-        t = r.range_test
-        rows.append(
-            {
-                "seed": r.spec.seed,
-                "max_lr": read,
-                "training_curve": t.suggestion.max_lr,
-                "end_lr": t.end_lr,
-                "stopped_at_lr": t.stop_lr,
-                "stop_reason": t.stop_reason,
-                "steps": len(t.lrs),
-            }
-        )
-    reason = "; ".join(x for x in [readings[0][1], *notes, combine] if x)
-    return Decision(
-        name="learning_rate",
-        value=value,
-        rule=rule,
-        reason=reason,
-        table=tuple(rows),
-        trials=tuple(r.key for r, _ in results),
-        plot=str(plot) if plot else None,
-        extra={"min_lr": value / 10, "inconclusive": inconclusive},
-        compute=compute_spent(ctx, [r for r, _ in results]),
-    )
+    return min(a, b), f"two seeds read {a:.3g} and {b:.3g}: the lower was taken"
+
+
+def _row(result: TrialResult, read: float) -> dict[str, Any]:
+    """A row of the evidence table: one range test and the max LR read off it."""
+    t = result.range_test
+    return {
+        "seed": result.spec.seed,
+        "max_lr": read,
+        "training_curve": t.suggestion.max_lr,
+        "end_lr": t.end_lr,
+        "stopped_at_lr": t.stop_lr,
+        "stop_reason": t.stop_reason,
+        "steps": len(t.lrs),
+    }
