@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.measure.range_test import RangeTest
 from disciplined.studies.decide import CurveSummary, summarize_range_test
 from disciplined.tasks import Task, load_task
+from disciplined.training.fit import History
 from disciplined.trials.executors import Executor, InProcessExecutor
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
@@ -113,6 +115,7 @@ def range_spec(
     tag: str,
     init: str | None = None,
 ) -> TrialSpec:
+    """A validation-mode range test of ``hp`` on this context's task (`StudyContext.spec`)."""
     return ctx.spec("range_test", hp, {"val": True, **budget}, seed, init=init, tag=tag)
 
 
@@ -138,6 +141,8 @@ def sweep(
     seed: int,
     init: str | None = None,
 ) -> tuple[list[TrialResult], list[CurveSummary]]:
+    """Range tests at each of ``values`` (``make_hp(v)`` the settings of each), run
+    together; their results and their `decide.summarize_range_test` summaries, in order."""
     specs = [
         range_spec(ctx, make_hp(v), budget, seed, tag=f"{name}={v!r}", init=init) for v in values
     ]
@@ -162,6 +167,8 @@ def compute_spent(ctx: StudyContext, results: Sequence[TrialResult]) -> dict[str
 
 
 def check_values(name: str, values: Sequence[float], lo: float, hi: float | None) -> list[float]:
+    """The values of a ``name`` sweep as floats, each finite and in ``[lo, hi)`` (``>= lo``
+    when ``hi`` is None), at least two and none repeated; else `UsageError` naming them."""
     out = []
     for v in values:
         try:
@@ -196,6 +203,8 @@ def one_cycle_spec(
 def plot_sweep(
     ctx: StudyContext, file: str, results: Sequence[TrialResult], labels: Sequence[str], title: str
 ) -> str | None:
+    """Overlay the validation curves of a sweep's range tests in ``file`` (those that have
+    one); the path, or None without an output folder or a curve."""
     path = ctx.plot_path(file)
     tests = [r.range_test for r in results if r.range_test is not None]
     names = [lab for r, lab in zip(results, labels, strict=True) if r.range_test is not None]
@@ -210,7 +219,7 @@ def plot_sweep(
 def plot_range_test(
     ctx: StudyContext,
     file: str,
-    first_test: Any,
+    first_test: RangeTest,
     value: float,
     rule: str,
     picks: Sequence[float],
@@ -234,7 +243,7 @@ def plot_range_test(
 
 def plot_batch_runs(
     ctx: StudyContext,
-    histories: Sequence[Any],
+    histories: Sequence[History | None],
     sizes: Sequence[int],
     max_lr: dict[int, float],
     name: str,
