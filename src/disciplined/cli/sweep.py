@@ -29,7 +29,7 @@ from disciplined.cli.common import (
     workers_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.studies.core import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
+from disciplined.studies import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
 from disciplined.studies.decide import Decision
 from disciplined.trials.executors import make_executor
 from disciplined.trials.hparams import OPTIMIZERS, HParams

@@ -216,19 +216,19 @@ def tune_lightning(
     device: str | None = None,
     out: str | None = None,
 ) -> LightningTuneResult:
-    """The recipe's range-test steps on a ``LightningModule``: the max LR, weight decay
-    (Smith's grid for the model and data size), momentum, and the max LR again at the
-    cycle's peak momentum on two seeds (`disciplined.studies.core`). Every trial trains a copy of
-    ``module`` as it is now with its ``training_step`` as the loss, through the loaders as
-    given (`find_lr`'s sources) re-batched at the batch size of the training loader; the
-    validation loader is required (the weight-decay and momentum rules read it). The
-    module itself is not trained; its ``lr`` (or ``learning_rate``) and ``weight_decay``,
-    as attributes or hparams, are set to the choice. ``out`` keeps the plots.
+    """The recipe's range-test steps on a ``LightningModule``: the max LR, weight decay (Smith's
+    grid for the model and data size), momentum, and the max LR again at the cycle's peak
+    momentum on two seeds (`disciplined.studies.learning_rate`). Every trial trains a copy
+    of ``module`` as it is now with its ``training_step`` as the loss, through the loaders
+    as given (`find_lr`'s sources) re-batched at the batch size of the training loader; the
+    validation loader is required (the weight-decay and momentum rules read it). The module
+    itself is not trained; its ``lr`` (or ``learning_rate``) and ``weight_decay``, as
+    attributes or hparams, are set to the choice. ``out`` keeps the plots.
     """
     import copy
     from pathlib import Path
 
-    from disciplined.studies.core import (
+    from disciplined.studies import (
         StudyContext,
         learning_rate_test,
         peak_momentum,

@@ -51,7 +51,7 @@ from disciplined.recipe.final import (
 )
 from disciplined.recipe.plan import FIXED_RUNS, candidate_test_epochs, make_plan
 from disciplined.recipe.state import RecipeState
-from disciplined.studies.core import (
+from disciplined.studies import (
     StudyContext,
     batch_size_search,
     learning_rate_test,
