@@ -1,5 +1,4 @@
 import math
-import os
 
 import pytest
 import torch
@@ -7,6 +6,7 @@ from torch import nn
 
 from disciplined import HParams, Task
 from disciplined.errors import UsageError
+from disciplined.report.save import drawn
 from disciplined.studies import (
     StudyContext,
     batch_comparison,
@@ -158,7 +158,11 @@ def test_comparison_at_equal_time_plans_from_the_recorded_timings(tmp_path):
     assert rows[128]["steps"] == epoch and rows[32]["steps"] == 2 * epoch
     assert rows[32]["diverged"] and not rows[128]["diverged"]
     assert rows[128]["val_metric"] > 0 and rows[128]["max_lr"] == d.extra["max_lr"]["128"] > 0
-    assert "batch 128 reached" in d.reason and os.path.exists(d.plot)
+    assert "batch 128 reached" in d.reason
+    fig = d.figures[0]
+    assert (fig.kind, fig.file, fig.labels) == (
+        "metric_vs_time", "batch_size.png", ("batch 32", "batch 128")
+    )
     again = batch_size_search(
         ctx, hp, compare="time", candidates=[32, 128], compare_epochs=1, num_steps=120
     )
@@ -199,7 +203,14 @@ def test_comparison_at_equal_epochs_rejects_a_batch_that_leaves_few_steps(tmp_pa
     assert rows[32]["epochs"] == rows[720]["epochs"] == 2
     assert rows[1437]["diverged"] and math.isnan(rows[1437]["val_metric"])
     assert rows[32]["max_lr"] == d.extra["max_lr"]["32"] > 0
-    assert "same 2 epochs" in d.reason and os.path.exists(d.plot)
+    assert "same 2 epochs" in d.reason
+    # the comparison's plot, then each candidate's range test, drawn from the trials
+    files = [f.file for f in d.figures]
+    assert files[0] == "batch_size.png" and d.figures[0].kind == "metric_vs_epoch"
+    assert sorted(files[1:]) == sorted(f"batch{b}_range_test.png" for b in (32, 720, 1437))
+    shown = drawn(d, ctx.results, tmp_path)
+    assert shown.plot == str(tmp_path / "batch_size.png")
+    assert all((tmp_path / f).read_bytes().startswith(b"\x89PNG") for f in files)
     # the winner's run is the recipe's final-run spec: the store hands it back as is
     final = one_cycle_spec(ctx, hp.with_(batch_size=32, max_lr=rows[32]["max_lr"]), 2, 0)
     assert final.key == rows[32]["trial"] == d.extra["run_trials"]["32"]

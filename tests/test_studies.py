@@ -14,6 +14,7 @@ from disciplined.cli import main
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest
 from disciplined.measure.suggest import Suggestion
+from disciplined.report.save import drawn
 from disciplined.studies import (
     StudyContext,
     default_weight_decays,
@@ -153,7 +154,15 @@ def test_digits_rejects_an_over_regularizing_weight_decay(tmp_path):
     assert [r["value"] for r in d.table] == [1e-1, 1e-3, 0.0] and len(d.trials) == 3
     by_value = {r["value"]: r for r in d.table}
     assert by_value[1e-1]["lowest_val_loss"] > by_value[d.value]["lowest_val_loss"]
-    assert os.path.exists(d.plot) and d.compute["trials"] == 3
+    assert d.compute["trials"] == 3
+    # the study draws nothing: it records the plot, which the outputs layer draws
+    assert d.plot is None and not list(tmp_path.iterdir())
+    (fig,) = d.figures
+    assert (fig.kind, fig.file, fig.trials) == ("range_overlay", "weight_decay.png", d.trials)
+    assert fig.labels == ("wd=0.1", "wd=0.001", "wd=0")
+    shown = drawn(d, ctx.results, tmp_path)
+    assert shown.plot == str(tmp_path / "weight_decay.png")
+    assert (tmp_path / "weight_decay.png").read_bytes().startswith(b"\x89PNG")
     back = Decision.from_dict(json.loads(json.dumps(d.to_dict())))
     assert back == d
 

@@ -226,7 +226,6 @@ def tune_lightning(
     attributes or hparams, are set to the choice. ``out`` keeps the plots.
     """
     import copy
-    from pathlib import Path
 
     from disciplined.studies import (
         StudyContext,
@@ -259,7 +258,6 @@ def tune_lightning(
         task=task.name,
         task_obj=task,
         runner=lambda spec: run_trial(spec, task=task),
-        out=Path(out) if out else None,
         device=where,
     )
     hp = starting_hparams(task, optimizer)
@@ -275,6 +273,10 @@ def tune_lightning(
                            tag="final", repeats=True)
     )
     hp = hp.with_(max_lr=decisions[-1].value)
+    if out:
+        from disciplined.report.save import drawn
+
+        decisions = [drawn(d, ctx.results, out) for d in decisions]
     _write_back(module, ("lr", "learning_rate"), hp.max_lr)
     _write_back(module, ("weight_decay",), hp.weight_decay)
     return LightningTuneResult(hp, decisions)

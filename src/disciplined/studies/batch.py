@@ -32,9 +32,9 @@ from disciplined.measure.diagnose import diagnose
 from disciplined.measure.range_test import preserved_state
 from disciplined.studies.context import (
     StudyContext,
+    batch_figure,
     compute_spent,
     one_cycle_spec,
-    plot_batch_runs,
 )
 from disciplined.studies.decide import Decision
 from disciplined.studies.learning_rate import learning_rate_test, peak_momentum
@@ -543,9 +543,8 @@ def batch_size_search(
     results = ctx.run(plan.specs)
     rows = [_row(b, r, max_lr[b], plan.steps) for b, r in zip(sizes, results, strict=True)]
     chosen, reason, noise = _choose(rows, task, plan.same)
-    plot = plot_batch_runs(
-        ctx,
-        [r.history for r in results],
+    figure = batch_figure(
+        results,
         sizes,
         max_lr,
         task.name,
@@ -559,7 +558,7 @@ def batch_size_search(
         table=tuple(rows),
         trials=tuple(k for d in lr_decisions.values() for k in d.trials)
         + tuple(r.key for r in results),
-        plot=plot,
+        figures=(figure, *(f for d in lr_decisions.values() for f in d.figures)),
         extra=_extra(plan, fit_, sizes, lr_decisions, results, noise),
         compute=_total_compute(ctx, results, lr_decisions),
     )

@@ -1,10 +1,10 @@
 """What every study shares: the `StudyContext` its trials run through, the range-test
 spec and budget, a sweep over one setting, the compute a study spent, the check of a
-sweep's values, the full 1cycle run's spec, and the drawing.
+sweep's values, the full 1cycle run's spec, and the plots a study asks for.
 
-All the studies' drawing is here, in the last block of this module (`plot_sweep`,
-`plot_range_test`, `plot_batch_runs`); the studies themselves draw nothing else. The
-plots move to `report/` with issue 17."""
+Studies draw nothing: each records the plots of its evidence as `PlotSpec`s on its
+`Decision` (`sweep_figure`, `range_test_figure`, `batch_figure`, the last block of this
+module), and the outputs layer draws them from the trials (`report.figures.draw`)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.measure.range_test import RangeTest
 from disciplined.studies.decide import CurveSummary, summarize_range_test
+from disciplined.studies.plotspec import PlotSpec
 from disciplined.tasks import Task, load_task
-from disciplined.training.fit import History
 from disciplined.trials.executors import Executor, InProcessExecutor
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
@@ -26,15 +25,15 @@ from disciplined.trials.store import MemoryStore, TrialStore
 
 __all__ = [
     "StudyContext",
+    "batch_figure",
     "check_values",
     "compute_spent",
     "default_range_budget",
     "one_cycle_spec",
-    "plot_batch_runs",
-    "plot_range_test",
-    "plot_sweep",
     "range_spec",
+    "range_test_figure",
     "sweep",
+    "sweep_figure",
 ]
 
 Progress = Callable[[TrialResult, bool], None]
@@ -43,10 +42,12 @@ Progress = Callable[[TrialResult, bool], None]
 @dataclass
 class StudyContext:
     """Where and how a study runs its trials: the task (a reference a worker can rebuild),
-    the store, the executor, the runner (``run_trial``; tests count calls through it), the
-    output folder for plots, a progress callback, and the ``device`` (with ``amp``, its
-    mixed precision) every trial of the context runs on. ``ran_on`` maps each trial it
-    handed back to where it ran (a result read from the store keeps where it ran then)."""
+    the store, the executor, the runner (``run_trial``; tests count calls through it), a
+    working folder (``out``: the weight-decay study's snapshots), a progress callback, and
+    the ``device`` (with ``amp``, its mixed precision) every trial of the context runs on.
+    ``ran_on`` maps each trial it handed back to where it ran (a result read from the store
+    keeps where it ran then); ``results`` keeps every result it handed back, by key, for
+    the plots its decisions ask for."""
 
     task: str
     task_options: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +61,7 @@ class StudyContext:
     device: str = "cpu"
     amp: str | None = None
     ran_on: dict[str, str] = field(default_factory=dict)
+    results: dict[str, TrialResult] = field(default_factory=dict)
 
     def load(self) -> Task:
         """The task itself (``task_obj`` when given, else built from the reference)."""
@@ -74,6 +76,7 @@ class StudyContext:
         results = self.executor.run(specs, self.store, runner=self.runner, on_result=self.on_result)
         for r in results:
             self.ran_on[r.key] = r.device or "unrecorded"
+            self.results[r.key] = r
         return results
 
     def device_counts(self) -> dict[str, int]:
@@ -98,13 +101,6 @@ class StudyContext:
             amp=self.amp,
             **kw,
         )
-
-    def plot_path(self, name: str) -> Path | None:
-        """Where a plot called ``name`` goes, or None without an output folder."""
-        if self.out is None:
-            return None
-        self.out.mkdir(parents=True, exist_ok=True)
-        return self.out / name
 
 
 def range_spec(
@@ -200,75 +196,51 @@ def one_cycle_spec(
 # ``plot`` (a path, or None without an output folder). Issue 17 moves them to `report/`.
 
 
-def plot_sweep(
-    ctx: StudyContext, file: str, results: Sequence[TrialResult], labels: Sequence[str], title: str
-) -> str | None:
-    """Overlay the validation curves of a sweep's range tests in ``file`` (those that have
-    one); the path, or None without an output folder or a curve."""
-    path = ctx.plot_path(file)
-    tests = [r.range_test for r in results if r.range_test is not None]
-    names = [lab for r, lab in zip(results, labels, strict=True) if r.range_test is not None]
-    if path is None or not tests:
-        return None
-    from disciplined.measure.range_test import overlay
-
-    overlay(tests, names, path, title=title, use_val=True)
-    return str(path)
+def sweep_figure(
+    file: str, results: Sequence[TrialResult], labels: Sequence[str], title: str
+) -> PlotSpec:
+    """The overlay of a sweep's range tests (their validation curves) in ``file``."""
+    return PlotSpec(
+        "range_overlay", file, tuple(r.key for r in results), tuple(labels), title
+    )
 
 
-def plot_range_test(
-    ctx: StudyContext,
-    file: str,
-    first_test: RangeTest,
-    value: float,
-    rule: str,
-    picks: Sequence[float],
-    title: str,
-) -> str | None:
-    """Draw a `learning_rate_test`'s first range test marked with the decided max LR."""
-    plot = ctx.plot_path(file)
-    if plot is not None:
-        # the plot marks the decision's max LR (and the seeds' spread), not the training
-        # curve's own suggestion
-        decided = replace(
-            first_test.suggestion,
-            max_lr=value,
-            min_lr=value / 10,
-            rule=rule,
-            spread=(min(picks), max(picks)) if len(picks) > 1 else None,
-        )
-        replace(first_test, suggestion=decided).plot(plot, title=title)
-    return str(plot) if plot else None
+def range_test_figure(
+    file: str, first: TrialResult, value: float, rule: str, picks: Sequence[float], title: str
+) -> PlotSpec:
+    """A `learning_rate_test`'s first range test, marked with the decided max LR (and the
+    seeds' spread), not the training curve's own suggestion."""
+    marks = {
+        "max_lr": value,
+        "min_lr": value / 10,
+        "rule": rule,
+        "spread": (min(picks), max(picks)) if len(picks) > 1 else None,
+    }
+    return PlotSpec("range_test", file, (first.key,), ("range test",), title, marks)
 
 
-def plot_batch_runs(
-    ctx: StudyContext,
-    histories: Sequence[History | None],
+def batch_figure(
+    results: Sequence[TrialResult],
     sizes: Sequence[int],
     max_lr: dict[int, float],
     name: str,
     epochs: float | None,
-) -> str | None:
-    """Draw the batch-size candidates' runs: the metric over the final run's ``epochs``, or
-    over wall-clock time when ``epochs`` is None (the equal-time comparison)."""
-    plot = ctx.plot_path("batch_size.png")
-    if plot is not None:
-        if epochs is None:
-            from disciplined.report.plots import plot_metric_vs_time
-
-            plot_metric_vs_time(
-                histories,
-                [f"batch {b}" for b in sizes],
-                plot,
-                title=f"{name}: batch sizes at equal wall-clock time",
-            )
-        else:
-            from disciplined.report.plots import plot_metric_vs_epoch
-
-            plot_metric_vs_epoch(
-                histories,
-                [f"batch {b} (max LR {max_lr[b]:.3g})" for b in sizes],
-                plot,
-                title=f"{name}: batch sizes over the final run's {epochs:g} epochs",
-            )
-    return str(plot) if plot else None
+) -> PlotSpec:
+    """The batch-size candidates' runs: the metric over the final run's ``epochs``, or over
+    wall-clock time when ``epochs`` is None (the equal-time comparison)."""
+    keys = tuple(r.key for r in results)
+    if epochs is None:
+        return PlotSpec(
+            "metric_vs_time",
+            "batch_size.png",
+            keys,
+            tuple(f"batch {b}" for b in sizes),
+            f"{name}: batch sizes at equal wall-clock time",
+        )
+    return PlotSpec(
+        "metric_vs_epoch",
+        "batch_size.png",
+        keys,
+        tuple(f"batch {b} (max LR {max_lr[b]:.3g})" for b in sizes),
+        f"{name}: batch sizes over the final run's {epochs:g} epochs",
+    )

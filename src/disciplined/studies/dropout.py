@@ -11,8 +11,8 @@ from disciplined.studies.context import (
     check_values,
     compute_spent,
     default_range_budget,
-    plot_sweep,
     sweep,
+    sweep_figure,
 )
 from disciplined.studies.decide import Decision, lowest_val_loss_at_high_lr
 from disciplined.trials.hparams import HParams
@@ -38,8 +38,7 @@ def dropout_sweep(
     budget = default_range_budget(task, hp, num_steps)
     results, rows = sweep(ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed)
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
-    plot = plot_sweep(
-        ctx,
+    figure = sweep_figure(
         "dropout.png",
         results,
         [f"dropout={v:g}" for v in values],
@@ -52,7 +51,7 @@ def dropout_sweep(
         reason=reason,
         table=tuple(r.to_row() for r in rows),
         trials=tuple(r.key for r in results),
-        plot=plot,
+        figures=(figure,),
         extra={},
         compute=compute_spent(ctx, results),
     )

@@ -15,8 +15,8 @@ from disciplined.studies.context import (
     StudyContext,
     compute_spent,
     default_range_budget,
-    plot_range_test,
     range_spec,
+    range_test_figure,
 )
 from disciplined.studies.decide import Decision, train_last_lr
 from disciplined.trials.hparams import HParams
@@ -102,10 +102,9 @@ def learning_rate_test(
         tests.read(sd, k)
     value, combine = _combine_seeds(tests, seed) if repeats else (tests.values[0], "")
     rule = "smith_train_and_validation" + ("_seeds" if repeats else "")
-    plot = plot_range_test(
-        ctx,
+    figure = range_test_figure(
         f"{tag}_range_test.png",
-        tests.results[0][0].range_test,
+        tests.results[0][0],
         value,
         rule,
         tests.values,
@@ -120,7 +119,7 @@ def learning_rate_test(
         reason=reason,
         table=tuple(_row(r, read) for r, read in tests.results),
         trials=tuple(r.key for r, _ in tests.results),
-        plot=plot,
+        figures=(figure,),
         extra={"min_lr": value / 10, "inconclusive": tests.inconclusive},
         compute=compute_spent(ctx, [r for r, _ in tests.results]),
     )

@@ -11,8 +11,8 @@ from disciplined.studies.context import (
     check_values,
     compute_spent,
     default_range_budget,
-    plot_sweep,
     sweep,
+    sweep_figure,
 )
 from disciplined.studies.decide import (
     Decision,
@@ -65,8 +65,7 @@ def momentum_test(
     )
     min_m = cycle_min_momentum(chosen)
     min_m = min(min_m, chosen)
-    plot = plot_sweep(
-        ctx,
+    figure = sweep_figure(
         "momentum.png",
         results,
         [f"momentum={v:g}" for v in values],
@@ -80,7 +79,7 @@ def momentum_test(
         reason=f"{reason}; cyclical {param} {chosen:g} -> {min_m:g}",
         table=tuple(r.to_row() for r in rows),
         trials=tuple(r.key for r in results),
-        plot=plot,
+        figures=(figure,),
         extra={"max_momentum": chosen, "min_momentum": min_m, "parameter": param},
         compute=compute_spent(ctx, results),
     )

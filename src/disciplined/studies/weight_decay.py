@@ -20,8 +20,8 @@ from disciplined.studies.context import (
     check_values,
     compute_spent,
     default_range_budget,
-    plot_sweep,
     sweep,
+    sweep_figure,
 )
 from disciplined.studies.decide import CurveSummary, Decision, lowest_val_loss_at_high_lr
 from disciplined.tasks import Task
@@ -110,8 +110,7 @@ def weight_decay_sweep(
             )
             results, rows, values = results + more, rows + more_rows, [*values, extra]
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
-    plot = plot_sweep(
-        ctx,
+    figure = sweep_figure(
         "weight_decay.png",
         results,
         [f"wd={v:g}" for v in values],
@@ -130,7 +129,7 @@ def weight_decay_sweep(
         reason=reason,
         table=tuple(r.to_row() for r in rows),
         trials=tuple(r.key for r in results),
-        plot=plot,
+        figures=(figure,),
         extra=extra_info,
         compute=compute,
     )
