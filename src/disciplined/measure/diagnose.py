@@ -10,11 +10,11 @@ with named thresholds, and returns the verdict with the numbers it read (`Diagno
 Where the thresholds come from (``disciplined`` 0.1.0, torch 2.13 CPU, one thread, seeds 0-2,
 evaluation each epoch):
 
-- ``collapse_tol = 0.05``. MNIST-1D CNN, 1cycle to max LR 3, batch 128, 20 epochs: seed 0 was
-  stopped by ``fit``'s divergence check; seeds 1 and 2 ended at chance with a finite loss
-  (training loss 2.308 and 2.310 against a start of 2.297 and 2.285, never 5% lower). A
-  40-2-2-10 MLP that died at chance ended 4.6% below its start. The slowest run that was
-  learning (MNIST-1D MLP, constant LR 0.003, 6 epochs) was 7-9% below its start, and falling.
+- ``collapse_tol = 0.05``: `disciplined.divergence.COLLAPSE_TOL`, read by the collapse arms
+  (`disciplined.divergence.collapse_arm`), where every divergence rule and its measurements
+  are. MNIST-1D CNN, 1cycle to max LR 3, batch 128, 20 epochs: seed 0 was stopped by
+  ``fit``'s divergence check; seeds 1 and 2 ended at chance with a finite loss (training
+  loss 2.308 and 2.310 against a start of 2.297 and 2.285, never 5% lower).
 - ``rise_tol = 0.10``. Digits MLP, 1cycle max LR 0.1, 20 epochs, no weight decay: the
   smoothed validation loss ended 11%, 2% and 2% above its minimum while the training loss
   fell to ~1e-4 (with weight decay 1e-3 all three ended at their minimum). After the LR has
@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from disciplined.divergence import COLLAPSE_TOL, collapse_arm, ended_above_start, start_level
 from disciplined.training.fit import History
 
 __all__ = ["VERDICTS", "Diagnosis", "diagnose"]
@@ -160,14 +161,13 @@ def _pct(x: float | None) -> str:
 
 
 def _train_start(history: History) -> float | None:
-    """The untrained model's training loss: the lower of the first step's loss and the mean of
-    the first ``min(10, steps // 20)`` steps (the mean alone would swallow a blow-up in those
-    steps); the first evaluation's training loss when no finite first step was recorded."""
-    first = history.train_losses[0] if history.train_losses else None
-    if _finite(first):
-        k = min(10, max(1, len(history.train_losses) // 20))
-        head = [x for x in history.train_losses[:k] if _finite(x)]
-        return min(first, sum(head) / len(head))
+    """The untrained model's training loss: `disciplined.divergence.start_level` of the
+    per-step losses (the lower of the first step's loss and the mean of the first ``min(10,
+    steps // 20)`` steps); the first evaluation's training loss when no finite first step
+    was recorded."""
+    start = start_level(history.train_losses)
+    if start is not None:
+        return start
     measured = [e.train_loss for e in history.evals if _finite(e.train_loss)]
     return measured[0] if measured else None
 
@@ -184,7 +184,7 @@ def diagnose(
     gap_small: float = 0.25,
     gap_none: float = 0.05,
     gap_tol: float = 0.05,
-    collapse_tol: float = 0.05,
+    collapse_tol: float = COLLAPSE_TOL,
     steep_tol: float = 0.10,
     min_evals: int = 5,
 ) -> Diagnosis:
@@ -316,7 +316,7 @@ def diagnose(
             "train_start": start,
             "train_final": ends[-1] if ends else None,
         }
-        if ends and start is not None and start > 0 and ends[-1] >= (1 + collapse_tol) * start:
+        if ends and start is not None and ended_above_start(ends[-1], start, collapse_tol):
             summary = f"training loss ended at {ends[-1]:.4g}, above its starting level {start:.4g}"
             return result("diverged", "above_start", ev, summary, [_ADVICE_LOWER_LR])
         summary = f"only {n} evaluation{'s' if n != 1 else ''} with a finite validation loss"
@@ -409,26 +409,26 @@ def diagnose(
         ]
 
     # ---- rule 3: no progress kept (a finite blow-up, a collapse, or a run that never learned)
-    if progress is not None and progress <= -collapse_tol:
+    arm = collapse_arm(progress, progress_max, train_change, tol=collapse_tol, flat_tol=flat_tol)
+    if arm == "above_start":
         summary = (
             f"training loss ended at {train_end:.4g}, {train_end / train_start:.2g}x its "
             f"starting level {train_start:.4g}"
         )
-        return result("diverged", "above_start", ev, summary, [_ADVICE_LOWER_LR])
-    if progress is not None and progress < collapse_tol:
-        if progress_max is not None and progress_max >= collapse_tol:
-            summary = (
-                f"training loss collapsed back to {train_end:.4g} from a low of "
-                f"{train_start * (1 - progress_max):.4g} (start {train_start:.4g})"
-            )
-            return result("diverged", "collapse", ev, summary, [_ADVICE_LOWER_LR])
-        if train_change is None or train_change > -flat_tol:
-            summary = (
-                f"training loss never left its starting level: {train_end:.4g} at the end, "
-                f"{train_start:.4g} at the start"
-            )
-            return result("diverged", "no_progress", ev, summary, [_ADVICE_RANGE_TEST])
-        # else: only now leaving its initial plateau - read on (typically underfitting)
+        return result("diverged", arm, ev, summary, [_ADVICE_LOWER_LR])
+    if arm == "collapse":
+        summary = (
+            f"training loss collapsed back to {train_end:.4g} from a low of "
+            f"{train_start * (1 - progress_max):.4g} (start {train_start:.4g})"
+        )
+        return result("diverged", arm, ev, summary, [_ADVICE_LOWER_LR])
+    if arm == "no_progress":
+        summary = (
+            f"training loss never left its starting level: {train_end:.4g} at the end, "
+            f"{train_start:.4g} at the start"
+        )
+        return result("diverged", arm, ev, summary, [_ADVICE_RANGE_TEST])
+    # else: progress kept, or only now leaving its initial plateau - read on
 
     # ---- rule 4: overfitting
     if train_fell:

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from disciplined.divergence import SWEEP_FACTOR, TRAIN_CUT, SweepStop
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
 from disciplined.measure.suggest import (
     MIN_POINTS,
     Suggestion,
-    divergence_cut,
     smooth_zero_lag,
     suggest,
     suggest_multi,
@@ -280,45 +280,6 @@ class _SweepStepper:
         self._write()
 
 
-_STOP_BETA = 0.98  # the stop rule's running average: causal, slow, so noise cannot stop a test
-
-
-class _DivergenceRule:
-    """Stop rule for the sweep: NaN/inf, the smoothed loss above ``factor`` x its best, or
-    back above where it started after having clearly fallen (a collapse that stays finite)."""
-
-    def __init__(self, factor: float, beta: float, warmup: int = 10) -> None:
-        self.factor, self.beta, self.warmup = factor, beta, warmup
-        self.avg, self.best, self.start = 0.0, math.inf, None
-        self.first: list[float] = []
-        self.smoothed: list[float] = []
-
-    def __call__(self, step: int, loss: float) -> str | None:
-        if not math.isfinite(loss):
-            self.smoothed.append(math.nan)
-            return f"loss became {loss} at step {step}"
-        self.avg = self.beta * self.avg + (1 - self.beta) * loss
-        value = self.avg / (1 - self.beta ** (step + 1))
-        self.smoothed.append(value)
-        if step < self.warmup:
-            self.first.append(loss)
-            return None
-        if self.start is None:
-            self.start = float(np.median(self.first))
-        self.best = min(self.best, value)
-        if value > self.factor * self.best:
-            return (
-                f"smoothed loss {value:.4g} exceeded {self.factor:g}x its best "
-                f"{self.best:.4g} at step {step}"
-            )
-        if self.best < 0.9 * self.start and value > self.start:
-            return (
-                f"smoothed loss {value:.4g} climbed back above its starting value "
-                f"{self.start:.4g} at step {step}"
-            )
-        return None
-
-
 def lr_range_test(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -332,7 +293,7 @@ def lr_range_test(
     mode: Literal["exp", "linear"] = "exp",
     batch_size: int = 64,
     smoothing: float = 0.9,
-    diverge_factor: float = 4.0,
+    diverge_factor: float = SWEEP_FACTOR,
     val_every: int = 10,
     val_batches: int = 2,
     accumulation_steps: int = 1,
@@ -356,10 +317,11 @@ def lr_range_test(
     per optimizer step of ``accumulation_steps`` mini-batches of ``batch_size``; the data
     cycles when it has fewer batches. Momentum and weight decay are the optimizer's unless
     given. ``smoothing`` is the factor of the lag-free average (`suggest.smooth_zero_lag`)
-    that gives the ``smoothed`` curve the rules read. The test stops on a NaN/inf loss, when
-    the running average (0.98) of the loss exceeds
+    that gives the ``smoothed`` curve the rules read, up to where the curve diverged
+    (`disciplined.divergence.TRAIN_CUT`). The test stops (`disciplined.divergence.SweepStop`)
+    on a NaN/inf loss, when the running average (0.98) of the loss exceeds
     ``diverge_factor`` x its best, or when it climbs back above its starting value after
-    having clearly fallen. With ``val_data``, the first ``val_batches`` batches of it are
+    having fallen 10%. With ``val_data``, the first ``val_batches`` batches of it are
     evaluated every ``val_every`` steps. ``repeats=k`` runs k tests on seeds
     ``seed .. seed+k-1`` and reads the rule off the median curve, reporting the spread.
     ``rule`` names the suggestion rule (`disciplined.measure.suggest.RULES`); ``div`` sets
@@ -497,7 +459,7 @@ def _one_sweep(
                     f"{type(optimizer).__name__} has neither momentum nor betas to set"
                 )
     scheduler = _SweepStepper(optimizer, sweep)
-    rule = _DivergenceRule(diverge_factor, _STOP_BETA)
+    rule = SweepStop(factor=diverge_factor).watch()
     history = fit(
         model,
         optimizer,
@@ -520,7 +482,7 @@ def _one_sweep(
     )
     n = history.steps
     # smoothed up to where the curve diverged; past it only the raw losses are kept
-    cut = divergence_cut(history.train_losses)
+    cut = TRAIN_CUT.index(history.train_losses)
     smoothed = smooth_zero_lag(history.train_losses[:cut], smoothing) + [math.nan] * (n - cut)
     stopped = history.stopped_reason if history.stopped_reason or history.diverged else None
     if history.diverged:
