@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from disciplined import HParams, load_task, train_task
 from disciplined.cli import main
-from disciplined.measure.range_test import RangeTest, lr_range_test, overlay
+from disciplined.measure.range_test import RangeTest, RangeTestConfig, lr_range_test, overlay
 from disciplined.schedules.policies import RangeSweep
 
 
@@ -353,6 +353,41 @@ def test_json_round_trip_and_plots(tmp_path):
         overlay([test, back], ["a", "b"], tmp_path / "ov.png", use_val=True),
     ):
         assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_config_gives_the_record_the_keywords_give():
+    x, y = _data()
+    kw = dict(start_lr=1e-3, end_lr=100.0, num_steps=80, batch_size=32, rule="valley", seed=2)
+
+    def run(**options):
+        model = _mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), **options)
+        return test.to_dict() | {"seconds": 0.0}
+
+    by_keywords = run(**kw)
+    assert by_keywords["meta"]["rule"] == "valley" and by_keywords["stop_step"] is not None
+    assert run(config=RangeTestConfig(**kw)) == by_keywords
+    # keywords beside a config replace its fields
+    base = RangeTestConfig(**(kw | {"seed": 7, "rule": "smith"}))
+    assert run(config=base, seed=2, rule="valley") == by_keywords
+    assert run(config=base)["meta"]["seed"] == 7
+
+
+def test_config_refuses_bad_options_and_unknown_keywords():
+    with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\), got 1"):
+        RangeTestConfig(smoothing=1)
+    with pytest.raises(ValueError, match=r"diverge_factor must be > 1, got 1\.0"):
+        RangeTestConfig(diverge_factor=1.0)
+    with pytest.raises(ValueError, match="start_lr"):
+        RangeTestConfig(start_lr=-1.0)
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        RangeTestConfig(repeats=0)
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['num_step'\]"):
+        lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), num_step=10)
 
 
 def test_bad_arguments_are_refused():

@@ -2,13 +2,14 @@
 
 The public surface: policies in `disciplined.schedules.policies`, the torch adapter
 `OneCycleScheduler`, the training loop `fit` and its `History`, `fit_one_cycle` (the steps
-counted, the max LR read from a range test when not given), `lr_range_test`, `diagnose`,
-the recipe `tune`, tasks, and `HParams` with `train_task`.
+counted, the max LR read from a range test when not given), `lr_range_test` (its options
+in a `RangeTestConfig`), `diagnose`, the recipe `tune`, tasks, and `HParams` with
+`train_task`.
 """
 
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import Diagnosis, diagnose
-from disciplined.measure.range_test import RangeTest, lr_range_test
+from disciplined.measure.range_test import RangeTest, RangeTestConfig, lr_range_test
 from disciplined.recipe.one_cycle import fit_one_cycle
 from disciplined.recipe.run import TuneResult, tune
 from disciplined.schedules.policies import OneCyclePolicy, RangeSweep, TriangularPolicy
@@ -29,6 +30,7 @@ __all__ = [
     "PolicyScheduler",
     "RangeSweep",
     "RangeTest",
+    "RangeTestConfig",
     "Task",
     "TriangularPolicy",
     "TuneResult",
