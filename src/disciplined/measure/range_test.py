@@ -43,7 +43,7 @@ from disciplined.measure.suggest import (
 from disciplined.schedules.policies import RangeSweep
 from disciplined.training.fit import Data, History, LossFn, _dec, _enc, fit, resolve_device
 
-__all__ = ["RangeTest", "RangeTestConfig", "lr_range_test", "overlay", "preserved_state"]
+__all__ = ["RangeTest", "RangeTestConfig", "lr_range_test", "preserved_state"]
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,9 @@ class RangeTest:
         return cls.from_json(Path(path).read_text())
 
     def plot(self, path: str | Path, title: str | None = None) -> Path:
-        """Draw loss against LR (log axis): raw, smoothed, validation, suggestion and stop."""
+        """Going away: draw with ``disciplined.plot_range_test(test, path)``, in the outputs
+        layer. Kept only until `disciplined.studies.core` stops calling it; measurements
+        draw nothing."""
         from disciplined.report.plots import plot_range_test
 
         return plot_range_test(self, path, title=title)
@@ -182,7 +184,8 @@ def overlay(
     title: str | None = None,
     use_val: bool = False,
 ) -> Path:
-    """Draw several range tests on one figure (one smoothed or validation curve each)."""
+    """Going away: draw with ``disciplined.plot_range_overlay(tests, labels, path)``, in the
+    outputs layer. Kept only until `disciplined.studies.core` stops calling it."""
     from disciplined.report.plots import plot_range_overlay
 
     return plot_range_overlay(tests, labels, path, title=title, use_val=use_val)
