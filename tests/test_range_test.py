@@ -1,4 +1,5 @@
 import json
+import math
 import random
 
 import numpy as np
@@ -148,13 +149,17 @@ def test_restore_when_the_loss_turns_nan_mid_test():
         return loss * float("nan") if calls["n"] > 20 else loss
 
     before = _snapshot(model, opt)
-    test = lr_range_test(
-        model, opt, poisoned, (x, y), start_lr=1e-4, end_lr=1e-2, num_steps=100, batch_size=32
-    )
+    kw = dict(start_lr=1e-4, end_lr=1e-2, num_steps=100, batch_size=32)
+    test = lr_range_test(model, opt, poisoned, (x, y), **kw)
     # calls 1..20 are finite (steps 0..19); the 21st call, step 20, is NaN
     assert test.stop_step == 20 and "nan" in test.stop_reason
-    assert len(test.lrs) == 21 and test.losses[:20] == tuple(test.losses[:20])
+    assert len(test.lrs) == 21 and math.isnan(test.losses[20])
     _assert_same(before, model, opt)
+    # what was recorded before the NaN is the curve a clean test records, bit for bit, and
+    # the smoothed curve ends there
+    clean = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), **kw)
+    assert test.losses[:20] == clean.losses[:20] and clean.stop_step is None
+    assert all(math.isfinite(v) for v in test.smoothed[:20]) and math.isnan(test.smoothed[20])
 
 
 class _Exploding(Dataset):
