@@ -103,9 +103,9 @@ def start_window(total_steps: int) -> int:
 
 def start_level(losses: Sequence[float]) -> float | None:
     """A finished run's starting level: the lower of its first loss and the mean of the
-    finite losses among its first `start_window` ``(len(losses))`` steps (the mean alone
-    would swallow a blow-up in those steps). None when the first loss is not finite or
-    there is none. ``diagnose`` measures collapse against it."""
+    finite losses among its first ``start_window(len(losses))`` steps (the mean alone would
+    swallow a blow-up in those steps). None when the first loss is not finite or there is
+    none. ``diagnose`` measures a collapse against it."""
     first = losses[0] if losses else None
     if first is None or nonfinite(first):
         return None
