@@ -26,6 +26,7 @@ from disciplined.cli.common import (
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import lr_range_test
 from disciplined.measure.suggest import RULES
+from disciplined.report.plots import plot_range_test
 from disciplined.trials.hparams import OPTIMIZERS, build_optimizer
 
 
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         meta={"task": task.name, "hparams": hp.to_dict()},
     )
     test.save(out / "range_test.json")
-    test.plot(out / "range_test.png", title=f"{task.name}: LR range test, batch {hp.batch_size}")
+    title = f"{task.name}: LR range test, batch {hp.batch_size}"
+    plot_range_test(test, out / "range_test.png", title=title)
     s = test.suggestion
     if s is None:
         raise UsageError(
