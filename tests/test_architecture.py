@@ -21,8 +21,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("trials",),
     ("studies",),
     ("recipe",),
-    ("integrations",),
-    ("report", "api", "cli", "__init__", "__main__"),
+    ("report",),
+    ("api", "cli", "integrations", "__init__", "__main__"),
 )
 MAX_FUNCTION_LINES = 80
 

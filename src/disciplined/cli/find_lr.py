@@ -27,6 +27,7 @@ from disciplined.cli.common import (
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import lr_range_test
 from disciplined.measure.suggest import RULES
+from disciplined.report.plots import plot_range_test
 from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS, build_optimizer
 
@@ -140,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     if main:
         test.save(out / "range_test.json")
         title = f"{task.name}: LR range test, batch {hp.batch_size}"
-        test.plot(out / "range_test.png", title=title)
+        plot_range_test(test, out / "range_test.png", title=title)
     s = test.suggestion
     if s is None:
         raise UsageError(

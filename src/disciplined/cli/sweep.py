@@ -29,7 +29,8 @@ from disciplined.cli.common import (
     workers_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.studies.core import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
+from disciplined.report.save import save_decision
+from disciplined.studies import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
 from disciplined.studies.decide import Decision
 from disciplined.trials.executors import make_executor
 from disciplined.trials.hparams import OPTIMIZERS, HParams
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     )
     with store, ctx.executor:
         decision = _study(ctx, hp, args)
-    decision.save(out / "decision.json")
+    decision = save_decision(decision, ctx.results, out)
     print(
         f"{task.name}: {decision.name} = {decision.value:g} ({decision.rule}); "
         f"wrote {out / 'decision.json'}"

@@ -36,7 +36,7 @@ from disciplined.cli.common import (
 )
 from disciplined.errors import UsageError
 from disciplined.recipe.plan import BUDGET_FACTOR
-from disciplined.studies.core import BATCH_COMPARISONS
+from disciplined.studies import BATCH_COMPARISONS
 from disciplined.trials.hparams import OPTIMIZERS
 
 

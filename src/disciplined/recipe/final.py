@@ -11,8 +11,8 @@ import math
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import diagnose
 from disciplined.recipe.state import RecipeState
+from disciplined.studies import StudyContext, one_cycle_spec
 from disciplined.studies.batch import metric_noise
-from disciplined.studies.core import StudyContext, one_cycle_spec
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task
 from disciplined.training.fit import History, batches_per_epoch

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from disciplined.errors import UsageError
 from disciplined.recipe.config import TuneConfig
-from disciplined.studies.core import RECIPE_DROPOUTS, batch_comparison, default_weight_decays
+from disciplined.studies import RECIPE_DROPOUTS, batch_comparison, default_weight_decays
 from disciplined.tasks import Task
 from disciplined.training.fit import batches_per_epoch
 from disciplined.trials.hparams import HParams

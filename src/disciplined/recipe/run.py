@@ -51,7 +51,7 @@ from disciplined.recipe.final import (
 )
 from disciplined.recipe.plan import FIXED_RUNS, candidate_test_epochs, make_plan
 from disciplined.recipe.state import RecipeState
-from disciplined.studies.core import (
+from disciplined.studies import (
     StudyContext,
     batch_size_search,
     learning_rate_test,
@@ -73,7 +73,8 @@ __all__ = ["TuneResult", "run_recipe"]
 @dataclass(frozen=True)
 class TuneResult:
     """What `tune` chose and why: the hyper-parameters, each step's `Decision`, the final
-    run's `History` and `Diagnosis`, compute per step, and where the files are."""
+    run's `History` and `Diagnosis`, compute per step, the output folder (where its store
+    is, and where `report.save` writes), provenance, and the trials read."""
 
     hparams: HParams
     epochs: float
@@ -83,6 +84,9 @@ class TuneResult:
     compute: dict[str, dict[str, float]]
     out: str
     meta: dict[str, Any] = field(default_factory=dict)
+    trials: dict[str, TrialResult] = field(default_factory=dict, repr=False, compare=False)
+    """Every trial the tune ran or read back, by store key: what its decisions' plots
+    show (not written to ``tune.json``; the store keeps them)."""
 
     @property
     def final_metric(self) -> float:
@@ -356,4 +360,5 @@ def _result(s: RecipeState, out: Path, started: float, command: str | None) -> T
         compute=s.compute,
         out=str(out),
         meta=meta,
+        trials=dict(ctx.results),
     )

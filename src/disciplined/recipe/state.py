@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from disciplined.measure.diagnose import Diagnosis
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.plan import Plan
-from disciplined.studies.core import StudyContext
+from disciplined.studies import StudyContext
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task
 from disciplined.training.fit import History
