@@ -17,7 +17,7 @@ import time
 import torch
 
 from disciplined import HParams, fit, load_task
-from disciplined.studies.core import StudyContext, weight_decay_sweep
+from disciplined.studies import StudyContext, weight_decay_sweep
 from disciplined.trials.executors import InProcessExecutor, ProcessExecutor
 from disciplined.trials.hparams import build_optimizer
 from disciplined.trials.store import MemoryStore

@@ -24,10 +24,9 @@ from torch import nn
 
 import disciplined.cli.diagnose as cli_diagnose
 import disciplined.cli.train as cli_train
-from disciplined import Task, fit
+from disciplined import Task, fit, tune
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe.run import tune
 from disciplined.studies.batch import parse_memory
 from disciplined.tasks import accuracy, load_task
 from disciplined.training.fit import EvalRecord, History, resolve_device
@@ -775,7 +774,7 @@ def test_a_trial_that_crashes_from_a_bug_is_raised_not_recorded(monkeypatch):
 
 def test_equal_time_batch_comparison_with_a_budget_too_small_keeps_the_task_batch(tmp_path):
     # The memory_decision call on this path had no task (a TypeError).
-    from disciplined.studies.core import StudyContext, batch_size_search
+    from disciplined.studies import StudyContext, batch_size_search
 
     ctx = StudyContext(task="digits-mlp", store=MemoryStore(), out=tmp_path)
     hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)

@@ -1,5 +1,4 @@
 import math
-import os
 
 import pytest
 import torch
@@ -7,6 +6,13 @@ from torch import nn
 
 from disciplined import HParams, Task
 from disciplined.errors import UsageError
+from disciplined.report.save import drawn
+from disciplined.studies import (
+    StudyContext,
+    batch_comparison,
+    batch_size_search,
+    one_cycle_spec,
+)
 from disciplined.studies.batch import (
     best_at_equal_time,
     candidate_batch_sizes,
@@ -15,14 +21,10 @@ from disciplined.studies.batch import (
     parse_memory,
     step_memory,
 )
-from disciplined.studies.core import (
-    StudyContext,
-    batch_comparison,
-    batch_size_search,
-    one_cycle_spec,
-)
 from disciplined.tasks import accuracy, load_task
+from disciplined.training.fit import batches_per_epoch
 from disciplined.trials.hparams import build_optimizer
+from disciplined.trials.spec import TrialResult, run_trial
 from disciplined.trials.store import MemoryStore
 
 
@@ -127,20 +129,40 @@ def test_equal_time_rule():
         best_at_equal_time([_r(32, math.nan), _r(64, 0.5, True)])
 
 
-def test_batch_size_comparison_on_digits(tmp_path):
+def test_comparison_at_equal_time_plans_from_the_recorded_timings(tmp_path):
+    # Step timings as recorded in the store (a resumed search reads them back): batch 128
+    # takes twice the seconds a step of batch 32 does. The runs get the seconds of one
+    # epoch at the middle candidate, 128: batch 128 takes an epoch of steps, batch 32 twice
+    # as many. Batch 32's run is made to blow up, so the right answer is 128.
     store = MemoryStore()
     ctx = StudyContext(task="digits-mlp", store=store, out=tmp_path)
+    store.bind({"task": "digits-mlp", "task_options": {}})
+    step = {"32": 2.0**-9, "128": 2.0**-8}  # exact in binary: the step counts are exact
+    store.setdefault_meta("batch_step_seconds:[32, 128]:sgd", step)
+
+    def runner(spec):
+        if spec.kind == "train" and spec.hparams["batch_size"] == 32:
+            return TrialResult(spec.key, spec, "diverged", 0.0, reason="blew up")
+        return run_trial(spec)
+
+    ctx.runner = runner
     hp = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)
     d = batch_size_search(
         ctx, hp, compare="time", candidates=[32, 128], compare_epochs=1, num_steps=120
     )
-    assert d.name == "batch_size" and d.rule == "best_at_equal_time" and d.value in (32, 128)
+    assert d.name == "batch_size" and d.rule == "best_at_equal_time" and d.value == 128
+    epoch = batches_per_epoch(load_task("digits-mlp").train_data, 128)
+    assert d.extra["seconds_each"] == epoch * step["128"]
+    assert d.extra["seconds_per_step"] == step
     rows = {r["batch_size"]: r for r in d.table}
-    assert set(rows) == {32, 128}
-    assert all(r["max_lr"] > 0 and not r["diverged"] for r in rows.values())
-    # equal wall-clock time: the larger batch takes fewer, costlier steps
-    assert rows[128]["steps"] < rows[32]["steps"]
-    assert os.path.exists(d.plot)
+    assert rows[128]["steps"] == epoch and rows[32]["steps"] == 2 * epoch
+    assert rows[32]["diverged"] and not rows[128]["diverged"]
+    assert rows[128]["val_metric"] > 0 and rows[128]["max_lr"] == d.extra["max_lr"]["128"] > 0
+    assert "batch 128 reached" in d.reason
+    fig = d.figures[0]
+    assert (fig.kind, fig.file, fig.labels) == (
+        "metric_vs_time", "batch_size.png", ("batch 32", "batch 128")
+    )
     again = batch_size_search(
         ctx, hp, compare="time", candidates=[32, 128], compare_epochs=1, num_steps=120
     )
@@ -177,11 +199,18 @@ def test_comparison_at_equal_epochs_rejects_a_batch_that_leaves_few_steps(tmp_pa
     d = batch_size_search(ctx, hp, candidates=[32, 720, 1437], epochs=2, num_steps=100)
     assert d.rule == "best_at_equal_epochs" and d.value == 32
     rows = {r["batch_size"]: r for r in d.table}
-    assert rows[32]["val_metric"] > 0.85 and rows[32]["val_metric"] > rows[720]["val_metric"] + 0.1
+    assert rows[32]["val_metric"] > rows[720]["val_metric"] + 0.1
     assert rows[32]["epochs"] == rows[720]["epochs"] == 2
     assert rows[1437]["diverged"] and math.isnan(rows[1437]["val_metric"])
     assert rows[32]["max_lr"] == d.extra["max_lr"]["32"] > 0
-    assert "same 2 epochs" in d.reason and os.path.exists(d.plot)
+    assert "same 2 epochs" in d.reason
+    # the comparison's plot, then each candidate's range test, drawn from the trials
+    files = [f.file for f in d.figures]
+    assert files[0] == "batch_size.png" and d.figures[0].kind == "metric_vs_epoch"
+    assert sorted(files[1:]) == sorted(f"batch{b}_range_test.png" for b in (32, 720, 1437))
+    shown = drawn(d, ctx.results, tmp_path)
+    assert shown.plot == str(tmp_path / "batch_size.png")
+    assert all((tmp_path / f).read_bytes().startswith(b"\x89PNG") for f in files)
     # the winner's run is the recipe's final-run spec: the store hands it back as is
     final = one_cycle_spec(ctx, hp.with_(batch_size=32, max_lr=rows[32]["max_lr"]), 2, 0)
     assert final.key == rows[32]["trial"] == d.extra["run_trials"]["32"]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from oracle import load, reference  # noqa: E402
 from zoo.tasks import ZOO  # noqa: E402
 
-from disciplined.studies.core import StudyContext, learning_rate_test  # noqa: E402
+from disciplined.studies import StudyContext, learning_rate_test  # noqa: E402
 from disciplined.tasks import load_task  # noqa: E402
 from disciplined.trials.hparams import HParams  # noqa: E402
 

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import disciplined.studies.batch
+import disciplined.training.devices
 import disciplined.training.fit
 import disciplined.trials.spec
+from disciplined import tune
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe.run import tune
 from disciplined.training.fit import device_and_amp, resolve_device
 from disciplined.trials.executors import ProcessExecutor
 from disciplined.trials.hparams import HParams
@@ -103,8 +104,14 @@ def fake_cuda(monkeypatch):
             return torch.device("cpu")
         return real(device)
 
-    for module in (disciplined.training.fit, disciplined.trials.spec, disciplined.studies.batch):
+    for module in (
+        disciplined.training.devices,
+        disciplined.training.fit,
+        disciplined.trials.spec,
+        disciplined.studies.batch,
+    ):
         monkeypatch.setattr(module, "resolve_device", resolve)
+    monkeypatch.setattr(disciplined.training.devices, "device_name", lambda _dev: "cuda:0")
     monkeypatch.setattr(disciplined.training.fit, "device_name", lambda _dev: "cuda:0")
     monkeypatch.setattr(disciplined.trials.spec, "device_name", lambda _dev: "cuda:0")
     return asked

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from disciplined.errors import UsageError
-from disciplined.studies.core import StudyContext, weight_decay_sweep
+from disciplined.studies import StudyContext, weight_decay_sweep
 from disciplined.tasks import Task, load_task
 from disciplined.trials.executors import InProcessExecutor
 from disciplined.trials.hparams import HParams

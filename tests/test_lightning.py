@@ -143,7 +143,7 @@ def test_one_cycle_resumes_from_a_checkpoint_where_it_stopped(tmp_path):
 
 def test_tune_lightning_decides_as_the_recipe_does_on_the_same_plain_model(tmp_path):
     from disciplined.integrations.lightning import tune_lightning
-    from disciplined.studies.core import (
+    from disciplined.studies import (
         StudyContext,
         learning_rate_test,
         momentum_test,

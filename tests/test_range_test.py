@@ -1,4 +1,5 @@
 import json
+import math
 import random
 
 import numpy as np
@@ -7,9 +8,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from disciplined import HParams, load_task, train_task
+from disciplined import HParams, load_task, plot_range_overlay, plot_range_test, train_task
 from disciplined.cli import main
-from disciplined.measure.range_test import RangeTest, lr_range_test, overlay
+from disciplined.measure.range_test import RangeTest, RangeTestConfig, lr_range_test
 from disciplined.schedules.policies import RangeSweep
 
 
@@ -148,13 +149,17 @@ def test_restore_when_the_loss_turns_nan_mid_test():
         return loss * float("nan") if calls["n"] > 20 else loss
 
     before = _snapshot(model, opt)
-    test = lr_range_test(
-        model, opt, poisoned, (x, y), start_lr=1e-4, end_lr=1e-2, num_steps=100, batch_size=32
-    )
+    kw = dict(start_lr=1e-4, end_lr=1e-2, num_steps=100, batch_size=32)
+    test = lr_range_test(model, opt, poisoned, (x, y), **kw)
     # calls 1..20 are finite (steps 0..19); the 21st call, step 20, is NaN
     assert test.stop_step == 20 and "nan" in test.stop_reason
-    assert len(test.lrs) == 21 and test.losses[:20] == tuple(test.losses[:20])
+    assert len(test.lrs) == 21 and math.isnan(test.losses[20])
     _assert_same(before, model, opt)
+    # what was recorded before the NaN is the curve a clean test records, bit for bit, and
+    # the smoothed curve ends there
+    clean = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), **kw)
+    assert test.losses[:20] == clean.losses[:20] and clean.stop_step is None
+    assert all(math.isfinite(v) for v in test.smoothed[:20]) and math.isnan(test.smoothed[20])
 
 
 class _Exploding(Dataset):
@@ -349,10 +354,45 @@ def test_json_round_trip_and_plots(tmp_path):
     assert back.to_json() == test.to_json()  # (NaN != NaN, so compare the text)
     assert test.suggestion.spread is not None and len(test.suggestion.per_seed) == 2
     for path in (
-        test.plot(tmp_path / "rt.png"),
-        overlay([test, back], ["a", "b"], tmp_path / "ov.png", use_val=True),
+        plot_range_test(test, tmp_path / "rt.png"),
+        plot_range_overlay([test, back], ["a", "b"], tmp_path / "ov.png", use_val=True),
     ):
         assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_config_gives_the_record_the_keywords_give():
+    x, y = _data()
+    kw = dict(start_lr=1e-3, end_lr=100.0, num_steps=80, batch_size=32, rule="valley", seed=2)
+
+    def run(**options):
+        model = _mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        test = lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), **options)
+        return test.to_dict() | {"seconds": 0.0}
+
+    by_keywords = run(**kw)
+    assert by_keywords["meta"]["rule"] == "valley" and by_keywords["stop_step"] is not None
+    assert run(config=RangeTestConfig(**kw)) == by_keywords
+    # keywords beside a config replace its fields
+    base = RangeTestConfig(**(kw | {"seed": 7, "rule": "smith"}))
+    assert run(config=base, seed=2, rule="valley") == by_keywords
+    assert run(config=base)["meta"]["seed"] == 7
+
+
+def test_config_refuses_bad_options_and_unknown_keywords():
+    with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\), got 1"):
+        RangeTestConfig(smoothing=1)
+    with pytest.raises(ValueError, match=r"diverge_factor must be > 1, got 1\.0"):
+        RangeTestConfig(diverge_factor=1.0)
+    with pytest.raises(ValueError, match="start_lr"):
+        RangeTestConfig(start_lr=-1.0)
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        RangeTestConfig(repeats=0)
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['num_step'\]"):
+        lr_range_test(model, opt, nn.functional.cross_entropy, (x, y), num_step=10)
 
 
 def test_bad_arguments_are_refused():
@@ -422,3 +462,21 @@ def test_find_lr_bad_input(tmp_path, capsys, args, message):
     code = main(["find-lr", *args, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_measurements_draw_nothing():
+    # measure/ computes records; drawing them is the outputs layer's (disciplined.report):
+    # no module of it imports matplotlib or report, even inside a function, and the record
+    # has no drawing method (disciplined.plot_range_test draws it)
+    import ast
+    from pathlib import Path
+
+    import disciplined.measure as measure
+    from disciplined import RangeTest
+
+    for path in Path(measure.__file__).parent.glob("*.py"):
+        nodes = list(ast.walk(ast.parse(path.read_text())))
+        names = [n.module for n in nodes if isinstance(n, ast.ImportFrom)]
+        names += [a.name for n in nodes if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in names if m and ("report" in m or "matplotlib" in m)], path
+    assert not hasattr(RangeTest, "plot")

@@ -21,7 +21,7 @@ import pytest
 
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.studies.core import StudyContext, weight_decay_sweep
+from disciplined.studies import StudyContext, weight_decay_sweep
 from disciplined.trials.executors import InProcessExecutor, make_executor
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from disciplined import tune
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe.run import tune
 from disciplined.trials.spec import run_trial
 from disciplined.trials.store import SQLiteStore
 
@@ -298,7 +298,7 @@ def test_tune_refuses_to_return_a_run_that_diverged_at_every_max_lr(tmp_path, ca
 
 def test_the_corrections_for_each_verdict():
     from disciplined import HParams
-    from disciplined.recipe.run import _corrections
+    from disciplined.recipe.final import _corrections
 
     hp = HParams(max_lr=0.4, weight_decay=1e-4)
     grid = (1e-3, 1e-4, 1e-5, 0.0)

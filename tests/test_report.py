@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from chromium import check_page, find_chromium, screenshot
 
+from disciplined import tune
 from disciplined.cli import main
 from disciplined.errors import UsageError
-from disciplined.recipe.run import tune
 from disciplined.report.html import _fmt, write_report
 
 COMMAND = "disciplined tune --task digits-mlp --epochs 5 --budget 60 --range-steps 100"
@@ -315,3 +315,47 @@ def test_the_prose_names_the_values_that_ran(tuned: Path, tmp_path: Path) -> Non
     again = write_report(folder).read_text(encoding="utf-8")
     assert "Range tests at momentum 0.95 and 0.9, read like" in again
     assert "Range tests at momentum 0.99" not in again
+
+
+def test_bracket_batch_and_correction_prose_quote_what_ran(tuned: Path, tmp_path: Path) -> None:
+    """The bracket, the batch-size comparison, the corrections and the divergence retries
+    explain themselves with the values in their own tables (a bracket at 4x, candidates the
+    user chose, a retry list), not the default factors."""
+    folder = _copy(tuned, tmp_path)
+
+    def edit(d):
+        d["decisions"] = [x for x in d["decisions"] if x["name"] != "correction"]
+        bracket = next(x for x in d["decisions"] if x["rule"] == "best_full_run_of_bracket")
+        bracket["extra"]["reading"] = 0.02
+        bracket["table"] = [{"max_lr": lr, "val_metric": 0.9} for lr in (0.005, 0.02, 0.08)]
+        batch = next(x for x in d["decisions"] if x["name"] == "batch_size")
+        batch["rule"] = "best_at_equal_epochs"
+        batch["table"] = [{"batch_size": b, "val_metric": 0.9} for b in (48, 96)]
+        d["decisions"].append(
+            {
+                "name": "correction",
+                "value": 0.0003,
+                "rule": "one_grid_step_as_advised",
+                "reason": "overfitting",
+                "table": [{"weight_decay": 0.0003, "replaces": 3e-05, "val_metric": 0.9}],
+                "extra": {"parameter": "weight_decay"},
+            }
+        )
+        d["decisions"].append(
+            {
+                "name": "correction",
+                "value": 0.01,
+                "rule": "lower_max_lr_until_stable",
+                "reason": "diverged",
+                "table": [{"max_lr": 0.5}, {"max_lr": 0.1}, {"max_lr": 0.01}],
+                "extra": {"parameter": "max_lr"},
+            }
+        )
+
+    _edit(folder, edit)
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert "at max LR 0.005, 0.02 (the reading) and 0.08;" in text
+    assert "Each candidate batch size (48 and 96, capped by memory)" in text
+    assert "weight decay 3e-5 → 0.0003, and the run was repeated" in text
+    assert "until one held (max LR 0.5, 0.1 and 0.01)" in text
+    assert "three times" not in text and "a third of" not in text

@@ -14,7 +14,8 @@ from disciplined.cli import main
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest
 from disciplined.measure.suggest import Suggestion
-from disciplined.studies.core import (
+from disciplined.report.save import drawn
+from disciplined.studies import (
     StudyContext,
     default_weight_decays,
     dropout_sweep,
@@ -153,7 +154,15 @@ def test_digits_rejects_an_over_regularizing_weight_decay(tmp_path):
     assert [r["value"] for r in d.table] == [1e-1, 1e-3, 0.0] and len(d.trials) == 3
     by_value = {r["value"]: r for r in d.table}
     assert by_value[1e-1]["lowest_val_loss"] > by_value[d.value]["lowest_val_loss"]
-    assert os.path.exists(d.plot) and d.compute["trials"] == 3
+    assert d.compute["trials"] == 3
+    # the study draws nothing: it records the plot, which the outputs layer draws
+    assert d.plot is None and not list(tmp_path.iterdir())
+    (fig,) = d.figures
+    assert (fig.kind, fig.file, fig.trials) == ("range_overlay", "weight_decay.png", d.trials)
+    assert fig.labels == ("wd=0.1", "wd=0.001", "wd=0")
+    shown = drawn(d, ctx.results, tmp_path)
+    assert shown.plot == str(tmp_path / "weight_decay.png")
+    assert (tmp_path / "weight_decay.png").read_bytes().startswith(b"\x89PNG")
     back = Decision.from_dict(json.loads(json.dumps(d.to_dict())))
     assert back == d
 
@@ -203,29 +212,54 @@ def test_when_every_trial_diverges_the_error_says_so():
         weight_decay_sweep(ctx, HParams(batch_size=64), values=(1e-3, 0.0), num_steps=40)
 
 
-def test_momentum_test_sets_the_cycle_bounds():
-    ctx = _ctx()
-    d = momentum_test(ctx, HParams(batch_size=64), values=(0.95, 0.9), num_steps=120)
-    assert d.value in (0.95, 0.9)
-    assert d.extra["max_momentum"] == d.value
-    assert d.extra["min_momentum"] == (0.85 if d.value >= 0.95 else 0.8)
-    assert d.extra["parameter"] == "momentum"
+CURVE_LRS = (0.001, 0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+LOW_AT_015 = (2.0, 1.9, 1.6, 1.2, 0.8, 1.2, 1.8, 2.4)  # 3-point low 1.067 at LR 0.15
+LOW_AT_02 = (2.0, 1.9, 1.8, 1.6, 1.2, 0.8, 1.2, 1.8)  # the same low, at LR 0.2
+HIGH_AT_015 = (2.0, 1.9, 1.7, 1.5, 1.3, 1.5, 1.9, 2.4)  # 3-point low 1.43 at LR 0.15
+
+
+def _curve_runner(param, curves):
+    """A runner that trains nothing: the range test of ``param = v`` records the validation
+    curve ``curves[v]`` over `CURVE_LRS`, so the study's right answer is known."""
+
+    def runner(spec):
+        test = _rt(CURVE_LRS, curves[spec.hparams[param]])
+        return TrialResult(spec.key, spec, "ok", 0.0, range_test=test)
+
+    return runner
+
+
+def test_momentum_test_sets_the_cycle_bounds_and_ranks_sgd_ties_by_the_effective_lr():
+    # The same lowest loss, 0.95's at LR 0.15 and 0.9's at 0.2: with SGD the effective LRs
+    # are 0.15 / 0.05 = 3 and 0.2 / 0.1 = 2, so 0.95 wins and the cycle goes down to 0.85;
+    # AdamW's betas[0] does not scale the step, the raw LR ranks, 0.9 wins, down to 0.8.
+    runner = _curve_runner("max_momentum", {0.95: LOW_AT_015, 0.9: LOW_AT_02})
+    d = momentum_test(_ctx(runner=runner), HParams(batch_size=64), values=(0.95, 0.9))
+    assert d.value == 0.95, d.reason
+    assert d.extra == {"max_momentum": 0.95, "min_momentum": 0.85, "parameter": "momentum"}
     assert d.rule == "lowest_val_loss_at_high_effective_lr"
-    d2 = momentum_test(
-        _ctx(), HParams(batch_size=64, optimizer="adamw"), values=(0.95, 0.9), num_steps=60
-    )
-    assert d2.extra["parameter"] == "betas[0]"
-    assert d2.rule == "lowest_val_loss_at_high_lr"  # Adam's betas[0] does not scale the step
+    assert "0.95: 3, 0.9: 2" in d.reason and d.reason.endswith("cyclical momentum 0.95 -> 0.85")
+    assert [r["lr_at_lowest"] for r in d.table] == [0.15, 0.2]
+    adam = HParams(batch_size=64, optimizer="adamw")
+    d2 = momentum_test(_ctx(runner=runner), adam, values=(0.95, 0.9))
+    assert d2.value == 0.9, d2.reason
+    assert d2.extra == {"max_momentum": 0.9, "min_momentum": 0.8, "parameter": "betas[0]"}
+    assert d2.rule == "lowest_val_loss_at_high_lr"
+    # a clearly lower loss wins whatever its LR
+    runner = _curve_runner("max_momentum", {0.95: HIGH_AT_015, 0.9: LOW_AT_015})
+    d3 = momentum_test(_ctx(runner=runner), HParams(batch_size=64), values=(0.95, 0.9))
+    assert d3.value == 0.9 and d3.extra["min_momentum"] == 0.8 and "lowest of all" in d3.reason
 
 
-def test_dropout_sweep_runs_and_refuses_a_task_without_dropout(tmp_path):
-    d = dropout_sweep(
-        _ctx(),
-        HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9),
-        values=(0.0, 0.5),
-        num_steps=100,
-    )
-    assert d.name == "dropout" and d.value in (0.0, 0.5) and len(d.table) == 2
+def test_dropout_sweep_takes_the_lowest_curve_and_refuses_a_task_without_dropout(tmp_path):
+    runner = _curve_runner("dropout", {0.0: HIGH_AT_015, 0.2: LOW_AT_02, 0.5: LOW_AT_015})
+    hp = HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9)
+    d = dropout_sweep(_ctx(runner=runner), hp, values=(0.0, 0.2, 0.5))
+    # 0.2 and 0.5 tie on the loss; 0.2 reaches it at the higher LR
+    assert d.name == "dropout" and d.value == 0.2 and d.rule == "lowest_val_loss_at_high_lr"
+    assert [r["value"] for r in d.table] == [0.0, 0.2, 0.5] and len(set(d.trials)) == 3
+    d = dropout_sweep(_ctx(runner=runner), hp, values=(0.0, 0.5))
+    assert d.value == 0.5 and "the lowest of all" in d.reason
     f = tmp_path / "nodrop.py"
     f.write_text(NO_DROPOUT_TASK)
     with pytest.raises(UsageError, match="has no dropout to sweep"):
@@ -273,6 +307,55 @@ def test_refinement_adds_the_half_exponent():
     assert len(values) == 4 and values[-1] == pytest.approx(10**-3.5)
 
 
+def _reading_runner(readings):
+    """A runner that trains nothing: the range test of seed ``s`` swept to ``end_lr``
+    suggests ``readings[s, end_lr][0]`` and has turned when ``readings[s, end_lr][1]``
+    (no validation points: `read_max_lr` takes the training curve's reading)."""
+
+    def runner(spec):
+        max_lr, turned = readings[spec.seed, spec.budget["end_lr"]]
+        test = RangeTest(
+            lrs=(0.01, 0.1, 1.0),
+            losses=(2.0, 1.5, 1.0),
+            smoothed=(2.0, 1.5, 1.0),  # lowest at the end: not turned unless it stopped
+            suggestion=Suggestion(max_lr, max_lr / 10, "smith", "read", 1),
+            stop_reason="the loss diverged" if turned else None,
+            end_lr=spec.budget["end_lr"],
+        )
+        return TrialResult(spec.key, spec, "ok", 0.0, range_test=test)
+
+    return runner
+
+
+def test_the_final_reading_takes_the_lower_of_two_seeds_or_the_median_of_three():
+    hp = HParams(batch_size=64)
+    close = _reading_runner({(0, 10.0): (0.1, True), (1000, 10.0): (0.15, True)})
+    d = learning_rate_test(_ctx(runner=close), hp, repeats=True)
+    assert d.value == 0.1 and d.extra == {"min_lr": 0.01, "inconclusive": False}
+    assert d.rule == "smith_train_and_validation_seeds" and len(d.trials) == 2
+    assert d.reason.endswith("two seeds read 0.1 and 0.15: the lower was taken")
+    apart = _reading_runner(
+        {(0, 10.0): (0.1, True), (1000, 10.0): (0.5, True), (2000, 10.0): (0.2, True)}
+    )
+    d = learning_rate_test(_ctx(runner=apart), hp, repeats=True)
+    assert d.value == 0.2 and [r["seed"] for r in d.table] == [0, 1000, 2000]
+    assert [r["max_lr"] for r in d.table] == [0.1, 0.5, 0.2]
+    assert "a third read 0.2: the median 0.2 was taken" in d.reason
+
+
+def test_a_sweep_that_never_turned_is_widened_once_then_called_inconclusive():
+    hp = HParams(batch_size=64)
+    widened = _reading_runner({(0, 10.0): (9.0, False), (0, 1000.0): (30.0, True)})
+    d = learning_rate_test(_ctx(runner=widened), hp)
+    assert d.value == 30.0 and not d.extra["inconclusive"] and len(d.trials) == 2
+    assert [(r["end_lr"], r["max_lr"]) for r in d.table] == [(10.0, 9.0), (1000.0, 30.0)]
+    assert [r["steps"] for r in d.table] == [3, 3] and "rerun to 1000" in d.reason
+    still = _reading_runner({(0, 10.0): (9.0, False), (0, 1000.0): (900.0, False)})
+    d = learning_rate_test(_ctx(runner=still), hp)
+    assert d.value == 900.0 and d.extra["inconclusive"]
+    assert "where it still had not turned: inconclusive" in d.reason
+
+
 SLOW_TASK = """
 import time
 from disciplined.tasks import load_task
@@ -287,7 +370,12 @@ def make():
 """
 
 
-def test_a_killed_sweep_resumes_without_recomputing_and_decides_the_same(tmp_path):
+def test_a_killed_sweep_resumed_in_worker_processes_decides_as_one_in_process_run(tmp_path):
+    # The studies layer's kill-and-resume and in-process/worker parity, in one test: a sweep
+    # killed mid-way is finished by worker processes, which run only the missing trials,
+    # and decides exactly as one uninterrupted in-process sweep does.
+    from disciplined.trials.executors import ProcessExecutor
+
     task_file = tmp_path / "slow.py"
     task_file.write_text(SLOW_TASK)
     task = f"{task_file}:make"
@@ -326,42 +414,25 @@ def test_a_killed_sweep_resumes_without_recomputing_and_decides_the_same(tmp_pat
         done_before = len(s)
     assert 1 <= done_before < 4, "the child should be killed mid-sweep"
 
-    calls = []
+    ran, read = [], []
 
-    def counting(spec):
-        calls.append(spec.key)
-        return run_trial(spec)
+    def seen(result, cached):
+        (read if cached else ran).append(result.key)
 
     hp = HParams(max_lr=1e-5, batch_size=32, max_momentum=0.9, min_momentum=0.9)
-    with SQLiteStore(store_path) as store:
-        resumed = weight_decay_sweep(
-            StudyContext(task=task, store=store, runner=counting),
-            hp,
-            values=(1e-2, 1e-3, 1e-4, 0.0),
-            num_steps=150,
-        )
-    assert len(calls) == 4 - done_before
+    values = (1e-2, 1e-3, 1e-4, 0.0)
+    with SQLiteStore(store_path) as store, ProcessExecutor(workers=2, threads=1) as workers:
+        ctx = StudyContext(task=task, store=store, executor=workers, on_result=seen)
+        resumed = weight_decay_sweep(ctx, hp, values=values, num_steps=150)
+    assert len(ran) == 4 - done_before and len(read) == done_before
     fresh = weight_decay_sweep(
-        StudyContext(task=task, store=MemoryStore()),
+        StudyContext(task=task, store=MemoryStore(), executor=InProcessExecutor(threads=1)),
         hp,
-        values=(1e-2, 1e-3, 1e-4, 0.0),
+        values=values,
         num_steps=150,
     )
     assert resumed.value == fresh.value and resumed.table == fresh.table
     assert resumed.trials == fresh.trials
-
-
-def test_in_process_and_worker_processes_decide_identically():
-    from disciplined.trials.executors import ProcessExecutor
-
-    hp = HParams(batch_size=64, max_momentum=0.9, min_momentum=0.9)
-    a = weight_decay_sweep(
-        _ctx(executor=InProcessExecutor(threads=1)), hp, values=(1e-3, 0.0), num_steps=60
-    )
-    b = weight_decay_sweep(
-        _ctx(executor=ProcessExecutor(workers=2, threads=1)), hp, values=(1e-3, 0.0), num_steps=60
-    )
-    assert a.value == b.value and a.table == b.table
 
 
 def test_sweep_command_writes_the_decision(tmp_path, capsys):
@@ -382,10 +453,20 @@ def test_sweep_command_writes_the_decision(tmp_path, capsys):
     )
     assert code == 0
     d = json.loads((out / "decision.json").read_text())
-    assert d["name"] == "momentum" and d["value"] in (0.95, 0.9)
     assert (out / "momentum.png").exists() and (out / "trials.sqlite").exists()
     line = capsys.readouterr().out.strip()
-    assert line.startswith("digits-mlp: momentum = ") and len(line.splitlines()) == 1
+    assert line == (
+        f"digits-mlp: momentum = {d['value']:g} ({d['rule']}); wrote {out / 'decision.json'}"
+    )
+    # what was written is the study's decision on the trials the command recorded: the
+    # study, run again on that store with the command's defaults, trains nothing
+    calls = []
+    hp = HParams(max_lr=1e-5, max_momentum=0.9, min_momentum=0.9, batch_size=32)
+    with SQLiteStore(out / "trials.sqlite") as store:
+        ctx = StudyContext(task="digits-mlp", store=store, runner=calls.append)
+        again = momentum_test(ctx, hp, values=(0.95, 0.9), num_steps=60)
+    assert calls == [] and len(d["trials"]) == 2
+    assert {**json.loads(json.dumps(again.to_dict())), "plot": d["plot"]} == d
 
 
 @pytest.mark.parametrize(

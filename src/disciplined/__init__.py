@@ -2,15 +2,19 @@
 
 The public surface: policies in `disciplined.schedules.policies`, the torch adapter
 `OneCycleScheduler`, the training loop `fit` and its `History`, `fit_one_cycle` (the steps
-counted, the max LR read from a range test when not given), `lr_range_test`, `diagnose`,
-the recipe `tune`, tasks, and `HParams` with `train_task`.
+counted, the max LR read from a range test when not given), `lr_range_test` (its options
+in a `RangeTestConfig`; drawn by `plot_range_test` and `plot_range_overlay`), `diagnose`, the
+recipe `tune` (its settings in a `TuneConfig`), tasks, and `HParams` with `train_task`.
 """
 
+from disciplined.api import tune
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import Diagnosis, diagnose
-from disciplined.measure.range_test import RangeTest, lr_range_test
+from disciplined.measure.range_test import RangeTest, RangeTestConfig, lr_range_test
+from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.one_cycle import fit_one_cycle
-from disciplined.recipe.run import TuneResult, tune
+from disciplined.recipe.run import TuneResult
+from disciplined.report.plots import plot_range_overlay, plot_range_test
 from disciplined.schedules.policies import OneCyclePolicy, RangeSweep, TriangularPolicy
 from disciplined.schedules.scheduler import OneCycleScheduler, PolicyScheduler
 from disciplined.tasks import Task, load_task
@@ -29,8 +33,10 @@ __all__ = [
     "PolicyScheduler",
     "RangeSweep",
     "RangeTest",
+    "RangeTestConfig",
     "Task",
     "TriangularPolicy",
+    "TuneConfig",
     "TuneResult",
     "UsageError",
     "diagnose",
@@ -39,6 +45,8 @@ __all__ = [
     "fit_one_cycle",
     "load_task",
     "lr_range_test",
+    "plot_range_overlay",
+    "plot_range_test",
     "train_task",
     "tune",
 ]

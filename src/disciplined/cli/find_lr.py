@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from disciplined.cli.common import (
     MAX_DIV,
@@ -26,6 +27,8 @@ from disciplined.cli.common import (
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import lr_range_test
 from disciplined.measure.suggest import RULES
+from disciplined.report.plots import plot_range_test
+from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS, build_optimizer
 
 
@@ -82,7 +85,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the test, write ``range_test.json`` and ``range_test.png``, print the suggestion."""
+    """Run the test, write ``range_test.json`` and ``range_test.png``, print the suggestion
+    (under ``torchrun``, in every process; rank 0 writes and prints)."""
+    with distributed.launched(args.device):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     task = task_from_args(args)
     device, amp = device_from_args(args)
     if args.start_lr >= args.end_lr:
@@ -100,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         optimizer=args.optimizer,
     )
-    out = prepare_out(args.out)
+    main = distributed.is_main()
+    out = prepare_out(args.out) if main else Path(args.out)
     import torch
 
     torch.manual_seed(args.seed)
@@ -128,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         meta={"task": task.name, "hparams": hp.to_dict()},
     )
-    test.save(out / "range_test.json")
-    test.plot(out / "range_test.png", title=f"{task.name}: LR range test, batch {hp.batch_size}")
+    if main:
+        test.save(out / "range_test.json")
+        title = f"{task.name}: LR range test, batch {hp.batch_size}"
+        plot_range_test(test, out / "range_test.png", title=title)
     s = test.suggestion
     if s is None:
         raise UsageError(
@@ -137,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
             f"lower --start-lr (wrote {out / 'range_test.json'})"
         )
     stop = f"; stopped at LR {test.stop_lr:.3g}" if test.stop_lr is not None else ""
-    print(
-        f"{task.name}: max LR {s.max_lr:.3g}, min LR {s.min_lr:.3g} (rule {s.rule}{stop}); "
-        f"wrote {out / 'range_test.json'}"
-    )
+    if main:
+        print(
+            f"{task.name}: max LR {s.max_lr:.3g}, min LR {s.min_lr:.3g} (rule {s.rule}{stop}); "
+            f"wrote {out / 'range_test.json'}"
+        )
     return 0

@@ -30,8 +30,10 @@ from disciplined.cli.common import (
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.studies.core import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
-from disciplined.trials.hparams import OPTIMIZERS
+from disciplined.report.save import save_decision
+from disciplined.studies import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
+from disciplined.studies.decide import Decision
+from disciplined.trials.hparams import OPTIMIZERS, HParams
 from disciplined.trials.store import open_store
 
 STUDIES = ("weight-decay", "momentum", "dropout")
@@ -107,16 +109,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the study, write ``decision.json`` and the overlay plot, print the decision."""
-    if args.values is not None:
-        bad = [v for v in args.values if v < 0]
-        if bad:
-            raise UsageError(f"--values must be >= 0, got {bad[0]}")
-        if args.study in ("momentum", "dropout") and any(v >= 1 for v in args.values):
-            raise UsageError(f"{args.study} values must be < 1, got {max(args.values)}")
-        if args.study == "weight-decay" and max(args.values) > MAX_WEIGHT_DECAY:
-            raise UsageError(
-                f"weight-decay values must be <= {MAX_WEIGHT_DECAY:g}, got {max(args.values)}"
-            )
+    _check_values(args)
     task = task_from_args(args)
     device, amp = device_from_args(args)
     if (args.dropout or args.study == "dropout") and not task.takes_dropout:
@@ -155,36 +148,47 @@ def run(args: argparse.Namespace) -> int:
         amp=amp,
     )
     with store, ctx.executor:
-        if args.study == "weight-decay":
-            decision = weight_decay_sweep(
-                ctx,
-                hp,
-                args.values,
-                num_steps=args.steps,
-                seed=args.seed,
-                refine=args.refine,
-                method=args.method.replace("-", "_"),
-                snapshot_epochs=args.snapshot_epochs,
-            )
-        elif args.study == "momentum":
-            decision = momentum_test(
-                ctx,
-                hp,
-                args.values or (0.99, 0.97, 0.95, 0.9),
-                num_steps=args.steps,
-                seed=args.seed,
-            )
-        else:
-            decision = dropout_sweep(
-                ctx,
-                hp,
-                args.values or (0.0, 0.1, 0.2, 0.3, 0.5),
-                num_steps=args.steps,
-                seed=args.seed,
-            )
-    decision.save(out / "decision.json")
+        decision = _study(ctx, hp, args)
+    decision = save_decision(decision, ctx.results, out)
     print(
         f"{task.name}: {decision.name} = {decision.value:g} ({decision.rule}); "
         f"wrote {out / 'decision.json'}"
     )
     return 0
+
+
+def _check_values(args: argparse.Namespace) -> None:
+    """Refuse ``--values`` outside the study's range, before anything is made."""
+    if args.values is None:
+        return
+    bad = [v for v in args.values if v < 0]
+    if bad:
+        raise UsageError(f"--values must be >= 0, got {bad[0]}")
+    if args.study in ("momentum", "dropout") and any(v >= 1 for v in args.values):
+        raise UsageError(f"{args.study} values must be < 1, got {max(args.values)}")
+    if args.study == "weight-decay" and max(args.values) > MAX_WEIGHT_DECAY:
+        raise UsageError(
+            f"weight-decay values must be <= {MAX_WEIGHT_DECAY:g}, got {max(args.values)}"
+        )
+
+
+def _study(ctx: StudyContext, hp: HParams, args: argparse.Namespace) -> Decision:
+    """Run the study ``args.study`` names and return its decision."""
+    if args.study == "weight-decay":
+        return weight_decay_sweep(
+            ctx,
+            hp,
+            args.values,
+            num_steps=args.steps,
+            seed=args.seed,
+            refine=args.refine,
+            method=args.method.replace("-", "_"),
+            snapshot_epochs=args.snapshot_epochs,
+        )
+    if args.study == "momentum":
+        return momentum_test(
+            ctx, hp, args.values or (0.99, 0.97, 0.95, 0.9), num_steps=args.steps, seed=args.seed
+        )
+    return dropout_sweep(
+        ctx, hp, args.values or (0.0, 0.1, 0.2, 0.3, 0.5), num_steps=args.steps, seed=args.seed
+    )

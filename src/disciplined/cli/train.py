@@ -1,8 +1,13 @@
-"""``disciplined train``: one training run with given hyper-parameters."""
+"""``disciplined train``: one training run with given hyper-parameters.
+
+Under ``torchrun --nproc-per-node N`` the run is data-parallel over N processes (one per
+GPU, or gloo on the CPU): ``--batch-size`` is each process's batch, the total batch is N
+times it, and only rank 0 writes the output folder and prints."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from disciplined.cli.common import (
     MAX_DIV,
@@ -29,7 +34,9 @@ from disciplined.cli.common import (
 )
 from disciplined.errors import UsageError
 from disciplined.report.plots import plot_history
-from disciplined.trials.hparams import OPTIMIZERS, SCHEDULES, train_task
+from disciplined.training import distributed
+from disciplined.training.history import History
+from disciplined.trials.hparams import OPTIMIZERS, SCHEDULES, HParams, train_task
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +89,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, write ``history.json`` and ``curves.png``, print one summary line."""
+    """Train, write ``history.json`` and ``curves.png``, print one summary line (under
+    ``torchrun``, in every process; rank 0 writes and prints)."""
+    with distributed.launched(args.device):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     task = task_from_args(args)
     device, amp = device_from_args(args)
     if args.dropout and not task.takes_dropout:
@@ -102,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     )
     owner = out_owner("train", args)
     check_out(args.out, owner, args.force)
-    out = prepare_out(args.out)
+    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
+    main = distributed.is_main()
+    out = prepare_out(args.out) if main else Path(args.out)
     _, history = train_task(
         task,
         hp,
@@ -113,24 +128,43 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         progress=True,
     )
-    claim_out(out, owner)
-    history.save(out / "history.json")
-    plot_history(
-        history,
-        out / "curves.png",
-        title=f"{task.name}: {hp.schedule}, max LR {hp.max_lr:g}, batch {hp.batch_size}",
-    )
+    if main:
+        claim_out(out, owner)
+        history.save(out / "history.json")
+        plot_history(history, out / "curves.png", title=f"{task.name}: {_what(hp, history)}")
     if history.diverged:
         raise UsageError(
             f"training diverged: {history.diverged_reason}; try a lower --max-lr "
             f"(history written to {out / 'history.json'})"
         )
+    if main:
+        _summary(task.name, history, out)
+    return 0
+
+
+def _what(hp: HParams, history: History) -> str:
+    """The plot's title: schedule, max LR and batch (the total one under torchrun)."""
+    batch = f"batch {hp.batch_size}"
+    if "total_batch_size" in history.meta:
+        batch = f"total batch {history.meta['total_batch_size']} ({_per_process(history)})"
+    return f"{hp.schedule}, max LR {hp.max_lr:g}, {batch}"
+
+
+def _per_process(history: History) -> str:
+    m = history.meta
+    return f"{m['batch_size_per_process']} x {m['world_size']} processes"
+
+
+def _summary(name: str, history: History, out: Path) -> None:
+    """Print the one summary line."""
     final = history.final
     metric = f"{final.val_metric:.4f}" if final else "n/a"
     loss = f"{final.val_loss:.4f}" if final else "n/a"
+    batch = ""
+    if "total_batch_size" in history.meta:
+        batch = f", total batch {history.meta['total_batch_size']} = {_per_process(history)}"
     print(
-        f"{task.name}: {history.epochs:g} epochs ({history.steps} steps, "
+        f"{name}: {history.epochs:g} epochs ({history.steps} steps{batch}, "
         f"{history.seconds:.1f} s) -> validation {history.metric_name} {metric}, "
         f"loss {loss}; wrote {out / 'history.json'} and {out / 'curves.png'}"
     )
-    return 0

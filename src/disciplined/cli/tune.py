@@ -7,6 +7,8 @@ import shlex
 import signal
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 from disciplined.cli.common import (
     LOCK,
@@ -34,7 +36,8 @@ from disciplined.cli.common import (
     trial_progress,
 )
 from disciplined.errors import UsageError
-from disciplined.studies.core import BATCH_COMPARISONS
+from disciplined.recipe.plan import BUDGET_FACTOR
+from disciplined.studies import BATCH_COMPARISONS
 from disciplined.trials.hparams import OPTIMIZERS
 
 
@@ -74,7 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--budget",
         type=float_in(0, MAX_BUDGET, low_open=True),
         default=None,
-        help="all compute, in epochs of the task, in (0, 1e6] (default 10 x --epochs)",
+        help="all compute, in epochs of the task, in (0, 1e6] "
+        f"(default {BUDGET_FACTOR:g} x --epochs)",
     )
     add_executor_args(p)
     p.add_argument(
@@ -127,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the recipe; print progress, a summary table, and where the report is."""
-    from disciplined.recipe.run import tune
+    from disciplined.api import tune
 
     task_from_args(args)  # a bad task fails here, before any folder is made
     device, amp = device_from_args(args)
@@ -138,55 +142,31 @@ def run(args: argparse.Namespace) -> int:
     before = set(out.iterdir())
     claimed = claim_out(out, owner)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-    # Ctrl-C raises KeyboardInterrupt; if that lands where Python ignores exceptions (a
-    # destructor, a callback) the run would go on, so the request is also remembered and
-    # raised again at the next trial or progress message.
-    asked = []
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        asked.append(True)
-        raise KeyboardInterrupt
-
-    def check() -> None:
-        if asked:
-            raise KeyboardInterrupt
-
-    def say(message: str) -> None:
-        check()
-        print(f"[tune] {message}", file=sys.stderr)
-
-    shown = trial_progress()
-
-    def on_result(result: object, cached: bool) -> None:
-        shown(result, cached)
-        check()
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, interrupt) if main_thread else None
+    interrupts = _Interrupts()
     try:
-        result = tune(
-            args.task,
-            task_options=parse_task_options(args),
-            budget=args.budget,
-            epochs=args.epochs,
-            out=out,
-            store=args.store,
-            executor=executor,
-            optimizer=args.optimizer,
-            seed=args.seed,
-            device=device,
-            amp=amp,
-            range_steps=args.range_steps,
-            compare_batch_sizes=args.compare_batch_sizes,
-            batch_sizes=args.batch_sizes,
-            memory_limit=args.memory_limit,
-            correct=not args.no_correction,
-            tune_dropout=args.tune_dropout,
-            progress=say,
-            on_result=on_result,
-            command=command,
-        )
+        with interrupts:
+            result = tune(
+                args.task,
+                task_options=parse_task_options(args),
+                budget=args.budget,
+                epochs=args.epochs,
+                out=out,
+                store=args.store,
+                executor=executor,
+                optimizer=args.optimizer,
+                seed=args.seed,
+                device=device,
+                amp=amp,
+                range_steps=args.range_steps,
+                compare_batch_sizes=args.compare_batch_sizes,
+                batch_sizes=args.batch_sizes,
+                memory_limit=args.memory_limit,
+                correct=not args.no_correction,
+                tune_dropout=args.tune_dropout,
+                progress=interrupts.say,
+                on_result=interrupts.on_result,
+                command=command,
+            )
     except UsageError:
         mine = {out / MARKER, out / LOCK}
         if claimed and set(out.iterdir()) <= before | mine:
@@ -203,21 +183,70 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         executor.close()
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
+    _summary(result, out)
+    return 0
+
+
+class _Interrupts:
+    """Ctrl-C for a tune, as a context: SIGINT raises KeyboardInterrupt; if that lands where
+    Python ignores exceptions (a destructor, a callback) the run would go on, so the request
+    is also remembered and raised again at the next trial or progress message."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.shown = trial_progress()
+        self.previous: Any = None
+        self.main_thread = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> _Interrupts:
+        if self.main_thread:
+            self.previous = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.main_thread:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _interrupt(self, _signum: int, _frame: object) -> None:
+        self.asked = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise the interrupt asked for, if one was."""
+        if self.asked:
+            raise KeyboardInterrupt
+
+    def say(self, message: str) -> None:
+        """Show a progress message (after checking for an interrupt)."""
+        self.check()
+        print(f"[tune] {message}", file=sys.stderr)
+
+    def on_result(self, result: object, cached: bool) -> None:
+        """Show a finished trial, then check for an interrupt."""
+        self.shown(result, cached)
+        self.check()
+
+
+SUMMARY_KEYS = (
+    "max_lr",
+    "min_lr",
+    "max_momentum",
+    "min_momentum",
+    "weight_decay",
+    "batch_size",
+    "dropout",
+    "epochs",
+    "optimizer",
+)
+"""The hyper-parameters the summary table prints, in order."""
+
+
+def _summary(result: Any, out: Path) -> None:
+    """The summary table: each chosen value, the final validation metric and verdict, the
+    compute spent, and where the report is."""
     hj = result.hparams_json()
     print(f"{'hyper-parameter':<16} value")
-    for key in (
-        "max_lr",
-        "min_lr",
-        "max_momentum",
-        "min_momentum",
-        "weight_decay",
-        "batch_size",
-        "dropout",
-        "epochs",
-        "optimizer",
-    ):
+    for key in SUMMARY_KEYS:
         value = hj[key]
         print(f"{key:<16} {value:.4g}" if isinstance(value, float) else f"{key:<16} {value}")
     spent_e = sum(c["epochs"] for c in result.compute.values())
@@ -227,4 +256,3 @@ def run(args: argparse.Namespace) -> int:
         f"({result.diagnosis.verdict}); compute {spent_e:.1f} epochs, {spent_s:.0f} s"
     )
     print(f"report: {out / 'report.html'}")
-    return 0

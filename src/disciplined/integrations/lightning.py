@@ -216,19 +216,18 @@ def tune_lightning(
     device: str | None = None,
     out: str | None = None,
 ) -> LightningTuneResult:
-    """The recipe's range-test steps on a ``LightningModule``: the max LR, weight decay
-    (Smith's grid for the model and data size), momentum, and the max LR again at the
-    cycle's peak momentum on two seeds (`disciplined.studies.core`). Every trial trains a copy of
-    ``module`` as it is now with its ``training_step`` as the loss, through the loaders as
-    given (`find_lr`'s sources) re-batched at the batch size of the training loader; the
-    validation loader is required (the weight-decay and momentum rules read it). The
-    module itself is not trained; its ``lr`` (or ``learning_rate``) and ``weight_decay``,
-    as attributes or hparams, are set to the choice. ``out`` keeps the plots.
+    """The recipe's range-test steps on a ``LightningModule``: the max LR, weight decay (Smith's
+    grid for the model and data size), momentum, and the max LR again at the cycle's peak
+    momentum on two seeds (`disciplined.studies.learning_rate`). Every trial trains a copy
+    of ``module`` as it is now with its ``training_step`` as the loss, through the loaders
+    as given (`find_lr`'s sources) re-batched at the batch size of the training loader; the
+    validation loader is required (the weight-decay and momentum rules read it). The module
+    itself is not trained; its ``lr`` (or ``learning_rate``) and ``weight_decay``, as
+    attributes or hparams, are set to the choice. ``out`` keeps the plots.
     """
     import copy
-    from pathlib import Path
 
-    from disciplined.studies.core import (
+    from disciplined.studies import (
         StudyContext,
         learning_rate_test,
         peak_momentum,
@@ -259,7 +258,6 @@ def tune_lightning(
         task=task.name,
         task_obj=task,
         runner=lambda spec: run_trial(spec, task=task),
-        out=Path(out) if out else None,
         device=where,
     )
     hp = starting_hparams(task, optimizer)
@@ -275,6 +273,10 @@ def tune_lightning(
                            tag="final", repeats=True)
     )
     hp = hp.with_(max_lr=decisions[-1].value)
+    if out:
+        from disciplined.report.save import drawn
+
+        decisions = [drawn(d, ctx.results, out) for d in decisions]
     _write_back(module, ("lr", "learning_rate"), hp.max_lr)
     _write_back(module, ("weight_decay",), hp.weight_decay)
     return LightningTuneResult(hp, decisions)

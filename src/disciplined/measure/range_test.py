@@ -20,9 +20,9 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,20 +30,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from disciplined.divergence import SWEEP_FACTOR, TRAIN_CUT, SweepStop
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
 from disciplined.measure.suggest import (
     MIN_POINTS,
     Suggestion,
-    divergence_cut,
     smooth_zero_lag,
     suggest,
     suggest_multi,
 )
 from disciplined.schedules.policies import RangeSweep
-from disciplined.training.fit import Data, LossFn, _dec, _enc, fit, resolve_device
+from disciplined.training.fit import Data, History, LossFn, _dec, _enc, fit, resolve_device
 
-__all__ = ["RangeTest", "lr_range_test", "overlay", "preserved_state"]
+__all__ = ["RangeTest", "RangeTestConfig", "lr_range_test", "preserved_state"]
 
 
 @dataclass(frozen=True)
@@ -168,24 +168,6 @@ class RangeTest:
         """Read a `RangeTest` written by `save`."""
         return cls.from_json(Path(path).read_text())
 
-    def plot(self, path: str | Path, title: str | None = None) -> Path:
-        """Draw loss against LR (log axis): raw, smoothed, validation, suggestion and stop."""
-        from disciplined.report.plots import plot_range_test
-
-        return plot_range_test(self, path, title=title)
-
-
-def overlay(
-    tests: Sequence[RangeTest],
-    labels: Sequence[str],
-    path: str | Path,
-    title: str | None = None,
-    use_val: bool = False,
-) -> Path:
-    """Draw several range tests on one figure (one smoothed or validation curve each)."""
-    from disciplined.report.plots import plot_range_overlay
-
-    return plot_range_overlay(tests, labels, path, title=title, use_val=use_val)
 
 
 # --------------------------------------------------------------------------- state
@@ -280,43 +262,78 @@ class _SweepStepper:
         self._write()
 
 
-_STOP_BETA = 0.98  # the stop rule's running average: causal, slow, so noise cannot stop a test
+@dataclass(frozen=True)
+class RangeTestConfig:
+    """The options of an LR range test, checked when built (`ValueError` naming the option).
 
+    The learning rate follows ``RangeSweep(start_lr, end_lr, num_steps, mode)``, one value
+    per optimizer step of ``accumulation_steps`` mini-batches of ``batch_size``; the data
+    cycles when it has fewer batches. ``momentum`` and ``weight_decay`` are held during the
+    test (the optimizer's own when None). ``smoothing`` is the factor of the lag-free average
+    (`suggest.smooth_zero_lag`) that gives the ``smoothed`` curve the rules read.
+    ``diverge_factor`` is the stop rule's multiple of the best loss
+    (`disciplined.divergence.SweepStop`). With validation data, its first ``val_batches``
+    batches are evaluated every ``val_every`` steps. ``repeats=k`` runs k tests on seeds
+    ``seed .. seed+k-1`` and reads the rule off the median curve, reporting the spread.
+    ``rule`` names the suggestion rule (`disciplined.measure.suggest.RULES`), read off the
+    training curve or, with ``suggest_from="val"``, the validation points; ``div`` sets
+    ``min_lr = max_lr / div`` (10 for 1cycle, 3-4 for CLR). ``amp`` and ``device`` are as in
+    `fit` (``device=None``: where the model is). ``spill_dir`` keeps the saved state in a
+    file there instead of memory; ``progress`` is ``True`` for a bar or a callable ``(step,
+    total)``; ``meta`` is added to the record's ``meta``.
+    """
 
-class _DivergenceRule:
-    """Stop rule for the sweep: NaN/inf, the smoothed loss above ``factor`` x its best, or
-    back above where it started after having clearly fallen (a collapse that stays finite)."""
+    start_lr: float = 1e-5
+    end_lr: float = 10.0
+    num_steps: int = 300
+    mode: Literal["exp", "linear"] = "exp"
+    batch_size: int = 64
+    smoothing: float = 0.9
+    diverge_factor: float = SWEEP_FACTOR
+    val_every: int = 10
+    val_batches: int = 2
+    accumulation_steps: int = 1
+    momentum: float | None = None
+    weight_decay: float | None = None
+    amp: bool | str = False
+    device: str | torch.device | None = None
+    seed: int = 0
+    repeats: int = 1
+    rule: str = "smith"
+    div: float = 10.0
+    suggest_from: Literal["train", "val"] = "train"
+    spill_dir: str | Path | None = None
+    progress: bool | Callable[[int, int], None] = False
+    meta: dict[str, Any] | None = None
 
-    def __init__(self, factor: float, beta: float, warmup: int = 10) -> None:
-        self.factor, self.beta, self.warmup = factor, beta, warmup
-        self.avg, self.best, self.start = 0.0, math.inf, None
-        self.first: list[float] = []
-        self.smoothed: list[float] = []
-
-    def __call__(self, step: int, loss: float) -> str | None:
-        if not math.isfinite(loss):
-            self.smoothed.append(math.nan)
-            return f"loss became {loss} at step {step}"
-        self.avg = self.beta * self.avg + (1 - self.beta) * loss
-        value = self.avg / (1 - self.beta ** (step + 1))
-        self.smoothed.append(value)
-        if step < self.warmup:
-            self.first.append(loss)
-            return None
-        if self.start is None:
-            self.start = float(np.median(self.first))
-        self.best = min(self.best, value)
-        if value > self.factor * self.best:
-            return (
-                f"smoothed loss {value:.4g} exceeded {self.factor:g}x its best "
-                f"{self.best:.4g} at step {step}"
+    def __post_init__(self) -> None:
+        self.sweep  # noqa: B018 - RangeSweep checks the sweep's options
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if self.diverge_factor <= 1:
+            raise ValueError(f"diverge_factor must be > 1, got {self.diverge_factor}")
+        if self.val_every < 1 or self.val_batches < 1:
+            raise ValueError(
+                f"val_every and val_batches must be >= 1, got {self.val_every}, {self.val_batches}"
             )
-        if self.best < 0.9 * self.start and value > self.start:
-            return (
-                f"smoothed loss {value:.4g} climbed back above its starting value "
-                f"{self.start:.4g} at step {step}"
-            )
-        return None
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.suggest_from not in ("train", "val"):
+            raise ValueError(f"suggest_from must be 'train' or 'val', got {self.suggest_from!r}")
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+    @property
+    def sweep(self) -> RangeSweep:
+        """The learning rates the test steps through."""
+        return RangeSweep(
+            start_lr=self.start_lr, end_lr=self.end_lr, num_steps=self.num_steps, mode=self.mode
+        )
+
+
+_OPTIONS = frozenset(f.name for f in fields(RangeTestConfig))
 
 
 def lr_range_test(
@@ -326,104 +343,80 @@ def lr_range_test(
     train_data: Data,
     *,
     val_data: Data | None = None,
-    start_lr: float = 1e-5,
-    end_lr: float = 10.0,
-    num_steps: int = 300,
-    mode: Literal["exp", "linear"] = "exp",
-    batch_size: int = 64,
-    smoothing: float = 0.9,
-    diverge_factor: float = 4.0,
-    val_every: int = 10,
-    val_batches: int = 2,
-    accumulation_steps: int = 1,
-    momentum: float | None = None,
-    weight_decay: float | None = None,
-    amp: bool | str = False,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-    repeats: int = 1,
-    rule: str = "smith",
-    div: float = 10.0,
-    suggest_from: Literal["train", "val"] = "train",
-    spill_dir: str | Path | None = None,
-    progress: bool | Callable[[int, int], None] = False,
-    meta: dict[str, Any] | None = None,
+    config: RangeTestConfig | None = None,
+    **options: Any,
 ) -> RangeTest:
     """Run the LR range test and return its `RangeTest`; model and optimizer come back as
-    they were.
+    they were (`preserved_state`).
 
-    The learning rate follows ``RangeSweep(start_lr, end_lr, num_steps, mode)``, one value
-    per optimizer step of ``accumulation_steps`` mini-batches of ``batch_size``; the data
-    cycles when it has fewer batches. Momentum and weight decay are the optimizer's unless
-    given. ``smoothing`` is the factor of the lag-free average (`suggest.smooth_zero_lag`)
-    that gives the ``smoothed`` curve the rules read. The test stops on a NaN/inf loss, when
-    the running average (0.98) of the loss exceeds
-    ``diverge_factor`` x its best, or when it climbs back above its starting value after
-    having clearly fallen. With ``val_data``, the first ``val_batches`` batches of it are
-    evaluated every ``val_every`` steps. ``repeats=k`` runs k tests on seeds
-    ``seed .. seed+k-1`` and reads the rule off the median curve, reporting the spread.
-    ``rule`` names the suggestion rule (`disciplined.measure.suggest.RULES`); ``div`` sets
-    ``min_lr = max_lr / div`` (10 for 1cycle, 3-4 for CLR).
+    The options are a `RangeTestConfig`, given as ``config`` or as keywords named like its
+    fields (``lr_range_test(..., start_lr=1e-4, num_steps=200)``); keywords given beside
+    ``config`` replace its fields. ``val_data`` adds the validation points.
+
+    The test stops (`disciplined.divergence.SweepStop`) on a NaN/inf loss, when the running
+    average (0.98) of the loss exceeds ``diverge_factor`` x its best, or when it climbs back
+    above its starting value after having fallen 10%. The stored ``smoothed`` curve ends
+    where the loss diverged (`disciplined.divergence.TRAIN_CUT`).
     """
-    sweep = RangeSweep(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, mode=mode)
-    if not 0 <= smoothing < 1:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    if diverge_factor <= 1:
-        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}")
-    if val_every < 1 or val_batches < 1:
-        raise ValueError(f"val_every and val_batches must be >= 1, got {val_every}, {val_batches}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if suggest_from not in ("train", "val"):
-        raise ValueError(f"suggest_from must be 'train' or 'val', got {suggest_from!r}")
-    if suggest_from == "val" and val_data is None:
+    cfg = _config(config, options)
+    if cfg.suggest_from == "val" and val_data is None:
         raise ValueError("suggest_from='val' needs val_data")
-    if momentum is not None and not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if weight_decay is not None and weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    dev = resolve_device(device) if device is not None else _param_device(model)
-
+    sweep = cfg.sweep
+    dev = resolve_device(cfg.device) if cfg.device is not None else _param_device(model)
     runs = []
     t0 = time.perf_counter()
-    for r in range(repeats):
-        with preserved_state(model, optimizer, spill_dir):
+    for r in range(cfg.repeats):
+        with preserved_state(model, optimizer, cfg.spill_dir):
             runs.append(
                 _one_sweep(
-                    model,
-                    optimizer,
-                    loss_fn,
-                    train_data,
-                    val_data,
-                    sweep,
-                    batch_size,
-                    smoothing,
-                    diverge_factor,
-                    val_every,
-                    val_batches,
-                    accumulation_steps,
-                    momentum,
-                    weight_decay,
-                    amp,
-                    dev,
-                    seed + r,
-                    progress,
+                    model, optimizer, loss_fn, train_data, val_data, cfg, sweep, dev, cfg.seed + r
                 )
             )
     seconds = time.perf_counter() - t0
+    return _record(runs, _suggestion(runs, cfg), cfg, seconds)
 
-    first = runs[0]
-    if suggest_from == "val":
+
+def _config(config: RangeTestConfig | None, options: dict[str, Any]) -> RangeTestConfig:
+    """The test's options: ``config`` with ``options`` replacing its fields."""
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise TypeError(f"lr_range_test() got unexpected keyword arguments {unknown}")
+    if config is None:
+        return RangeTestConfig(**options)
+    return replace(config, **options) if options else config
+
+
+def _param_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _suggestion(runs: list[dict[str, Any]], cfg: RangeTestConfig) -> Suggestion | None:
+    """The rule read off the runs' curves (their median when there are several); None when
+    a curve has too few finite points to read."""
+    if cfg.suggest_from == "val":
         curves = [(run["val_lrs"], run["val_losses"]) for run in runs]
     else:
         curves = [(run["lrs"], run["smoothed"]) for run in runs]
     finite = min(sum(1 for v in c[1] if math.isfinite(v)) for c in curves)
     if finite < MIN_POINTS:
-        suggestion = None  # the loss diverged (almost) at once: nothing to read
-    elif repeats == 1:
-        suggestion = suggest(curves[0][0], curves[0][1], rule=rule, div=div)
-    else:
-        suggestion = suggest_multi(curves, rule=rule, div=div)
+        return None  # the loss diverged (almost) at once: nothing to read
+    if cfg.repeats == 1:
+        return suggest(curves[0][0], curves[0][1], rule=cfg.rule, div=cfg.div)
+    return suggest_multi(curves, rule=cfg.rule, div=cfg.div)
+
+
+def _record(
+    runs: list[dict[str, Any]],
+    suggestion: Suggestion | None,
+    cfg: RangeTestConfig,
+    seconds: float,
+) -> RangeTest:
+    """The `RangeTest` of the runs: the first seed's curve (the median of the seeds' smoothed
+    curves, cut to the shortest, when there are several), where it stopped, the suggestion."""
+    first = runs[0]
+    repeats = cfg.repeats
     n_common = min(len(run["smoothed"]) for run in runs)
     median_smoothed = (
         tuple(float(v) for v in np.median([run["smoothed"][:n_common] for run in runs], axis=0))
@@ -440,50 +433,28 @@ def lr_range_test(
         stop_step=first["stop_step"],
         stop_lr=first["stop_lr"],
         stop_reason=first["stop_reason"],
-        mode=mode,
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_steps=num_steps,
-        smoothing=smoothing,
+        mode=cfg.mode,
+        start_lr=cfg.start_lr,
+        end_lr=cfg.end_lr,
+        num_steps=cfg.num_steps,
+        smoothing=cfg.smoothing,
         seconds=seconds,
         repeats=repeats,
         seed_smoothed=tuple(tuple(run["smoothed"]) for run in runs) if repeats > 1 else (),
         meta={
-            "seed": seed,
-            "batch_size": batch_size,
-            "rule": rule,
-            "suggest_from": suggest_from,
-            **(meta or {}),
+            "seed": cfg.seed,
+            "batch_size": cfg.batch_size,
+            "rule": cfg.rule,
+            "suggest_from": cfg.suggest_from,
+            **(cfg.meta or {}),
         },
     )
 
 
-def _param_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-def _one_sweep(
-    model,
-    optimizer,
-    loss_fn,
-    train_data,
-    val_data,
-    sweep,
-    batch_size,
-    smoothing,
-    diverge_factor,
-    val_every,
-    val_batches,
-    accumulation_steps,
-    momentum,
-    weight_decay,
-    amp,
-    device,
-    seed,
-    progress,
-) -> dict[str, Any]:
+def _hold(
+    optimizer: torch.optim.Optimizer, momentum: float | None, weight_decay: float | None
+) -> None:
+    """Write the momentum (``betas[0]`` for Adam) and weight decay the test holds."""
     for group in optimizer.param_groups:
         if weight_decay is not None:
             group["weight_decay"] = weight_decay
@@ -496,8 +467,23 @@ def _one_sweep(
                 raise ValueError(
                     f"{type(optimizer).__name__} has neither momentum nor betas to set"
                 )
+
+
+def _one_sweep(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    train_data: Data,
+    val_data: Data | None,
+    cfg: RangeTestConfig,
+    sweep: RangeSweep,
+    device: torch.device,
+    seed: int,
+) -> dict[str, Any]:
+    """One sweep on ``seed``, as the curve it recorded (`_curve`)."""
+    _hold(optimizer, cfg.momentum, cfg.weight_decay)
     scheduler = _SweepStepper(optimizer, sweep)
-    rule = _DivergenceRule(diverge_factor, _STOP_BETA)
+    stop = SweepStop(factor=cfg.diverge_factor).watch()
     history = fit(
         model,
         optimizer,
@@ -506,21 +492,27 @@ def _one_sweep(
         val_data=val_data,
         scheduler=scheduler,
         steps=sweep.num_steps,
-        batch_size=batch_size,
-        eval_every=val_every if val_data is not None else None,
-        eval_batches=val_batches,
-        eval_batch_size=batch_size,
+        batch_size=cfg.batch_size,
+        eval_every=cfg.val_every if val_data is not None else None,
+        eval_batches=cfg.val_batches,
+        eval_batch_size=cfg.batch_size,
         device=device,
-        amp=amp,
-        accumulation_steps=accumulation_steps,
+        amp=cfg.amp,
+        accumulation_steps=cfg.accumulation_steps,
         seed=seed,
         diverge_factor=None,
-        stop=rule,
-        progress=progress,
+        stop=stop,
+        progress=cfg.progress,
     )
+    return _curve(history, cfg.smoothing)
+
+
+def _curve(history: History, smoothing: float) -> dict[str, Any]:
+    """A sweep's curve from its `History`: LRs, raw losses, the lag-free smoothed losses up
+    to where they diverged (NaN after), the validation points, and where and why it stopped."""
     n = history.steps
     # smoothed up to where the curve diverged; past it only the raw losses are kept
-    cut = divergence_cut(history.train_losses)
+    cut = TRAIN_CUT.index(history.train_losses)
     smoothed = smooth_zero_lag(history.train_losses[:cut], smoothing) + [math.nan] * (n - cut)
     stopped = history.stopped_reason if history.stopped_reason or history.diverged else None
     if history.diverged:

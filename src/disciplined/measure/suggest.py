@@ -13,17 +13,18 @@ What every rule does first, in the same way:
   n // 10))`` of them), so the plateau's noise does not count as a fall;
 - the minimum is the lowest loss *before the loss climbs back above* ``L0`` *after having
   clearly fallen* (below ``L0`` by 5% of ``|L0|`` and by half the curve's whole fall, so
-  the noise of the first, barely averaged points is no fall). With 10-class cross-entropy
-  a diverged run levels off around 5-6 instead of turning NaN, and a dip in that level
-  must not be read as the minimum or as a steep fall; every rule reads the curve only up
-  to this minimum;
+  the noise of the first, barely averaged points is no fall: `divergence.rise_index`,
+  `divergence.CLEAR_FALL`). With 10-class cross-entropy a diverged run levels off around
+  5-6 instead of turning NaN, and a dip in that level must not be read as the minimum or
+  as a steep fall; every rule reads the curve only up to this minimum;
 - ``min_lr = max_lr / div`` (10 as in the 1cycle report, 3-4 for cyclical learning rates).
 
 A curve whose drop ``L0 - minimum`` is under 5% of ``|L0|``, or whose minimum lies in the
 starting window, never fell clearly: every rule still answers, and says in its ``reason``
 that the answer is unreliable.
 
-This module imports no torch; `disciplined.measure.range_test` calls it.
+This module imports no torch; `disciplined.measure.range_test` calls it. Where a curve
+diverged is `disciplined.divergence`'s to say (`divergence_cut` is importable from here too).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from disciplined.divergence import CLEAR_FALL, VAL_CUT, divergence_cut, rise_index
 
 __all__ = [
     "MIN_POINTS",
@@ -58,7 +61,6 @@ MIN_POINTS = 5
 
 _START_MAX = 10  # L0 is the median of at most this many first points ...
 _START_MIN = 3  # ... and at least this many
-_MIN_DROP = 0.05  # a fall under 5% of |L0| is not a clear fall
 _SMITH_BAND = 0.05  # smith: the fall has ended once within 5% of the drop of the minimum
 _VALLEY_TOL = 0.05  # valley: a rise under 5% of the drop does not end a descent
 _VALLEY_AT = 2 / 3  # valley: how far along the descent to read
@@ -190,7 +192,7 @@ class _Curve:
     @property
     def fell(self) -> bool:
         """Whether the loss fell clearly: 5% of |L0|, after the starting window."""
-        return self.drop >= _MIN_DROP * max(abs(self.start), 1e-12) and self.low >= self.window
+        return self.drop >= CLEAR_FALL * max(abs(self.start), 1e-12) and self.low >= self.window
 
     def notes(self) -> str:
         """The clauses every reason ends with: cut, rise, unreliability."""
@@ -247,13 +249,7 @@ def _read(lrs: Sequence[float], losses: Sequence[float]) -> _Curve:
     x, y = x[:n], y[:n]
     window = min(_START_MAX, max(_START_MIN, n // 10))
     start = float(np.median(y[:window]))
-    # "clearly below the start": by 5% of |L0| and by half the curve's whole fall, so the
-    # noise of the first few (barely averaged) points cannot count as a fall
-    clearly = start - max(_MIN_DROP * max(abs(start), 1e-12), 0.5 * (start - float(y.min())))
-    running_min = np.minimum.accumulate(y)
-    # back above the start at j, having been clearly below it before j
-    above = np.flatnonzero((y[1:] > start) & (running_min[:-1] < clearly))
-    rise = int(above[0]) + 1 if len(above) else None
+    rise = rise_index(y, start)  # back above the start after a clear fall (`divergence`)
     low = int(np.argmin(y[:rise]))
     return _Curve(x, y, len(losses), start, window, rise, low)
 
@@ -517,41 +513,6 @@ def smooth_zero_lag(losses: Sequence[float], beta: float = 0.9) -> list[float]:
     return both + [math.nan] * (len(values) - cut)
 
 
-def divergence_cut(
-    losses: Sequence[float], fall: float = 0.2, beta: float = 0.9, window: int = 10
-) -> int:
-    """Index where a range test's curve has diverged, or the length if it never did.
-
-    With ``L0`` the median of the first ``window`` losses and a one-way running average
-    (``beta``, bias-corrected) to keep batch noise out: once the average has fallen below
-    ``(1 - fall) * L0`` and then risen back above ``L0``, the cut is the first raw loss
-    above ``L0`` after the average's lowest point. A non-finite loss cuts at once.
-
-    Losses from there on say only that the run diverged. Left in, a lag-free average
-    smears the blow-up backwards over the last good points and moves the minimum to a
-    lower learning rate (seen on the MNIST-1D CNN: 0.15 instead of 0.26).
-    """
-    values = [float(v) for v in losses]
-    n = len(values)
-    head = [v for v in values[:window] if math.isfinite(v)]
-    if not head:
-        return 0
-    start = float(np.median(head))
-    avg, low, low_at = 0.0, math.inf, 0
-    for i, v in enumerate(values):
-        if not math.isfinite(v):
-            return i
-        avg = beta * avg + (1 - beta) * v
-        level = avg / (1 - beta ** (i + 1))
-        if i < window:
-            continue
-        if level < low:
-            low, low_at = level, i
-        if low < (1 - fall) * start and level > start:
-            return next(j for j in range(low_at, i + 1) if values[j] > start)
-    return n
-
-
 def validation_cut(
     val_lrs: Sequence[float], val_losses: Sequence[float], train_last_lr: float | None
 ) -> int:
@@ -559,10 +520,11 @@ def validation_cut(
 
     Kept: the points at learning rates the training curve still vouches for (up to
     ``train_last_lr``, the last LR before the training loss diverged), before the first
-    non-finite loss, and before the validation curve itself diverged (`divergence_cut`
-    with a 5% fall over a 3-point start, since there are ten times fewer validation points
-    than steps). Past those points a blown-up network's validation loss is noise: on a
-    35-sample validation set one such network scored a loss of exactly 0.
+    non-finite loss, and before the validation curve itself diverged
+    (`disciplined.divergence.VAL_CUT`: a 5% fall over a 3-point start, since there are ten
+    times fewer validation points than steps). Past those points a blown-up network's
+    validation loss is noise: on a 35-sample validation set one such network scored a loss
+    of exactly 0.
     """
     n = 0
     for lr, v in zip(val_lrs, val_losses, strict=True):
@@ -571,7 +533,7 @@ def validation_cut(
         n += 1
     if n == 0:
         return 0
-    return divergence_cut([float(v) for v in val_losses[:n]], fall=0.05, beta=0.5, window=3)
+    return VAL_CUT.index([float(v) for v in val_losses[:n]])
 
 
 def validation_curve(

@@ -17,7 +17,7 @@ import json
 import math
 import shlex
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -53,9 +53,9 @@ _HOW_TO_READ = {
         "A range test reads where the loss stops falling over a few hundred steps; a 1cycle "
         "run warms up and trains for many epochs, and the largest rate it takes well can lie "
         "a few times either side of that reading. So the final run is flanked by two more "
-        "full runs, at a third of its max LR and at three times it; the best validation "
-        "metric wins, the reading keeping a lead within the metric's noise, and when an end "
-        "wins clearly one more run goes a step further that way."
+        "full runs, at max LR {bracket}; the best validation metric wins, the reading "
+        "keeping a lead within the metric's noise, and when an end wins clearly one more run "
+        "goes a step further that way."
     ),
     "weight_decay": (
         "One LR range test per candidate weight decay ({values}), read on the validation "
@@ -74,14 +74,15 @@ _HOW_TO_READ = {
     ),
     "best_at_equal_time": (
         "Larger batches permit larger learning rates, but on a small data set memory never "
-        "binds. As the report does, each candidate batch size gets its own range-test max LR "
+        "binds. As the report does, each candidate batch size ({batches}) gets its own "
+        "range-test max LR "
         "and a 1cycle run of the same wall-clock time, and the best validation metric wins; "
         "the largest batch that fits in memory only caps the candidates."
     ),
     "best_at_equal_epochs": (
         "Larger batches permit larger learning rates; smaller ones take more, noisier steps "
-        "in the same epochs, which regularize. Each candidate batch size (the task's own, "
-        "half and a quarter of it, capped by memory) got its own range-test max LR and the "
+        "in the same epochs, which regularize. Each candidate batch size ({batches}, capped "
+        "by memory) got its own range-test max LR and the "
         "full 1cycle run of the final run's epochs; the best validation metric won, ties "
         "within the metric's standard error going to the larger batch. The winner's run is "
         "the final run below; the seconds column shows what each batch costs."
@@ -92,26 +93,26 @@ _HOW_TO_READ = {
         "at equal wall-clock time."
     ),
     "dropout": (
-        "Chosen like weight decay: one validation-mode range test per dropout value; the value "
-        "reaching the lowest loss at the highest learning rate wins."
+        "Chosen like weight decay: one validation-mode range test per dropout value "
+        "({values}); the value reaching the lowest loss at the highest learning rate wins."
     ),
     "correction": (
         "The final run was read for under- or overfitting (below). Since the regularizers must "
         "balance, weight decay moved one grid step the advised way (up when overfitting, down "
-        "when underfitting) and the run was repeated; the run with the better validation "
-        "metric is kept."
+        "when underfitting): {change}, and the run was repeated; the run with the better "
+        "validation metric is kept."
     ),
     "larger_max_lr_when_underfitting": (
         "The final run underfit: its validation loss was still falling when the cycle ended. "
         "Smith reads a test loss that falls faster at a larger learning rate as underfitting "
-        "at the smaller one, so the run was repeated at three times the max LR; the run with "
-        "the better validation metric is kept (a run that diverges never is)."
+        "at the smaller one, so the run was repeated at a larger max LR ({change}); the run "
+        "with the better validation metric is kept (a run that diverges never is)."
     ),
     "lower_max_lr_until_stable": (
         "The final run diverged: its loss blew up or collapsed back to where it started, so "
-        "the 1cycle's peak was past what the network takes. The run was repeated at a third "
-        "of the max LR until a run held (at most three times); a diverged run is never "
-        "returned as the answer."
+        "the 1cycle's peak was past what the network takes. The run was repeated at lower "
+        "max LRs until one held (max LR {tried}); a diverged run is never returned as the "
+        "answer."
     ),
 }
 
@@ -564,7 +565,8 @@ def _train_command(hp: Mapping[str, Any], epochs: Any, meta: Mapping[str, Any]) 
 
 def _step_ids(decisions: Sequence[Mapping[str, Any]]) -> list[str]:
     """A wording key per decision: its name, except that a learning-rate decision after the
-    first is the final one (taken at the chosen settings), and batch size goes by rule."""
+    first is the final one (taken at the chosen settings), and batch size and corrections go
+    by rule."""
     keys, seen_lr = [], False
     for d in decisions:
         name = str(d.get("name", ""))
@@ -573,8 +575,8 @@ def _step_ids(decisions: Sequence[Mapping[str, Any]]) -> list[str]:
         elif name == "learning_rate":
             keys.append("final_learning_rate" if seen_lr else "learning_rate")
             seen_lr = True
-        elif name == "batch_size":
-            keys.append("batch_size:" + str(d.get("rule", "")))
+        elif name in ("batch_size", "correction"):  # worded by the rule that decided
+            keys.append(f"{name}:{d.get('rule', '')}")
         else:
             keys.append(name)
     return keys
@@ -608,13 +610,63 @@ def _values_tried(decision: Mapping[str, Any]) -> str:
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
 
 
+def _column(decision: Mapping[str, Any], column: str) -> list[Any]:
+    """The values of ``column`` in the decision's table, in its order (rows without it
+    skipped)."""
+    rows = decision.get("table") or ()
+    return [r[column] for r in rows if isinstance(r, Mapping) and r.get(column) is not None]
+
+
+def _listed(values: Sequence[Any], unit: str = "") -> str:
+    """"a, b and c" of formatted values; "as its table shows" when there are none."""
+    texts = [_fmt(v) + unit for v in values]
+    if not texts:
+        return "as its table shows"
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
+
+
+def _bracket_runs(decision: Mapping[str, Any]) -> str:
+    """The bracket's runs as they ran: "0.01, 0.03 (the reading) and 0.09"."""
+    reading = _mapping(decision.get("extra")).get("reading")
+    return _listed(
+        [
+            f"{_fmt(lr)} (the reading)" if lr == reading else lr
+            for lr in _column(decision, "max_lr")
+        ]
+    )
+
+
+def _change(decision: Mapping[str, Any]) -> str:
+    """A correction's change as it ran: "weight decay 0.0001 -> 0.001"."""
+    parameter = _mapping(decision.get("extra")).get("parameter")
+    rows = [r for r in decision.get("table") or () if isinstance(r, Mapping)]
+    if not rows or parameter not in rows[0]:
+        return "as its table shows"
+    label = "max LR" if parameter == "max_lr" else "weight decay"
+    return f"{label} {_fmt(rows[0].get('replaces'))} → {_fmt(rows[0][parameter])}"
+
+
+_FACTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "values": _values_tried,
+    "batches": lambda d: _listed(_column(d, "batch_size")),
+    "bracket": _bracket_runs,
+    "change": _change,
+    "tried": lambda d: _listed(_column(d, "max_lr")),
+}
+"""What each ``{name}`` in a how-to-read text is filled with: a fact read off the decision
+that ran, so the prose quotes the values tried, not the defaults."""
+
+
 def _how_to_read(key: str, decision: Mapping[str, Any]) -> str:
     """Smith's reading of this step in a sentence or three (and the LR rule's, if known)."""
     base, _, rule_key = key.partition(":")
     text = _HOW_TO_READ.get(rule_key) or _HOW_TO_READ.get(base)
     if not text:
         return ""
-    body = _e(text.replace("{values}", _values_tried(decision)))
+    for name, fill in _FACTS.items():
+        if "{" + name + "}" in text:
+            text = text.replace("{" + name + "}", fill(decision))
+    body = _e(text)
     rule = str(decision.get("rule", ""))
     if base in ("learning_rate", "final_learning_rate") and rule in _LR_RULES:
         body += f" Rule <code>{_e(rule)}</code> reads max LR as {_e(_LR_RULES[rule])}."

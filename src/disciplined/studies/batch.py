@@ -1,4 +1,6 @@
-"""Batch size: the largest that fits in memory, and candidates compared as the report says.
+"""The batch-size study: the largest batch that fits in memory, the candidates it caps, and
+their comparison (`batch_size_search`), with its rules (`best_at_equal_time`,
+`metric_noise`, `memory_decision`) and the memory probe.
 
 Smith (arXiv 1803.09820, section 4.2): use as large a batch as memory allows, since larger
 batches permit larger learning rates, but compare batch sizes by wall-clock time to a target,
@@ -26,22 +28,40 @@ import torch
 from torch import nn
 
 from disciplined.errors import UsageError
+from disciplined.measure.diagnose import diagnose
 from disciplined.measure.range_test import preserved_state
+from disciplined.studies.context import (
+    StudyContext,
+    batch_figure,
+    compute_spent,
+    one_cycle_spec,
+)
 from disciplined.studies.decide import Decision
+from disciplined.studies.learning_rate import learning_rate_test, peak_momentum
 from disciplined.tasks import Task
 from disciplined.training.fit import (
     BatchLoss,
     LoaderDataset,
     _batch_loss,
     _to_device,
+    batches_per_epoch,
     resolve_device,
 )
 from disciplined.trials.hparams import HParams, build_optimizer
+from disciplined.trials.spec import TrialResult, TrialSpec
 
 __all__ = [
+    "BATCH_COMPARISONS",
     "MemoryFit",
     "available_memory",
+    "batch_comparison",
+    "batch_size_search",
+    "best_at_equal_time",
+    "candidate_batch_sizes",
+    "equal_epoch_candidates",
     "largest_batch_that_fits",
+    "memory_decision",
+    "metric_noise",
     "parse_memory",
     "step_memory",
 ]
@@ -444,3 +464,276 @@ def metric_noise(metric: float, n: int, kind: str) -> float:
         return 0.0
     p = min(max(metric, 0.0), 1.0)
     return math.sqrt(p * (1 - p) / n)
+
+
+BATCH_COMPARISONS = ("epochs", "time", "off")
+"""How `batch_size_search` compares candidate batch sizes (see `batch_comparison`)."""
+
+
+def batch_comparison(compare: bool | str) -> str:
+    """The comparison mode named by ``compare``: ``"epochs"`` (each candidate trains the
+    final run's epochs; True means this), ``"time"`` (short runs of equal wall-clock time)
+    or ``"off"`` (False: the task's batch size capped by memory)."""
+    if compare is True:
+        return "epochs"
+    if compare is False or compare is None:
+        return "off"
+    if compare not in BATCH_COMPARISONS:
+        raise UsageError(
+            f"the batch-size comparison must be one of {', '.join(BATCH_COMPARISONS)}, "
+            f"got {compare!r}"
+        )
+    return str(compare)
+
+
+def batch_size_search(
+    ctx: StudyContext,
+    hp: HParams,
+    *,
+    compare: bool | str = "epochs",
+    candidates: Sequence[int] | None = None,
+    memory_limit: int | str | None = None,
+    epochs: float = 20.0,
+    compare_epochs: float = 5.0,
+    num_steps: int = 300,
+    seed: int = 0,
+    device: str | None = None,
+    max_epochs: float | None = None,
+) -> Decision:
+    """Choose the batch size. The largest that fits in memory caps the candidates; then,
+    by ``compare`` (`batch_comparison`):
+
+    - ``"epochs"`` (default): each candidate (`batch.equal_epoch_candidates`) gets its own
+      range-test max LR and the full 1cycle run the recipe would make with it, ``epochs``
+      epochs of ``hp`` (the spec of `one_cycle_spec`); the best final validation metric
+      wins, ties within the metric's standard error going to the larger batch. The
+      seconds each took are in the table.
+    - ``"time"``: the same, but the runs are short and of equal wall-clock time (that of
+      ``compare_epochs`` epochs at the middle candidate, shortened so the whole comparison
+      stays within ``max_epochs`` epochs of compute). Step timings are kept in the store,
+      so a resumed search plans the same runs.
+    - ``"off"``: the task's batch size, capped by memory.
+
+    ``hp`` carries the final run's settings (cyclical momentum included); the range tests
+    hold momentum at the cycle's minimum (`peak_momentum`), where its max LR is reached.
+    The decision's ``extra["max_lr"]`` holds each candidate's max LR and
+    ``extra["lr_trials"]`` the keys of their range tests; at equal epochs
+    ``extra["run_trials"]`` holds each candidate's run.
+    """
+    mode = batch_comparison(compare)
+    task = ctx.load()
+    device = device or ctx.device  # the memory probe and the timings run where the trials do
+    fit_ = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
+    if mode == "off":
+        return memory_decision(fit_, task)
+    pick = equal_epoch_candidates if mode == "epochs" else candidate_batch_sizes
+    sizes = pick(task, fit_.batch_size, candidates)
+    if len(sizes) == 1:
+        return memory_decision(fit_, task, why=f"only one candidate ({sizes[0]}) to compare")
+    lr_decisions = _lr_readings(ctx, hp, sizes, num_steps, seed)
+    max_lr = {b: d.value for b, d in lr_decisions.items()}
+    if mode == "epochs":
+        plan = _equal_epoch_runs(ctx, hp, sizes, max_lr, epochs, seed)
+    else:
+        plan = _equal_time_runs(
+            ctx, hp, sizes, max_lr, compare_epochs, num_steps, max_epochs, seed, device
+        )
+        if isinstance(plan, str):
+            return memory_decision(fit_, task, why=plan)
+    results = ctx.run(plan.specs)
+    rows = [_row(b, r, max_lr[b], plan.steps) for b, r in zip(sizes, results, strict=True)]
+    chosen, reason, noise = _choose(rows, task, plan.same)
+    figure = batch_figure(
+        results,
+        sizes,
+        max_lr,
+        task.name,
+        epochs if mode == "epochs" else None,
+    )
+    return Decision(
+        name="batch_size",
+        value=chosen,
+        rule=plan.rule,
+        reason=reason,
+        table=tuple(rows),
+        trials=tuple(k for d in lr_decisions.values() for k in d.trials)
+        + tuple(r.key for r in results),
+        figures=(figure, *(f for d in lr_decisions.values() for f in d.figures)),
+        extra=_extra(plan, fit_, sizes, lr_decisions, results, noise),
+        compute=_total_compute(ctx, results, lr_decisions),
+    )
+
+
+def _lr_readings(
+    ctx: StudyContext, hp: HParams, sizes: list[int], num_steps: int, seed: int
+) -> dict[int, Decision]:
+    """Each candidate's max LR, read as the final run's is: on two seeds, the momentum held
+    at the cycle's minimum (`peak_momentum`)."""
+    range_hp = peak_momentum(hp)
+    return {
+        b: learning_rate_test(
+            ctx,
+            range_hp.with_(batch_size=b),
+            num_steps=num_steps,
+            seed=seed,
+            tag=f"batch{b}",
+            repeats=True,
+        )
+        for b in sizes
+    }
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """The candidates' runs a comparison makes: their specs (in the candidates' order), the
+    steps each takes at equal time (None at equal epochs), the rule's name, what the runs
+    have the same of (for the reason) and what the plan adds to the decision's extra."""
+
+    specs: list[TrialSpec]
+    steps: dict[int, int] | None
+    rule: str
+    same: str
+    extra: dict[str, Any]
+
+
+def _equal_epoch_runs(
+    ctx: StudyContext,
+    hp: HParams,
+    sizes: list[int],
+    max_lr: dict[int, float],
+    epochs: float,
+    seed: int,
+) -> _Runs:
+    """Each candidate's full 1cycle run at its own max LR: the recipe's final-run spec."""
+    specs = [
+        one_cycle_spec(ctx, hp.with_(batch_size=b, max_lr=max_lr[b]), epochs, seed) for b in sizes
+    ]
+    return _Runs(specs, None, "best_at_equal_epochs", f"{epochs:g} epochs", {})
+
+
+def _equal_time_runs(
+    ctx: StudyContext,
+    hp: HParams,
+    sizes: list[int],
+    max_lr: dict[int, float],
+    compare_epochs: float,
+    num_steps: int,
+    max_epochs: float | None,
+    seed: int,
+    device: str,
+) -> _Runs | str:
+    """Short runs of equal wall-clock time, from step timings kept in the store; or, when
+    ``max_epochs`` cannot pay for an epoch a candidate, the sentence saying so."""
+    task = ctx.load()
+    ctx.store.bind({"task": ctx.task, "task_options": ctx.task_options})
+    timing_key = f"batch_step_seconds:{sizes}:{hp.optimizer}"
+    timing = ctx.store.get_meta(timing_key)
+    if timing is None:
+        measured = measure_step_seconds(task, hp, sizes, device=device)
+        timing = ctx.store.setdefault_meta(timing_key, {str(b): s for b, s in measured.items()})
+    per_step = {int(b): float(s) for b, s in timing.items()}
+    middle = sizes[len(sizes) // 2]
+    per_epoch = {b: batches_per_epoch(task.train_data, b) for b in sizes}
+
+    test_cost = sum(num_steps / per_epoch[b] for b in sizes)
+    seconds = compare_epochs * per_epoch[middle] * per_step[middle]
+    epochs_per_second = sum(1 / (per_epoch[b] * per_step[b]) for b in sizes)
+    if max_epochs is not None:
+        room = max_epochs - test_cost
+        if room < len(sizes):  # not even an epoch a candidate
+            return (
+                f"the {max_epochs:.1f} epochs of budget left cannot compare {len(sizes)} "
+                f"batch sizes (their range tests alone take {test_cost:.1f})"
+            )
+        seconds = min(seconds, room / epochs_per_second)
+    steps = equal_time_steps(per_step, seconds)
+    specs = []
+    for b in sizes:
+        epochs = steps[b] / batches_per_epoch(task.train_data, b)
+        specs.append(
+            ctx.spec(
+                "train",
+                hp.with_(batch_size=b, max_lr=max_lr[b]),
+                {"epochs": epochs, "eval_every": max(1, steps[b] // 10)},
+                seed,
+                tag=f"batch_size={b}",
+            )
+        )
+    extra = {"seconds_each": seconds, "seconds_per_step": {str(b): per_step[b] for b in sizes}}
+    return _Runs(specs, steps, "best_at_equal_time", "wall-clock time", extra)
+
+
+def _row(b: int, r: TrialResult, max_lr: float, steps: dict[int, int] | None) -> dict[str, Any]:
+    """A candidate's row of the evidence table. At equal time (``steps`` given) a run that
+    ended ``ok`` counts; at equal epochs a run that `diagnose` calls diverged (a finite
+    collapse back to the starting loss) is out too."""
+    h = r.history
+    final = h.final if h else None
+    if steps is not None:
+        return {
+            "batch_size": b,
+            "max_lr": max_lr,
+            "steps": steps[b],
+            "epochs": h.epochs if h else 0.0,
+            "seconds": h.seconds if h else 0.0,
+            "val_metric": final.val_metric if final else math.nan,
+            "val_loss": final.val_loss if final else math.nan,
+            "diverged": r.status != "ok",
+            "trial": r.key,
+        }
+    return {
+        "batch_size": b,
+        "max_lr": max_lr,
+        "epochs": h.epochs if h else 0.0,
+        "seconds": r.seconds,
+        "val_metric": final.val_metric if final else math.nan,
+        "val_loss": final.val_loss if final else math.nan,
+        # a blow-up or a finite collapse back to the starting loss (`diagnose`)
+        "diverged": r.status != "ok" or h is None or diagnose(h).verdict == "diverged",
+        "trial": r.key,
+    }
+
+
+def _choose(rows: list[dict[str, Any]], task: Task, same: str) -> tuple[int, str, float]:
+    """`best_at_equal_time` with the best metric's standard error as the tie tolerance:
+    the batch size, the sentence, and the tolerance."""
+    finite = [r["val_metric"] for r in rows if math.isfinite(r["val_metric"])]
+    noise = metric_noise(max(finite), task.num_val, task.kind) if finite else 0.0
+    try:
+        chosen, reason = best_at_equal_time(rows, task.higher_is_better, tolerance=noise, same=same)
+    except ValueError as exc:
+        raise UsageError(f"batch-size comparison: {exc}") from None
+    return chosen, reason, noise
+
+
+def _extra(
+    plan: _Runs,
+    fit_: MemoryFit,
+    sizes: list[int],
+    lr_decisions: dict[int, Decision],
+    results: list[TrialResult],
+    noise: float,
+) -> dict[str, Any]:
+    """The decision's extra: memory, the plan's own entries, each candidate's max LR and
+    range test, and at equal epochs each candidate's run and the tie tolerance."""
+    extra: dict[str, Any] = {
+        "memory": fit_.to_dict(),
+        **plan.extra,
+        "max_lr": {str(b): lr_decisions[b].value for b in sizes},
+        "lr_trials": {str(b): lr_decisions[b].trials[0] for b in sizes},
+    }
+    if plan.steps is None:
+        extra["run_trials"] = {str(b): r.key for b, r in zip(sizes, results, strict=True)}
+        extra["noise"] = noise
+    return extra
+
+
+def _total_compute(
+    ctx: StudyContext, results: list[TrialResult], lr_decisions: dict[int, Decision]
+) -> dict[str, float]:
+    """The runs' compute (`compute_spent`) plus that of each candidate's range tests."""
+    compute = compute_spent(ctx, results)
+    for d in lr_decisions.values():
+        for key in ("epochs", "seconds", "trials"):
+            compute[key] += d.compute[key]
+    return compute

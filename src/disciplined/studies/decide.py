@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
 from disciplined.measure.suggest import validation_cut
+from disciplined.studies.plotspec import PlotSpec
 
 if TYPE_CHECKING:  # a record read by duck type: the rules do not import the trial layer
     from disciplined.trials.spec import TrialResult
@@ -35,8 +36,10 @@ __all__ = [
 @dataclass(frozen=True)
 class Decision:
     """One step's choice with its evidence. ``table`` rows are plain dicts (the columns
-    depend on the study); ``trials`` are the store keys of the trials read; ``compute``
-    holds ``epochs`` and ``seconds`` spent."""
+    depend on the study); ``trials`` are the store keys of the trials read; ``figures`` are
+    the plots of the evidence as data (`PlotSpec`; the first is the step's own), which the
+    outputs layer draws, filling ``plot`` with the first one's file; ``compute`` holds
+    ``epochs`` and ``seconds`` spent."""
 
     name: str
     value: Any
@@ -45,6 +48,7 @@ class Decision:
     table: tuple[dict[str, Any], ...] = ()
     trials: tuple[str, ...] = ()
     plot: str | None = None
+    figures: tuple[PlotSpec, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)
 
@@ -53,6 +57,7 @@ class Decision:
         d = asdict(self)
         d["table"] = [_clean(r) for r in self.table]
         d["trials"] = list(self.trials)
+        d["figures"] = [f.to_dict() for f in self.figures]
         return d
 
     @classmethod
@@ -61,6 +66,7 @@ class Decision:
         d = dict(d)
         d["table"] = tuple(d["table"])
         d["trials"] = tuple(d["trials"])
+        d["figures"] = tuple(PlotSpec.from_dict(f) for f in d.get("figures") or ())
         return cls(**d)
 
     def save(self, path: str | Path) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import torch
 
+from disciplined.divergence import diverged_at_start
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.tasks import Task, load_task
@@ -249,9 +250,8 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str | None = No
             rule=b.get("rule", "smith"),
             meta={"task": task.name, "steps_per_epoch": _steps_per_epoch(task, hp)},
         )
-        status = "ok"
-        if test.stop_step is not None and test.stop_step < 10:
-            status = "diverged"
+        # stopped before its stop rule could read a level: diverged at the sweep's start LR
+        status = "diverged" if diverged_at_start(test.stop_step) else "ok"
         return TrialResult(
             spec.key,
             spec,

@@ -1,0 +1,57 @@
+"""The dropout study: chosen like the weight decay, from range tests at each rate read by
+`decide.lowest_val_loss_at_high_lr`, on a task whose model takes a dropout rate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from disciplined.errors import UsageError
+from disciplined.studies.context import (
+    StudyContext,
+    check_values,
+    compute_spent,
+    default_range_budget,
+    sweep,
+    sweep_figure,
+)
+from disciplined.studies.decide import Decision, lowest_val_loss_at_high_lr
+from disciplined.trials.hparams import HParams
+
+__all__ = ["dropout_sweep"]
+
+
+def dropout_sweep(
+    ctx: StudyContext,
+    hp: HParams,
+    values: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.5),
+    *,
+    num_steps: int = 300,
+    seed: int = 0,
+    tolerance: float = 0.02,
+) -> Decision:
+    """Choose the dropout rate like the weight decay: range tests at each value, read on
+    the validation loss. The task's model must take a dropout rate."""
+    task = ctx.load()
+    if not task.takes_dropout:
+        raise UsageError(f"task {task.name!r} has no dropout to sweep")
+    values = check_values("dropout", values, lo=0.0, hi=1.0)
+    budget = default_range_budget(task, hp, num_steps)
+    results, rows = sweep(ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed)
+    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    figure = sweep_figure(
+        "dropout.png",
+        results,
+        [f"dropout={v:g}" for v in values],
+        f"{task.name}: LR range tests at each dropout rate (validation loss)",
+    )
+    return Decision(
+        name="dropout",
+        value=chosen,
+        rule="lowest_val_loss_at_high_lr",
+        reason=reason,
+        table=tuple(r.to_row() for r in rows),
+        trials=tuple(r.key for r in results),
+        figures=(figure,),
+        extra={},
+        compute=compute_spent(ctx, results),
+    )

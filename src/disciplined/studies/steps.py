@@ -1,0 +1,65 @@
+"""The recipe's opening steps as the studies run them: where its range tests start
+(`starting_hparams`) and the max LR, weight decay, dropout (when asked) and momentum read
+in turn (`range_test_steps`). They compose every study, so they sit above the study
+modules; `recipe.tune` and `integrations.lightning.tune_lightning` both run them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from disciplined.studies.context import StudyContext
+from disciplined.studies.decide import Decision
+from disciplined.studies.dropout import dropout_sweep
+from disciplined.studies.learning_rate import learning_rate_test
+from disciplined.studies.momentum import momentum_test
+from disciplined.studies.weight_decay import weight_decay_sweep
+from disciplined.tasks import Task
+from disciplined.trials.hparams import HParams
+
+__all__ = ["RECIPE_DROPOUTS", "range_test_steps", "starting_hparams"]
+
+
+def starting_hparams(task: Task, optimizer: str = "sgd") -> HParams:
+    """Where the recipe's range tests start: the task's batch size, momentum 0.9 held
+    constant, no weight decay (the LR is the sweep's own)."""
+    return HParams(
+        max_lr=0.1,
+        max_momentum=0.9,
+        min_momentum=0.9,
+        weight_decay=0.0,
+        batch_size=task.default_batch_size,
+        optimizer=optimizer,
+    )
+
+
+def range_test_steps(
+    ctx: StudyContext,
+    hp: HParams,
+    *,
+    num_steps: int,
+    seed: int,
+    dropout: bool = False,
+    record: Callable[[str, Decision], Decision] | None = None,
+) -> HParams:
+    """The recipe's first steps, read from range tests at the task's batch size, each at
+    the values chosen before it: the max LR (`learning_rate_test`), the weight decay
+    (`weight_decay_sweep` over the task's grid), the dropout when asked (`dropout_sweep`),
+    then the momentum (`momentum_test`, which also sets the cycle's minimum). Each
+    `Decision` goes to ``record(step, decision)``; returns ``hp`` with the choices."""
+    keep = record or (lambda _step, d: d)
+    lr0 = keep("lr_range_test", learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed))
+    hp = hp.with_(max_lr=lr0.value)
+    wd = keep("weight_decay", weight_decay_sweep(ctx, hp, None, num_steps=num_steps, seed=seed))
+    hp = hp.with_(weight_decay=wd.value)
+    if dropout:  # Smith: chosen like weight decay, at the weight decay chosen
+        drop = keep(
+            "dropout",
+            dropout_sweep(ctx, hp, RECIPE_DROPOUTS, num_steps=num_steps, seed=seed),
+        )
+        hp = hp.with_(dropout=drop.value)
+    mom = keep("momentum", momentum_test(ctx, hp, num_steps=num_steps, seed=seed))
+    return hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
+
+
+RECIPE_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+"""The dropout rates the recipe tries, when asked, on a task whose model takes one."""

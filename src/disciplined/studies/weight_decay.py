@@ -1,0 +1,195 @@
+"""The weight-decay study (Smith, section 4.3): validation-mode range tests at each value of
+the report's grid for the task, read by `decide.lowest_val_loss_at_high_lr`; optionally one
+more test halfway (in the exponent) between the two best, or the report's snapshot
+variant (the tests restarted from the weights of one cycle at the middle value)."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
+from disciplined.studies.context import (
+    StudyContext,
+    check_values,
+    compute_spent,
+    default_range_budget,
+    sweep,
+    sweep_figure,
+)
+from disciplined.studies.decide import CurveSummary, Decision, lowest_val_loss_at_high_lr
+from disciplined.tasks import Task
+from disciplined.trials.hparams import HParams
+
+__all__ = ["default_weight_decays", "weight_decay_sweep"]
+
+
+def default_weight_decays(task: Task) -> tuple[tuple[float, ...], str]:
+    """The report's candidate grid for this task, and a sentence saying why.
+
+    Smith (section 4.3): "1e-3, 1e-4, 1e-5 and 0" when nothing is known; larger values
+    (1e-2 .. 1e-4) for small data sets and shallow architectures, smaller ones
+    (1e-4 .. 1e-6) for complex data and deep architectures. Here "small" means under 50k
+    training samples and under 1M parameters; "large" means over 500k samples or over
+    20M parameters.
+    """
+    n, params = task.num_train, task.param_count()
+    if n < 50_000 and params < 1_000_000:
+        return (1e-2, 1e-3, 1e-4, 0.0), (
+            f"small data and a shallow model ({n} samples, {params} parameters): the report's "
+            "larger values 1e-2 .. 1e-4, and 0"
+        )
+    if n > 500_000 or params > 20_000_000:
+        return (1e-4, 1e-5, 1e-6, 0.0), (
+            f"large data or a deep model ({n} samples, {params} parameters): the report's "
+            "smaller values 1e-4 .. 1e-6, and 0"
+        )
+    return (1e-3, 1e-4, 1e-5, 0.0), (
+        f"neither small nor large ({n} samples, {params} parameters): the report's default "
+        "1e-3, 1e-4, 1e-5, 0"
+    )
+
+
+def weight_decay_sweep(
+    ctx: StudyContext,
+    hp: HParams,
+    values: Sequence[float] | None = None,
+    *,
+    num_steps: int = 300,
+    seed: int = 0,
+    refine: bool = False,
+    method: Literal["range_test", "snapshot"] = "range_test",
+    snapshot_epochs: float | None = None,
+    tolerance: float = 0.02,
+) -> Decision:
+    """Choose the weight decay from validation-mode range tests at each value.
+
+    ``values=None`` takes the report's grid for this task (`default_weight_decays`).
+    ``refine=True`` adds one test halfway (in the exponent) between the two best non-zero
+    values, as the report's 10^-3.5 example. ``method="snapshot"`` is the report's variant:
+    train one cycle at the middle value, then restart the range tests from that snapshot.
+    The rule is `lowest_val_loss_at_high_lr`.
+    """
+    task = ctx.load()
+    why = "values given"
+    if values is None:
+        values, why = default_weight_decays(task)
+    values = check_values("weight decay", values, lo=0.0, hi=None)
+    budget = default_range_budget(task, hp, num_steps)
+    init, snapshot_cost = None, None
+    if method == "snapshot":
+        init, snapshot_cost = _snapshot(ctx, hp, values, seed, snapshot_epochs, task)
+    elif method != "range_test":
+        raise ValueError(f"method must be 'range_test' or 'snapshot', got {method!r}")
+    results, rows = sweep(
+        ctx,
+        "weight_decay",
+        values,
+        lambda v: hp.with_(weight_decay=v),
+        budget,
+        seed,
+        init=init,
+    )
+    if refine:
+        extra = _refinement(rows)
+        if extra is not None and extra not in values:
+            more, more_rows = sweep(
+                ctx,
+                "weight_decay",
+                [extra],
+                lambda v: hp.with_(weight_decay=v),
+                budget,
+                seed,
+                init=init,
+            )
+            results, rows, values = results + more, rows + more_rows, [*values, extra]
+    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    figure = sweep_figure(
+        "weight_decay.png",
+        results,
+        [f"wd={v:g}" for v in values],
+        f"{task.name}: LR range tests at each weight decay (validation loss)",
+    )
+    compute = compute_spent(ctx, results)
+    extra_info: dict[str, Any] = {"grid": why, "method": method}
+    if snapshot_cost is not None:
+        extra_info["snapshot"] = snapshot_cost
+        compute["epochs"] += snapshot_cost["epochs"]
+        compute["seconds"] += snapshot_cost["seconds"]
+    return Decision(
+        name="weight_decay",
+        value=chosen,
+        rule="lowest_val_loss_at_high_lr",
+        reason=reason,
+        table=tuple(r.to_row() for r in rows),
+        trials=tuple(r.key for r in results),
+        figures=(figure,),
+        extra=extra_info,
+        compute=compute,
+    )
+
+
+def _refinement(rows: Sequence[CurveSummary]) -> float | None:
+    """Halfway in the exponent between the two best positive values, if they are adjacent
+    powers apart."""
+    ok = sorted((r for r in rows if r.usable and r.value > 0), key=lambda r: r.min_loss)
+    if len(ok) < 2:
+        return None
+    a, b = ok[0].value, ok[1].value
+    return float(10 ** ((math.log10(a) + math.log10(b)) / 2))
+
+
+def _snapshot(
+    ctx: StudyContext,
+    hp: HParams,
+    values: Sequence[float],
+    seed: int,
+    epochs: float | None,
+    task: Task,
+) -> tuple[str, dict[str, Any]]:
+    """Train one cycle at the middle value and keep its final weights (the end of a 1cycle,
+    where the validation loss has flattened) as the restart point. The weights and their
+    cost are kept beside the plots, so a resumed study does not train them again."""
+    import json
+    import time
+
+    from disciplined.trials.hparams import train_task
+
+    positive = sorted(v for v in values if v > 0)
+    middle = positive[(len(positive) - 1) // 2] if positive else 0.0
+    epochs = epochs if epochs is not None else 5.0
+    spec = ctx.spec(
+        "train", hp.with_(weight_decay=middle), {"epochs": epochs}, seed, tag="snapshot"
+    )
+    folder = ctx.out if ctx.out is not None else Path(tempfile.mkdtemp(prefix="disciplined-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path, info_path = folder / f"snapshot-{spec.key}.pt", folder / f"snapshot-{spec.key}.json"
+    if path.exists() and info_path.exists():
+        return str(path), json.loads(info_path.read_text())
+    t0 = time.perf_counter()
+    model, history = train_task(
+        task, spec.hp, epochs=epochs, seed=seed, device=ctx.device, amp=ctx.amp or False
+    )
+    model.to("cpu")  # the snapshot loads on any device
+    if history.diverged:
+        raise UsageError(
+            f"the snapshot run at weight decay {middle:g} diverged: {history.diverged_reason}"
+        )
+    info = {
+        "weight_decay": middle,
+        "epochs": history.epochs,
+        "seconds": time.perf_counter() - t0,
+        "path": str(path),
+        "val_loss": history.final.val_loss if history.final else None,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    write_text_atomic(info_path, json.dumps(info))
+    return str(path), info

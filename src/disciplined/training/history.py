@@ -1,0 +1,124 @@
+"""What a training run records: `History` (per-step values and evaluations) and its
+`EvalRecord`s, with their JSON form (non-finite numbers survive the round trip)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from disciplined.files import write_text_atomic
+
+__all__ = ["EvalRecord", "History"]
+
+
+def _enc(x: float | None) -> float | str | None:
+    """JSON has no NaN or infinity; write them as strings so they survive a round trip."""
+    if x is None or math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+def _dec(x: float | str | None) -> float | None:
+    return float(x) if isinstance(x, str) else x
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One evaluation: where in training it happened and what it measured.
+
+    ``train_loss`` is the mean training loss over the steps since the previous evaluation;
+    ``seconds`` is wall-clock time since training started, evaluation time excluded.
+    """
+
+    epoch: float
+    step: int
+    val_loss: float
+    val_metric: float
+    train_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class History:
+    """What a training run recorded: per-step values, evaluations, and whether it diverged.
+
+    ``lrs``, ``momenta`` and ``train_losses`` have one entry per optimizer step taken (the
+    values in force for that step; momentum is ``None`` for optimizers without one).
+    """
+
+    lrs: tuple[float, ...]
+    momenta: tuple[float | None, ...]
+    train_losses: tuple[float, ...]
+    evals: tuple[EvalRecord, ...]
+    steps_per_epoch: int
+    metric_name: str = "metric"
+    higher_is_better: bool = True
+    diverged: bool = False
+    diverged_step: int | None = None
+    diverged_reason: str | None = None
+    stopped_reason: str | None = None
+    seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        """Number of optimizer steps taken."""
+        return len(self.train_losses)
+
+    @property
+    def epochs(self) -> float:
+        """Number of epochs taken (steps / steps per epoch)."""
+        return self.steps / self.steps_per_epoch
+
+    @property
+    def final(self) -> EvalRecord | None:
+        """The last evaluation, or ``None`` when there was none."""
+        return self.evals[-1] if self.evals else None
+
+    def best(self) -> EvalRecord | None:
+        """The evaluation with the best metric (ties: the earliest)."""
+        if not self.evals:
+            return None
+        sign = 1.0 if self.higher_is_better else -1.0
+        finite = [e for e in self.evals if math.isfinite(e.val_metric)]
+        return max(finite, key=lambda e: sign * e.val_metric) if finite else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (non-finite numbers become strings)."""
+        d = asdict(self)
+        d["train_losses"] = [_enc(x) for x in self.train_losses]
+        d["lrs"] = list(self.lrs)
+        d["momenta"] = list(self.momenta)
+        d["evals"] = [{k: _enc(v) for k, v in asdict(e).items()} for e in self.evals]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        """Rebuild a `History` from `to_dict` output."""
+        d = dict(d)
+        d["lrs"] = tuple(d["lrs"])
+        d["momenta"] = tuple(d["momenta"])
+        d["train_losses"] = tuple(_dec(x) for x in d["train_losses"])
+        d["evals"] = tuple(EvalRecord(**{k: _dec(v) for k, v in e.items()}) for e in d["evals"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        """Serialize to a JSON string."""
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> History:
+        """Parse `to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        """Write the JSON to ``path``."""
+        write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> History:
+        """Read a `History` written by `save`."""
+        return cls.from_json(Path(path).read_text())

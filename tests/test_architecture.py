@@ -1,0 +1,93 @@
+"""The layer rule of docs/architecture.md, checked on the source: no module imports from a
+layer below it in the data flow (imports inside functions included), and no function is
+longer than the limit the architecture page sets."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "disciplined"
+
+# in the order data flows: a module may import from its own layer and those before it
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "files", "divergence"),
+    ("schedules",),
+    ("training",),
+    ("tasks",),
+    ("measure",),
+    ("trials",),
+    ("studies",),
+    ("recipe",),
+    ("report",),
+    ("api", "cli", "integrations", "__init__", "__main__"),
+)
+MAX_FUNCTION_LINES = 80
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if module.count(".") else "__init__"
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module} is in no layer of LAYERS: add it to the table")
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__" and len(parts) > 2:
+            parts = parts[:-1]
+        out.append((".".join(parts), path))
+    return out
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, a.name) for a in node.names)
+    return [(n, m) for n, m in found if m == "disciplined" or m.startswith("disciplined.")]
+
+
+def test_every_module_has_a_layer():
+    for module, _ in _modules():
+        _layer(module)
+
+
+def test_no_module_imports_from_a_layer_after_its_own():
+    bad = []
+    for module, path in _modules():
+        mine = _layer(module)
+        for line, target in _imports(path):
+            if target == "disciplined":
+                if mine < len(LAYERS) - 1:
+                    bad.append(f"{module}:{line} imports the package root")
+                continue
+            if _layer(target) > mine:
+                bad.append(f"{module}:{line} imports {target}")
+    assert not bad, "imports against the data flow:\n" + "\n".join(bad)
+
+
+def test_the_rule_catches_an_upward_import(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text("def f():\n    from disciplined.report.plots import plot_history\n")
+    assert _imports(path) == [(2, "disciplined.report.plots")]
+    assert _layer("disciplined.report.plots") > _layer("disciplined.measure.range_test")
+
+
+@pytest.mark.parametrize("module,path", _modules(), ids=[m for m, _ in _modules()])
+def test_no_function_is_longer_than_the_limit(module, path):
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines, line {node.lineno})"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"{module}: " + ", ".join(long)
