@@ -87,3 +87,61 @@ def test_python_dash_m_runs_the_command_line():
         "digits-mlp, synthetic-regression) or path/to/file.py:function or "
         "package.module:function"
     )
+
+
+TUNED = {
+    "task": "digits-mlp",
+    "max_lr": 0.07,
+    "min_lr": 0.0175,
+    "max_momentum": 0.97,
+    "min_momentum": 0.8,
+    "weight_decay": 0.001,
+    "batch_size": 64,
+    "dropout": 0.0,
+    "epochs": 1.0,
+    "optimizer": "sgd",
+    "schedule": "one-cycle",
+}
+
+
+def _history(folder):
+    return json.loads((folder / "history.json").read_text())
+
+
+def test_train_takes_a_tunes_hparams_and_options_override_them(tmp_path):
+    # `train --hparams` is the run the same values given one by one would be; an option
+    # given beside the file wins over the file's value
+    path = tmp_path / "hparams.json"
+    path.write_text(json.dumps(TUNED))
+    base = ["train", "--task", "digits-mlp", "--seed", "2"]
+    assert main([*base, "--hparams", str(path), "--out", str(tmp_path / "file")]) == 0
+    flags = ["--max-lr", "0.07", "--div", "4", "--momentum", "0.97,0.8"]
+    flags += ["--weight-decay", "0.001", "--batch-size", "64", "--epochs", "1"]
+    assert main([*base, *flags, "--out", str(tmp_path / "flags")]) == 0
+    from_file, by_hand = _history(tmp_path / "file"), _history(tmp_path / "flags")
+    assert from_file["train_losses"] == by_hand["train_losses"]
+    assert from_file["lrs"] == by_hand["lrs"] and from_file["momenta"] == by_hand["momenta"]
+    assert from_file["steps_per_epoch"] == 23 and 0.06 < max(from_file["lrs"]) <= 0.07
+    over = ["--hparams", str(path), "--max-lr", "0.02", "--out", str(tmp_path / "over")]
+    assert main([*base, *over]) == 0
+    assert 0.015 < max(_history(tmp_path / "over")["lrs"]) <= 0.02
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "cannot read it"),
+        ("{not json", "not JSON"),
+        (json.dumps({"max_lr": 0.1}), "not a tune's hparams.json"),
+        (json.dumps({**TUNED, "task": "mnist1d-cnn"}), "was tuned on task 'mnist1d-cnn'"),
+    ],
+)
+def test_train_refuses_a_bad_hparams_file(tmp_path, capsys, content, message):
+    path = tmp_path / "hparams.json"
+    if content is not None:
+        path.write_text(content)
+    out = tmp_path / "out"
+    code = main(["train", "--task", "digits-mlp", "--hparams", str(path), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

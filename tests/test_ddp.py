@@ -178,6 +178,21 @@ def test_only_rank_zero_writes_and_the_total_batch_is_reported(two_ranks):
 
 
 @pytest.mark.slow
+def test_a_tuned_batch_is_the_total_batch_split_over_the_processes(two_ranks):
+    # `train --hparams` under torchrun: the tune's batch of 32 is the total one, 16 a rank,
+    # and the run is the one given --batch-size 16 with the same settings
+    a, b = two_ranks
+    assert a["tuned_exit"] == b["tuned_exit"] == 0
+    zero = Path(a["folder"])
+    tuned = json.loads((zero / "tuned" / "history.json").read_text())
+    given = json.loads((zero / "train" / "history.json").read_text())
+    assert tuned["meta"]["total_batch_size"] == 32
+    assert tuned["meta"]["batch_size_per_process"] == 16
+    assert tuned["train_losses"] == given["train_losses"]
+    assert not (Path(b["folder"]) / "tuned").exists()
+
+
+@pytest.mark.slow
 def test_a_data_loader_is_refused_with_what_to_pass_instead(two_ranks):
     for res in two_ranks:
         assert "got a DataLoader" in res["data_loader"]

@@ -62,5 +62,13 @@ def test_the_integrations_are_imported_only_when_asked_for():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr
+    # nor matplotlib: the names that draw are imported on first use
+    code = (
+        "import sys, disciplined; a = 'matplotlib' in sys.modules; "
+        "from disciplined import tune, plot_range_test; "
+        "print(a, 'matplotlib' in sys.modules, tune.__module__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "True", "disciplined.api"], done.stderr
     with pytest.raises(ImportError, match=r"pip install 'disciplined\[ray\]'"):
         require("no_such_module_for_disciplined", "ray")

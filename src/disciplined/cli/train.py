@@ -7,7 +7,9 @@ times it, and only rank 0 writes the output folder and prints."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from disciplined.cli.common import (
     MAX_DIV,
@@ -48,33 +50,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "schedule) and write history.json and curves.png.",
     )
     add_task_args(p)
-    p.add_argument("--epochs", type=epochs_arg, default=10.0, help="in (0, 10000]")
+    p.add_argument(
+        "--hparams",
+        default=None,
+        metavar="FILE",
+        help="the hparams.json a tune wrote: its values are the defaults of the options "
+        "below (under torchrun its batch is the total one, split over the processes)",
+    )
+    p.add_argument("--epochs", type=epochs_arg, default=None, help="in (0, 10000] (default 10)")
     p.add_argument(
         "--batch-size", type=batch_size_arg, default=None, help="default: the task's own"
     )
     p.add_argument(
         "--max-lr",
         type=learning_rate_arg,
-        default=0.1,
-        help="1cycle peak (or the constant / initial step LR), in (0, 10000]",
+        default=None,
+        help="1cycle peak (or the constant / initial step LR), in (0, 10000] (default 0.1)",
     )
     p.add_argument(
         "--div",
         type=float_in(1, MAX_DIV, low_open=True),
-        default=10.0,
-        help="min LR = max LR / div, in (1, 1e6]",
+        default=None,
+        help="min LR = max LR / div, in (1, 1e6] (default 10)",
     )
-    p.add_argument("--schedule", choices=SCHEDULES, default="one-cycle")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None, help="default one-cycle")
     p.add_argument(
         "--momentum",
         type=momentum_pair,
-        default=(0.95, 0.85),
+        default=None,
         metavar="MAX[,MIN]",
-        help="cyclical momentum bounds (betas[0] for adamw), or one constant value",
+        help="cyclical momentum bounds (betas[0] for adamw), or one constant value "
+        "(default 0.95,0.85)",
     )
-    p.add_argument("--weight-decay", type=weight_decay_arg, default=0.0, help="in [0, 10]")
-    p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    p.add_argument(
+        "--weight-decay", type=weight_decay_arg, default=None, help="in [0, 10] (default 0)"
+    )
+    p.add_argument("--dropout", type=fraction_arg, default=None, help="in [0, 1) (default 0)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default sgd")
     p.add_argument("--seed", type=seed_arg, default=0)
     add_device_args(p)
     p.add_argument(
@@ -98,21 +110,14 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     task = task_from_args(args)
     device, amp = device_from_args(args)
-    if args.dropout and not task.takes_dropout:
-        raise UsageError(f"task {task.name!r} has no dropout to set (--dropout {args.dropout})")
-    if args.batch_size is not None:
-        check_batch_size(task, args.batch_size)
-    hp = build_hparams(
-        max_lr=args.max_lr,
-        div=args.div,
-        max_momentum=args.momentum[0],
-        min_momentum=args.momentum[1],
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size or task.default_batch_size,
-        dropout=args.dropout,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-    )
+    settings = _settings(args, task)
+    epochs = settings.pop("epochs")
+    if settings["dropout"] and not task.takes_dropout:
+        raise UsageError(
+            f"task {task.name!r} has no dropout to set (--dropout {settings['dropout']})"
+        )
+    check_batch_size(task, settings["batch_size"])
+    hp = build_hparams(**settings)
     owner = out_owner("train", args)
     check_out(args.out, owner, args.force)
     distributed.barrier()  # every rank has checked the folder before rank 0 creates it
@@ -121,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     _, history = train_task(
         task,
         hp,
-        epochs=args.epochs,
+        epochs=epochs,
         seed=args.seed,
         device=device,
         amp=amp or False,
@@ -168,3 +173,79 @@ def _summary(name: str, history: History, out: Path) -> None:
         f"{history.seconds:.1f} s) -> validation {history.metric_name} {metric}, "
         f"loss {loss}; wrote {out / 'history.json'} and {out / 'curves.png'}"
     )
+
+
+DEFAULTS: dict[str, Any] = {
+    "epochs": 10.0,
+    "max_lr": 0.1,
+    "div": 10.0,
+    "momentum": (0.95, 0.85),
+    "weight_decay": 0.0,
+    "dropout": 0.0,
+    "optimizer": "sgd",
+    "schedule": "one-cycle",
+}
+"""The values of the options neither the command line nor ``--hparams`` gives."""
+
+
+def _settings(args: argparse.Namespace, task: Any) -> dict[str, Any]:
+    """The run's hyper-parameters and epochs: each option as given, else the ``--hparams``
+    file's value, else `DEFAULTS` (the batch size: the task's own)."""
+    tuned = _read_hparams(args.hparams, task) if args.hparams else {}
+    values = {k: getattr(args, k) for k in DEFAULTS}
+    for key, default in DEFAULTS.items():
+        if values[key] is None:
+            values[key] = tuned.get(key, default)
+    batch = args.batch_size
+    if batch is None:
+        batch = _split_batch(tuned["batch_size"]) if "batch_size" in tuned else None
+    max_m, min_m = values.pop("momentum")
+    return {
+        **values,
+        "max_momentum": max_m,
+        "min_momentum": min_m,
+        "batch_size": batch or task.default_batch_size,
+    }
+
+
+def _read_hparams(path: str, task: Any) -> dict[str, Any]:
+    """The settings of a tune's ``hparams.json`` (`recipe.run.TuneResult.hparams_json`),
+    checked to belong to ``task``; a missing or malformed file is a `UsageError`."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"--hparams {path}: cannot read it ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--hparams {path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    needed = ("max_lr", "min_lr", "max_momentum", "min_momentum", "weight_decay", "batch_size")
+    if not isinstance(data, dict) or any(
+        not isinstance(data.get(k), int | float) or isinstance(data.get(k), bool) for k in needed
+    ):
+        raise UsageError(
+            f"--hparams {path}: not a tune's hparams.json (it needs numbers for "
+            f"{', '.join(needed)})"
+        )
+    if data.get("task") not in (None, task.name):
+        raise UsageError(
+            f"--hparams {path} was tuned on task {data['task']!r}, not {task.name!r}"
+        )
+    tuned = {k: data[k] for k in ("max_lr", "weight_decay", "batch_size", "dropout", "epochs")
+             if data.get(k) is not None}
+    tuned["div"] = data["max_lr"] / data["min_lr"]
+    tuned["momentum"] = (data["max_momentum"], data["min_momentum"])
+    for key in ("optimizer", "schedule"):
+        if data.get(key) is not None:
+            tuned[key] = data[key]
+    return tuned
+
+
+def _split_batch(total: int) -> int:
+    """A tuned batch (the total of one optimizer step) split over the processes of a
+    ``torchrun``; it must divide evenly (Smith: total batch = per-device batch x devices)."""
+    world = distributed.world_size()
+    if total % world:
+        raise UsageError(
+            f"the tuned batch size {total} does not split over {world} processes; give "
+            f"--batch-size (each process's batch) or use a process count that divides it"
+        )
+    return total // world

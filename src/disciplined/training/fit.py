@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from disciplined.divergence import RUN_FACTOR, RunDivergence
 from disciplined.training import distributed
 from disciplined.training.batching import (
     BatchLoss,
@@ -103,7 +104,7 @@ class FitConfig:
     amp: bool | str = False
     accumulation_steps: int = 1
     seed: int | None = None
-    diverge_factor: float | None = 4.0
+    diverge_factor: float | None = RUN_FACTOR
     stop: StopRule | None = None
     max_seconds: float | None = None
     sync_every: int | None = None
@@ -277,38 +278,6 @@ def _optimizer_step(
     return step_loss
 
 
-class _Divergence:
-    """`fit`'s divergence rule: a NaN or infinite loss, or a running mean of the loss above
-    ``factor`` times its start (the lower of the first loss and the mean of the first
-    ``warm`` steps)."""
-
-    def __init__(self, factor: float | None, warm: int) -> None:
-        self.factor, self.warm = factor, warm
-        self.base_loss: float | None = None
-        self.run_mean, self.beta = 0.0, 0.9
-
-    def check(self, step_i: int, v: float, first: float) -> str | None:
-        """The reason the run diverged at loss ``v`` of step ``step_i`` (``first`` is the
-        first step's loss), or None."""
-        if not math.isfinite(v):
-            return f"training loss is {v} at step {step_i}"
-        if step_i < self.warm:
-            self.run_mean = v if step_i == 0 else self.run_mean + (v - self.run_mean) / (step_i + 1)
-            if step_i == self.warm - 1:
-                # the lower of the first loss and the first steps' mean, so a blow-up
-                # within those steps cannot raise the bar it is measured against
-                self.base_loss = min(first, self.run_mean)
-            return None
-        self.run_mean = self.beta * self.run_mean + (1 - self.beta) * v
-        base, factor = self.base_loss, self.factor
-        if factor is not None and base is not None and base > 0 and self.run_mean > factor * base:
-            return (
-                f"running training loss {self.run_mean:.4g} exceeded {factor:g}x its "
-                f"starting value {base:.4g} at step {step_i}"
-            )
-        return None
-
-
 class _RunState:
     """What one run has recorded so far, and its stop rules."""
 
@@ -328,7 +297,7 @@ class _RunState:
         self.pending: list[torch.Tensor] = []
         self.evals: list[EvalRecord] = []
         self.since_eval: list[float] = []
-        self.divergence = _Divergence(config.diverge_factor, min(10, max(1, total // 20)))
+        self.divergence = RunDivergence(total, config.diverge_factor)
         self.diverged, self.div_step, self.div_reason = False, None, None
         self.eval_seconds = 0.0
         self.start = time.perf_counter()
@@ -355,7 +324,7 @@ class _RunState:
             step_i = len(self.losses)
             self.losses.append(v)
             self.since_eval.append(v)
-            reason = self.divergence.check(step_i, v, self.losses[0])
+            reason = self.divergence(step_i, v)
             if reason is not None:
                 self.diverged, self.div_step, self.div_reason = True, step_i, reason
                 return "diverged"
