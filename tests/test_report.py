@@ -359,3 +359,11 @@ def test_bracket_batch_and_correction_prose_quote_what_ran(tuned: Path, tmp_path
     assert "weight decay 3e-5 → 0.0003, and the run was repeated" in text
     assert "until one held (max LR 0.5, 0.1 and 0.01)" in text
     assert "three times" not in text and "a third of" not in text
+
+
+def test_lost_workers_are_named_in_the_compute_section(tuned: Path, tmp_path: Path) -> None:
+    folder = _copy(tuned, tmp_path)
+    assert "worker was lost" not in (tuned / "report.html").read_text(encoding="utf-8")
+    _edit(folder, lambda d: d["meta"].update(trial_retries=2))
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert "2 trial runs were repeated after its worker was lost" in text

@@ -338,6 +338,7 @@ def _result(s: RecipeState, out: Path, started: float, command: str | None) -> T
         "device": ctx.device,
         "amp": ctx.amp,
         "trial_devices": ctx.device_counts(),
+        "trial_retries": sum(len(r.retries) for r in ctx.results.values()),
         "budget": s.plan.budget,
         "requested_epochs": cfg.epochs,
         "final_epochs_reason": s.final_why.lstrip("; "),

@@ -877,6 +877,12 @@ def _compute(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         where = ", ".join(f"{_e(str(k))} ({_fmt(v)})" for k, v in devices.items())
         amp = f", mixed precision {_e(str(meta['amp']))}" if meta.get("amp") else ""
         notes.append(f"Trials ran on: {where}{amp}.")
+    retries = meta.get("trial_retries")
+    if isinstance(retries, int) and retries > 0:
+        notes.append(
+            f"{retries} trial run{'s were' if retries > 1 else ' was'} repeated after its "
+            "worker was lost (the store's results say which)."
+        )
     return (
         '<section id="compute"><h2>Compute spent</h2>'
         "<p>Epochs of the task (range-test and training steps alike) and seconds of training, "
