@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.studies.decide import CurveSummary, summarize_range_test
+from disciplined.studies.decide import CurveSummary, Decision, summarize_range_test
 from disciplined.studies.plotspec import PlotSpec
 from disciplined.tasks import Task, load_task
 from disciplined.trials.executors import Executor, InProcessExecutor
@@ -33,6 +33,7 @@ __all__ = [
     "range_spec",
     "range_test_figure",
     "sweep",
+    "sweep_decision",
     "sweep_figure",
 ]
 
@@ -202,6 +203,44 @@ def sweep_figure(
     """The overlay of a sweep's range tests (their validation curves) in ``file``."""
     return PlotSpec(
         "range_overlay", file, tuple(r.key for r in results), tuple(labels), title
+    )
+
+
+def sweep_decision(
+    task: str,
+    name: str,
+    label: str,
+    what: str,
+    values: Sequence[float],
+    results: Sequence[TrialResult],
+    rows: Sequence[CurveSummary],
+    chosen: float,
+    reason: str,
+    *,
+    compute: dict[str, float],
+    rule: str = "lowest_val_loss_at_high_lr",
+    extra: dict[str, Any] | None = None,
+) -> Decision:
+    """The `Decision` of a sweep of range tests over one setting (weight decay, momentum,
+    dropout): the value chosen by ``rule`` with its reason, a row per value, the trials, and
+    the overlay of their validation curves (``name``.png, each labelled ``label=value``,
+    titled with the ``task``'s name and ``what`` the sweep varied)."""
+    figure = sweep_figure(
+        f"{name}.png",
+        results,
+        [f"{label}={v:g}" for v in values],
+        f"{task}: LR range tests at each {what} (validation loss)",
+    )
+    return Decision(
+        name=name,
+        value=chosen,
+        rule=rule,
+        reason=reason,
+        table=tuple(r.to_row() for r in rows),
+        trials=tuple(r.key for r in results),
+        figures=(figure,),
+        extra=extra if extra is not None else {},
+        compute=compute,
     )
 
 

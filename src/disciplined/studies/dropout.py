@@ -12,7 +12,7 @@ from disciplined.studies.context import (
     compute_spent,
     default_range_budget,
     sweep,
-    sweep_figure,
+    sweep_decision,
 )
 from disciplined.studies.decide import Decision, lowest_val_loss_at_high_lr
 from disciplined.trials.hparams import HParams
@@ -38,20 +38,7 @@ def dropout_sweep(
     budget = default_range_budget(task, hp, num_steps)
     results, rows = sweep(ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed)
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
-    figure = sweep_figure(
-        "dropout.png",
-        results,
-        [f"dropout={v:g}" for v in values],
-        f"{task.name}: LR range tests at each dropout rate (validation loss)",
-    )
-    return Decision(
-        name="dropout",
-        value=chosen,
-        rule="lowest_val_loss_at_high_lr",
-        reason=reason,
-        table=tuple(r.to_row() for r in rows),
-        trials=tuple(r.key for r in results),
-        figures=(figure,),
-        extra={},
+    return sweep_decision(
+        task.name, "dropout", "dropout", "dropout rate", values, results, rows, chosen, reason,
         compute=compute_spent(ctx, results),
     )

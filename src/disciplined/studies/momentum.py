@@ -12,7 +12,7 @@ from disciplined.studies.context import (
     compute_spent,
     default_range_budget,
     sweep,
-    sweep_figure,
+    sweep_decision,
 )
 from disciplined.studies.decide import (
     Decision,
@@ -65,21 +65,11 @@ def momentum_test(
     )
     min_m = cycle_min_momentum(chosen)
     min_m = min(min_m, chosen)
-    figure = sweep_figure(
-        "momentum.png",
-        results,
-        [f"momentum={v:g}" for v in values],
-        f"{task.name}: LR range tests at each momentum (validation loss)",
-    )
     param = "betas[0]" if hp.optimizer == "adamw" else "momentum"
-    return Decision(
-        name="momentum",
-        value=chosen,
+    return sweep_decision(
+        task.name, "momentum", "momentum", "momentum", values, results, rows, chosen,
+        f"{reason}; cyclical {param} {chosen:g} -> {min_m:g}",
         rule="lowest_val_loss_at_high_effective_lr" if sgd else "lowest_val_loss_at_high_lr",
-        reason=f"{reason}; cyclical {param} {chosen:g} -> {min_m:g}",
-        table=tuple(r.to_row() for r in rows),
-        trials=tuple(r.key for r in results),
-        figures=(figure,),
         extra={"max_momentum": chosen, "min_momentum": min_m, "parameter": param},
         compute=compute_spent(ctx, results),
     )

@@ -21,7 +21,7 @@ from disciplined.studies.context import (
     compute_spent,
     default_range_budget,
     sweep,
-    sweep_figure,
+    sweep_decision,
 )
 from disciplined.studies.decide import CurveSummary, Decision, lowest_val_loss_at_high_lr
 from disciplined.tasks import Task
@@ -110,26 +110,14 @@ def weight_decay_sweep(
             )
             results, rows, values = results + more, rows + more_rows, [*values, extra]
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
-    figure = sweep_figure(
-        "weight_decay.png",
-        results,
-        [f"wd={v:g}" for v in values],
-        f"{task.name}: LR range tests at each weight decay (validation loss)",
-    )
     compute = compute_spent(ctx, results)
     extra_info: dict[str, Any] = {"grid": why, "method": method}
     if snapshot_cost is not None:
         extra_info["snapshot"] = snapshot_cost
         compute["epochs"] += snapshot_cost["epochs"]
         compute["seconds"] += snapshot_cost["seconds"]
-    return Decision(
-        name="weight_decay",
-        value=chosen,
-        rule="lowest_val_loss_at_high_lr",
-        reason=reason,
-        table=tuple(r.to_row() for r in rows),
-        trials=tuple(r.key for r in results),
-        figures=(figure,),
+    return sweep_decision(
+        task.name, "weight_decay", "wd", "weight decay", values, results, rows, chosen, reason,
         extra=extra_info,
         compute=compute,
     )
