@@ -145,3 +145,13 @@ def test_train_refuses_a_bad_hparams_file(tmp_path, capsys, content, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_tune_under_torchrun_is_refused_with_what_to_run_instead(tmp_path, capsys, monkeypatch):
+    # every process would run the whole recipe into one folder: refused before anything
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "out"
+    code = main(["tune", "--task", "digits-mlp", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "tune does not run under torchrun" in err and "--hparams" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

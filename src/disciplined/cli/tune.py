@@ -38,6 +38,7 @@ from disciplined.cli.common import (
 from disciplined.errors import UsageError
 from disciplined.recipe.plan import BUDGET_FACTOR
 from disciplined.studies import BATCH_COMPARISONS
+from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS
 
 
@@ -133,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the recipe; print progress, a summary table, and where the report is."""
     from disciplined.api import tune
 
+    distributed.refuse_launch(
+        "tune",
+        "its trials run one to a device (--workers, --executor ray); run it once, then its "
+        "final run with `torchrun ... disciplined train --hparams OUT/hparams.json`",
+    )
     task_from_args(args)  # a bad task fails here, before any folder is made
     device, amp = device_from_args(args)
     owner = out_owner("tune", args)

@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from disciplined.errors import UsageError
+
 __all__ = [
     "all_reduce_max",
     "all_reduce_mean",
@@ -170,6 +172,14 @@ def shard_batch(indices: Any, rank_: int, world: int) -> Any:
 
 def _launch_wanted() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def refuse_launch(what: str, instead: str) -> None:
+    """Refuse (`UsageError`, one line) to run ``what`` under a ``torchrun`` launch or in a
+    process group, saying what to do ``instead``: for commands whose processes would each
+    run the whole job and write the same folder."""
+    if _launch_wanted() or is_distributed():
+        raise UsageError(f"{what} does not run under torchrun: {instead}")
 
 
 @contextmanager
