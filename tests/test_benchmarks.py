@@ -125,14 +125,16 @@ def test_searches_never_read_the_test_split_and_search_the_recipes_space(
     fair_mods, in_root, method
 ):
     _common, fair, splits = fair_mods
-    space = fair.Space(batch_sizes=fair.batch_sizes(32))
-    assert space.batch_sizes == (8, 16, 32)
+    space = fair.space(32)
+    assert space.batch_sizes == (8, 16, 32) and space.schedules == ("one-cycle",)
     reads_before = dict(_common.TEST_READS)
     with fair.sealed():  # a read of a test split would raise here
         trials = fair.search(method, splits.ref("digits-mlp"), space, 0.2, 0, 1.0)
     reads_after = dict(_common.TEST_READS)
     assert reads_after == reads_before  # not one read of any test split
-    hps = [space.hparams(t["point"]) for t in trials]
+    from disciplined import HParams
+
+    hps = [HParams.from_dict(t["hparams"]) for t in trials]
     assert {h.schedule for h in hps} == {"one-cycle"}
     assert {h.batch_size for h in hps} <= set(space.batch_sizes)
     if len(hps) >= 10:  # every method varies the batch size, not only the LR
@@ -142,7 +144,7 @@ def test_searches_never_read_the_test_split_and_search_the_recipes_space(
 
 def test_a_search_spends_its_budget_in_seconds_and_stops(fair_mods, in_root):
     _, fair, splits = fair_mods
-    space = fair.Space(batch_sizes=(32,))
+    space = fair.space(32)
     budget = 1.5
     trials = fair.search("random", splits.ref("digits-mlp"), space, 0.3, 0, budget)
     spent = [t["spent"] for t in trials]
