@@ -302,4 +302,5 @@ def recipe_job(
         "epochs": sum(c["epochs"] for c in r.compute.values()),
         "seconds": seconds,
         "epochs_final": r.epochs,
+        "verdict": r.diagnosis.verdict,
     }
