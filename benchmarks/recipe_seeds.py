@@ -103,7 +103,8 @@ def main() -> None:
         seeds, budget, steps = list(range(args.seeds)), None, 300
     cache = cache_dir(args.cache, "bench-seeds-")
     started = time.perf_counter()
-    results = run(plan, seeds, budget, steps, cache, args.workers)
+    workers = 1 if args.quick else args.workers  # quick: starting workers costs more
+    results = run(plan, seeds, budget, steps, cache, workers)
     elapsed = time.perf_counter() - started
 
     budget_txt = "default" if budget is None else f"{budget:g}"
@@ -112,7 +113,7 @@ def main() -> None:
         f"- seeds {seeds}; `tune(task, epochs=E, budget={budget_txt}, range_steps={steps}, "
         "seed=s)` on the validation split of the three-split task (`benchmarks/splits.py`), "
         f"the test split sealed; each choice retrained from seed s + {RETRAIN} and scored on "
-        f"the test split; {args.workers} worker process(es) of 1 torch thread; "
+        f"the test split; {workers} worker process(es) of 1 torch thread; "
         f"{elapsed:.0f} s in all\n"
         "- floor: half-way between the metric's chance level and the task's mean test metric "
         "(a diverged retraining scores the chance level)\n"

@@ -31,8 +31,10 @@ SCRIPTS = (
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    # about 10-100 s each on 2 idle cores; the limit leaves room for a machine shared with
+    # other work, where they have taken over 4 minutes
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=240
+        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=600
     )
 
 
