@@ -36,7 +36,11 @@ def header(title: str) -> str:
                     break
     except OSError:
         pass
-    cmd = "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    argv = list(sys.argv[1:])
+    if "--cache" in argv:  # a folder of stores to resume from: not needed to rerun the table
+        i = argv.index("--cache")
+        del argv[i : i + 2]
+    cmd = "python " + " ".join([os.path.relpath(sys.argv[0]), *argv])
     return (
         f"### {title}\n\n"
         f"- command: `{cmd}`\n"
@@ -85,58 +89,3 @@ def cache_dir(given: str | None, prefix: str):
     if given is None:
         atexit.register(shutil.rmtree, path, True)
     return path
-
-
-def tune_jobs(
-    tasks, seeds, epochs: float, budget: float | None, steps: int, cache, compare: str = "epochs"
-) -> list:
-    """One ``(task, epochs, budget, steps, seed, out, compare)`` job per task and seed for
-    `tune_job`; the output folder is named by the settings, so benchmarks sharing a cache
-    share the tune runs."""
-    budget_txt = "default" if budget is None else f"{budget:g}"
-    suffix = "" if compare == "epochs" else f"-c{compare}"
-    return [
-        (
-            t,
-            epochs,
-            budget,
-            steps,
-            s,
-            str(cache / "tune" / f"{t}-e{epochs:g}-b{budget_txt}-r{steps}-s{s}{suffix}"),
-            compare,
-        )
-        for t in tasks
-        for s in seeds
-    ]
-
-
-def tune_job(
-    task: str,
-    epochs: float,
-    budget: float | None,
-    steps: int,
-    seed: int,
-    out: str,
-    compare: str = "epochs",
-) -> dict:
-    """Run (or resume from ``out``) the recipe; a small picklable summary of what it chose,
-    its accuracy, its compute and its diagnosis."""
-    from disciplined import tune
-
-    torch.set_num_threads(1)
-    r = tune(
-        task,
-        epochs=epochs,
-        budget=budget,
-        range_steps=steps,
-        seed=seed,
-        out=out,
-        compare_batch_sizes=compare,
-    )
-    return {
-        "hparams": r.hparams.to_dict(),
-        "final": r.final_metric,
-        "epochs": sum(c["epochs"] for c in r.compute.values()),
-        "seconds": sum(c["seconds"] for c in r.compute.values()),
-        "verdict": r.diagnosis.verdict,
-    }

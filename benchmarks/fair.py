@@ -6,33 +6,40 @@ with a budget in wall-clock seconds, and scoring on the test split.
   worker processes, under which building a test split raises. `test_score` retrains a
   configuration from a fresh seed and scores it on the test split: the only number a
   headline quotes.
-- **The space.** `Space` is what the recipe chooses among: 1cycle only (with the recipe's
-  momentum cycle, the minimum 0.85 under a maximum of 0.95 or more, else 0.8), max LR,
-  weight decay, maximum momentum and batch size (the task's, half and a quarter: the batch
-  sizes the recipe compares).
-- **Searches.** `search` runs grid, random, Optuna TPE, or TPE with Optuna's
-  ``MedianPruner`` (the validation metric reported after every epoch) until the trials'
-  wall seconds reach a budget; no trial starts once the budget is spent, so a search
-  overshoots by at most its last trial. `best_within` is what a search would hand its
-  user had it been given fewer seconds.
+- **The space.** `space` is what the recipe chooses among, as the library's `SearchSpace`:
+  1cycle only (with the recipe's momentum cycle, the minimum 0.85 under a maximum of 0.95
+  or more, else 0.8), max LR, weight decay, maximum momentum and batch size (the task's,
+  half and a quarter: the batch sizes the recipe compares).
+- **Searches.** `search` runs the library's grid, random and Optuna TPE searches
+  (`disciplined.recipe.baselines`, with ``budget_seconds``), or TPE with Optuna's
+  ``MedianPruner`` (the validation metric reported after every epoch, which the library's
+  trials do not do) until the trials' wall seconds reach a budget; no trial starts once the
+  budget is spent, so a search overshoots by at most its last trial. `best_within` is what
+  a search would hand its user had it been given fewer seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import os
-import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import torch
 
 from disciplined import HParams, fit, load_task, train_task
+from disciplined.recipe.baselines import (
+    SearchResult,
+    SearchSpace,
+    grid_search,
+    hparams_for,
+    random_search,
+    tpe_search,
+    trial_metric,
+)
 
 try:  # run as a script or as a module
     import _common
@@ -62,64 +69,73 @@ def batch_sizes(task_batch: int) -> tuple[int, ...]:
     return tuple(sorted({task_batch, max(1, task_batch // 2), max(1, task_batch // 4)}))
 
 
-@dataclass(frozen=True)
-class Space:
-    """The recipe's space: 1cycle only; max LR and weight decay log-uniform (random, TPE)
-    or from the grids; maximum momentum uniform or from its grid; batch size categorical."""
+def space(task_batch: int) -> SearchSpace:
+    """The recipe's space as the library's `SearchSpace`: 1cycle only; max LR and weight
+    decay log-uniform (random, TPE) or from the grids; maximum momentum uniform or from its
+    grid (the minimum follows the recipe's rule); batch size the task's, half or a quarter."""
+    return SearchSpace(
+        schedules=("one-cycle",),
+        lr=(1e-3, 3.0),
+        weight_decay=(1e-6, 1e-2),
+        momentum=(0.8, 0.99),
+        lr_grid=(0.03, 0.1, 0.3, 1.0),
+        weight_decay_grid=(0.0, 1e-4, 1e-3),
+        momentum_grid=(0.9, 0.95),
+        batch_sizes=batch_sizes(task_batch),
+    )
 
-    batch_sizes: tuple[int, ...]
-    lr: tuple[float, float] = (1e-3, 3.0)
-    weight_decay: tuple[float, float] = (1e-6, 1e-2)
-    momentum: tuple[float, float] = (0.8, 0.99)
-    lr_grid: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
-    weight_decay_grid: tuple[float, ...] = (0.0, 1e-4, 1e-3)
-    momentum_grid: tuple[float, ...] = (0.9, 0.95)
-    optimizer: str = "sgd"
-    schedule: str = "one-cycle"
 
-    def grid(self) -> list[dict[str, Any]]:
-        """Every grid point (batch x LR x weight decay x momentum)."""
-        return [
-            {"batch_size": b, "max_lr": lr, "weight_decay": wd, "momentum": m}
-            for b, lr, wd, m in itertools.product(
-                self.batch_sizes, self.lr_grid, self.weight_decay_grid, self.momentum_grid
-            )
-        ]
-
-    def sample(self, rng: random.Random) -> dict[str, Any]:
-        """A random point: LR and weight decay log-uniform, momentum uniform, batch uniform."""
-
-        def log_uniform(lo: float, hi: float) -> float:
-            return math.exp(rng.uniform(math.log(lo), math.log(hi)))
-
-        return {
-            "batch_size": rng.choice(self.batch_sizes),
-            "max_lr": log_uniform(*self.lr),
-            "weight_decay": log_uniform(*self.weight_decay),
-            "momentum": rng.uniform(*self.momentum),
-        }
-
-    def suggest(self, trial: Any) -> dict[str, Any]:
-        """The same space asked of an Optuna trial."""
-        return {
-            "batch_size": trial.suggest_categorical("batch_size", list(self.batch_sizes)),
-            "max_lr": trial.suggest_float("max_lr", *self.lr, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
-            "momentum": trial.suggest_float("momentum", *self.momentum),
-        }
-
-    def hparams(self, point: dict[str, Any]) -> HParams:
-        """The point as the recipe's `HParams` (1cycle with the recipe's momentum cycle)."""
-        m = float(point["momentum"])
-        return HParams(
-            max_lr=float(point["max_lr"]),
-            max_momentum=m,
-            min_momentum=min(m, 0.85 if m >= 0.95 else 0.8),
-            weight_decay=float(point["weight_decay"]),
-            batch_size=int(point["batch_size"]),
-            optimizer=self.optimizer,  # type: ignore[arg-type]
-            schedule=self.schedule,  # type: ignore[arg-type]
+def _trials(result: SearchResult) -> list[dict[str, Any]]:
+    """A library search's trials as picklable dicts: hyper-parameters, final validation
+    metric (NaN when it diverged, failed or is not finite), wall seconds, epochs and
+    ``spent``, the cumulative seconds at the trial's end."""
+    out, spent = [], 0.0
+    for r in result.trials:
+        spent += r.seconds
+        m = trial_metric(r) if r.status == "ok" else math.nan
+        out.append(
+            {
+                "hparams": dict(r.spec.hparams),
+                "metric": m,
+                "seconds": r.seconds,
+                "epochs": r.epochs,
+                "pruned": False,
+                "spent": spent,
+            }
         )
+    return out
+
+
+def search(
+    method: str,
+    ref: str,
+    space: SearchSpace,
+    epochs: float,
+    seed: int,
+    budget_s: float,
+    max_trials: int = 2_000,
+) -> list[dict[str, Any]]:
+    """Run ``method`` on the validation split of ``ref`` until its trials' wall seconds reach
+    ``budget_s``; every trial (see `_trials`), in the order they ran. Grid, random and TPE
+    are the library's searches (`disciplined.recipe.baselines`, ``budget_seconds``); the
+    grid runs in an order shuffled by ``seed`` and stops when it is done. ``tpe-median`` is
+    TPE with Optuna's MedianPruner, which needs the metric after every epoch of a trial:
+    the library's trials report only their end, so it runs here (`_pruned_tpe`)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not budget_s > 0:
+        raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
+    torch.set_num_threads(1)
+    if method == "tpe-median":
+        return _pruned_tpe(ref, space, epochs, seed, budget_s, max_trials)
+    common = {"seed": seed, "budget_seconds": budget_s, "task_options": {"split": "val"}}
+    if method == "grid":
+        r = grid_search(ref, space, epochs, order_seed=seed, **common)
+    elif method == "random":
+        r = random_search(ref, space, max_trials, epochs, **common)
+    else:
+        r = tpe_search(ref, space, max_trials, epochs, **common)
+    return _trials(r)
 
 
 @lru_cache(maxsize=8)
@@ -127,30 +143,57 @@ def _task(ref: str, split: str = "val") -> Any:
     return load_task(ref, {"split": split})
 
 
-def train_point(
-    ref: str, space: Space, point: dict[str, Any], epochs: float, seed: int, trial: Any = None
-) -> dict[str, Any]:
-    """Train one point for ``epochs`` on the validation split; its final validation metric
-    (NaN when not finite), wall seconds (evaluation included), epochs trained and whether it
-    was pruned. With an Optuna ``trial`` the metric is reported after every epoch and the
-    run stops when the trial's pruner says so."""
+def _pruned_tpe(
+    ref: str, space: SearchSpace, epochs: float, seed: int, budget_s: float, max_trials: int
+) -> list[dict[str, Any]]:
+    """TPE over ``space`` (as `tpe_search` asks it) with ``MedianPruner``: the validation
+    metric reported after every epoch, a trial stopped when the pruner says so."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=5, n_warmup_steps=max(1, int(epochs // 4))
+        ),
+    )
     task = _task(ref)
-    hp = space.hparams(point)
-    t0 = time.perf_counter()
-    if trial is None:
-        _, h = train_task(task, hp, epochs=epochs, seed=seed)
-        pruned = False
-    else:
-        h, pruned = _pruned_run(task, hp, epochs, seed, trial)
-    seconds = time.perf_counter() - t0
-    metric = h.final.val_metric if h.final is not None else math.nan
-    return {
-        "point": dict(point),
-        "metric": metric if math.isfinite(metric) and not pruned else math.nan,
-        "seconds": seconds,
-        "epochs": h.epochs,
-        "pruned": pruned,
-    }
+    trials: list[dict[str, Any]] = []
+    spent = 0.0
+    while spent < budget_s and len(trials) < max_trials:
+        t = study.ask()
+        hp = hparams_for(
+            "one-cycle",
+            t.suggest_float("max_lr", *space.lr, log=True),
+            t.suggest_float("momentum", *space.momentum),
+            t.suggest_float("weight_decay", *space.weight_decay, log=True),
+            t.suggest_categorical("batch_size", list(space.batch_sizes)),
+            space.optimizer,
+        )
+        t0 = time.perf_counter()
+        h, pruned = _pruned_run(task, hp, epochs, seed, t)
+        seconds = time.perf_counter() - t0
+        spent += seconds
+        m = h.final.val_metric if h.final is not None and not h.diverged else math.nan
+        m = m if math.isfinite(m) and not pruned else math.nan
+        trials.append(
+            {
+                "hparams": hp.to_dict(),
+                "metric": m,
+                "seconds": seconds,
+                "epochs": h.epochs,
+                "pruned": pruned,
+                "spent": spent,
+            }
+        )
+        if pruned:
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+        elif math.isfinite(m):
+            study.tell(t, m)
+        else:
+            study.tell(t, state=optuna.trial.TrialState.FAIL)
+    return trials
 
 
 def _pruned_run(task: Any, hp: HParams, epochs: float, seed: int, trial: Any) -> tuple[Any, bool]:
@@ -191,73 +234,6 @@ def _pruned_run(task: Any, hp: HParams, epochs: float, seed: int, trial: Any) ->
         stop=stop,
     )
     return h, state["pruned"]
-
-
-def search(
-    method: str,
-    ref: str,
-    space: Space,
-    epochs: float,
-    seed: int,
-    budget_s: float,
-    max_trials: int = 10_000,
-) -> list[dict[str, Any]]:
-    """Run ``method`` on ``ref`` until its trials' wall seconds reach ``budget_s``; every
-    trial (``train_point``'s dict plus ``spent``, the cumulative seconds at its end), in the
-    order they ran. Grid search runs its points in an order shuffled by ``seed`` and stops
-    when the grid is done."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not budget_s > 0:
-        raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
-    torch.set_num_threads(1)
-    trials: list[dict[str, Any]] = []
-    spent = 0.0
-
-    def record(r: dict[str, Any]) -> None:
-        nonlocal spent
-        spent += r["seconds"]
-        trials.append({**r, "spent": spent})
-
-    if method in ("grid", "random"):
-        rng = random.Random(seed)
-        points: Iterator[dict[str, Any]]
-        if method == "grid":
-            grid = space.grid()
-            rng.shuffle(grid)
-            points = iter(grid)
-        else:
-            points = iter(lambda: space.sample(rng), None)
-        for point in points:
-            if spent >= budget_s or len(trials) >= max_trials:
-                break
-            record(train_point(ref, space, point, epochs, seed))
-        return trials
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, int(epochs // 4)))
-        if method == "tpe-median"
-        else optuna.pruners.NopPruner()
-    )
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10),
-        pruner=pruner,
-    )
-    while spent < budget_s and len(trials) < max_trials:
-        t = study.ask()
-        point = space.suggest(t)
-        r = train_point(ref, space, point, epochs, seed, t if method == "tpe-median" else None)
-        record(r)
-        if r["pruned"]:
-            study.tell(t, state=optuna.trial.TrialState.PRUNED)
-        elif math.isfinite(r["metric"]):
-            study.tell(t, r["metric"])
-        else:
-            study.tell(t, state=optuna.trial.TrialState.FAIL)
-    return trials
 
 
 def best_within(trials: list[dict[str, Any]], seconds: float) -> dict[str, Any] | None:
@@ -326,4 +302,5 @@ def recipe_job(
         "epochs": sum(c["epochs"] for c in r.compute.values()),
         "seconds": seconds,
         "epochs_final": r.epochs,
+        "verdict": r.diagnosis.verdict,
     }

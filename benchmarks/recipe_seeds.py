@@ -1,13 +1,16 @@
-"""The recipe across seeds: what it chose and what it reached, seed by seed.
+"""The recipe across seeds: what it chose and what it reached on a test split, seed by seed.
 
 The other benchmarks average three seeds; a rule that fails one seed in four hides in such a
 mean. Here `disciplined.tune` runs on more seeds per task (default budget, 300-step range
-tests), and the table lists every seed's choices (max LR, momentum cycle, weight decay,
-batch size), its final validation metric and the diagnosis, then the mean, the worst seed
-and how many seeds fell below a floor (half-way between chance and the mean). The tasks
-are the MNIST-1D CNN at 10 epochs (where the default budget leaves no room for the batch
-comparison and the range tests are as long as the final run), the MNIST-1D MLP, the
-synthetic regression and `digits-mlp` at 20 epochs.
+tests) on the validation split of the task's three-split version (`benchmarks/splits.py`),
+with the test split sealed. Each seed's choice is then retrained from a fresh seed (seed +
+1000) and scored on the test split. The table lists every seed's choices (max LR, momentum
+cycle, weight decay, batch size), its test metric (the tune's own final validation metric
+beside) and the diagnosis, then the mean, the worst seed and how many seeds fell below a
+floor (half-way between chance and the mean). The tasks are the MNIST-1D CNN at 10 epochs
+(where the default budget leaves no room for the batch comparison and the range tests are as
+long as the final run), the MNIST-1D MLP, the synthetic regression and `digits-mlp` at 20
+epochs.
 
     python benchmarks/recipe_seeds.py [--quick] [--seeds 9] [--tasks a,b] [--workers 2]
         [--cache DIR]
@@ -16,15 +19,21 @@ synthetic regression and `digits-mlp` at 20 epochs.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-try:  # run as a script or as a module
-    from _common import cache_dir, header, pool_map, tune_job, tune_jobs
-except ImportError:  # pragma: no cover
-    from benchmarks._common import cache_dir, header, pool_map, tune_job, tune_jobs
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import fair  # noqa: E402
+import splits  # noqa: E402
+from _common import cache_dir, header, pool_map  # noqa: E402
 
 # task, final-run epochs, the metric's chance level (accuracy of a constant guess; R^2 0)
 TASKS = (
@@ -33,6 +42,43 @@ TASKS = (
     ("synthetic-regression", 20.0, 0.0),
     ("digits-mlp", 20.0, 0.1),
 )
+RETRAIN = 1000
+"""Seed ``s``'s choice is retrained from seed ``s + RETRAIN`` for the test split."""
+
+
+def run(
+    plan: list[tuple[str, float, float]], seeds: list[int], budget, steps: int, cache, workers
+) -> dict[tuple[str, int], dict]:
+    """Each task and seed: the recipe on the validation split (test sealed), then its choice
+    retrained from a fresh seed and scored on the test split (``"test"``)."""
+    keys = [(t, s) for t, _, _ in plan for s in seeds]
+    epochs = {t: e for t, e, _ in plan}
+    jobs = [
+        (
+            splits.ref(t),
+            epochs[t],
+            s,
+            str(cache / "fair-tune" / f"{t}-e{epochs[t]:g}-r{steps}-s{s}"),
+            steps,
+            budget,
+        )
+        for t, s in keys
+    ]
+    with fair.sealed():
+        results = dict(zip(keys, pool_map(fair.recipe_job, jobs, workers), strict=True))
+    tjobs = [
+        (
+            splits.ref(t),
+            "test",
+            results[(t, s)]["hparams"],
+            results[(t, s)]["epochs_final"],
+            s + RETRAIN,
+        )
+        for t, s in keys
+    ]
+    for key, (metric, _) in zip(keys, pool_map(fair.run_on, tjobs, workers), strict=True):
+        results[key]["test"] = metric
+    return results
 
 
 def main() -> None:
@@ -44,6 +90,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     ap.add_argument("--cache", default=None, help="folder for tune outputs; default: temp")
     args = ap.parse_args()
+    os.chdir(ROOT)
     torch.set_num_threads(1)
     if args.quick:
         plan, seeds, budget, steps = [("digits-mlp", 1.0, 0.1)], [0, 1], 30.0, 100
@@ -56,46 +103,45 @@ def main() -> None:
         seeds, budget, steps = list(range(args.seeds)), None, 300
     cache = cache_dir(args.cache, "bench-seeds-")
     started = time.perf_counter()
-    jobs = [
-        j
-        for task, epochs, _ in plan
-        for j in tune_jobs([task], seeds, epochs, budget, steps, cache)
-    ]
-    outputs = pool_map(tune_job, jobs, args.workers)
-    results = {(j[0], j[4]): o for j, o in zip(jobs, outputs, strict=True)}
+    workers = 1 if args.quick else args.workers  # quick: starting workers costs more
+    results = run(plan, seeds, budget, steps, cache, workers)
     elapsed = time.perf_counter() - started
 
     budget_txt = "default" if budget is None else f"{budget:g}"
-    print(header("The recipe across seeds"))
+    print(header("The recipe across seeds, scored on a test split"))
     print(
         f"- seeds {seeds}; `tune(task, epochs=E, budget={budget_txt}, range_steps={steps}, "
-        f"seed=s)`; {args.workers} worker process(es) of 1 torch thread; {elapsed:.0f} s in "
-        "all\n- floor: half-way between the metric's chance level and the task's mean\n"
+        "seed=s)` on the validation split of the three-split task (`benchmarks/splits.py`), "
+        f"the test split sealed; each choice retrained from seed s + {RETRAIN} and scored on "
+        f"the test split; {workers} worker process(es) of 1 torch thread; "
+        f"{elapsed:.0f} s in all\n"
+        "- floor: half-way between the metric's chance level and the task's mean test metric "
+        "(a diverged retraining scores the chance level)\n"
     )
     summary = []
     for task, epochs, chance in plan:
         rows = [results[(task, s)] for s in seeds]
-        finals = [r["final"] for r in rows]
+        finals = [r["test"] if math.isfinite(r["test"]) else chance for r in rows]
         mean = statistics.fmean(finals)
         floor = (chance + mean) / 2
         print(f"#### {task}, {epochs:g} epochs\n")
         print(
-            "| seed | max LR | momentum | weight decay | batch | validation metric | "
-            "diagnosis | epochs |"
+            "| seed | max LR | momentum | weight decay | batch | test metric [tune's val] | "
+            "diagnosis | epochs | seconds |"
         )
-        print("|---|---|---|---|---|---|---|---|")
-        for s, r in zip(seeds, rows, strict=True):
+        print("|---|---|---|---|---|---|---|---|---|")
+        for s, r, f in zip(seeds, rows, finals, strict=True):
             h = r["hparams"]
             print(
                 f"| {s} | {h['max_lr']:.3g} | {h['max_momentum']:g} -> {h['min_momentum']:g} | "
-                f"{h['weight_decay']:g} | {h['batch_size']} | {r['final']:.4f} | "
-                f"{r['verdict']} | {r['epochs']:.0f} |"
+                f"{h['weight_decay']:g} | {h['batch_size']} | {f:.4f} [{r['val']:.4f}] | "
+                f"{r['verdict']} | {r['epochs']:.0f} | {r['seconds']:.0f} |"
             )
         below = sum(f < floor for f in finals)
         spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
         print(f"\nMean {mean:.4f} ± {spread:.4f}; worst seed {min(finals):.4f}.\n")
         summary.append((task, epochs, mean, spread, min(finals), below, len(finals)))
-    print("#### Summary\n")
+    print("#### Summary (test split)\n")
     print("| task | epochs | mean | std | worst seed | seeds below the floor |")
     print("|---|---|---|---|---|---|")
     for task, epochs, mean, spread, worst, below, n in summary:

@@ -7,7 +7,14 @@ recipe's runs that two of them need are computed once. Their markdown is written
 ``--out`` under a title, a short introduction and a table of how long each took. A
 benchmark that fails is named in the page and makes this command exit with status 1.
 
-    python benchmarks/run_all.py [--quick] [--out docs/benchmarks.md] [--only a,b] [--cache DIR]
+``--only a,b`` runs those benchmarks and, when ``--out`` exists, keeps every other
+benchmark's section (and its row of the durations table) as the page had it, so one table can
+be regenerated without the others. ``--args NAME="--flags"`` passes flags to one benchmark
+(e.g. a reduced scale: ``--args tuning_cost="--tasks digits-mlp --seeds 2"``); each
+benchmark's header prints the command that reruns its table alone, flags included.
+
+    python benchmarks/run_all.py [--quick] [--out docs/benchmarks.md] [--only a,b]
+        [--args NAME="--flags" ...] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import datetime as _dt
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -52,9 +61,10 @@ says **MISSED** in its table.
 """
 
 
-def run(name: str, quick: bool, cache: Path) -> tuple[str, int, float, str]:
-    """Run one benchmark; its markdown, exit status, seconds and the end of its stderr."""
-    cmd = [sys.executable, str(HERE / f"{name}.py")]
+def run(name: str, quick: bool, cache: Path, extra: str = "") -> tuple[str, int, float, str]:
+    """Run one benchmark (with the flags ``extra``); its markdown, exit status, seconds and
+    the end of its stderr."""
+    cmd = [sys.executable, str(HERE / f"{name}.py"), *shlex.split(extra)]
     if quick:
         cmd.append("--quick")
     if name in SHARE_CACHE:
@@ -64,28 +74,65 @@ def run(name: str, quick: bool, cache: Path) -> tuple[str, int, float, str]:
     return proc.stdout, proc.returncode, time.perf_counter() - t0, proc.stderr[-2000:]
 
 
-def assemble(results: list[tuple[str, str, int, float, str]], quick: bool) -> str:
-    """The page: title, introduction, durations, then each benchmark's markdown."""
+def previous(page: str) -> dict[str, tuple[str, str, str]]:
+    """What an existing page says of each benchmark: (status, minutes, section markdown)."""
+    rows = {
+        m[0]: (m[1], m[2])
+        for m in re.findall(r"^\| \[(\w+)\]\(#[\w-]+\) \| (.+?) \| ([^|]+?) \|$", page, re.M)
+    }
+    parts = re.split(r"^## ([\w-]+)\n", page, flags=re.M)
+    sections = {parts[i].replace("-", "_"): parts[i + 1].strip() for i in range(1, len(parts), 2)}
+    return {
+        name: (*rows.get(name, ("ok", "0.0")), text)
+        for name, text in sections.items()
+        if name in BENCHMARKS
+    }
+
+
+def assemble(
+    results: list[tuple[str, str, int, float, str]],
+    quick: bool,
+    kept: dict[str, tuple[str, str, str]] | None = None,
+) -> str:
+    """The page: title, introduction, durations, then each benchmark's markdown, in the
+    order of `BENCHMARKS`; ``kept`` sections (from `previous`) stand for those not run."""
+    kept = {k: v for k, v in (kept or {}).items() if k not in {r[0] for r in results}}
+    ran = ", ".join(r[0] for r in results)
     lines = [
         "# Benchmarks",
         "",
         INTRO,
         f"Generated {_dt.date.today().isoformat()}"
         + (" in `--quick` mode (tiny budgets: the numbers mean nothing)" if quick else "")
-        + f"; {sum(r[3] for r in results) / 60:.1f} minutes in all.",
+        + f"; {sum(r[3] for r in results) / 60:.1f} minutes in all"
+        + (
+            f" ({ran}; the other sections are kept from the page before, each header "
+            "giving its own date and command)."
+            if kept
+            else "."
+        ),
         "",
         "| benchmark | status | minutes |",
         "|---|---|---|",
     ]
-    for name, _, code, seconds, _ in results:
+    body: dict[str, list[str]] = {}
+    rows: dict[str, str] = {}
+    for name, text, code, seconds, err in results:
         status = "ok" if code == 0 else f"**failed** (exit {code})"
-        lines.append(f"| [{name}](#{name.replace('_', '-')}) | {status} | {seconds / 60:.1f} |")
-    lines.append("")
-    for name, text, code, _, err in results:
-        lines += [f"## {name.replace('_', '-')}", ""]
+        rows[name] = f"| {status} | {seconds / 60:.1f} |"
+        body[name] = []
         if code != 0:
-            lines += [f"**failed** with exit status {code}:", "", "```", err.strip(), "```", ""]
-        lines += [text.strip(), ""]
+            body[name] += [f"**failed** with exit status {code}:", "", "```", err.strip(), "```"]
+            body[name].append("")
+        body[name] += [text.strip(), ""]
+    for name, (status, minutes, text) in kept.items():
+        rows[name] = f"| {status} | {minutes} |"
+        body[name] = [text, ""]
+    order = [n for n in BENCHMARKS if n in body]
+    lines += [f"| [{n}](#{n.replace('_', '-')}) {rows[n]}" for n in order]
+    lines.append("")
+    for name in order:
+        lines += [f"## {name.replace('_', '-')}", "", *body[name]]
     return "\n".join(lines)
 
 
@@ -96,10 +143,18 @@ def main() -> int:
     ap.add_argument("--out", default="docs/benchmarks.md")
     ap.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
     ap.add_argument("--cache", default=None, help="shared trial stores; default: a temp folder")
+    ap.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar='NAME="--flags"',
+        help="extra flags for one benchmark (repeatable)",
+    )
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n]
-    unknown = sorted(set(names) - set(BENCHMARKS))
-    if unknown:
+    extra = dict(a.split("=", 1) for a in args.args if "=" in a)
+    unknown = sorted((set(names) | set(extra)) - set(BENCHMARKS))
+    if unknown or len(extra) != len(args.args):
         ap.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
     if args.cache is None:  # a throw-away folder: removed when this process ends
@@ -107,12 +162,13 @@ def main() -> int:
     results = []
     for name in names:
         print(f"{name} ...", file=sys.stderr, flush=True)
-        text, code, seconds, err = run(name, args.quick, cache)
+        text, code, seconds, err = run(name, args.quick, cache, extra.get(name, ""))
         print(f"{name}: exit {code}, {seconds:.0f} s", file=sys.stderr, flush=True)
         results.append((name, text, code, seconds, err))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(assemble(results, args.quick))
+    kept = previous(out.read_text()) if out.exists() and set(names) != set(BENCHMARKS) else {}
+    out.write_text(assemble(results, args.quick, kept))
     print(f"wrote {out}", file=sys.stderr)
     return 1 if any(r[2] != 0 for r in results) else 0
 

@@ -5,7 +5,8 @@ For each task and seed, `disciplined.tune` (``--epochs`` 20, default budget) run
 validation split of the task's three-split version (`benchmarks/splits.py`); its compute is
 the wall time of the whole ``tune`` call (range tests with their evaluations, the batch-size
 runs, the bracket, the final and corrective runs), epochs beside it. Each search
-(`benchmarks/fair.py`) then searches the recipe's own space (1cycle only; max LR, weight
+(`benchmarks/fair.py`: the library's `disciplined.recipe.baselines` searches with a budget
+in seconds) then searches the recipe's own space (1cycle only; max LR, weight
 decay, maximum momentum and batch size: the task's, half and a quarter) with full runs of
 ``--epochs`` until its trials' wall seconds reach 10x the recipe's, from the same seed:
 grid (4 LRs x 3 weight decays x 2 momenta x 3 batch sizes, in a seeded random order),
@@ -48,9 +49,7 @@ FRESH = 1000  # retraining seeds are FRESH + 0, 1, ...
 
 def search_job(method: str, ref: str, batch: int, epochs: float, seed: int, budget_s: float):
     """One search of the recipe's space (`fair.search`), as a picklable list of trials."""
-    return fair.search(
-        method, ref, fair.Space(batch_sizes=fair.batch_sizes(batch)), epochs, seed, budget_s
-    )
+    return fair.search(method, ref, fair.space(batch), epochs, seed, budget_s)
 
 
 def mean_std(xs: list[float]) -> str:
@@ -128,10 +127,9 @@ def main() -> None:
     # the picks, and the recipe's choice, retrained from fresh seeds and scored on the test
     picks: dict[tuple, dict | None] = {}
     for (m, t, s), trials in runs.items():
-        space = fair.Space(batch_sizes=fair.batch_sizes(batch[t]))
         for k in multiples:
             best = fair.best_within(trials, k * recipe[(t, s)]["seconds"])
-            picks[(m, t, s, k)] = space.hparams(best["point"]).to_dict() if best else None
+            picks[(m, t, s, k)] = best["hparams"] if best else None
     wanted = {(t, s): recipe[(t, s)]["hparams"] for t in tasks for s in seeds}
     jobs, keys = [], []
     for key, hp in list(picks.items()) + [

@@ -207,3 +207,76 @@ def test_batch_size_is_searched_when_the_space_names_batch_sizes():
     assert {t.spec.hparams["schedule"] for t in rnd.trials} == {"one-cycle"}
     with pytest.raises(ValueError, match="batch_sizes must be integers >= 1"):
         SearchSpace(batch_sizes=(0,))
+
+
+class OneSecond:
+    """A runner that trains for real but records every trial as taking exactly one second,
+    so a budget in seconds gives a known number of trials on any machine."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, spec):
+        import dataclasses
+
+        self.calls += 1
+        return dataclasses.replace(run_trial(spec), seconds=1.0)
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "tpe"])
+def test_a_seconds_budget_starts_no_trial_once_spent_and_resumes_from_the_store(method):
+    if method == "tpe":
+        pytest.importorskip("optuna")
+    space = SearchSpace(
+        schedules=("one-cycle",),
+        lr_grid=(0.01, 0.03, 0.1, 0.3),
+        weight_decay_grid=(1e-4, 1e-3),
+        momentum_grid=(0.9,),
+        batch_sizes=(16, 32),
+    )
+    store = MemoryStore()
+
+    def search(budget, runner):
+        if method == "grid":
+            return grid_search(
+                "digits-mlp",
+                space,
+                0.2,
+                order_seed=3,
+                budget_seconds=budget,
+                store=store,
+                runner=runner,
+            )
+        fn = random_search if method == "random" else tpe_search
+        return fn(
+            "digits-mlp",
+            space,
+            n_trials=12,
+            epochs=0.2,
+            seed=3,
+            budget_seconds=budget,
+            store=store,
+            runner=runner,
+        )
+
+    first = OneSecond()
+    r = search(2.5, first)
+    # trials start at 0, 1 and 2 seconds spent (< 2.5); none at 3
+    assert len(r.trials) == 3 and first.calls == 3
+    assert r.seconds == 3.0 and [p.seconds for p in r.trace] == [1.0, 2.0, 3.0]
+    assert {t.spec.hp.schedule for t in r.trials} == {"one-cycle"}
+    again = OneSecond()
+    longer = search(5.0, again)
+    # the first three are read back from the store, two more run
+    assert len(longer.trials) == 5 and again.calls == 2
+    assert [t.key for t in longer.trials[:3]] == [t.key for t in r.trials]
+
+
+def test_without_a_budget_the_trial_count_is_unchanged_and_a_bad_budget_is_refused():
+    r = random_search("digits-mlp", TINY, n_trials=2, epochs=0.2, runner=OneSecond())
+    assert len(r.trials) == 2
+    for bad in (0, -1.0, math.inf, math.nan, "10"):
+        with pytest.raises(ValueError, match="budget_seconds must be > 0"):
+            random_search("digits-mlp", TINY, n_trials=2, epochs=0.2, budget_seconds=bad)
+        with pytest.raises(ValueError, match="budget_seconds must be > 0"):
+            grid_search("digits-mlp", TINY, 0.2, budget_seconds=bad)

@@ -32,13 +32,18 @@ What each task stands for (and where its data comes from):
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _common  # benchmarks/_common.py: the test-split read counter and seal
 
 from disciplined.tasks import Task
 from disciplined.tasks.base import accuracy, r2_score
@@ -65,9 +70,13 @@ def _standardize(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     return (x - mean) / np.where(std > 1e-6, std, 1.0)
 
 
-def _pick(split: str, val: Any, test: Any) -> Any:
+def _pick(name: str, split: str, val: Any, test: Any) -> Any:
+    """``val`` or ``test`` by ``split``; a test split's read is counted, and refused while
+    the benchmark has sealed it (`benchmarks._common.read_test_split`)."""
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    if split == "test":
+        _common.read_test_split(name)
     return val if split == "val" else test
 
 
@@ -128,7 +137,7 @@ def _tabular(
         name,
         lambda hp: _mlp(sizes, float(hp.get("dropout", 0.0))),
         _tensors(x, y, tr),
-        _pick(split, _tensors(x, y, va), _tensors(x, y, te)),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
         batch,
         description,
         takes_dropout=True,
@@ -196,7 +205,9 @@ def diabetes_regression(split: str = "val", seed: int = 0) -> Task:
         name="zoo-diabetes-regression",
         build_model=lambda hp: _mlp([10, 64, 64, 1], float(hp.get("dropout", 0.0))),
         train_data=_tensors(x, y, tr, as_y),
-        val_data=_pick(split, _tensors(x, y, va, as_y), _tensors(x, y, te, as_y)),
+        val_data=_pick(
+            "zoo-diabetes-regression", split, _tensors(x, y, va, as_y), _tensors(x, y, te, as_y)
+        ),
         loss_fn=_regression_loss,
         metric=r2_score,
         metric_name="r2",
@@ -230,7 +241,9 @@ def _mnist1d(samples: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _mnist1d_split(seed: int, split: str, channel: bool, noise: float = 0.0, pool: int = 1):
+def _mnist1d_split(
+    name: str, seed: int, split: str, channel: bool, noise: float = 0.0, pool: int = 1
+):
     x, y = _mnist1d()
     if pool > 1:
         x = x.reshape(len(x), -1, pool).mean(-1)
@@ -244,13 +257,13 @@ def _mnist1d_split(seed: int, split: str, channel: bool, noise: float = 0.0, poo
     if channel:
         xt = xt.unsqueeze(1)
     as_t = lambda idx, labels: (xt[idx], torch.tensor(labels[idx]))  # noqa: E731
-    return as_t(tr, y_train), _pick(split, as_t(va, y), as_t(te, y))
+    return as_t(tr, y_train), _pick(name, split, as_t(va, y), as_t(te, y))
 
 
 def noisy_labels_mlp(split: str = "val", seed: int = 0) -> Task:
     """Label noise: MNIST-1D with 30% of the training labels flipped, a wide MLP (validation and
     test labels are clean)."""
-    train, val = _mnist1d_split(seed, split, channel=False, noise=0.3)
+    train, val = _mnist1d_split("zoo-noisy-labels-mlp", seed, split, channel=False, noise=0.3)
     return _classifier(
         "zoo-noisy-labels-mlp",
         lambda hp: _mlp([40, 256, 256, 10], float(hp.get("dropout", 0.0))),
@@ -285,7 +298,7 @@ def bn_cnn(split: str = "val", seed: int = 0) -> Task:
             nn.Linear(32, 10),
         )
 
-    train, val = _mnist1d_split(seed, split, channel=True)
+    train, val = _mnist1d_split("zoo-bn-cnn", seed, split, channel=True)
     return _classifier(
         "zoo-bn-cnn",
         build,
@@ -327,7 +340,7 @@ def resnet1d(split: str = "val", seed: int = 0) -> Task:
             nn.Linear(24, 10),
         )
 
-    train, val = _mnist1d_split(seed, split, channel=True)
+    train, val = _mnist1d_split("zoo-resnet1d", seed, split, channel=True)
     return _classifier(
         "zoo-resnet1d",
         build,
@@ -352,7 +365,7 @@ class _BiGRU(nn.Module):
 
 def gru_seq(split: str = "val", seed: int = 0) -> Task:
     """A recurrent net: a bidirectional GRU(32) reading MNIST-1D as a 20-step sequence."""
-    train, val = _mnist1d_split(seed, split, channel=False, pool=2)
+    train, val = _mnist1d_split("zoo-gru-seq", seed, split, channel=False, pool=2)
     return _classifier(
         "zoo-gru-seq",
         lambda hp: _BiGRU(32),
@@ -403,7 +416,7 @@ def attention_seq(split: str = "val", seed: int = 0) -> Task:
         "zoo-attention-seq",
         lambda hp: _Attention(dropout=float(hp.get("dropout", 0.0))),
         _tensors(xf, y, tr),
-        _pick(split, _tensors(xf, y, va), _tensors(xf, y, te)),
+        _pick("zoo-attention-seq", split, _tensors(xf, y, va), _tensors(xf, y, te)),
         64,
         "synthetic majority token (12 tokens of 8), 1-layer attention",
         takes_dropout=True,
@@ -435,7 +448,7 @@ def digits_cnn_adamw(split: str = "val", seed: int = 0) -> Task:
         "zoo-digits-cnn-adamw",
         build,
         _tensors(x, y, tr),
-        _pick(split, _tensors(x, y, va), _tensors(x, y, te)),
+        _pick("zoo-digits-cnn-adamw", split, _tensors(x, y, va), _tensors(x, y, te)),
         32,
         "digits 8x8 (1077 train), Conv2d(16)+Conv2d(32) with BN",
         options={"split": split, "seed": seed},
@@ -452,7 +465,7 @@ def wide_overfit_mlp(split: str = "val", seed: int = 0) -> Task:
         "zoo-wide-overfit-mlp",
         lambda hp: _mlp([64, 1024, 1024, 10], float(hp.get("dropout", 0.0))),
         _tensors(x, y, tr),
-        _pick(split, _tensors(x, y, va), _tensors(x, y, te)),
+        _pick("zoo-wide-overfit-mlp", split, _tensors(x, y, va), _tensors(x, y, te)),
         32,
         "digits, 300 train, MLP 64-1024-1024-10",
         takes_dropout=True,

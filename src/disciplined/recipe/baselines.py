@@ -14,7 +14,9 @@ Each search returns a frozen `SearchResult`: the trials in the order they ran an
 ``trace`` of (cumulative epochs, cumulative seconds, best metric so far), which says what the
 search had found after any amount of compute (`SearchResult.best_at`). Compute is counted
 like the recipe counts it: in epochs of the task (training steps; evaluation is free) and in
-the trials' wall seconds.
+the trials' wall seconds. Given ``budget_seconds``, a search stops once its trials' wall
+seconds reach it (no trial starts after; the last may overshoot): the budget the benchmarks
+give a search in multiples of the recipe's own seconds.
 
 Random search samples the learning rate and the weight decay log-uniformly, the momentum
 uniformly and the schedule uniformly (Bergstra & Bengio 2012). TPE is Optuna's
@@ -347,6 +349,20 @@ class _Search:
         self.store.bind({"task": self.task, "task_options": self.task_options})
         return self.executor.run(specs, self.store, runner=self.runner, on_result=self.on_result)
 
+    def run_within(
+        self, specs: Sequence[TrialSpec], budget_seconds: float | None
+    ) -> list[TrialResult]:
+        """``run``, or with a budget the specs one at a time, in order, until the trials'
+        wall seconds reach ``budget_seconds``: no trial starts once it is spent."""
+        if budget_seconds is None:
+            return self.run(specs)
+        done: list[TrialResult] = []
+        for spec in specs:
+            if sum(r.seconds for r in done) >= budget_seconds:
+                break
+            done.extend(self.run([spec]))
+        return done
+
     def result(self, method: str, trials: Sequence[TrialResult], **meta: Any) -> SearchResult:
         return SearchResult(
             method=method,
@@ -388,6 +404,13 @@ def _check_trials(n_trials: int) -> None:
         raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}")
 
 
+def _check_budget(budget_seconds: float | None) -> None:
+    if budget_seconds is not None and not (
+        isinstance(budget_seconds, int | float) and 0 < budget_seconds < math.inf
+    ):
+        raise ValueError(f"budget_seconds must be > 0 and finite or None, got {budget_seconds!r}")
+
+
 def grid_search(
     task: str,
     space: SearchSpace | None = None,
@@ -395,6 +418,7 @@ def grid_search(
     *,
     order_seed: int | None = None,
     max_trials: int | None = None,
+    budget_seconds: float | None = None,
     seed: int = 0,
     task_options: dict[str, Any] | None = None,
     store: TrialStore | None = None,
@@ -408,9 +432,12 @@ def grid_search(
     The points run in the grid's order, or, with ``order_seed``, in a random order drawn
     from it, so that the best after any part of the budget is the best of a random subset of
     the grid rather than of its first rows. ``max_trials`` runs only the first points of that
-    order. Every trial is trained from the initial weights of ``seed``. ``task`` is a
+    order; ``budget_seconds`` stops it once the trials' wall seconds reach that many (no
+    trial starts after, so the last may overshoot). Every trial is trained from the initial
+    weights of ``seed``. ``task`` is a
     reference (a built-in name or ``file.py:function``) so worker processes can rebuild it.
     """
+    _check_budget(budget_seconds)
     s = _search(task, space, epochs, seed, task_options, store, executor, runner, on_result)
     points = [
         {"schedule": sch, "max_lr": lr, "weight_decay": wd, "momentum": m, "batch_size": b}
@@ -427,7 +454,7 @@ def grid_search(
     if max_trials is not None:
         _check_trials(max_trials)
         points = points[:max_trials]
-    trials = s.run([s.spec(p, "grid") for p in points])
+    trials = s.run_within([s.spec(p, "grid") for p in points], budget_seconds)
     return s.result("grid", trials, order_seed=order_seed, grid_size=s.space.grid_size)
 
 
@@ -438,6 +465,7 @@ def random_search(
     epochs: float = 20.0,
     seed: int = 0,
     *,
+    budget_seconds: float | None = None,
     task_options: dict[str, Any] | None = None,
     store: TrialStore | None = None,
     executor: Executor | None = None,
@@ -447,12 +475,14 @@ def random_search(
     """Train ``task`` for ``epochs`` epochs at ``n_trials`` random points of ``space``
     (`sample_point`, drawn from ``random.Random(seed)``). ``seed`` also sets every trial's
     initial weights. The same arguments draw the same points, so a rerun resumes from
-    ``store``; a larger ``n_trials`` extends the same sequence."""
+    ``store``; a larger ``n_trials`` extends the same sequence. With ``budget_seconds`` it
+    stops early once the trials' wall seconds reach that many (no trial starts after)."""
     _check_trials(n_trials)
+    _check_budget(budget_seconds)
     s = _search(task, space, epochs, seed, task_options, store, executor, runner, on_result)
     rng = random.Random(seed)
     points = [sample_point(s.space, rng) for _ in range(n_trials)]
-    trials = s.run([s.spec(p, "random") for p in points])
+    trials = s.run_within([s.spec(p, "random") for p in points], budget_seconds)
     return s.result("random", trials)
 
 
@@ -475,6 +505,7 @@ def tpe_search(
     *,
     n_startup_trials: int = 10,
     batch: int = 1,
+    budget_seconds: float | None = None,
     task_options: dict[str, Any] | None = None,
     store: TrialStore | None = None,
     executor: Executor | None = None,
@@ -486,13 +517,15 @@ def tpe_search(
     decay on a log scale), ``batch`` points asked at a time (set it to the number of workers
     to keep them busy). The study is rebuilt from the store on a rerun: the sampler is
     seeded and told the same results in the same order, so it proposes the same points and
-    finished trials are read back, not run again.
+    finished trials are read back, not run again. With ``budget_seconds`` no batch of
+    points is asked once the trials' wall seconds reach that many.
 
     Raises `UsageError` when Optuna is not installed (``pip install disciplined[optuna]``).
     """
     _check_trials(n_trials)
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    _check_budget(budget_seconds)
     optuna = _optuna()
     s = _search(task, space, epochs, seed, task_options, store, executor, runner, on_result)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
@@ -503,7 +536,8 @@ def tpe_search(
             direction="maximize" if s.higher_is_better else "minimize", sampler=sampler
         )
         trials: list[TrialResult] = []
-        while len(trials) < n_trials:
+        limit = math.inf if budget_seconds is None else budget_seconds
+        while len(trials) < n_trials and sum(r.seconds for r in trials) < limit:
             asked = [study.ask() for _ in range(min(batch, n_trials - len(trials)))]
             points = [
                 {
