@@ -159,8 +159,8 @@ def _batch_size(s: RecipeState) -> None:
             compare=plan.mode if candidates else "off",
             candidates=candidates or None,
             memory_limit=s.config.memory_limit,
-            epochs=s.config.epochs,
-            compare_epochs=min(5.0, s.config.epochs / 2),
+            epochs=s.plan.epochs,
+            compare_epochs=min(5.0, s.plan.epochs / 2),
             num_steps=plan.steps,
             seed=s.config.seed,
             max_epochs=0.15 * plan.budget + candidate_test_epochs(s.task, plan.steps, candidates),
@@ -197,7 +197,7 @@ def _final_run(s: RecipeState) -> None:
     winner when there was one (counted once, here)."""
     runs = FIXED_RUNS if s.config.correct else FIXED_RUNS - 1
     s.final_epochs, s.final_why = final_epochs(
-        s.task, s.batch, s.config.epochs, s.left() / runs
+        s.task, s.batch, s.plan.epochs, s.left() / runs
     )
     s.say(f"final run: {s.final_epochs:.3g} epochs at batch {s.hp.batch_size}{s.final_why}")
     s.history, result = final_run(s.ctx, s.hp, s.final_epochs, s.config.seed, "final")
@@ -340,13 +340,13 @@ def _result(s: RecipeState, out: Path, started: float, command: str | None) -> T
         "trial_devices": ctx.device_counts(),
         "trial_retries": sum(len(r.retries) for r in ctx.results.values()),
         "budget": s.plan.budget,
-        "requested_epochs": cfg.epochs,
+        "requested_epochs": s.plan.epochs,
         "final_epochs_reason": s.final_why.lstrip("; "),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
         "command": command
-        or f"disciplined.tune({ctx.task!r}, epochs={cfg.epochs:g}, budget={s.plan.budget:g}, "
+        or f"disciplined.tune({ctx.task!r}, epochs={s.plan.epochs:g}, budget={s.plan.budget:g}, "
         f"seed={cfg.seed})",
         "wall_seconds": time.perf_counter() - started,
         "metric": history.metric_name,
