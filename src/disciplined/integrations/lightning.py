@@ -235,7 +235,7 @@ def tune_lightning(
         starting_hparams,
     )
     from disciplined.tasks import Task
-    from disciplined.training.fit import _model_device, device_and_amp
+    from disciplined.training.devices import device_and_amp, model_device
     from disciplined.trials.spec import run_trial
 
     train, val = _loaders(module, datamodule, train_dataloaders, val_dataloaders)
@@ -253,7 +253,7 @@ def tune_lightning(
         higher_is_better=False,
         name=type(module).__name__,
     )
-    where, _ = device_and_amp(device or _model_device(module))
+    where, _ = device_and_amp(device or model_device(module))
     ctx = StudyContext(
         task=task.name,
         task_obj=task,

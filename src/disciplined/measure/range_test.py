@@ -41,7 +41,9 @@ from disciplined.measure.suggest import (
     suggest_multi,
 )
 from disciplined.schedules.policies import RangeSweep
-from disciplined.training.fit import Data, History, LossFn, _dec, _enc, fit, resolve_device
+from disciplined.training.batching import Data, LossFn
+from disciplined.training.fit import History, fit, resolve_device
+from disciplined.training.history import _dec, _enc
 
 __all__ = ["RangeTest", "RangeTestConfig", "lr_range_test", "preserved_state"]
 

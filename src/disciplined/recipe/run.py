@@ -277,7 +277,7 @@ def run_recipe(
         task_options=dict(task_options or {}),
         store=store_obj,
         executor=executor or make_executor(workers),  # closed below when it is ours
-        runner=_in_process(task_obj, runner) if isinstance(task, Task) else runner,
+        runner=_in_process(task_obj) if isinstance(task, Task) else runner,
         out=out,
         on_result=on_result,
         task_obj=task_obj,
@@ -315,9 +315,7 @@ def _load(
     return load_task(task, task_options), task
 
 
-def _in_process(
-    task: Task, runner: Callable[[TrialSpec], TrialResult]
-) -> Callable[[TrialSpec], TrialResult]:
+def _in_process(task: Task) -> Callable[[TrialSpec], TrialResult]:
     """The runner for a `Task` object: every trial trains that object (it has no reference
     a worker could rebuild)."""
 

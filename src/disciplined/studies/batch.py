@@ -39,14 +39,14 @@ from disciplined.studies.context import (
 from disciplined.studies.decide import Decision
 from disciplined.studies.learning_rate import learning_rate_test, peak_momentum
 from disciplined.tasks import Task
-from disciplined.training.fit import (
+from disciplined.training.batching import (
     BatchLoss,
     LoaderDataset,
     _batch_loss,
     _to_device,
     batches_per_epoch,
-    resolve_device,
 )
+from disciplined.training.fit import resolve_device
 from disciplined.trials.hparams import HParams, build_optimizer
 from disciplined.trials.spec import TrialResult, TrialSpec
 

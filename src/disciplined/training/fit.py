@@ -36,7 +36,6 @@ from disciplined.training.batching import (
     LossFn,
     _batch_loss,
     _Batches,
-    _to_device,
     batches_per_epoch,
 )
 from disciplined.training.devices import (
@@ -47,7 +46,7 @@ from disciplined.training.devices import (
     resolve_device,
 )
 from disciplined.training.evaluate import evaluate
-from disciplined.training.history import EvalRecord, History, _dec, _enc
+from disciplined.training.history import EvalRecord, History
 
 StopRule = Callable[[int, float], "str | None"]
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -67,11 +66,6 @@ __all__ = [
     "group_momentum",
     "resolve_device",
 ]
-
-# names other modules import from here under their former private spelling
-_model_device = model_device
-_autocast = autocast
-_REEXPORTED = (Data, LossFn, _batch_loss, _to_device, _dec, _enc)
 
 
 def group_momentum(group: dict[str, Any]) -> float | None:
