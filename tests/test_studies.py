@@ -310,15 +310,17 @@ def test_refinement_adds_the_half_exponent():
 def _reading_runner(readings):
     """A runner that trains nothing: the range test of seed ``s`` swept to ``end_lr``
     suggests ``readings[s, end_lr][0]`` and has turned when ``readings[s, end_lr][1]``
-    (no validation points: `read_max_lr` takes the training curve's reading)."""
+    (no validation points: `read_max_lr` takes the training curve's reading); a third item
+    False marks the reading as one whose loss never fell clearly."""
 
     def runner(spec):
-        max_lr, turned = readings[spec.seed, spec.budget["end_lr"]]
+        max_lr, turned, *fell = readings[spec.seed, spec.budget["end_lr"]]
+        reliable = fell[0] if fell else True
         test = RangeTest(
             lrs=(0.01, 0.1, 1.0),
             losses=(2.0, 1.5, 1.0),
             smoothed=(2.0, 1.5, 1.0),  # lowest at the end: not turned unless it stopped
-            suggestion=Suggestion(max_lr, max_lr / 10, "smith", "read", 1),
+            suggestion=Suggestion(max_lr, max_lr / 10, "smith", "read", 1, reliable=reliable),
             stop_reason="the loss diverged" if turned else None,
             end_lr=spec.budget["end_lr"],
         )
@@ -341,6 +343,33 @@ def test_the_final_reading_takes_the_lower_of_two_seeds_or_the_median_of_three()
     assert d.value == 0.2 and [r["seed"] for r in d.table] == [0, 1000, 2000]
     assert [r["max_lr"] for r in d.table] == [0.1, 0.5, 0.2]
     assert "a third read 0.2: the median 0.2 was taken" in d.reason
+
+
+def test_a_reading_whose_loss_never_fell_calls_a_third_seed_and_does_not_vote():
+    hp = HParams(batch_size=64)
+    # close together, but one curve never fell: a third seed, and the unreliable one is out
+    one_bad = _reading_runner(
+        {(0, 10.0): (0.02, True, False), (1000, 10.0): (0.03, True), (2000, 10.0): (0.2, True)}
+    )
+    d = learning_rate_test(_ctx(runner=one_bad), hp, repeats=True)
+    assert len(d.trials) == 3 and d.value == 0.03
+    assert "never fell clearly in the test that read 0.02" in d.reason
+    assert d.reason.endswith("the lower of the other two, 0.03, was taken")
+    # the mnist1d-cnn case: two readings off curves that never fell, far apart; the third
+    # has a clear fall and is taken, not the median of the three
+    two_bad = _reading_runner(
+        {(0, 10.0): (0.0222, True, False), (1000, 10.0): (1e-6, True, False),
+         (2000, 10.0): (0.122, True)}
+    )
+    d = learning_rate_test(_ctx(runner=two_bad), hp, repeats=True)
+    assert d.value == 0.122 and "the one reading with a clear fall, 0.122" in d.reason
+    # none fell: the median of the three, and the reason says no reading is reliable
+    none = _reading_runner(
+        {(0, 10.0): (0.02, True, False), (1000, 10.0): (0.03, True, False),
+         (2000, 10.0): (0.5, True, False)}
+    )
+    d = learning_rate_test(_ctx(runner=none), hp, repeats=True)
+    assert d.value == 0.03 and d.reason.endswith("(no reading is reliable)")
 
 
 def test_a_sweep_that_never_turned_is_widened_once_then_called_inconclusive():

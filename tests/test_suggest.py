@@ -113,7 +113,7 @@ def test_clean_valley_smith_reads_where_the_fall_ends() -> None:
     assert s.min_lr == pytest.approx(s.max_lr / 10)
     assert s.rule == "smith"
     assert "fell from 2.3 to a minimum of 0.3" in s.reason
-    assert "unreliable" not in s.reason
+    assert "unreliable" not in s.reason and s.reliable and "reliable" not in s.to_dict()
 
 
 def test_clean_valley_minimum_div10_is_exact() -> None:
@@ -180,7 +180,8 @@ def test_noisy_plateau_is_unreliable_and_no_rule_crashes(seed: int, smoothed: bo
         y = np.asarray(smooth(y))
     s = smith(LRS, y)
     assert "never fell clearly" in s.reason
-    assert "unreliable" in s.reason
+    assert "unreliable" in s.reason and not s.reliable
+    assert Suggestion.from_dict(s.to_dict()) == s and s.to_dict()["reliable"] is False
     for name in RULES:
         s = suggest(LRS, y, rule=name)
         assert LRS[0] / 10 <= s.max_lr <= LRS[-1]

@@ -106,7 +106,9 @@ class Suggestion:
     fallback on a curve that never fell) ``index`` is the minimum and
     ``max_lr == lrs[index] / 10``. From `suggest_multi`, ``index`` points into the median
     curve, ``per_seed`` holds each seed's own ``max_lr`` in the order the curves were given,
-    and ``spread`` is ``(min(per_seed), max(per_seed))``.
+    and ``spread`` is ``(min(per_seed), max(per_seed))``. ``reliable`` is False when the
+    loss never fell clearly (the module docstring): the rule still answered, but the curve
+    shows no learning to read a peak LR from.
     """
 
     max_lr: float
@@ -116,6 +118,7 @@ class Suggestion:
     index: int
     spread: tuple[float, float] | None = None
     per_seed: tuple[float, ...] = ()
+    reliable: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_lr", float(self.max_lr))
@@ -127,8 +130,9 @@ class Suggestion:
             object.__setattr__(self, "spread", (float(low), float(high)))
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary; `from_dict` rebuilds an equal `Suggestion`."""
-        return {
+        """A JSON-ready dictionary; `from_dict` rebuilds an equal `Suggestion`
+        (``reliable`` is written only when False)."""
+        d: dict[str, Any] = {
             "max_lr": self.max_lr,
             "min_lr": self.min_lr,
             "rule": self.rule,
@@ -137,17 +141,20 @@ class Suggestion:
             "spread": None if self.spread is None else list(self.spread),
             "per_seed": list(self.per_seed),
         }
+        if not self.reliable:
+            d["reliable"] = False
+        return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Suggestion:
         """Rebuild a `Suggestion` from `to_dict` output (or the same after a JSON trip)."""
         required = ("max_lr", "min_lr", "rule", "reason", "index")
         missing = [key for key in required if key not in data]
-        unknown = sorted(set(data) - {*required, "spread", "per_seed"})
+        unknown = sorted(set(data) - {*required, "spread", "per_seed", "reliable"})
         if missing or unknown:
             raise ValueError(
                 f"Suggestion.from_dict needs keys {list(required)} (and optionally 'spread', "
-                f"'per_seed'); missing {missing}, unknown {unknown}"
+                f"'per_seed', 'reliable'); missing {missing}, unknown {unknown}"
             )
         spread = data.get("spread")
         return cls(
@@ -158,6 +165,7 @@ class Suggestion:
             index=data["index"],
             spread=None if spread is None else (spread[0], spread[1]),
             per_seed=tuple(data.get("per_seed", ())),
+            reliable=bool(data.get("reliable", True)),
         )
 
 
@@ -259,7 +267,9 @@ def _result(
 ) -> Suggestion:
     min_lr = max_lr / div
     reason = f"{reading}; max LR {_f(max_lr)}, min LR {_f(min_lr)} (max/{div:g}){c.notes()}"
-    return Suggestion(max_lr=max_lr, min_lr=min_lr, rule=rule, reason=reason, index=index)
+    return Suggestion(
+        max_lr=max_lr, min_lr=min_lr, rule=rule, reason=reason, index=index, reliable=c.fell
+    )
 
 
 def _fell_to(c: _Curve) -> str:
@@ -493,6 +503,7 @@ def suggest_multi(
         index=middle.index,
         spread=(low, high),
         per_seed=tuple(picks),
+        reliable=middle.reliable,
     )
 
 

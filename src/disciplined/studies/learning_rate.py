@@ -94,7 +94,10 @@ def learning_rate_test(
     are more than `SPREAD_LIMIT` apart a third seed is run and the median of the three is
     taken (the outlier dropped), else the lower of the two: one range test's reading can
     move 5x between seeds, and a 1cycle past its peak LR collapses while one a little below
-    it loses a little.
+    it loses a little. A reading off a curve whose loss never fell clearly
+    (`Suggestion.reliable`) is no evidence of where the fall ends: it also calls for the
+    third seed, and does not vote while a reading with a clear fall exists
+    (`_combine_seeds`).
     """
     task = ctx.load()
     tests = _Readings(ctx, hp, default_range_budget(task, hp, num_steps), tag)
@@ -128,7 +131,8 @@ def learning_rate_test(
 @dataclass
 class _Readings:
     """The range tests of one `learning_rate_test` and what was read off them: per seed,
-    the max LR (``values``) and how it was read (``how``); every test run with the value
+    the max LR (``values``), whether its curve fell clearly (``reliable``) and how it was
+    read (``how``); every test run with the value
     read off it (``results``, a widened rerun included); the notes on reruns."""
 
     ctx: StudyContext
@@ -136,6 +140,7 @@ class _Readings:
     budget: dict[str, Any]
     tag: str
     values: list[float] = field(default_factory=list)
+    reliable: list[bool] = field(default_factory=list)
     how: list[str] = field(default_factory=list)
     results: list[tuple[TrialResult, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -144,14 +149,14 @@ class _Readings:
     def read(self, seed: int, k: int) -> None:
         """Read the ``k``-th seed: its test, rerun once wider when it never turned."""
         suffix = "" if k == 0 else f"-seed{k}"
-        value, how, turned = self._test(seed, self.budget, self.tag + suffix)
+        value, how, turned, reliable = self._test(seed, self.budget, self.tag + suffix)
         if not turned:
             wide = {
                 **self.budget,
                 "end_lr": self.budget["end_lr"] * WIDEN,
                 "num_steps": int(self.budget["num_steps"] * (1 + math.log10(WIDEN) / 6)),
             }
-            value, how, turned = self._test(seed, wide, self.tag + suffix + "-wide")
+            value, how, turned, reliable = self._test(seed, wide, self.tag + suffix + "-wide")
             self.notes.append(
                 f"seed {seed}: the loss was still falling at the sweep's end LR "
                 f"{self.budget['end_lr']:g}; rerun to {wide['end_lr']:g}"
@@ -159,9 +164,12 @@ class _Readings:
             )
             self.inconclusive = self.inconclusive or not turned
         self.values.append(value)
+        self.reliable.append(reliable)
         self.how.append(how)
 
-    def _test(self, seed: int, budget: dict[str, Any], tag: str) -> tuple[float, str, bool]:
+    def _test(
+        self, seed: int, budget: dict[str, Any], tag: str
+    ) -> tuple[float, str, bool, bool]:
         ctx, hp = self.ctx, self.hp
         (result,) = ctx.run([range_spec(ctx, hp, budget, seed, tag=tag)])
         test = result.range_test
@@ -172,21 +180,47 @@ class _Readings:
             )
         value, how, turned = read_max_lr(test)
         self.results.append((result, value))
-        return value, how, turned
+        # a reading off the validation curve is one with a clear fall (`read_max_lr`)
+        reliable = test.suggestion.reliable or value != test.suggestion.max_lr
+        return value, how, turned, reliable
 
 
 def _combine_seeds(tests: _Readings, seed: int) -> tuple[float, str]:
-    """Two seeds' readings combined: the lower, or, when more than `SPREAD_LIMIT` apart, the
-    median of three (a third seed read here). Returns the value and the sentence."""
+    """Two seeds' readings combined: the lower, or, when more than `SPREAD_LIMIT` apart or
+    when either came from a curve that never fell clearly (`Suggestion.reliable`), with a
+    third seed read here. A reading with no clear fall behind it does not vote while one
+    with a fall exists: of the readings that are left, the median of three, the lower of
+    two, or the only one; with none left, the median of all three. Returns the value and
+    the sentence."""
     a, b = tests.values[0], tests.values[1]
-    if max(a, b) / min(a, b) > SPREAD_LIMIT:
-        tests.read(seed + 2000, 2)
-        value = sorted(tests.values)[1]
-        return value, (
-            f"two seeds read {a:.3g} and {b:.3g} (more than {SPREAD_LIMIT:g}x apart); a "
-            f"third read {tests.values[2]:.3g}: the median {value:.3g} was taken"
+    apart = max(a, b) / min(a, b) > SPREAD_LIMIT
+    if not apart and all(tests.reliable):
+        return min(a, b), f"two seeds read {a:.3g} and {b:.3g}: the lower was taken"
+    tests.read(seed + 2000, 2)
+    values, ok = tests.values, tests.reliable
+    trusted = sorted(v for v, good in zip(values, ok, strict=True) if good)
+    doubtful = [v for v, good in zip(values, ok, strict=True) if not good]
+    why = f"two seeds read {a:.3g} and {b:.3g}" + (
+        f" (more than {SPREAD_LIMIT:g}x apart)" if apart else ""
+    )
+    why += f"; a third read {values[2]:.3g}"
+    if doubtful:
+        why += (
+            "; the loss never fell clearly in the test"
+            + ("s" if len(doubtful) > 1 else "")
+            + " that read "
+            + ", ".join(f"{v:.3g}" for v in doubtful)
         )
-    return min(a, b), f"two seeds read {a:.3g} and {b:.3g}: the lower was taken"
+    if len(trusted) in (0, 3):
+        value = sorted(values)[1]
+        return value, why + (
+            f": the median {value:.3g} was taken"
+            + ("" if trusted else " (no reading is reliable)")
+        )
+    value = trusted[0]
+    if len(trusted) == 2:
+        return value, why + f": the lower of the other two, {value:.3g}, was taken"
+    return value, why + f", so the one reading with a clear fall, {value:.3g}, was taken"
 
 
 def _row(result: TrialResult, read: float) -> dict[str, Any]:
