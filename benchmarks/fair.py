@@ -11,10 +11,11 @@ with a budget in wall-clock seconds, and scoring on the test split.
   or more, else 0.8), max LR, weight decay, maximum momentum and batch size (the task's,
   half and a quarter: the batch sizes the recipe compares).
 - **Searches.** `search` runs the library's grid, random and Optuna TPE searches
-  (`disciplined.recipe.baselines`, with ``budget_seconds``), or TPE with Optuna's
-  ``MedianPruner`` (the validation metric reported after every epoch, which the library's
-  trials do not do) until the trials' wall seconds reach a budget; no trial starts once the
-  budget is spent, so a search overshoots by at most its last trial. `best_within` is what
+  (`disciplined.recipe.baselines`, with ``budget_seconds``), and TPE with the median
+  stopping rule of Optuna's ``MedianPruner`` (`MedianStop`: a trial stops after an epoch
+  at which it is behind the median of the finished trials) until the trials' wall seconds
+  reach a budget; no trial starts once the budget is spent, so a search overshoots by at
+  most its last trial. `best_within` is what
   a search would hand its user had it been given fewer seconds.
 """
 
@@ -25,17 +26,16 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
 import torch
 
-from disciplined import HParams, fit, load_task, train_task
+from disciplined import HParams, load_task, train_task
 from disciplined.recipe.baselines import (
+    MedianStop,
     SearchResult,
     SearchSpace,
     grid_search,
-    hparams_for,
     random_search,
     tpe_search,
     trial_metric,
@@ -99,7 +99,7 @@ def _trials(result: SearchResult) -> list[dict[str, Any]]:
                 "metric": m,
                 "seconds": r.seconds,
                 "epochs": r.epochs,
-                "pruned": False,
+                "pruned": r.status == "pruned",
                 "spent": spent,
             }
         )
@@ -119,121 +119,28 @@ def search(
     ``budget_s``; every trial (see `_trials`), in the order they ran. Grid, random and TPE
     are the library's searches (`disciplined.recipe.baselines`, ``budget_seconds``); the
     grid runs in an order shuffled by ``seed`` and stops when it is done. ``tpe-median`` is
-    TPE with Optuna's MedianPruner, which needs the metric after every epoch of a trial:
-    the library's trials report only their end, so it runs here (`_pruned_tpe`)."""
+    the library's TPE with `median_stop`, the rule of Optuna's MedianPruner."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not budget_s > 0:
         raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
     torch.set_num_threads(1)
-    if method == "tpe-median":
-        return _pruned_tpe(ref, space, epochs, seed, budget_s, max_trials)
     common = {"seed": seed, "budget_seconds": budget_s, "task_options": {"split": "val"}}
     if method == "grid":
         r = grid_search(ref, space, epochs, order_seed=seed, **common)
     elif method == "random":
         r = random_search(ref, space, max_trials, epochs, **common)
-    else:
+    elif method == "tpe":
         r = tpe_search(ref, space, max_trials, epochs, **common)
+    else:
+        r = tpe_search(ref, space, max_trials, epochs, pruning=median_stop(epochs), **common)
     return _trials(r)
 
 
-@lru_cache(maxsize=8)
-def _task(ref: str, split: str = "val") -> Any:
-    return load_task(ref, {"split": split})
-
-
-def _pruned_tpe(
-    ref: str, space: SearchSpace, epochs: float, seed: int, budget_s: float, max_trials: int
-) -> list[dict[str, Any]]:
-    """TPE over ``space`` (as `tpe_search` asks it) with ``MedianPruner``: the validation
-    metric reported after every epoch, a trial stopped when the pruner says so."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=10),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=max(1, int(epochs // 4))
-        ),
-    )
-    task = _task(ref)
-    trials: list[dict[str, Any]] = []
-    spent = 0.0
-    while spent < budget_s and len(trials) < max_trials:
-        t = study.ask()
-        hp = hparams_for(
-            "one-cycle",
-            t.suggest_float("max_lr", *space.lr, log=True),
-            t.suggest_float("momentum", *space.momentum),
-            t.suggest_float("weight_decay", *space.weight_decay, log=True),
-            t.suggest_categorical("batch_size", list(space.batch_sizes)),
-            space.optimizer,
-        )
-        t0 = time.perf_counter()
-        h, pruned = _pruned_run(task, hp, epochs, seed, t)
-        seconds = time.perf_counter() - t0
-        spent += seconds
-        m = h.final.val_metric if h.final is not None and not h.diverged else math.nan
-        m = m if math.isfinite(m) and not pruned else math.nan
-        trials.append(
-            {
-                "hparams": hp.to_dict(),
-                "metric": m,
-                "seconds": seconds,
-                "epochs": h.epochs,
-                "pruned": pruned,
-                "spent": spent,
-            }
-        )
-        if pruned:
-            study.tell(t, state=optuna.trial.TrialState.PRUNED)
-        elif math.isfinite(m):
-            study.tell(t, m)
-        else:
-            study.tell(t, state=optuna.trial.TrialState.FAIL)
-    return trials
-
-
-def _pruned_run(task: Any, hp: HParams, epochs: float, seed: int, trial: Any) -> tuple[Any, bool]:
-    """`train_task`'s run, evaluated after every epoch by a stop rule that asks the pruner."""
-    from disciplined import PolicyScheduler, evaluate
-    from disciplined.trials.hparams import build_optimizer, build_policy, steps_for
-
-    torch.manual_seed(seed)
-    model = task.model()
-    opt = build_optimizer(model, hp)
-    total = steps_for(task, hp, epochs)
-    per_epoch = max(1, round(total / epochs))
-    state = {"pruned": False}
-
-    def stop(step: int, loss: float) -> str | None:
-        if (step + 1) % per_epoch or step + 1 >= total:
-            return None
-        _, metric = evaluate(model, task.val_data, task.loss_fn, task.metric)
-        trial.report(metric if math.isfinite(metric) else 0.0, (step + 1) // per_epoch)
-        if trial.should_prune():
-            state["pruned"] = True
-            return "pruned"
-        return None
-
-    h = fit(
-        model,
-        opt,
-        task.train_data,
-        loss_fn=task.loss_fn,
-        val_data=task.val_data,
-        metric=task.metric,
-        metric_name=task.metric_name,
-        scheduler=PolicyScheduler(opt, build_policy(hp, total)),
-        steps=total,
-        batch_size=hp.batch_size,
-        eval_every=total,
-        seed=seed,
-        stop=stop,
-    )
-    return h, state["pruned"]
+def median_stop(epochs: float) -> MedianStop:
+    """The pruned TPE's rule, Optuna's ``MedianPruner`` as a user would set it: 5 finished
+    trials before any is stopped, and no stop in the first quarter of the epochs."""
+    return MedianStop(n_startup_trials=5, warmup_epochs=max(1, int(epochs // 4)))
 
 
 def best_within(trials: list[dict[str, Any]], seconds: float) -> dict[str, Any] | None:

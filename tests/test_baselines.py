@@ -12,6 +12,7 @@ import pytest
 
 from disciplined.errors import UsageError
 from disciplined.recipe.baselines import (
+    MedianStop,
     SearchSpace,
     grid_search,
     hparams_for,
@@ -20,7 +21,8 @@ from disciplined.recipe.baselines import (
     tpe_search,
     trial_metric,
 )
-from disciplined.trials.spec import run_trial
+from disciplined.training.history import EvalRecord, History
+from disciplined.trials.spec import TrialResult, TrialSpec, prune_rule, run_trial
 from disciplined.trials.store import MemoryStore, SQLiteStore
 
 TINY = SearchSpace(
@@ -280,3 +282,151 @@ def test_without_a_budget_the_trial_count_is_unchanged_and_a_bad_budget_is_refus
             random_search("digits-mlp", TINY, n_trials=2, epochs=0.2, budget_seconds=bad)
         with pytest.raises(ValueError, match="budget_seconds must be > 0"):
             grid_search("digits-mlp", TINY, 0.2, budget_seconds=bad)
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def _history(metrics, higher_is_better=True):
+    """A history whose evaluation after epoch e + 1 measured ``metrics[e]``."""
+    evals = tuple(
+        EvalRecord(epoch=float(e + 1), step=10 * (e + 1), val_loss=1.0, val_metric=m,
+                   train_loss=1.0, seconds=0.0)
+        for e, m in enumerate(metrics)
+    )
+    n = 10 * len(metrics)
+    return History(lrs=(0.1,) * n, momenta=(0.9,) * n, train_losses=(1.0,) * n, evals=evals,
+                   steps_per_epoch=10, higher_is_better=higher_is_better)
+
+
+def _finished(metrics, status="ok"):
+    spec = TrialSpec(task="digits-mlp", hparams={}, kind="train", budget={"epochs": 4})
+    return TrialResult(spec.key, spec, status, 1.0, history=_history(metrics))
+
+
+def test_median_stop_bounds_are_the_median_of_the_finished_trials_at_each_epoch():
+    rule = MedianStop(n_startup_trials=3, warmup_epochs=2)
+    done = [_finished([0.1, 0.2, 0.3, 0.4]), _finished([0.3, 0.5, 0.6, 0.7]),
+            _finished([0.2, 0.4, 0.8, 0.9])]
+    assert rule.bounds(done[:2], 4) is None  # fewer than n_startup_trials finished
+    # epochs 1..3 (none at the last); epoch 1 is inside the warm-up
+    assert rule.bounds(done, 4) == [None, 0.4, 0.6]
+    # pruned and diverged trials do not count, and an even count takes the middle mean
+    more = [*done, _finished([0.0] * 4, "pruned"), _finished([0.5, 0.6, 0.7, 0.8])]
+    assert rule.bounds(more, 4) == [None, pytest.approx(0.45), pytest.approx(0.65)]
+    # default warm-up: a quarter of 8 epochs; no value recorded after epoch 4: no bound
+    assert MedianStop(n_startup_trials=1).bounds(done[:1], 8) == [
+        None, 0.2, 0.3, 0.4, None, None, None
+    ]
+    for bad in ({"n_startup_trials": 0}, {"warmup_epochs": -1}, {"warmup_epochs": 1.5}):
+        with pytest.raises(ValueError):
+            MedianStop(**bad)
+
+
+def test_prune_rule_compares_the_best_so_far_and_fires_once_behind():
+    rule = prune_rule({"bounds": [None, 0.5, 0.6]}, higher_is_better=True)
+    records = _history([0.7, 0.4, 0.55, 0.9]).evals
+    assert rule(records[0]) is None  # no bound at epoch 1
+    assert rule(records[1]) is None  # 0.4 now, but its best so far 0.7 >= 0.5
+    why = rule(records[2])  # best 0.7 >= 0.6: still fine
+    assert why is None and not rule.fired
+    behind = prune_rule({"bounds": [None, 0.5]}, higher_is_better=True)
+    assert behind(_history([0.3]).evals[0]) is None
+    why = behind(_history([0.3, 0.45]).evals[1])
+    assert behind.fired and why.startswith("pruned after epoch 2: best validation metric")
+    def lower():  # a loss: lower is better
+        return prune_rule({"bounds": [2.0]}, higher_is_better=False)
+
+    assert lower()(_history([1.5]).evals[0]) is None and lower()(_history([2.5]).evals[0])
+    nan = prune_rule({"bounds": [0.1]}, higher_is_better=True)
+    assert nan(_history([math.nan]).evals[0]) and nan.fired  # no finite metric: behind
+    assert prune_rule(None, True) is None and prune_rule({}, True) is None
+    with pytest.raises(ValueError, match="budget\\['prune'\\]"):
+        prune_rule({"bounds": "0.5"}, True)
+
+
+def test_median_stop_decides_as_optunas_median_pruner():
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = random.Random(0)
+    curves = [[rng.random() for _ in range(6)] for _ in range(12)]
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
+    )
+    rule, finished = MedianStop(n_startup_trials=4, warmup_epochs=2), []
+    for curve in curves:
+        ours = prune_rule({"bounds": rule.bounds(finished, 7) or []}, True)
+        trial = study.ask()
+        pruned = False
+        for e, m in enumerate(curve, start=1):
+            trial.report(m, e)
+            theirs = trial.should_prune()
+            assert (ours(_history(curve[:e]).evals[-1]) is not None) == theirs, (curve, e)
+            if theirs:
+                pruned = True
+                break
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            finished.append(_finished(curve[:e], "pruned"))
+        else:
+            study.tell(trial, curve[-1])
+            finished.append(_finished(curve))
+    assert sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials) >= 3
+
+
+def test_fit_stops_at_the_evaluation_its_on_eval_rule_names():
+    from disciplined import HParams, load_task
+    from disciplined.trials.hparams import train_task
+
+    task = load_task("digits-mlp")
+    seen = []
+
+    def rule(record):
+        seen.append(record.epoch)
+        return "enough" if record.epoch >= 2 else None
+
+    _, h = train_task(task, HParams(batch_size=64), epochs=4, seed=0, on_eval=rule)
+    per_epoch = h.steps_per_epoch
+    assert seen == [1.0, 2.0] and h.stopped_reason == "enough"
+    assert h.steps == 2 * per_epoch and len(h.evals) == 2 and h.evals[-1].step == h.steps
+
+
+def test_a_pruned_search_stops_trials_behind_the_median_and_resumes_from_the_store():
+    space = SearchSpace(
+        schedules=("one-cycle",),
+        lr=(1e-4, 0.5),
+        weight_decay=(1e-5, 1e-4),
+        momentum=(0.9, 0.9),
+        batch_sizes=(32,),
+    )
+    store = MemoryStore()
+    rule = MedianStop(n_startup_trials=3, warmup_epochs=1)
+    first = Counting()
+    r = random_search("digits-mlp", space, n_trials=10, epochs=3, seed=1, pruning=rule,
+                      store=store, runner=first)
+    statuses = [t.status for t in r.trials]
+    assert first.calls == 10 and statuses[:3] == ["ok"] * 3
+    pruned = [t for t in r.trials if t.status == "pruned"]
+    assert pruned, statuses
+    for t in pruned:
+        assert t.epochs < 3 and math.isnan(trial_metric(t)) and t.reason.startswith("pruned")
+        assert "prune" in t.spec.budget
+    # the best is a finished trial, and no pruned trial was ahead of the bound it was given
+    assert r.best_trial.status == "ok"
+    again = Counting()
+    r2 = random_search("digits-mlp", space, n_trials=10, epochs=3, seed=1, pruning=rule,
+                       store=store, runner=again)
+    assert again.calls == 0 and [t.key for t in r2.trials] == [t.key for t in r.trials]
+    with pytest.raises(ValueError, match="pruning must be a MedianStop"):
+        random_search("digits-mlp", space, n_trials=2, epochs=1, pruning="median")
+
+
+def test_tpe_with_pruning_tells_optuna_which_trials_were_pruned():
+    pytest.importorskip("optuna")
+    space = SearchSpace(schedules=("one-cycle",), lr=(1e-4, 0.5), batch_sizes=(32,))
+    r = tpe_search("digits-mlp", space, n_trials=8, epochs=3, seed=0, n_startup_trials=4,
+                   pruning=MedianStop(n_startup_trials=2, warmup_epochs=1))
+    statuses = [t.status for t in r.trials]
+    assert len(statuses) == 8 and statuses[:2] == ["ok", "ok"] and "pruned" in statuses
+    assert all(math.isfinite(trial_metric(t)) == (t.status == "ok") for t in r.trials)

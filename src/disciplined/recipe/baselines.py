@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -41,6 +42,7 @@ from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import MemoryStore, TrialStore
 
 __all__ = [
+    "MedianStop",
     "SearchResult",
     "SearchSpace",
     "TracePoint",
@@ -180,9 +182,12 @@ def sample_point(space: SearchSpace, rng: random.Random) -> dict[str, Any]:
 
 def trial_metric(result: TrialResult) -> float:
     """A trial's score: the validation metric of its last evaluation (NaN when it has none:
-    a failed trial, or a metric that is not finite)."""
+    a failed trial, or a metric that is not finite; NaN too for a trial that diverged or
+    was pruned, whose last evaluation is not a finished run's)."""
     h = result.history
-    if h is None or h.final is None or not math.isfinite(h.final.val_metric):
+    if result.status != "ok" or h is None or h.final is None:
+        return math.nan
+    if not math.isfinite(h.final.val_metric):
         return math.nan
     return h.final.val_metric
 
@@ -298,6 +303,62 @@ class SearchResult:
         }
 
 
+# --------------------------------------------------------------------------- pruning
+
+
+@dataclass(frozen=True)
+class MedianStop:
+    """The median stopping rule for a search's trials (Golovin et al. 2017, "Google Vizier";
+    the rule of Optuna's ``MedianPruner``): a trial stops after an epoch at which its best
+    validation metric so far is worse than the median, at that epoch, of the trials that
+    finished before it started.
+
+    No trial is stopped until ``n_startup_trials`` have finished, nor before epoch
+    ``warmup_epochs`` (None: a quarter of the trial's epochs, at least 1), nor at its last
+    epoch. The bounds travel in each trial's spec (``budget["prune"]``,
+    `disciplined.trials.spec.PruneRule`), so pruning works with any executor, worker
+    processes and Ray included, and a resumed search rebuilds the same specs. A stopped
+    trial is ``pruned``: its compute counts, its metric does not (`trial_metric`).
+    """
+
+    n_startup_trials: int = 5
+    warmup_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_startup_trials, int) or self.n_startup_trials < 1:
+            raise ValueError(
+                f"n_startup_trials must be an integer >= 1, got {self.n_startup_trials!r}"
+            )
+        if self.warmup_epochs is not None and (
+            not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0
+        ):
+            raise ValueError(
+                f"warmup_epochs must be an integer >= 0 or None, got {self.warmup_epochs!r}"
+            )
+
+    def bounds(self, finished: Sequence[TrialResult], epochs: float) -> list[float | None] | None:
+        """The bound after each epoch ``1 .. ceil(epochs) - 1`` for a trial that starts after
+        ``finished`` (only those with status ``ok`` count); None when nothing is checked."""
+        done = [r.history for r in finished if r.status == "ok" and r.history is not None]
+        if len(done) < self.n_startup_trials:
+            return None
+        warm = self.warmup_epochs if self.warmup_epochs is not None else max(1, int(epochs // 4))
+        out: list[float | None] = []
+        for epoch in range(1, math.ceil(epochs)):
+            values = [v for h in done if (v := _metric_at(h, epoch)) is not None]
+            out.append(statistics.median(values) if values and epoch >= warm else None)
+        return out if any(b is not None for b in out) else None
+
+
+def _metric_at(history: Any, epoch: int) -> float | None:
+    """The validation metric a history recorded at the end of ``epoch`` (None if none, or
+    not finite)."""
+    for e in history.evals:
+        if abs(e.epoch - epoch) <= 1e-9:
+            return e.val_metric if math.isfinite(e.val_metric) else None
+    return None
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -314,6 +375,7 @@ class _Search:
     executor: Executor
     runner: Runner
     on_result: OnResult | None
+    pruning: MedianStop | None = None
     batch_size: int = 0
     metric_name: str = "metric"
     higher_is_better: bool = True
@@ -326,7 +388,9 @@ class _Search:
         self.metric_name = task.metric_name
         self.higher_is_better = task.higher_is_better
 
-    def spec(self, point: dict[str, Any], method: str) -> TrialSpec:
+    def spec(
+        self, point: dict[str, Any], method: str, finished: Sequence[TrialResult] = ()
+    ) -> TrialSpec:
         hp = hparams_for(
             point["schedule"],
             point["max_lr"],
@@ -335,11 +399,15 @@ class _Search:
             int(point.get("batch_size", self.batch_size)),
             self.space.optimizer,
         )
+        budget: dict[str, Any] = {"epochs": self.epochs}
+        bounds = self.pruning.bounds(finished, self.epochs) if self.pruning else None
+        if bounds is not None:
+            budget["prune"] = {"bounds": bounds}
         return TrialSpec(
             task=self.task,
             hparams=hp.to_dict(),
             kind="train",
-            budget={"epochs": self.epochs},
+            budget=budget,
             seed=self.seed,
             task_options=dict(self.task_options),
             tag=f"baseline-{method}",
@@ -350,17 +418,19 @@ class _Search:
         return self.executor.run(specs, self.store, runner=self.runner, on_result=self.on_result)
 
     def run_within(
-        self, specs: Sequence[TrialSpec], budget_seconds: float | None
+        self, points: Sequence[dict[str, Any]], method: str, budget_seconds: float | None
     ) -> list[TrialResult]:
-        """``run``, or with a budget the specs one at a time, in order, until the trials'
-        wall seconds reach ``budget_seconds``: no trial starts once it is spent."""
-        if budget_seconds is None:
-            return self.run(specs)
+        """The points' trials: all at once, or, with a budget or pruning, one at a time in
+        order (each pruned by the trials before it) until the trials' wall seconds reach
+        ``budget_seconds``: no trial starts once it is spent."""
+        if budget_seconds is None and self.pruning is None:
+            return self.run([self.spec(p, method) for p in points])
+        limit = math.inf if budget_seconds is None else budget_seconds
         done: list[TrialResult] = []
-        for spec in specs:
-            if sum(r.seconds for r in done) >= budget_seconds:
+        for point in points:
+            if sum(r.seconds for r in done) >= limit:
                 break
-            done.extend(self.run([spec]))
+            done.extend(self.run([self.spec(point, method, done)]))
         return done
 
     def result(self, method: str, trials: Sequence[TrialResult], **meta: Any) -> SearchResult:
@@ -385,7 +455,10 @@ def _search(
     executor: Executor | None,
     runner: Runner,
     on_result: OnResult | None,
+    pruning: MedianStop | None = None,
 ) -> _Search:
+    if pruning is not None and not isinstance(pruning, MedianStop):
+        raise ValueError(f"pruning must be a MedianStop or None, got {pruning!r}")
     return _Search(
         task=task,
         space=space or SearchSpace(),
@@ -396,6 +469,7 @@ def _search(
         executor=executor or InProcessExecutor(),
         runner=runner,
         on_result=on_result,
+        pruning=pruning,
     )
 
 
@@ -419,6 +493,7 @@ def grid_search(
     order_seed: int | None = None,
     max_trials: int | None = None,
     budget_seconds: float | None = None,
+    pruning: MedianStop | None = None,
     seed: int = 0,
     task_options: dict[str, Any] | None = None,
     store: TrialStore | None = None,
@@ -433,12 +508,15 @@ def grid_search(
     from it, so that the best after any part of the budget is the best of a random subset of
     the grid rather than of its first rows. ``max_trials`` runs only the first points of that
     order; ``budget_seconds`` stops it once the trials' wall seconds reach that many (no
-    trial starts after, so the last may overshoot). Every trial is trained from the initial
-    weights of ``seed``. ``task`` is a
+    trial starts after, so the last may overshoot); ``pruning`` (`MedianStop`) stops trials
+    that fall behind the median of those before them. Every trial is trained from the
+    initial weights of ``seed``. ``task`` is a
     reference (a built-in name or ``file.py:function``) so worker processes can rebuild it.
     """
     _check_budget(budget_seconds)
-    s = _search(task, space, epochs, seed, task_options, store, executor, runner, on_result)
+    s = _search(
+        task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
+    )
     points = [
         {"schedule": sch, "max_lr": lr, "weight_decay": wd, "momentum": m, "batch_size": b}
         for sch, lr, wd, m, b in itertools.product(
@@ -454,7 +532,7 @@ def grid_search(
     if max_trials is not None:
         _check_trials(max_trials)
         points = points[:max_trials]
-    trials = s.run_within([s.spec(p, "grid") for p in points], budget_seconds)
+    trials = s.run_within(points, "grid", budget_seconds)
     return s.result("grid", trials, order_seed=order_seed, grid_size=s.space.grid_size)
 
 
@@ -466,6 +544,7 @@ def random_search(
     seed: int = 0,
     *,
     budget_seconds: float | None = None,
+    pruning: MedianStop | None = None,
     task_options: dict[str, Any] | None = None,
     store: TrialStore | None = None,
     executor: Executor | None = None,
@@ -476,13 +555,16 @@ def random_search(
     (`sample_point`, drawn from ``random.Random(seed)``). ``seed`` also sets every trial's
     initial weights. The same arguments draw the same points, so a rerun resumes from
     ``store``; a larger ``n_trials`` extends the same sequence. With ``budget_seconds`` it
-    stops early once the trials' wall seconds reach that many (no trial starts after)."""
+    stops early once the trials' wall seconds reach that many (no trial starts after);
+    ``pruning`` (`MedianStop`) stops trials that fall behind the median of those before."""
     _check_trials(n_trials)
     _check_budget(budget_seconds)
-    s = _search(task, space, epochs, seed, task_options, store, executor, runner, on_result)
+    s = _search(
+        task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
+    )
     rng = random.Random(seed)
     points = [sample_point(s.space, rng) for _ in range(n_trials)]
-    trials = s.run_within([s.spec(p, "random") for p in points], budget_seconds)
+    trials = s.run_within(points, "random", budget_seconds)
     return s.result("random", trials)
 
 
@@ -506,6 +588,7 @@ def tpe_search(
     n_startup_trials: int = 10,
     batch: int = 1,
     budget_seconds: float | None = None,
+    pruning: MedianStop | None = None,
     task_options: dict[str, Any] | None = None,
     store: TrialStore | None = None,
     executor: Executor | None = None,
@@ -518,7 +601,10 @@ def tpe_search(
     to keep them busy). The study is rebuilt from the store on a rerun: the sampler is
     seeded and told the same results in the same order, so it proposes the same points and
     finished trials are read back, not run again. With ``budget_seconds`` no batch of
-    points is asked once the trials' wall seconds reach that many.
+    points is asked once the trials' wall seconds reach that many. With ``pruning``
+    (`MedianStop`, what Optuna's ``MedianPruner`` does) a trial stops once it falls behind
+    the median of the trials finished before its batch was asked; Optuna is told its
+    per-epoch metrics and that it was pruned.
 
     Raises `UsageError` when Optuna is not installed (``pip install disciplined[optuna]``).
     """
@@ -527,7 +613,9 @@ def tpe_search(
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     _check_budget(budget_seconds)
     optuna = _optuna()
-    s = _search(task, space, epochs, seed, task_options, store, executor, runner, on_result)
+    s = _search(
+        task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
+    )
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -555,14 +643,27 @@ def tpe_search(
                 }
                 for t in asked
             ]
-            results = s.run([s.spec(p, "tpe") for p in points])
+            results = s.run([s.spec(p, "tpe", trials) for p in points])
             for t, r in zip(asked, results, strict=True):
-                m = trial_metric(r)
-                if math.isfinite(m):
-                    study.tell(t, m)
-                else:
-                    study.tell(t, state=optuna.trial.TrialState.FAIL)
+                _tell(study, t, r, optuna.trial.TrialState)
             trials.extend(results)
     finally:
         optuna.logging.set_verbosity(verbosity)
     return s.result("tpe", trials, n_startup_trials=n_startup_trials, batch=batch)
+
+
+def _tell(study: Any, trial: Any, result: TrialResult, states: Any) -> None:
+    """Tell Optuna a trial's outcome: its metric; or, pruned, its metric after each whole
+    epoch and the state PRUNED (the sampler reads pruned trials by how far they got); or
+    FAIL."""
+    if result.status == "pruned" and result.history is not None:
+        for e in result.history.evals:
+            if abs(e.epoch - round(e.epoch)) <= 1e-9 and math.isfinite(e.val_metric):
+                trial.report(e.val_metric, round(e.epoch))
+        study.tell(trial, state=states.PRUNED)
+        return
+    m = trial_metric(result)
+    if math.isfinite(m):
+        study.tell(trial, m)
+    else:
+        study.tell(trial, state=states.FAIL)

@@ -49,11 +49,13 @@ from disciplined.training.evaluate import evaluate
 from disciplined.training.history import EvalRecord, History
 
 StopRule = Callable[[int, float], "str | None"]
+EvalRule = Callable[[EvalRecord], "str | None"]
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 __all__ = [
     "BatchLoss",
     "EvalRecord",
+    "EvalRule",
     "FitConfig",
     "History",
     "LoaderDataset",
@@ -100,6 +102,7 @@ class FitConfig:
     seed: int | None = None
     diverge_factor: float | None = RUN_FACTOR
     stop: StopRule | None = None
+    on_eval: EvalRule | None = None
     max_seconds: float | None = None
     sync_every: int | None = None
     progress: bool | Callable[[int, int], None] = False
@@ -144,6 +147,7 @@ def fit(
     seed: int | None = None,
     diverge_factor: float | None = 4.0,
     stop: StopRule | None = None,
+    on_eval: EvalRule | None = None,
     max_seconds: float | None = None,
     sync_every: int | None = None,
     progress: bool | Callable[[int, int], None] = False,
@@ -159,7 +163,10 @@ def fit(
 
     The run stops early, without raising, when the loss is NaN or infinite or its running
     mean exceeds ``diverge_factor`` times the mean of the first steps (``diverged`` is set),
-    when ``stop(step, loss)`` returns a reason, or after ``max_seconds`` of training.
+    when ``stop(step, loss)`` returns a reason, when ``on_eval(record)`` returns one for an
+    evaluation's `EvalRecord` (an early-stopping or pruning rule that reads the validation
+    metric), or after ``max_seconds`` of training; the reason is the history's
+    ``stopped_reason``.
     ``seed`` seeds torch's global generator (dropout, initial noise) and the shuffling.
     ``device`` is where to train (``None``: where the model's parameters already are; the
     model is moved there). ``amp`` is ``True``/``"bf16"`` or ``"fp16"`` (with loss
@@ -189,6 +196,7 @@ def fit(
         seed=seed,
         diverge_factor=diverge_factor,
         stop=stop,
+        on_eval=on_eval,
         max_seconds=max_seconds,
         sync_every=sync_every,
         progress=progress,
@@ -360,6 +368,13 @@ class _RunState:
             )
         )
 
+    def after_eval(self) -> str | None:
+        """The caller's ``on_eval`` rule on the evaluation just recorded: why to stop, or
+        None (every rank reads the same all-reduced record, so all stop together)."""
+        if self.config.on_eval is None or not self.evals:
+            return None
+        return self.config.on_eval(self.evals[-1]) or None
+
     def history(self, stopped: str | None) -> History:
         """The `History` of the run as recorded."""
         c = self.config
@@ -484,6 +499,9 @@ def fit_with(
                 break
         if step % every == 0:
             run.evaluate(step)
+            stopped = run.after_eval()
+            if stopped:
+                break
         if bar is not None:
             bar.update(1)
         if report is not None:

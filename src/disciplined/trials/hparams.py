@@ -17,7 +17,7 @@ from disciplined.errors import UsageError
 from disciplined.schedules.policies import ConstantPolicy, OneCyclePolicy, StepPolicy
 from disciplined.schedules.scheduler import PolicyScheduler
 from disciplined.tasks import Task
-from disciplined.training.fit import History, batches_per_epoch, fit
+from disciplined.training.fit import EvalRule, History, batches_per_epoch, fit
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("one-cycle", "constant", "step")
@@ -132,11 +132,13 @@ def train_task(
     max_seconds: float | None = None,
     progress: bool = False,
     model: nn.Module | None = None,
+    on_eval: EvalRule | None = None,
 ) -> tuple[nn.Module, History]:
     """Build ``task``'s model (or take ``model``) and train it with ``hp`` for ``epochs``.
 
     ``device`` is where to train (``None``: where the model is; a task's fresh model is
-    on the CPU). Returns the trained model and its `History`; the history's ``meta`` holds
+    on the CPU). ``on_eval`` is `fit`'s rule read after every evaluation.
+    Returns the trained model and its `History`; the history's ``meta`` holds
     the task name,
     the hyper-parameters, the epochs and the seed.
     """
@@ -174,6 +176,7 @@ def train_task(
         seed=seed,
         max_seconds=max_seconds,
         progress=progress,
+        on_eval=on_eval,
         meta={"task": task.name, "hparams": hp.to_dict(), "epochs": epochs, "seed": seed},
     )
     return model, history

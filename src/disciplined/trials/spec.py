@@ -4,7 +4,8 @@ A `TrialSpec` names a task (by reference, so a worker process can rebuild it), t
 hyper-parameters, the kind of run (``range_test`` or ``train``), its budget and its seed; its
 `key` is a stable hash of all that, so a store can tell a finished trial from a new one. A
 `TrialResult` holds the outcome: a `RangeTest` or a `History`, the wall seconds, and a status
-(``ok``, ``diverged`` or ``failed`` with its reason). `run_trial` executes a spec in this
+(``ok``, ``diverged``, ``failed`` with its reason, or ``pruned``: a training run stopped by
+the pruning bounds in its budget, `prune_rule`). `run_trial` executes a spec in this
 process.
 
 Only what says something about the hyper-parameters is recorded: a loss that turns NaN,
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -29,22 +32,31 @@ from disciplined.divergence import diverged_at_start
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.tasks import Task, load_task
-from disciplined.training.fit import History, device_name, resolve_device
+from disciplined.training.fit import EvalRecord, History, device_name, resolve_device
 from disciplined.trials.hparams import HParams, build_optimizer, train_task
 
-__all__ = ["TrialCrash", "TrialResult", "TrialSpec", "run_trial", "task_for"]
+__all__ = [
+    "PruneRule",
+    "TrialCrash",
+    "TrialResult",
+    "TrialSpec",
+    "prune_rule",
+    "run_trial",
+    "task_for",
+]
 
 TrialKind = Literal["range_test", "train"]
 
 RANGE_TEST_HPARAMS = ("batch_size", "dropout", "max_momentum", "optimizer", "weight_decay")
 """The hyper-parameters a range test's result depends on (`run_trial`: the optimizer is built
 at the sweep's start LR with ``max_momentum``; the schedule is the sweep's own)."""
-Status = Literal["ok", "diverged", "failed"]
+Status = Literal["ok", "diverged", "failed", "pruned"]
 
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """What to run. ``budget`` holds the run's size: for ``train`` ``{"epochs": E}``; for
+    """What to run. ``budget`` holds the run's size: for ``train`` ``{"epochs": E}``, with
+    optionally ``"eval_every"`` (steps) and ``"prune"`` (`prune_rule`); for
     ``range_test`` any of ``num_steps``, ``start_lr``, ``end_lr``, ``val_every``,
     ``val_batches``, ``mode``. ``task_options`` are passed to the task function.
     ``init`` optionally names a snapshot (a path) to start training from instead of fresh
@@ -206,27 +218,7 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str | None = No
         task = task or task_for(spec)
         hp = spec.hp
         if spec.kind == "train":
-            model = _initial_model(spec, task, hp)
-            _, history = train_task(
-                task,
-                hp,
-                epochs=float(spec.budget["epochs"]),
-                seed=spec.seed,
-                device=dev,
-                amp=amp,
-                model=model,
-                eval_every=spec.budget.get("eval_every"),
-            )
-            status: Status = "diverged" if history.diverged else "ok"
-            return TrialResult(
-                spec.key,
-                spec,
-                status,
-                time.perf_counter() - t0,
-                history=history,
-                reason=history.diverged_reason,
-                device=where,
-            )
+            return _run_train(spec, task, hp, dev, amp, where, t0)
         torch.manual_seed(spec.seed)
         model = _initial_model(spec, task, hp)
         opt = build_optimizer(model, hp.with_(max_lr=spec.budget.get("start_lr", 1e-5)))
@@ -269,6 +261,98 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str | None = No
         if isinstance(exc, UsageError | torch.OutOfMemoryError):  # this spec cannot run
             return TrialResult(spec.key, spec, "failed", seconds, reason=last, device=where)
         raise TrialCrash(f"trial {spec.key} ({spec.tag or spec.kind}) crashed: {last}") from exc
+
+
+def _run_train(
+    spec: TrialSpec,
+    task: Task,
+    hp: HParams,
+    dev: torch.device,
+    amp: bool | str,
+    where: str,
+    t0: float,
+) -> TrialResult:
+    """A ``train`` spec's run: its 1cycle (or other schedule) from the spec's initial
+    weights, pruned by ``budget["prune"]`` when given."""
+    model = _initial_model(spec, task, hp)
+    prune = prune_rule(spec.budget.get("prune"), task.higher_is_better)
+    _, history = train_task(
+        task,
+        hp,
+        epochs=float(spec.budget["epochs"]),
+        seed=spec.seed,
+        device=dev,
+        amp=amp,
+        model=model,
+        eval_every=spec.budget.get("eval_every"),
+        on_eval=prune,
+    )
+    status: Status = "diverged" if history.diverged else "ok"
+    if prune is not None and prune.fired:
+        status = "pruned"
+    return TrialResult(
+        spec.key,
+        spec,
+        status,
+        time.perf_counter() - t0,
+        history=history,
+        reason=history.stopped_reason if status == "pruned" else history.diverged_reason,
+        device=where,
+    )
+
+
+class PruneRule:
+    """A training trial's pruning rule, read after each evaluation (`fit`'s ``on_eval``).
+
+    ``bounds[i]`` is the bound after epoch ``i + 1`` (None: no check there), set by the
+    search before the trial starts (`disciplined.recipe.baselines.MedianStop`: the median
+    of the finished trials at each epoch). As in Optuna's ``MedianPruner``, the trial's
+    best validation metric so far is compared: once it is worse than the bound (or not
+    finite), the run stops and the trial is ``pruned``.
+    """
+
+    def __init__(self, bounds: Sequence[float | None], higher_is_better: bool) -> None:
+        self.bounds = list(bounds)
+        self.higher_is_better = higher_is_better
+        self.best = math.nan
+        self.fired = False
+
+    def __call__(self, record: EvalRecord) -> str | None:
+        m = record.val_metric
+        if math.isfinite(m) and not (
+            math.isfinite(self.best)
+            and (self.best >= m if self.higher_is_better else self.best <= m)
+        ):
+            self.best = m
+        epoch = round(record.epoch)
+        if abs(record.epoch - epoch) > 1e-9 or not 1 <= epoch <= len(self.bounds):
+            return None
+        bound = self.bounds[epoch - 1]
+        if bound is None:
+            return None
+        worse = self.best < bound if self.higher_is_better else self.best > bound
+        if math.isfinite(self.best) and not worse:
+            return None
+        self.fired = True
+        return (
+            f"pruned after epoch {epoch}: best validation metric so far {self.best:.4g}, "
+            f"worse than the bound {bound:.4g} at that epoch"
+        )
+
+
+def prune_rule(prune: dict[str, Any] | None, higher_is_better: bool) -> PruneRule | None:
+    """The `PruneRule` of a train spec's ``budget["prune"]`` (``{"bounds": [...]}``), or
+    None when there is none."""
+    if not prune:
+        return None
+    bounds = prune.get("bounds")
+    if not isinstance(bounds, list) or not all(
+        b is None or isinstance(b, int | float) for b in bounds
+    ):
+        raise ValueError(
+            f"budget['prune'] must be {{'bounds': [number or None, ...]}}, got {prune!r}"
+        )
+    return PruneRule(bounds, higher_is_better)
 
 
 def _steps_per_epoch(task: Task, hp: HParams) -> int:
