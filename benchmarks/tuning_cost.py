@@ -3,8 +3,10 @@ and 10x its compute in wall-clock seconds, every pick scored on a test split non
 
 For each task and seed, `disciplined.tune` (``--epochs`` 20, default budget) runs on the
 validation split of the task's three-split version (`benchmarks/splits.py`); its compute is
-the wall time of the whole ``tune`` call (range tests with their evaluations, the batch-size
-runs, the bracket, the final and corrective runs), epochs beside it. Each search
+its trials' wall seconds (range tests with their evaluations, the batch-size runs, the
+bracket, the final and corrective runs), counted as a search's are, epochs beside it; the
+whole ``tune`` call's seconds (with loading, the trial store and the report's figures,
+which no search draws) are shown beside them. Each search
 (`benchmarks/fair.py`: the library's `disciplined.recipe.baselines` searches with a budget
 in seconds) then searches the recipe's own space (1cycle only; max LR, weight
 decay, maximum momentum and batch size: the task's, half and a quarter) with full runs of
@@ -157,7 +159,8 @@ def main() -> None:
         f"process(es) of 1 torch thread; {elapsed:.0f} s in all\n"
         f"- recipe: `tune(task, epochs={epochs:g}, budget="
         f"{'default' if budget is None else f'{budget:g}'}, range_steps={steps}, seed=s)` on "
-        "the validation split; its compute = the wall seconds of the whole call\n"
+        "the validation split; its compute = its trials' wall seconds, as a search's (the "
+        "whole call's, with the report's figures, in brackets)\n"
         f"- searches: {', '.join(methods)} over 1cycle x max LR x weight decay x momentum x "
         f"batch size, full {epochs:g}-epoch runs, until {max(multiples):g}x the recipe's "
         "seconds; each pick is the best validation trial ended within the budget\n"
@@ -176,7 +179,8 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|---|")
         print(
-            f"| recipe | - | {statistics.fmean(r['seconds'] for r in rec):.0f} | "
+            f"| recipe | - | {statistics.fmean(r['seconds'] for r in rec):.0f} "
+            f"({statistics.fmean(r['wall_seconds'] for r in rec):.0f}) | "
             f"{statistics.fmean(r['epochs'] for r in rec):.0f} | - | "
             f"{mean_std([r['val'] for r in rec])} | {mean_std(rec_test)} | - |"
         )
