@@ -74,16 +74,20 @@ def run(name: str, quick: bool, cache: Path, extra: str = "") -> tuple[str, int,
     return proc.stdout, proc.returncode, time.perf_counter() - t0, proc.stderr[-2000:]
 
 
-def previous(page: str) -> dict[str, tuple[str, str, str]]:
-    """What an existing page says of each benchmark: (status, minutes, section markdown)."""
+def previous(page: str) -> dict[str, tuple[str, str, str, str]]:
+    """What an existing page says of each benchmark: (status, minutes, date generated,
+    section markdown); "-" for what its row does not say (a page before the date column, or
+    a section without a row)."""
     rows = {
-        m[0]: (m[1], m[2])
-        for m in re.findall(r"^\| \[(\w+)\]\(#[\w-]+\) \| (.+?) \| ([^|]+?) \|$", page, re.M)
+        m[0]: (m[1], m[2], m[3] or "-")
+        for m in re.findall(
+            r"^\| \[(\w+)\]\(#[\w-]+\) \| (.+?) \| ([^|]+?) \|(?: ([^|]+?) \|)?$", page, re.M
+        )
     }
     parts = re.split(r"^## ([\w-]+)\n", page, flags=re.M)
     sections = {parts[i].replace("-", "_"): parts[i + 1].strip() for i in range(1, len(parts), 2)}
     return {
-        name: (*rows.get(name, ("ok", "0.0")), text)
+        name: (*rows.get(name, ("ok", "-", "-")), text)
         for name, text in sections.items()
         if name in BENCHMARKS
     }
@@ -92,41 +96,43 @@ def previous(page: str) -> dict[str, tuple[str, str, str]]:
 def assemble(
     results: list[tuple[str, str, int, float, str]],
     quick: bool,
-    kept: dict[str, tuple[str, str, str]] | None = None,
+    kept: dict[str, tuple[str, str, str, str]] | None = None,
 ) -> str:
     """The page: title, introduction, durations, then each benchmark's markdown, in the
-    order of `BENCHMARKS`; ``kept`` sections (from `previous`) stand for those not run."""
+    order of `BENCHMARKS`; ``kept`` sections (from `previous`) stand for those not run, with
+    the date and minutes of the run that made them."""
     kept = {k: v for k, v in (kept or {}).items() if k not in {r[0] for r in results}}
     ran = ", ".join(r[0] for r in results)
+    today = _dt.date.today().isoformat()
     lines = [
         "# Benchmarks",
         "",
         INTRO,
-        f"Generated {_dt.date.today().isoformat()}"
+        f"Generated {today}"
         + (" in `--quick` mode (tiny budgets: the numbers mean nothing)" if quick else "")
         + f"; {sum(r[3] for r in results) / 60:.1f} minutes in all"
         + (
-            f" ({ran}; the other sections are kept from the page before, each header "
-            "giving its own date and command)."
+            f" ({ran}; the other sections are kept from earlier runs: the table gives the "
+            "date and minutes of the run that made each, its header its command and scale)."
             if kept
             else "."
         ),
         "",
-        "| benchmark | status | minutes |",
-        "|---|---|---|",
+        "| benchmark | status | minutes | generated |",
+        "|---|---|---|---|",
     ]
     body: dict[str, list[str]] = {}
     rows: dict[str, str] = {}
     for name, text, code, seconds, err in results:
         status = "ok" if code == 0 else f"**failed** (exit {code})"
-        rows[name] = f"| {status} | {seconds / 60:.1f} |"
+        rows[name] = f"| {status} | {seconds / 60:.1f} | {today} |"
         body[name] = []
         if code != 0:
             body[name] += [f"**failed** with exit status {code}:", "", "```", err.strip(), "```"]
             body[name].append("")
         body[name] += [text.strip(), ""]
-    for name, (status, minutes, text) in kept.items():
-        rows[name] = f"| {status} | {minutes} |"
+    for name, (status, minutes, date, text) in kept.items():
+        rows[name] = f"| {status} | {minutes} | {date} |"
         body[name] = [text, ""]
     order = [n for n in BENCHMARKS if n in body]
     lines += [f"| [{n}](#{n.replace('_', '-')}) {rows[n]}" for n in order]

@@ -6,6 +6,7 @@ mean nothing, so sharing the CPU does no harm), started once for the module.
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -237,12 +238,22 @@ def test_run_all_regenerates_one_section_and_keeps_the_others():
         quick=False,
     )
     kept = run_all.previous(old)
-    assert kept["oracle"] == ("ok", "2.0", "### Oracle\n\n#### sub\n\n| b |\n|---|\n| 2 |")
+    today = datetime.date.today().isoformat()
+    assert kept["oracle"] == (
+        "ok", "2.0", today, "### Oracle\n\n#### sub\n\n| b |\n|---|\n| 2 |"
+    )
     new = run_all.assemble(
         [("loop_speed", "### Loop\n\n| a |\n|---|\n| 9 |", 3, 30.0, "x")], quick=False, kept=kept
     )
-    assert "| [loop_speed](#loop-speed) | **failed** (exit 3) | 0.5 |" in new
-    assert "| [oracle](#oracle) | ok | 2.0 |" in new
+    assert f"| [loop_speed](#loop-speed) | **failed** (exit 3) | 0.5 | {today} |" in new
+    assert f"| [oracle](#oracle) | ok | 2.0 | {today} |" in new
+    # a page from before the date column, and a section with no row: "-" for what is unsaid
+    older = (
+        "| [oracle](#oracle) | ok | 10 |\n\n## oracle\n\n### O\n\n## scale\n\n### S\n"
+    )
+    assert run_all.previous(older) == {
+        "oracle": ("ok", "10", "-", "### O"), "scale": ("ok", "-", "-", "### S")
+    }
     assert new.index("## loop-speed") < new.index("## oracle")  # the order of BENCHMARKS
     assert "| 9 |" in new and "| 1 |" not in new and "#### sub\n\n| b |" in new
     assert "the other sections are kept" in new
