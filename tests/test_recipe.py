@@ -465,3 +465,38 @@ def test_dropout_is_swept_only_when_asked_and_the_model_takes_it(tmp_path):
     # the rate 0 is the weight decay's own test at the chosen value: read back, not rerun
     wd = on.decisions[1]
     assert set(drop.trials) & set(wd.trials)
+
+
+def _underfit(metric):
+    """A runner whose training runs end underfitting (validation loss still falling by half
+    over the run, no gap to the training loss) with ``metric`` as every evaluation's
+    validation metric: all max LRs tie."""
+    from dataclasses import replace
+
+    def runner(spec):
+        r = run_trial(spec)
+        if spec.kind != "train" or r.history is None:
+            return r
+        h, n = r.history, len(r.history.evals)
+        evals = tuple(
+            replace(e, val_loss=2.0 - i / n, train_loss=2.0 - i / n, val_metric=metric)
+            for i, e in enumerate(h.evals)
+        )
+        return replace(r, history=replace(h, evals=evals))
+
+    return runner
+
+
+def test_a_correction_the_bracket_already_ran_costs_nothing_and_each_trial_counts_once(tmp_path):
+    # every run ties, so the bracket keeps the reading r and has run 3r; the verdict is
+    # underfitting, whose first correction is 3r: read back from the store, not charged
+    r = tune("digits-mlp", epochs=6, budget=90, range_steps=100, out=tmp_path,
+             runner=_underfit(0.9), compare_batch_sizes="off")
+    b = next(d for d in r.decisions if d.rule == "best_full_run_of_bracket")
+    first = next(d for d in r.decisions if d.rule == "larger_max_lr_when_underfitting")
+    assert first.table[0]["max_lr"] == pytest.approx(3 * b.value)
+    assert first.trials[0] in b.trials and first.compute == {"epochs": 0.0, "seconds": 0.0}
+    assert "read back: no new compute" in first.reason
+    with SQLiteStore(tmp_path / "trials.sqlite") as s:
+        unique = sum(t.epochs for t in s.results())
+    assert sum(c["epochs"] for c in r.compute.values()) == pytest.approx(unique)

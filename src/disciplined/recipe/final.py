@@ -83,8 +83,9 @@ def lr_bracket(s: RecipeState) -> None:
             if r.history is None:
                 raise UsageError(f"the bracket's run at max LR {lr:.4g} failed: {r.reason}")
             runs[lr] = (r.history, r.key)
-            spent["epochs"] += r.history.epochs
-            spent["seconds"] += r.seconds
+            cost = s.fresh_cost([r])
+            spent["epochs"] += cost["epochs"]
+            spent["seconds"] += cost["seconds"]
             say(f"bracket: max LR {lr:.4g}: validation {_metric(r.history):.4f}")
 
     def score(lr: float) -> float:
@@ -204,8 +205,9 @@ def retry_lower(s: RecipeState) -> None:
         history, result = final_run(ctx, hp, epochs, seed, f"retry{len(keys) + 1}")
         verdict = diagnose(history)
         keys.append(result.key)
-        spent["epochs"] += history.epochs
-        spent["seconds"] += result.seconds
+        cost = s.fresh_cost([result])
+        spent["epochs"] += cost["epochs"]
+        spent["seconds"] += cost["seconds"]
         rows.append(
             {"max_lr": hp.max_lr, "val_metric": _metric(history), "verdict": verdict.verdict}
         )
@@ -286,12 +288,14 @@ def corrective_round(s: RecipeState) -> None:
     epochs, seed, left, grid = s.final_epochs, s.config.seed, s.left, s.plan.weight_decays
     base = hp
     for hp2, rule, key, what in _corrections(base, grid, verdict.verdict):
-        if left() < epochs:
+        hp2 = hp.with_(**{key: getattr(hp2, key)})
+        known = one_cycle_spec(ctx, hp2, epochs, seed, "corrective").key in ctx.results
+        if not known and left() < epochs:
             say(f"{verdict.verdict}, but the budget has no room for a corrective run ({what})")
             break
-        hp2 = hp.with_(**{key: getattr(hp2, key)})
         h2, r2 = final_run(ctx, hp2, epochs, seed, "corrective")
-        s.add_compute("corrective_run", h2.epochs, r2.seconds)
+        cost = s.fresh_cost([r2])
+        s.add_compute("corrective_run", cost["epochs"], cost["seconds"])
         v2 = diagnose(h2)
         better = v2.verdict != "diverged" and _better(h2, history, task.higher_is_better)
         row = {
@@ -305,6 +309,7 @@ def corrective_round(s: RecipeState) -> None:
             f"{verdict.verdict}: {what}; validation {history.metric_name} "
             f"{_metric(history):.4f} -> {_metric(h2):.4f}"
             + (" (diverged)" if v2.verdict == "diverged" else "")
+            + (" (an earlier step's run, read back: no new compute)" if known else "")
             + f"; kept the {'new' if better else 'previous'} run"
         )
         s.decisions.append(
@@ -316,7 +321,7 @@ def corrective_round(s: RecipeState) -> None:
                 table=(row,),
                 trials=(r2.key,),
                 extra={"parameter": key},
-                compute={"epochs": h2.epochs, "seconds": r2.seconds},
+                compute={"epochs": cost["epochs"], "seconds": cost["seconds"]},
             )
         )
         say(reason)

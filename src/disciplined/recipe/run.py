@@ -201,6 +201,7 @@ def _final_run(s: RecipeState) -> None:
     )
     s.say(f"final run: {s.final_epochs:.3g} epochs at batch {s.hp.batch_size}{s.final_why}")
     s.history, result = final_run(s.ctx, s.hp, s.final_epochs, s.config.seed, "final")
+    s.ctx.counted.add(result.key)  # charged here, so no later step charges it again
     s.compute["final_run"] = {"epochs": s.history.epochs, "seconds": result.seconds}
     if s.batch is not None and result.key in s.batch.trials:
         s.compute["batch_size"]["epochs"] -= s.history.epochs

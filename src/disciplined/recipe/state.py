@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from disciplined.measure.diagnose import Diagnosis
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.plan import Plan
 from disciplined.studies import StudyContext
+from disciplined.studies.context import compute_spent
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task
 from disciplined.training.fit import History
 from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult
 
 __all__ = ["RecipeState"]
 
@@ -55,6 +57,12 @@ class RecipeState:
         }
         self.say(f"{step}: {d.name} = {d.value:g} ({d.rule})")
         return d
+
+    def fresh_cost(self, results: Sequence[TrialResult]) -> dict[str, float]:
+        """What ``results`` cost that no step has counted yet: each trial counts once per
+        tune (`studies.context.compute_spent`), so a run an earlier step made and this one
+        reads back from the store (a correction the bracket already ran) costs nothing."""
+        return compute_spent(self.ctx, results)
 
     def add_compute(self, step: str, epochs: float, seconds: float) -> None:
         """Add a run's cost to ``step``'s compute."""
