@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from disciplined.errors import UsageError
 from disciplined.studies.decide import cycle_min_momentum
 from disciplined.tasks import load_task
+from disciplined.training.history import whole_epoch
 from disciplined.trials.executors import Executor, InProcessExecutor
 from disciplined.trials.hparams import OPTIMIZERS, SCHEDULES, HParams
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
@@ -339,24 +340,30 @@ class MedianStop:
     def bounds(self, finished: Sequence[TrialResult], epochs: float) -> list[float | None] | None:
         """The bound after each epoch ``1 .. ceil(epochs) - 1`` for a trial that starts after
         ``finished`` (only those with status ``ok`` count); None when nothing is checked."""
-        done = [r.history for r in finished if r.status == "ok" and r.history is not None]
+        done = [
+            _epoch_metrics(r.history)
+            for r in finished
+            if r.status == "ok" and r.history is not None
+        ]
         if len(done) < self.n_startup_trials:
             return None
         warm = self.warmup_epochs if self.warmup_epochs is not None else max(1, int(epochs // 4))
         out: list[float | None] = []
         for epoch in range(1, math.ceil(epochs)):
-            values = [v for h in done if (v := _metric_at(h, epoch)) is not None]
+            values = [m[epoch] for m in done if epoch in m]
             out.append(statistics.median(values) if values and epoch >= warm else None)
         return out if any(b is not None for b in out) else None
 
 
-def _metric_at(history: Any, epoch: int) -> float | None:
-    """The validation metric a history recorded at the end of ``epoch`` (None if none, or
-    not finite)."""
+def _epoch_metrics(history: Any) -> dict[int, float]:
+    """The finite validation metrics a history recorded at the end of whole epochs, by
+    epoch number."""
+    out = {}
     for e in history.evals:
-        if abs(e.epoch - epoch) <= 1e-9:
-            return e.val_metric if math.isfinite(e.val_metric) else None
-    return None
+        n = whole_epoch(e.epoch)
+        if n is not None and math.isfinite(e.val_metric):
+            out.setdefault(n, e.val_metric)
+    return out
 
 
 # --------------------------------------------------------------------------- running
@@ -657,9 +664,8 @@ def _tell(study: Any, trial: Any, result: TrialResult, states: Any) -> None:
     epoch and the state PRUNED (the sampler reads pruned trials by how far they got); or
     FAIL."""
     if result.status == "pruned" and result.history is not None:
-        for e in result.history.evals:
-            if abs(e.epoch - round(e.epoch)) <= 1e-9 and math.isfinite(e.val_metric):
-                trial.report(e.val_metric, round(e.epoch))
+        for epoch, metric in _epoch_metrics(result.history).items():
+            trial.report(metric, epoch)
         study.tell(trial, state=states.PRUNED)
         return
     m = trial_metric(result)

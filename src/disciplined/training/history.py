@@ -11,7 +11,14 @@ from typing import Any
 
 from disciplined.files import write_text_atomic
 
-__all__ = ["EvalRecord", "History"]
+__all__ = ["EvalRecord", "History", "whole_epoch"]
+
+
+def whole_epoch(epoch: float) -> int | None:
+    """The epoch's number when an evaluation fell at the end of a whole epoch (``2.0`` ->
+    2), else None (an evaluation mid-epoch, or the last one of a fractional run)."""
+    n = round(epoch)
+    return n if abs(epoch - n) <= 1e-9 else None
 
 
 def _enc(x: float | None) -> float | str | None:

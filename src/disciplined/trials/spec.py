@@ -33,6 +33,7 @@ from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import EvalRecord, History, device_name, resolve_device
+from disciplined.training.history import whole_epoch
 from disciplined.trials.hparams import HParams, build_optimizer, train_task
 
 __all__ = [
@@ -324,8 +325,8 @@ class PruneRule:
             and (self.best >= m if self.higher_is_better else self.best <= m)
         ):
             self.best = m
-        epoch = round(record.epoch)
-        if abs(record.epoch - epoch) > 1e-9 or not 1 <= epoch <= len(self.bounds):
+        epoch = whole_epoch(record.epoch)
+        if epoch is None or not 1 <= epoch <= len(self.bounds):
             return None
         bound = self.bounds[epoch - 1]
         if bound is None:
