@@ -162,6 +162,17 @@ def test_sweep_stop_refuses_a_factor_of_one() -> None:
 # --------------------------------------------------------------------------- finished curves
 
 
+def test_divergence_cut_finds_a_blow_up_with_no_fall_before_it() -> None:
+    # flat at 2.3 (with noise), then the loss runs away without ever having fallen: the cut
+    # is where the running average passes 4x the start, so the lag-free average cannot
+    # smear 6e14 back over the plateau; a noisy flat curve is not cut
+    rng = np.random.default_rng(0)
+    flat = list(2.3 + 0.01 * rng.standard_normal(280))
+    assert divergence_cut([*flat, 3.17, 335.5, 6e14]) == 281
+    assert divergence_cut(flat) == 280
+    assert divergence_cut([*flat, 3.17, 335.5, 6e14], explode=1000.0) == 282
+
+
 def test_divergence_cut_finds_the_blow_up_after_the_fall() -> None:
     rng = np.random.default_rng(0)
     fall = list(np.linspace(2.3, 1.5, 100) + 0.02 * rng.standard_normal(100))

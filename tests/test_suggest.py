@@ -189,6 +189,24 @@ def test_noisy_plateau_is_unreliable_and_no_rule_crashes(seed: int, smoothed: bo
         assert "unreliable" in s.reason
 
 
+def test_a_plateau_that_never_fell_reads_where_it_ended_not_its_noise_minimum() -> None:
+    # a deep net without normalization: flat (with noise) up to LR 3, where it blew up and
+    # the curve was cut; its noise minimum can sit at any LR, its plateau's end cannot
+    rng = np.random.default_rng(0)
+    flat = TOP + 0.01 * rng.standard_normal(len(LRS))
+    end = int(np.searchsorted(LRS, 3.0))
+    y = np.concatenate([flat[:end], np.full(len(LRS) - end, np.nan)])
+    s = smith(LRS, y)
+    assert not s.reliable and "stayed on its plateau" in s.reason
+    assert s.index == end - 1 and s.max_lr == pytest.approx(LRS[end - 1] / 10)
+    # a curve flat up to LR 0.01 that then rises for good (without a fall) leaves its band
+    # (5% above the start) where 0.5 log10(lr / 0.01) = 0.05, at LR 0.01 * 10**0.1
+    rising = np.where(LRS <= 0.01, TOP, TOP * (1 + 0.5 * np.log10(LRS / 0.01)))
+    s = smith(LRS, rising)
+    edge = 0.01 * 10**0.1
+    assert not s.reliable and edge / STEP <= 10 * s.max_lr <= edge
+
+
 # --------------------------------------------------------------------------- no divergence
 
 

@@ -254,11 +254,16 @@ class CurveCut:
     ``window`` losses and a one-way running average (``beta``, bias-corrected) to keep batch
     noise out, once the average has fallen below ``(1 - fall) * L0`` and then risen back
     above ``L0``, the cut is the first raw loss above ``L0`` after the average's lowest
-    point. A non-finite loss cuts at once. See `TRAIN_CUT` and `VAL_CUT`."""
+    point. A non-finite loss cuts at once, and so does a loss that exploded without falling
+    first: the average above ``explode`` times ``L0`` cuts at that point. (A deep net
+    without normalization sits on its plateau until the LR blows it up: its curve never
+    fell, and left in, a loss of 6e14 smeared back by the lag-free average buried every
+    point of it.) See `TRAIN_CUT` and `VAL_CUT`."""
 
     fall: float
     beta: float
     window: int
+    explode: float = SWEEP_FACTOR
 
     def index(self, losses: Sequence[float]) -> int:
         """The index where ``losses`` diverged, or their length if they never did."""
@@ -276,6 +281,8 @@ class CurveCut:
             level = avg / (1 - self.beta ** (i + 1))
             if i < self.window:
                 continue
+            if start > 0 and level > self.explode * start:
+                return i
             if level < low:
                 low, low_at = level, i
             if low < (1 - self.fall) * start and level > start:
@@ -300,10 +307,12 @@ def divergence_cut(
     fall: float = TRAIN_CUT.fall,
     beta: float = TRAIN_CUT.beta,
     window: int = TRAIN_CUT.window,
+    explode: float = TRAIN_CUT.explode,
 ) -> int:
-    """`CurveCut` ``(fall, beta, window)`` read on ``losses`` (by default `TRAIN_CUT`): the
-    index where a range test's curve diverged, or the length if it never did."""
-    return CurveCut(fall=fall, beta=beta, window=window).index(losses)
+    """`CurveCut` ``(fall, beta, window, explode)`` read on ``losses`` (by default
+    `TRAIN_CUT`): the index where a range test's curve diverged, or the length if it never
+    did."""
+    return CurveCut(fall=fall, beta=beta, window=window, explode=explode).index(losses)
 
 
 CLEAR_FALL = 0.05

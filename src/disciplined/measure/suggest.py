@@ -280,6 +280,31 @@ def _fell_to(c: _Curve) -> str:
     )
 
 
+def _never_fell(c: _Curve, rule: str, div: float) -> Suggestion:
+    """The reading of a curve that never fell clearly (marked unreliable either way): where
+    its plateau ended, divided by 10.
+
+    With no fall there is no minimum to read; what such a curve does show is the LR up to
+    which the loss stayed on its plateau: the last point within 5% of ``|L0|`` above ``L0``
+    before the curve rose above that band for good, or the curve's last point (the sweep's
+    end, or where the loss blew up and the curve was cut). A deep net without normalization
+    sits flat for a 186-step sweep until LR ~3 and learns at max LR 0.1-0.3; the noise
+    minimum of such a flat curve lay anywhere (1e-5 on one seed). A curve that rises from
+    its first points on (a network already at its minimum) ends its plateau early, and
+    reads low.
+    """
+    band = c.start + CLEAR_FALL * max(abs(c.start), 1e-12)
+    inside = np.flatnonzero(c.losses <= band)
+    end = int(inside[-1]) if len(inside) else 0
+    reading = (
+        f"the loss never fell clearly and stayed on its plateau ({_f(c.start)}, up to "
+        f"{CLEAR_FALL:.0%} above it) up to LR {_f(c.lrs[end])}"
+        + (", the last point of the curve" if end == len(c.losses) - 1 else ", then rose")
+        + "; max LR is that LR / 10"
+    )
+    return _result(c, rule, end, float(c.lrs[end]) / 10, div, reading)
+
+
 # --------------------------------------------------------------------------- rules
 
 
@@ -305,8 +330,7 @@ def smith(
     c = _read(lrs, losses)
     y = c.losses
     if not c.fell:
-        max_lr = float(c.lrs[c.low]) / 10
-        return _result(c, "smith", c.low, max_lr, div, f"{_fell_to(c)}; max LR is that LR / 10")
+        return _never_fell(c, "smith", div)
     level = float(y[c.low]) + band * c.drop
     first_above = int(np.flatnonzero(y > level)[0])  # in the starting window: L0 > level
     index = first_above + int(np.flatnonzero(y[first_above : c.low + 1] <= level)[0])
