@@ -43,17 +43,16 @@ def _tune_digits(tmp_path, seed):
     assert all(k in hp for k in KEYS), hp
     spent = sum(c["epochs"] for c in hp["compute"].values())
     assert 0 < spent <= 240 and r.meta["budget"] == 240
-    assert set(hp["compute"]) >= {
+    assert set(hp["compute"]) == {
         "lr_range_test",
         "weight_decay",
         "momentum",
-        "batch_size",
-        "final_lr",
-        "final_run",
+        "race_readings",
+        "race",
     }
     assert r.final_metric == hp["final"]["val_metric"]
     names = [d.name for d in r.decisions]
-    assert names[:5] == ["learning_rate", "weight_decay", "momentum", "batch_size", "learning_rate"]
+    assert names[:3] == ["learning_rate", "weight_decay", "momentum"] and names[-1] == "race"
     for f in ("history.json", "curves.png", "tune.json", "weight_decay.png", "momentum.png"):
         assert (tmp_path / f).exists(), f
     return hp["final"]["val_metric"]
@@ -194,7 +193,8 @@ def test_the_winning_batch_run_is_the_final_run_trained_once(tmp_path):
         calls.append(spec)
         return run_trial(spec)
 
-    r = tune("digits-mlp", epochs=3, budget=60, range_steps=100, out=tmp_path, runner=counting)
+    r = tune("digits-mlp", epochs=3, budget=60, range_steps=100, out=tmp_path, runner=counting,
+             search="bracket")
     bs = next(d for d in r.decisions if d.name == "batch_size")
     assert bs.rule == "best_at_equal_epochs"
     rows = {row["batch_size"]: row for row in bs.table}
@@ -220,7 +220,8 @@ def test_the_winning_batch_run_is_the_final_run_trained_once(tmp_path):
 
 def test_tune_keeps_the_batch_when_the_budget_cannot_pay_for_the_comparison(tmp_path):
     said = []
-    r = tune("digits-mlp", epochs=3, budget=41, range_steps=100, out=tmp_path, progress=said.append)
+    r = tune("digits-mlp", epochs=3, budget=41, range_steps=100, out=tmp_path,
+             progress=said.append, search="bracket")
     bs = next(d for d in r.decisions if d.name == "batch_size")
     assert bs.rule == "largest_that_fits" and r.hparams.batch_size == 32
     assert any("cannot pay for comparing batch sizes" in m for m in said)
@@ -232,7 +233,8 @@ def test_the_comparison_shortens_the_range_tests_by_a_third_at_most(tmp_path):
     # (each candidate's max LR read on two seeds) would leave 97 steps, under the floor of
     # 100; comparing 16 and 32 leaves 112, within a third of 135.
     said = []
-    r = tune("digits-mlp", epochs=3, budget=45, range_steps=300, out=tmp_path, progress=said.append)
+    r = tune("digits-mlp", epochs=3, budget=45, range_steps=300, out=tmp_path,
+             progress=said.append, search="bracket")
     bs = next(d for d in r.decisions if d.name == "batch_size")
     assert bs.rule == "best_at_equal_epochs"
     assert sorted(row["batch_size"] for row in bs.table) == [16, 32]
@@ -241,7 +243,8 @@ def test_the_comparison_shortens_the_range_tests_by_a_third_at_most(tmp_path):
 
 
 def _small_tune(out, runner, **kwargs):
-    """digits-mlp: 3-epoch runs, 100-step range tests, the task's batch size."""
+    """digits-mlp: 3-epoch runs, 100-step range tests, the task's batch size, the bracket
+    search (its LR bracket, corrections and retries are what these tests read)."""
     return tune(
         "digits-mlp",
         epochs=3,
@@ -250,7 +253,7 @@ def _small_tune(out, runner, **kwargs):
         out=out,
         runner=runner,
         compare_batch_sizes="off",
-        **kwargs,
+        **{"search": "bracket", **kwargs},
     )
 
 
@@ -367,7 +370,8 @@ def _tiny_task(n=120, batch=64):
 def test_the_default_budget_is_never_refused_on_a_tiny_data_set(tmp_path):
     said = []
     r = tune(_tiny_task(), epochs=2, out=tmp_path, range_steps=100, progress=said.append)
-    # 12 x 2 epochs cannot pay for 11 range tests of 100 steps (550 epochs) and four runs
+    # 12 x 2 epochs cannot pay for 11 range tests of 100 steps (550 epochs) and four full
+    # runs (8 epochs): the budget is raised to that, and the race is cut to what is left
     assert r.meta["budget"] == 558
     assert any("the default budget of 24 epochs cannot pay" in m for m in said)
     assert (tmp_path / "hparams.json").exists()
@@ -426,6 +430,7 @@ def test_the_bracket_follows_full_runs_toward_a_better_max_lr(tmp_path):
         out=tmp_path,
         runner=_scored(lambda lr: 0.95 - 0.2 * abs(math.log10(lr / 0.005))),
         compare_batch_sizes="off",
+        search="bracket",
     )
     b = next(d for d in r.decisions if d.rule == "best_full_run_of_bracket")
     read = b.extra["reading"]
@@ -491,7 +496,7 @@ def test_a_correction_the_bracket_already_ran_costs_nothing_and_each_trial_count
     # every run ties, so the bracket keeps the reading r and has run 3r; the verdict is
     # underfitting, whose first correction is 3r: read back from the store, not charged
     r = tune("digits-mlp", epochs=6, budget=90, range_steps=100, out=tmp_path,
-             runner=_underfit(0.9), compare_batch_sizes="off")
+             runner=_underfit(0.9), compare_batch_sizes="off", search="bracket")
     b = next(d for d in r.decisions if d.rule == "best_full_run_of_bracket")
     first = next(d for d in r.decisions if d.rule == "larger_max_lr_when_underfitting")
     assert first.table[0]["max_lr"] == pytest.approx(3 * b.value)

@@ -42,6 +42,38 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def bracket_tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tune output folder made with ``search="bracket"`` (batch comparison, LR bracket,
+    corrections): the prose of those steps is read from it."""
+    out = tmp_path_factory.mktemp("tune") / "out"
+    tune(
+        "digits-mlp",
+        epochs=5,
+        budget=60,
+        out=out,
+        range_steps=100,
+        command=COMMAND,
+        compare_batch_sizes=True,
+        search="bracket",
+    )
+    return out
+
+
+def test_the_race_is_explained_with_the_values_it_ran(tuned: Path) -> None:
+    """The default tune races: the report names the LR factors, weight decays and rungs that
+    its own race table holds, and the winner's settings."""
+    data = json.loads((tuned / "tune.json").read_text())
+    race = next(d for d in data["decisions"] if d["name"] == "race")
+    text = (tuned / "report.html").read_text(encoding="utf-8")
+    assert "The race: batch size, max LR and weight decay by full runs" in text
+    rungs = race["extra"]["rungs"]
+    assert all(f"{e:g}" in text for e in rungs)
+    first = [r for r in race["table"] if r["rung"] == 0]
+    assert len(first) == race["extra"]["counts"][0]
+    assert f"batch {race['extra']['batch_size']}" in text
+
+
 def _copy(src: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "copy"
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("trials.sqlite*"))
@@ -317,11 +349,13 @@ def test_the_prose_names_the_values_that_ran(tuned: Path, tmp_path: Path) -> Non
     assert "Range tests at momentum 0.99" not in again
 
 
-def test_bracket_batch_and_correction_prose_quote_what_ran(tuned: Path, tmp_path: Path) -> None:
+def test_bracket_batch_and_correction_prose_quote_what_ran(
+    bracket_tuned: Path, tmp_path: Path
+) -> None:
     """The bracket, the batch-size comparison, the corrections and the divergence retries
     explain themselves with the values in their own tables (a bracket at 4x, candidates the
     user chose, a retry list), not the default factors."""
-    folder = _copy(tuned, tmp_path)
+    folder = _copy(bracket_tuned, tmp_path)
 
     def edit(d):
         d["decisions"] = [x for x in d["decisions"] if x["name"] != "correction"]

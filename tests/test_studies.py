@@ -333,7 +333,12 @@ def test_the_final_reading_takes_the_lower_of_two_seeds_or_the_median_of_three()
     hp = HParams(batch_size=64)
     close = _reading_runner({(0, 10.0): (0.1, True), (1000, 10.0): (0.15, True)})
     d = learning_rate_test(_ctx(runner=close), hp, repeats=True)
-    assert d.value == 0.1 and d.extra == {"min_lr": 0.01, "inconclusive": False}
+    assert d.value == 0.1 and d.extra == {
+        "min_lr": 0.01,
+        "inconclusive": False,
+        "reliable": True,
+        "batch_size": 64,
+    }
     assert d.rule == "smith_train_and_validation_seeds" and len(d.trials) == 2
     assert d.reason.endswith("two seeds read 0.1 and 0.15: the lower was taken")
     apart = _reading_runner(

@@ -88,14 +88,17 @@ def test_the_recipe_runs_on_a_loader_with_its_own_collate_fn(tmp_path):
     assert fit.batch_size >= 64
     r = tune(task, epochs=4, budget=120, out=tmp_path, seed=0)
     decisions = json.loads((tmp_path / "tune.json").read_text())["decisions"]
-    bs = next(d for d in decisions if d["name"] == "batch_size")
-    # the batch-size study re-batched the user's loader at each candidate size
-    assert bs["rule"] == "best_at_equal_epochs"
-    assert [row["batch_size"] for row in bs["table"]] == [16, 32, 64]
+    race = next(d for d in decisions if d["name"] == "race")
+    # the race re-batched the user's loader at each candidate size
+    first = [row for row in race["table"] if row["rung"] == 0]
+    assert sorted({row["batch_size"] for row in first}) == [16, 32, 64]
     with SQLiteStore(tmp_path / "trials.sqlite") as store:
-        for size, key in bs["extra"]["run_trials"].items():
-            h = store.get(key).history
-            assert h.steps_per_epoch == -(-task.num_train // int(size)) and h.epochs == 4
+        for row in race["table"]:
+            h = store.get(row["trial"]).history
+            size = row["batch_size"]
+            assert h.steps_per_epoch == -(-task.num_train // size)
+            # a run that blew up stops early; every other run trained its rung's epochs
+            assert h.epochs == row["epochs"] or (row["blew_up"] and h.epochs < row["epochs"])
     assert r.hparams.batch_size in (16, 32, 64)
     assert r.final_metric > 0.8  # digits reaches ~0.97 in 4 epochs; chance is 0.1
 

@@ -36,7 +36,7 @@ from disciplined.cli.common import (
     trial_progress,
 )
 from disciplined.errors import UsageError
-from disciplined.recipe.plan import BUDGET_FACTOR
+from disciplined.recipe.plan import BUDGET_FACTOR, SEARCHES
 from disciplined.studies import BATCH_COMPARISONS
 from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS
@@ -56,6 +56,47 @@ def _sizes(text: str) -> list[int]:
             f"batch sizes must be <= {MAX_BATCH_SIZE}, got {max(sizes)}"
         )
     return sizes
+
+
+def _add_search_args(p: argparse.ArgumentParser) -> None:
+    """The options that say how full runs settle what the range tests read."""
+    p.add_argument(
+        "--search",
+        choices=SEARCHES,
+        default="race",
+        help="how full runs settle what the range tests read: 'race' (default: successive "
+        "halving over the batch candidates, max LRs around each one's reading and the two "
+        "best weight decays) or 'bracket' (the batch comparison, full runs at 1/3 and 3x the "
+        "final max LR, and a corrective run)",
+    )
+    p.add_argument(
+        "--compare-batch-sizes",
+        choices=BATCH_COMPARISONS,
+        default="epochs",
+        help="how to compare candidate batch sizes: 'epochs' (default: each trains the "
+        "final run's epochs at its own max LR; in the race, they race), 'time' (short runs "
+        "of equal wall-clock time; with --search bracket), 'off' (keep the task's batch "
+        "size, capped by memory)",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        type=_sizes,
+        default=None,
+        help="candidates to compare (default: the task's batch size, half and a quarter "
+        "of it; at equal time: powers of 2)",
+    )
+    p.add_argument(
+        "--memory-limit",
+        type=memory_size,
+        default=None,
+        help="cap for the batch size search, e.g. 4GB (default: half of free RAM)",
+    )
+    p.add_argument(
+        "--no-correction",
+        action="store_true",
+        help="skip the corrective round after an overfitting or underfitting verdict "
+        "(--search bracket)",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -99,32 +140,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=300,
         help="steps of each range test (fewer if the budget requires)",
     )
-    p.add_argument(
-        "--compare-batch-sizes",
-        choices=BATCH_COMPARISONS,
-        default="epochs",
-        help="how to compare candidate batch sizes: 'epochs' (default: each trains the "
-        "final run's epochs at its own max LR), 'time' (short runs of equal wall-clock "
-        "time), 'off' (keep the task's batch size, capped by memory)",
-    )
-    p.add_argument(
-        "--batch-sizes",
-        type=_sizes,
-        default=None,
-        help="candidates to compare (default: the task's batch size, half and a quarter "
-        "of it; at equal time: powers of 2)",
-    )
-    p.add_argument(
-        "--memory-limit",
-        type=memory_size,
-        default=None,
-        help="cap for the batch size search, e.g. 4GB (default: half of free RAM)",
-    )
-    p.add_argument(
-        "--no-correction",
-        action="store_true",
-        help="skip the corrective round after an overfitting, underfitting or diverged verdict",
-    )
+    _add_search_args(p)
     p.add_argument("--out", default="runs/tune")
     add_force_arg(p)
     p.set_defaults(run=run)
@@ -165,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
                 amp=amp,
                 range_steps=args.range_steps,
                 compare_batch_sizes=args.compare_batch_sizes,
+                search=args.search,
                 batch_sizes=args.batch_sizes,
                 memory_limit=args.memory_limit,
                 correct=not args.no_correction,

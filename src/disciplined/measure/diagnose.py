@@ -112,7 +112,7 @@ from typing import Any
 from disciplined.divergence import COLLAPSE_TOL, collapse_arm, ended_above_start, start_level
 from disciplined.training.fit import EvalRecord, History
 
-__all__ = ["VERDICTS", "Diagnosis", "diagnose"]
+__all__ = ["VERDICTS", "Diagnosis", "blew_up", "diagnose"]
 
 VERDICTS = ("underfitting", "overfitting", "balanced", "diverged", "too-short")
 
@@ -628,3 +628,15 @@ def _balanced(
         f"{v.min:.3g} at epoch {v.xs[v.i_min]:g}{_gap_text(t)}"
     )
     return lim.verdict("balanced", "flat_at_min", ev, summary, [_ADVICE_KEEP, *extra])
+
+
+def blew_up(history: History) -> bool:
+    """Whether a finished run diverged in the sense that rules it out: a non-finite or
+    runaway loss (``history.diverged``), or a `diagnose` verdict of ``diverged`` by a finite
+    blow-up or a collapse back to its start. A run that never left its starting level
+    (the ``no_progress`` arm) did not learn, which is not a divergence: it stays a candidate,
+    ranked by its metric like any other (and a lower LR is no cure for it)."""
+    if history.diverged:
+        return True
+    verdict = diagnose(history)
+    return verdict.verdict == "diverged" and verdict.rule != "no_progress"

@@ -20,10 +20,14 @@ class TuneConfig:
     ``epochs``), ``"time"`` (short runs of equal wall-clock time) or ``"off"``;
     ``memory_limit`` caps the batch size (bytes or a size such as ``"4GB"``). ``correct``
     allows the corrective round after an over- or underfitting verdict; ``tune_dropout``
-    adds a dropout sweep on a task whose model takes dropout. ``device`` (``"auto"``: CUDA
-    when there is one) and ``amp`` (``"bf16"`` / ``"fp16"``, CUDA only) say where every
-    trial runs. Values are checked when the plan is made (`recipe.plan.make_plan`), before
-    anything runs or is written.
+    adds a dropout sweep on a task whose model takes dropout. ``search`` is how full runs
+    settle what the range tests read: ``"race"`` (successive halving over the batch
+    candidates, a bracket of max LRs around each one's reading and the weight decay's two
+    best values, `recipe.race`) or ``"bracket"`` (the batch comparison, full runs at a third
+    and three times the final max LR, and a corrective run after the diagnosis). ``device``
+    (``"auto"``: CUDA when there is one) and ``amp`` (``"bf16"`` / ``"fp16"``, CUDA only)
+    say where every trial runs. Values are checked when the plan is made
+    (`recipe.plan.make_plan`), before anything runs or is written.
     """
 
     epochs: float = 20.0
@@ -38,6 +42,7 @@ class TuneConfig:
     memory_limit: int | str | None = None
     correct: bool = True
     tune_dropout: bool = False
+    search: str = "race"
 
     @classmethod
     def from_settings(cls, base: TuneConfig | None = None, **settings: Any) -> TuneConfig:

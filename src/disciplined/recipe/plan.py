@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from disciplined.errors import UsageError
 from disciplined.recipe.config import TuneConfig
+from disciplined.recipe.race import RACE_RUNS
 from disciplined.studies import RECIPE_DROPOUTS, batch_comparison, default_weight_decays
 from disciplined.tasks import Task
 from disciplined.training.fit import batches_per_epoch
@@ -21,6 +22,8 @@ __all__ = [
     "BUDGET_FACTOR",
     "FIXED_RUNS",
     "MIN_RANGE_STEPS",
+    "RACE_STAGES",
+    "SEARCHES",
     "STAGES",
     "Plan",
     "make_plan",
@@ -37,6 +40,14 @@ is about 17 a decade (fewer leave networks like the MNIST-1D CNN on their initia
 
 FIXED_RUNS = 4
 """Full runs the plan keeps room for: the final run, its two bracket runs, a corrective run."""
+
+SEARCHES = ("race", "bracket")
+"""How the recipe's full runs settle what its range tests read (`TuneConfig.search`)."""
+
+RACE_STAGES = ("range_tests", "race", "diagnosis")
+"""The recipe's steps with ``search="race"``: the range tests, the race (`recipe.race`),
+whose winner's full run is the final run, and its diagnosis (a run that blew up repeated
+lower)."""
 
 STAGES = (
     "range_tests",
@@ -132,7 +143,10 @@ class _Sizing:
         winner's range test is the final one. The final max LR is read on two seeds
         (`studies.learning_rate_test`), so is each candidate's.
         """
-        if not cands:
+        if mode == "race":  # the race's full runs beyond FIXED_RUNS; the first test, and
+            # each candidate's on two seeds (the task's batch on two more when it is alone)
+            reserved, n_tests = (RACE_RUNS - FIXED_RUNS) * self.epochs, 1 if cands else 3
+        elif not cands:
             reserved, n_tests = 0.0, 3
         elif mode == "epochs":
             reserved, n_tests = (len(cands) - 1) * self.epochs, 1
@@ -167,7 +181,10 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
     hp = HParams(batch_size=task.default_batch_size, optimizer=config.optimizer)
     wd_values, _ = default_weight_decays(task)
     mode = batch_comparison(config.compare_batch_sizes)
+    race = config.search == "race"
     candidates = _candidates(task, hp, mode, config)
+    if race:
+        mode = "race"
     # the first test, the weight-decay grid, the dropout rates (the rate 0 is the weight
     # decay's own test) and four momenta
     sweeps_dropout = config.tune_dropout and task.takes_dropout
@@ -179,11 +196,12 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
         budget=budget,
         epochs=float(config.epochs),
         steps=steps,
-        mode=mode if candidates else "off",
+        mode=mode if candidates or race else "off",
         candidates=tuple(candidates),
         weight_decays=tuple(wd_values),
         notes=tuple(notes + ([note] if note else [])),
         dropout=sweeps_dropout,
+        stages=RACE_STAGES if race else STAGES,
     )
 
 
@@ -193,6 +211,13 @@ def _check(config: TuneConfig) -> None:
         raise UsageError(f"epochs must be a finite number > 0, got {epochs}")
     if budget is not None and not (math.isfinite(budget) and budget > 0):
         raise UsageError(f"budget must be a finite number > 0, got {budget}")
+    if config.search not in SEARCHES:
+        raise UsageError(f"search must be one of {', '.join(SEARCHES)}, got {config.search!r}")
+    if config.search == "race" and config.compare_batch_sizes == "time":
+        raise UsageError(
+            "comparing batch sizes at equal time runs with search='bracket'; the race compares "
+            "them at equal epochs (give search='bracket', or compare_batch_sizes='epochs')"
+        )
     if not isinstance(range_steps, int) or range_steps < MIN_RANGE_STEPS:
         raise UsageError(
             f"range_steps must be an integer >= {MIN_RANGE_STEPS}, got {range_steps!r}"
@@ -200,7 +225,8 @@ def _check(config: TuneConfig) -> None:
 
 
 def _candidates(task: Task, hp: HParams, mode: str, config: TuneConfig) -> list[int]:
-    """The batch sizes to compare (none when ``mode`` is off or fewer than two fit)."""
+    """The batch sizes to compare (none when ``mode`` is off or fewer than two fit); the
+    race takes the equal-epoch candidates."""
     if mode == "off":
         return []
     from disciplined.studies.batch import (
@@ -226,6 +252,12 @@ def _budget(sizing: _Sizing, budget: float | None, mode: str) -> tuple[float, in
     steps = sizing.steps(mode, [], chosen)
     if steps >= MIN_RANGE_STEPS:
         return chosen, steps, []
+    if mode == "race" and (lean := sizing.steps("off", [], chosen)) >= MIN_RANGE_STEPS:
+        # the tests come first: the race runs in what they leave (`race.fit_to_budget`)
+        return chosen, lean, [
+            f"the budget of {chosen:g} epochs pays for the range tests and {FIXED_RUNS} "
+            f"full runs, not {RACE_RUNS}: the race is cut to what is left"
+        ]
     need = FIXED_RUNS * epochs + MIN_RANGE_STEPS * _epochs_per_test_step(
         task, hp, sizing.n_fixed + 3, []
     )
@@ -243,7 +275,7 @@ def _budget(sizing: _Sizing, budget: float | None, mode: str) -> tuple[float, in
         f"test is {MIN_RANGE_STEPS / batches_per_epoch(task.train_data, hp.batch_size):.3g}"
         f" epochs): the budget is {chosen:g} epochs"
     )
-    return chosen, sizing.steps(mode, [], chosen), [note]
+    return chosen, sizing.steps("off" if mode == "race" else mode, [], chosen), [note]
 
 
 def _affordable(

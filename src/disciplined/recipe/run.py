@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from disciplined.errors import UsageError
-from disciplined.measure.diagnose import Diagnosis, diagnose
+from disciplined.measure.diagnose import Diagnosis, blew_up, diagnose
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.final import (
     corrective_round,
@@ -50,6 +50,7 @@ from disciplined.recipe.final import (
     retry_lower,
 )
 from disciplined.recipe.plan import FIXED_RUNS, candidate_test_epochs, make_plan
+from disciplined.recipe.race import run_race
 from disciplined.recipe.state import RecipeState
 from disciplined.studies import (
     StudyContext,
@@ -216,7 +217,9 @@ def _diagnosis(s: RecipeState) -> None:
         f"final run: validation {s.history.metric_name} {_metric(s.history):.4f}; "
         f"{s.verdict.verdict}"
     )
-    if s.verdict.verdict == "diverged":
+    if s.verdict.verdict == "diverged" and (s.plan.mode != "race" or blew_up(s.history)):
+        # the race ran lower max LRs already; a run that never left its start did not
+        # learn at any of them, and a lower LR is no cure for that
         retry_lower(s)
 
 
@@ -228,6 +231,7 @@ def _corrective_run(s: RecipeState) -> None:
 
 STEPS: dict[str, Callable[[RecipeState], None]] = {
     "range_tests": _range_tests,
+    "race": run_race,
     "batch_size": _batch_size,
     "final_lr": _final_lr,
     "final_run": _final_run,

@@ -57,6 +57,22 @@ _HOW_TO_READ = {
         "keeping a lead within the metric's noise, and when an end wins clearly one more run "
         "goes a step further that way."
     ),
+    "race_learning_rate": (
+        "The range test at one of the candidate batch sizes, with the weight decay and "
+        "momentum chosen above and the momentum held at the cycle's minimum, where the 1cycle "
+        "reaches its max LR; read on two seeds. Larger batches allow larger learning rates, "
+        "so each candidate races at its own reading."
+    ),
+    "race": (
+        "The range tests draw a box, and full 1cycle runs decide inside it: each candidate "
+        "batch size at its own range-test max LR times {factors}, at weight decay {wds}. "
+        "They race over complete 1cycle runs of {rungs} epochs: after each rung the best "
+        "third by validation metric goes on (successive halving), and the best run of the "
+        "full length wins; its lead counts only beyond the metric's noise, ties going to the "
+        "range test's own reading and then to the larger batch. The winner's run is the "
+        "final run below. A run that blew up scores worst; a run that never left its "
+        "starting level did not learn, and is ranked by its metric like any other."
+    ),
     "weight_decay": (
         "One LR range test per candidate weight decay ({values}), read on the validation "
         "loss. Smith: "
@@ -143,6 +159,8 @@ _TITLES = {
     "learning_rate": "Learning-rate range test",
     "final_learning_rate": "Final learning rate, at the chosen settings",
     "lr_bracket": "The max LR checked by full runs",
+    "race_learning_rate": "Max LR at a candidate batch size",
+    "race": "The race: batch size, max LR and weight decay by full runs",
     "weight_decay": "Weight decay",
     "momentum": "Momentum",
     "batch_size": "Batch size",
@@ -159,6 +177,8 @@ _COMPUTE_LABELS = {
     "final_lr": "Final LR range test",
     "final_run": "Final 1cycle run",
     "lr_bracket": "Max LR bracket (full runs)",
+    "race_readings": "Range tests at each candidate batch size",
+    "race": "The race (successive halving of 1cycle runs)",
     "corrective_run": "Corrective run",
     "divergence_retries": "Runs repeated after a divergence",
 }
@@ -568,12 +588,14 @@ def _step_ids(decisions: Sequence[Mapping[str, Any]]) -> list[str]:
     first is the final one (taken at the chosen settings), and batch size and corrections go
     by rule."""
     keys, seen_lr = [], False
+    raced = any(d.get("name") == "race" for d in decisions)
     for d in decisions:
         name = str(d.get("name", ""))
         if name == "learning_rate" and d.get("rule") == "best_full_run_of_bracket":
             keys.append("lr_bracket")
         elif name == "learning_rate":
-            keys.append("final_learning_rate" if seen_lr else "learning_rate")
+            later = "race_learning_rate" if raced else "final_learning_rate"
+            keys.append(later if seen_lr else "learning_rate")
             seen_lr = True
         elif name in ("batch_size", "correction"):  # worded by the rule that decided
             keys.append(f"{name}:{d.get('rule', '')}")
@@ -584,6 +606,9 @@ def _step_ids(decisions: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _title(key: str, decision: Mapping[str, Any]) -> str:
     base = key.split(":")[0]
+    batch = _mapping(decision.get("extra")).get("batch_size")
+    if base == "race_learning_rate" and batch is not None:
+        return f"Max LR at batch size {_fmt(batch)}"
     return _TITLES.get(base) or _label(str(decision.get("name") or "step")).capitalize()
 
 
@@ -646,7 +671,21 @@ def _change(decision: Mapping[str, Any]) -> str:
     return f"{label} {_fmt(rows[0].get('replaces'))} → {_fmt(rows[0][parameter])}"
 
 
+def _race_factors(decision: Mapping[str, Any]) -> str:
+    """The LR factors the race's first rung ran: "0.333, 1 and 3"."""
+    rows = [r for r in decision.get("table") or () if isinstance(r, Mapping)]
+    return _listed(sorted({r["lr_factor"] for r in rows if r.get("rung") == 0}))
+
+
+def _race_wds(decision: Mapping[str, Any]) -> str:
+    rows = [r for r in decision.get("table") or () if isinstance(r, Mapping)]
+    return _listed(sorted({r["weight_decay"] for r in rows if r.get("rung") == 0}))
+
+
 _FACTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "factors": _race_factors,
+    "wds": _race_wds,
+    "rungs": lambda d: _listed(_mapping(d.get("extra")).get("rungs") or ()),
     "values": _values_tried,
     "batches": lambda d: _listed(_column(d, "batch_size")),
     "bracket": _bracket_runs,
@@ -688,6 +727,11 @@ def _decision_value(decision: Mapping[str, Any]) -> str:
     elif name == "correction":
         label = "max LR" if extra.get("parameter") == "max_lr" else "weight decay"
         text = f"{label} {_fmt(value)}"
+    elif name == "race" and "batch_size" in extra:
+        text = (
+            f"batch {_fmt(extra['batch_size'])}, max LR {_fmt(value)}, weight decay "
+            f"{_fmt(extra.get('weight_decay'))}"
+        )
     return text
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "batch_size_search",
     "best_at_equal_time",
     "candidate_batch_sizes",
+    "candidate_readings",
     "equal_epoch_candidates",
     "largest_batch_that_fits",
     "memory_decision",
@@ -530,7 +531,7 @@ def batch_size_search(
     sizes = pick(task, fit_.batch_size, candidates)
     if len(sizes) == 1:
         return memory_decision(fit_, task, why=f"only one candidate ({sizes[0]}) to compare")
-    lr_decisions = _lr_readings(ctx, hp, sizes, num_steps, seed)
+    lr_decisions = candidate_readings(ctx, hp, sizes, num_steps, seed)
     max_lr = {b: d.value for b, d in lr_decisions.items()}
     if mode == "epochs":
         plan = _equal_epoch_runs(ctx, hp, sizes, max_lr, epochs, seed)
@@ -564,7 +565,7 @@ def batch_size_search(
     )
 
 
-def _lr_readings(
+def candidate_readings(
     ctx: StudyContext, hp: HParams, sizes: list[int], num_steps: int, seed: int
 ) -> dict[int, Decision]:
     """Each candidate's max LR, read as the final run's is: on two seeds, the momentum held

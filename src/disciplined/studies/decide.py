@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from disciplined.divergence import CLEAR_FALL
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
 from disciplined.measure.suggest import validation_cut
@@ -27,6 +28,7 @@ __all__ = [
     "CurveSummary",
     "Decision",
     "lowest_val_loss_at_high_lr",
+    "no_usable_curve",
     "sgd_effective_lr_factor",
     "summarize_range_test",
     "train_last_lr",
@@ -91,7 +93,8 @@ class CurveSummary:
 
     ``min_loss`` is the lowest 3-point running mean of the validation losses and ``lr_at_min``
     the LR there; ``diverge_lr`` is where the test stopped (None if it ran to the end);
-    ``usable`` is false for failed trials and curves that never fell below their start.
+    ``usable`` is false for failed trials and curves that never fell clearly (by
+    `divergence.CLEAR_FALL` of their start) below their start.
     """
 
     value: float
@@ -156,7 +159,8 @@ def summarize_range_test(value: float, result: TrialResult) -> CurveSummary:
     i_min = min(range(len(means)), key=means.__getitem__)
     start = losses[0]
     min_loss = means[i_min]
-    usable = min_loss < start
+    # a fall within the plateau's noise is no evidence (`divergence.CLEAR_FALL`)
+    usable = min_loss < start - CLEAR_FALL * abs(start)
     return CurveSummary(
         value,
         result.key,
@@ -166,7 +170,7 @@ def summarize_range_test(value: float, result: TrialResult) -> CurveSummary:
         test.stop_lr,
         start,
         usable,
-        note="" if usable else "the validation loss never fell below its start",
+        note="" if usable else "the validation loss never fell clearly below its start",
     )
 
 
@@ -187,6 +191,7 @@ def lowest_val_loss_at_high_lr(
     rows: list[CurveSummary],
     tolerance: float = 0.02,
     lr_factor: Callable[[float], float] | None = None,
+    fallback: float | None = None,
 ) -> tuple[float, str]:
     """Smith's reading of a sweep: the value whose validation curve reaches the lowest loss
     while still allowing a high learning rate.
@@ -196,13 +201,20 @@ def lowest_val_loss_at_high_lr(
     highest learning rate wins (then the one that diverged latest). ``lr_factor(value)``
     puts the curves' learning rates on one scale when the swept value itself scales the step
     (momentum: `sgd_effective_lr_factor`), so that the tie is broken by the effective
-    learning rate. Returns the value and a sentence with the numbers. Raises `UsageError`
-    when no curve is usable.
+    learning rate. Returns the value and a sentence with the numbers. When no curve is
+    usable (none fell below its start: a network still on its plateau after the sweep's
+    steps, or every test diverged) the sweep holds no evidence: ``fallback`` is returned with
+    a sentence saying so (the recipe's full runs then decide), or, without one, `UsageError`
+    is raised.
     """
     usable = [r for r in rows if r.usable]
     if not usable:
         reasons = "; ".join(f"{r.value:g}: {r.status} ({r.note})" for r in rows)
-        raise UsageError(f"every trial of the sweep diverged or failed: {reasons}")
+        if fallback is None:
+            raise UsageError(f"every trial of the sweep diverged or failed: {reasons}")
+        return fallback, (
+            f"no range test of the sweep is evidence ({reasons}); kept {fallback:g}"
+        )
     best = min(r.min_loss for r in usable)
     margin = tolerance * abs(best)
     near = [r for r in usable if r.min_loss <= best + margin]
@@ -241,6 +253,11 @@ def lowest_val_loss_at_high_lr(
     if dropped:
         text += "; not usable: " + ", ".join(f"{r.value:g} ({r.note})" for r in dropped)
     return chosen.value, text
+
+
+def no_usable_curve(rows: Sequence[CurveSummary]) -> bool:
+    """Whether no curve of a sweep is usable (`lowest_val_loss_at_high_lr` then falls back)."""
+    return not any(r.usable for r in rows)
 
 
 def cycle_min_momentum(max_momentum: float) -> float:

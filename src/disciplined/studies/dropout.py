@@ -14,7 +14,7 @@ from disciplined.studies.context import (
     sweep,
     sweep_decision,
 )
-from disciplined.studies.decide import Decision, lowest_val_loss_at_high_lr
+from disciplined.studies.decide import Decision, lowest_val_loss_at_high_lr, no_usable_curve
 from disciplined.trials.hparams import HParams
 
 __all__ = ["dropout_sweep"]
@@ -28,17 +28,20 @@ def dropout_sweep(
     num_steps: int = 300,
     seed: int = 0,
     tolerance: float = 0.02,
+    fallback: float | None = None,
 ) -> Decision:
     """Choose the dropout rate like the weight decay: range tests at each value, read on
-    the validation loss. The task's model must take a dropout rate."""
+    the validation loss (``fallback`` kept when no test fell below its start). The task's
+    model must take a dropout rate."""
     task = ctx.load()
     if not task.takes_dropout:
         raise UsageError(f"task {task.name!r} has no dropout to sweep")
     values = check_values("dropout", values, lo=0.0, hi=1.0)
     budget = default_range_budget(task, hp, num_steps)
     results, rows = sweep(ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed)
-    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance, fallback=fallback)
     return sweep_decision(
         task.name, "dropout", "dropout", "dropout rate", values, results, rows, chosen, reason,
+        rule="no_evidence_kept" if no_usable_curve(rows) else "lowest_val_loss_at_high_lr",
         compute=compute_spent(ctx, results),
     )

@@ -123,7 +123,14 @@ def learning_rate_test(
         table=tuple(_row(r, read) for r, read in tests.results),
         trials=tuple(r.key for r, _ in tests.results),
         figures=(figure,),
-        extra={"min_lr": value / 10, "inconclusive": tests.inconclusive},
+        extra={
+            "min_lr": value / 10,
+            "inconclusive": tests.inconclusive,
+            # whether any seed's loss fell clearly: without a fall the reading is only where
+            # the plateau ended (`suggest.smith`), and the recipe's race spans it wider
+            "reliable": any(tests.reliable),
+            "batch_size": hp.batch_size,
+        },
         compute=compute_spent(ctx, [r for r, _ in tests.results]),
     )
 

@@ -18,6 +18,7 @@ from disciplined.studies.decide import (
     Decision,
     cycle_min_momentum,
     lowest_val_loss_at_high_lr,
+    no_usable_curve,
     sgd_effective_lr_factor,
 )
 from disciplined.trials.hparams import HParams
@@ -33,6 +34,7 @@ def momentum_test(
     num_steps: int = 300,
     seed: int = 0,
     tolerance: float = 0.02,
+    fallback: float | None = None,
 ) -> Decision:
     """Choose ``max_momentum`` (``betas[0]`` for AdamW) from range tests at each value.
 
@@ -46,7 +48,8 @@ def momentum_test(
     the lowest loss are ranked by the effective learning rate at their minimum, ``lr / (1 -
     m)``; ranked by the raw LR, the lowest momentum would win every tie, its curve reaching
     the same loss only at a higher raw LR. Adam's ``betas[0]`` averages the gradient
-    instead of summing it, so AdamW ties are ranked by the raw LR.
+    instead of summing it, so AdamW ties are ranked by the raw LR. When no test fell below
+    its start, ``fallback`` is kept (rule ``no_evidence_kept``; `UsageError` without one).
     """
     task = ctx.load()
     values = check_values("momentum", values, lo=0.0, hi=1.0)
@@ -61,7 +64,10 @@ def momentum_test(
     )
     sgd = hp.optimizer == "sgd"
     chosen, reason = lowest_val_loss_at_high_lr(
-        rows, tolerance=tolerance, lr_factor=sgd_effective_lr_factor if sgd else None
+        rows,
+        tolerance=tolerance,
+        lr_factor=sgd_effective_lr_factor if sgd else None,
+        fallback=fallback,
     )
     min_m = cycle_min_momentum(chosen)
     min_m = min(min_m, chosen)
@@ -69,7 +75,11 @@ def momentum_test(
     return sweep_decision(
         task.name, "momentum", "momentum", "momentum", values, results, rows, chosen,
         f"{reason}; cyclical {param} {chosen:g} -> {min_m:g}",
-        rule="lowest_val_loss_at_high_effective_lr" if sgd else "lowest_val_loss_at_high_lr",
+        rule="no_evidence_kept"
+        if no_usable_curve(rows)
+        else "lowest_val_loss_at_high_effective_lr"
+        if sgd
+        else "lowest_val_loss_at_high_lr",
         extra={"max_momentum": chosen, "min_momentum": min_m, "parameter": param},
         compute=compute_spent(ctx, results),
     )

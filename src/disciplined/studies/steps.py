@@ -16,7 +16,13 @@ from disciplined.studies.weight_decay import weight_decay_sweep
 from disciplined.tasks import Task
 from disciplined.trials.hparams import HParams
 
-__all__ = ["RECIPE_DROPOUTS", "range_test_steps", "starting_hparams"]
+__all__ = [
+    "NO_EVIDENCE_MOMENTUM",
+    "NO_EVIDENCE_WEIGHT_DECAY",
+    "RECIPE_DROPOUTS",
+    "range_test_steps",
+    "starting_hparams",
+]
 
 
 def starting_hparams(task: Task, optimizer: str = "sgd") -> HParams:
@@ -49,17 +55,33 @@ def range_test_steps(
     keep = record or (lambda _step, d: d)
     lr0 = keep("lr_range_test", learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed))
     hp = hp.with_(max_lr=lr0.value)
-    wd = keep("weight_decay", weight_decay_sweep(ctx, hp, None, num_steps=num_steps, seed=seed))
+    wd = keep(
+        "weight_decay",
+        weight_decay_sweep(
+            ctx, hp, None, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_WEIGHT_DECAY
+        ),
+    )
     hp = hp.with_(weight_decay=wd.value)
     if dropout:  # Smith: chosen like weight decay, at the weight decay chosen
         drop = keep(
             "dropout",
-            dropout_sweep(ctx, hp, RECIPE_DROPOUTS, num_steps=num_steps, seed=seed),
+            dropout_sweep(ctx, hp, RECIPE_DROPOUTS, num_steps=num_steps, seed=seed, fallback=0.0),
         )
         hp = hp.with_(dropout=drop.value)
-    mom = keep("momentum", momentum_test(ctx, hp, num_steps=num_steps, seed=seed))
+    mom = keep(
+        "momentum",
+        momentum_test(ctx, hp, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_MOMENTUM),
+    )
     return hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
 
+
+NO_EVIDENCE_WEIGHT_DECAY = 1e-4
+"""The weight decay kept when no range test of the sweep fell below its start (a network
+that needs more steps than a range test to leave its plateau): the report's middle value
+when nothing is known (1e-3 ... 1e-5, 0)."""
+NO_EVIDENCE_MOMENTUM = 0.95
+"""The maximum momentum kept when no range test of the momentum sweep fell below its start:
+the report's default cycle, 0.95 down to 0.85."""
 
 RECIPE_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 """The dropout rates the recipe tries, when asked, on a task whose model takes one."""

@@ -23,7 +23,12 @@ from disciplined.studies.context import (
     sweep,
     sweep_decision,
 )
-from disciplined.studies.decide import CurveSummary, Decision, lowest_val_loss_at_high_lr
+from disciplined.studies.decide import (
+    CurveSummary,
+    Decision,
+    lowest_val_loss_at_high_lr,
+    no_usable_curve,
+)
 from disciplined.tasks import Task
 from disciplined.trials.hparams import HParams
 
@@ -67,6 +72,7 @@ def weight_decay_sweep(
     method: Literal["range_test", "snapshot"] = "range_test",
     snapshot_epochs: float | None = None,
     tolerance: float = 0.02,
+    fallback: float | None = None,
 ) -> Decision:
     """Choose the weight decay from validation-mode range tests at each value.
 
@@ -74,7 +80,9 @@ def weight_decay_sweep(
     ``refine=True`` adds one test halfway (in the exponent) between the two best non-zero
     values, as the report's 10^-3.5 example. ``method="snapshot"`` is the report's variant:
     train one cycle at the middle value, then restart the range tests from that snapshot.
-    The rule is `lowest_val_loss_at_high_lr`.
+    The rule is `lowest_val_loss_at_high_lr`; when no test of the sweep fell below its
+    start, ``fallback`` is kept (rule ``no_evidence_kept``), or `UsageError` is raised
+    without one.
     """
     task = ctx.load()
     why = "values given"
@@ -109,7 +117,7 @@ def weight_decay_sweep(
                 init=init,
             )
             results, rows, values = results + more, rows + more_rows, [*values, extra]
-    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance)
+    chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance, fallback=fallback)
     compute = compute_spent(ctx, results)
     extra_info: dict[str, Any] = {"grid": why, "method": method}
     if snapshot_cost is not None:
@@ -118,6 +126,7 @@ def weight_decay_sweep(
         compute["seconds"] += snapshot_cost["seconds"]
     return sweep_decision(
         task.name, "weight_decay", "wd", "weight decay", values, results, rows, chosen, reason,
+        rule="no_evidence_kept" if no_usable_curve(rows) else "lowest_val_loss_at_high_lr",
         extra=extra_info,
         compute=compute,
     )

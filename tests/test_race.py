@@ -1,0 +1,245 @@
+"""The race (`recipe.race`): entrants, rungs, budget cuts and successive halving on scores
+whose right answer is known, then the recipe's race step on a real task."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from disciplined.recipe.race import (
+    FINALISTS,
+    LR_FACTORS,
+    MIN_RUNG_STEPS,
+    WIDE_LR_FACTORS,
+    Entrant,
+    fit_to_budget,
+    halve,
+    make_entrants,
+    pick_winner,
+    race_cost,
+    race_weight_decays,
+    rung_counts,
+    rung_epochs,
+    survivors,
+)
+from disciplined.studies.decide import Decision
+
+
+def test_entrants_span_each_batch_reading_and_widen_an_unreliable_one() -> None:
+    es = make_entrants({32: (0.1, True), 64: (0.2, False)}, [1e-3, 1e-4, 1e-3])
+    at32 = [e for e in es if e.batch_size == 32]
+    at64 = [e for e in es if e.batch_size == 64]
+    assert len(at32) == len(LR_FACTORS) * 2 and len(at64) == len(WIDE_LR_FACTORS) * 2
+    assert sorted({e.max_lr for e in at32}) == pytest.approx([0.1 / 3, 0.1, 0.3])
+    assert sorted({e.max_lr for e in at64}) == pytest.approx([0.2 / 30, 0.02, 0.2 / 3, 0.2, 0.6])
+    assert {e.weight_decay for e in es} == {1e-3, 1e-4}  # the repeated value once
+    with pytest.raises(ValueError, match="positive LR"):
+        make_entrants({32: (math.nan, True)}, [0.0])
+    with pytest.raises(ValueError, match="at least one"):
+        make_entrants({}, [0.0])
+
+
+def test_rungs_are_whole_cycles_three_times_longer_and_too_short_ones_are_left_out() -> None:
+    assert rung_epochs(27.0, 100) == (3.0, 9.0, 27.0)
+    # 20 / 9 epochs of 20 steps is 44 steps, under MIN_RUNG_STEPS: left out
+    assert 20 / 9 * 20 < MIN_RUNG_STEPS <= 20 / 3 * 20
+    assert rung_epochs(20.0, 20) == (round(20 / 3, 4), 20.0)
+    assert rung_epochs(20.0, 1) == (20.0,)
+    with pytest.raises(ValueError, match="epochs"):
+        rung_epochs(0.0, 10)
+
+
+def test_each_rung_keeps_the_best_third_and_at_most_two_finalists() -> None:
+    assert rung_counts(18, 3) == (18, 6, 2)
+    assert rung_counts(30, 3) == (30, 10, 2)
+    assert rung_counts(6, 3) == (6, 2, 1)
+    assert rung_counts(15, 2, finalists=1) == (15, 1)
+    assert rung_counts(4, 1) == (4,)
+    assert race_cost(18, (3.0, 9.0, 27.0)) == pytest.approx(18 * 3 + 6 * 9 + 2 * 27)
+    assert FINALISTS == 2
+
+
+def _entrants() -> list[Entrant]:
+    return make_entrants({16: (0.1, True), 32: (0.2, True), 64: (0.4, True)}, [1e-3, 1e-4])
+
+
+def test_a_short_budget_cuts_a_finalist_then_the_runner_up_decay_then_small_batches() -> None:
+    es, rungs = _entrants(), (3.0, 9.0, 27.0)
+    assert len(es) == 18 and race_cost(18, rungs) == 162
+    kept, finalists, notes = fit_to_budget(es, rungs, 162)
+    assert kept == es and finalists == 2 and notes == []
+    # 18 entrants with one finalist: 54 + 54 + 27 = 135
+    kept, finalists, notes = fit_to_budget(es, rungs, 140)
+    assert len(kept) == 18 and finalists == 1
+    assert notes == ["the budget left room for one full-length run"]
+    # then 9 entrants at one weight decay: 9 x 3 + 3 x 9 + 1 x 27 = 81
+    kept, finalists, notes = fit_to_budget(es, rungs, 100)
+    assert {e.weight_decay for e in kept} == {1e-3} and len(kept) == 9
+    assert race_cost(len(kept), rungs, finalists) == 81
+    assert notes[1] == "the budget left no room for weight decay 0.0001"
+    # the smallest batches go first: 6 entrants cost 18 + 18 + 27 = 63, 3 cost 45
+    kept, finalists, notes = fit_to_budget(es, rungs, 60)
+    assert {e.batch_size for e in kept} == {64} and race_cost(len(kept), rungs, finalists) == 45
+    assert notes[-2:] == [
+        "the budget left no room for batch 16",
+        "the budget left no room for batch 32",
+    ]
+    kept, _, _ = fit_to_budget(es, rungs, 1.0)  # nothing fits: the reading at the largest batch
+    assert kept == [Entrant(64, 0.4, 1e-3, 1.0)]
+
+
+def test_successive_halving_follows_the_scores_rung_by_rung() -> None:
+    # the score peaks at max LR 0.2 (batch 32's reading) and weight decay 1e-4; longer
+    # cycles score higher, so a rung's ranking is its own
+    def score(e: Entrant, epochs: float) -> float:
+        return epochs - abs(math.log(e.max_lr / 0.2)) - (e.weight_decay == 1e-3) * 0.05
+
+    calls: list[tuple[int, float]] = []
+
+    def run(alive: list[Entrant], epochs: float) -> list[float]:
+        calls.append((len(alive), epochs))
+        return [score(e, epochs) for e in alive]
+
+    rungs = (3.0, 9.0, 27.0)
+    table = halve(_entrants(), rungs, rung_counts(18, 3), run)
+    assert calls == [(18, 3.0), (6, 9.0), (2, 27.0)]
+    assert [len(r) for r in table] == [18, 6, 2]
+    winner, best = pick_winner(table[-1], noise=0.0)
+    assert (winner.max_lr, winner.weight_decay) == (pytest.approx(0.2), 1e-4)
+    assert best == pytest.approx(27.0)
+    # a rung's survivors are its best third, the best of each batch and max LR first: each
+    # (batch, LR) scored at two weight decays, the better one goes on, and no twin does
+    first = [s for _, s in table[0]]
+    assert first == sorted(first, reverse=True)
+    best_per_pair = []
+    for e, _ in table[0]:
+        if (e.batch_size, e.max_lr) not in {(b.batch_size, b.max_lr) for b in best_per_pair}:
+            best_per_pair.append(e)
+    assert {e for e, _ in table[1]} == set(best_per_pair[:6])
+    assert all(e.weight_decay == 1e-4 for e, _ in table[1])
+
+
+def test_survivors_fill_up_with_twins_when_there_are_too_few_distinct_pairs() -> None:
+    a1, a2 = Entrant(32, 0.1, 0.0, 1.0), Entrant(32, 0.1, 1e-3, 1.0)
+    b1 = Entrant(32, 0.3, 0.0, 3.0)
+    assert survivors([(a1, 0.9), (a2, 0.89), (b1, 0.5)], 2) == [a1, b1]
+    assert survivors([(a1, 0.9), (a2, 0.89), (b1, 0.5)], 3) == [a1, b1, a2]
+
+
+def test_ties_within_the_noise_go_to_the_reading_then_the_larger_batch() -> None:
+    a = Entrant(32, 0.3, 0.0, 3.0)
+    b = Entrant(32, 0.1, 0.0, 1.0)
+    c = Entrant(64, 0.2, 0.0, 1.0)
+    assert pick_winner([(a, 0.905), (b, 0.9), (c, 0.9)], noise=0.01) == (c, 0.9)
+    assert pick_winner([(a, 0.95), (b, 0.9)], noise=0.01) == (a, 0.95)  # a lead beyond it
+    # every run blew up: the lowest max LR, from which the retries go lower
+    assert pick_winner([(a, -math.inf), (b, -math.inf)], noise=0.0)[0] == b
+    # NaN scores count as blown up
+    table = halve([a, b], (1.0,), (2,), lambda alive, _e: [math.nan, 0.5])
+    assert table[0][0] == (b, 0.5) and table[0][1] == (a, -math.inf)
+
+
+def _wd_decision(rule: str, rows: list[tuple[float, float]], value: float) -> Decision:
+    table = tuple(
+        {"value": v, "lowest_val_loss": loss, "status": "ok", "note": ""} for v, loss in rows
+    )
+    return Decision(name="weight_decay", value=value, rule=rule, reason="", table=table)
+
+
+def test_the_weight_decays_that_race_are_the_sweeps_best_two() -> None:
+    d = _wd_decision("lowest_val_loss_at_high_lr", [(1e-2, 0.9), (1e-3, 0.5), (1e-4, 0.6)], 1e-3)
+    assert race_weight_decays([d], (1e-2, 1e-3, 1e-4)) == [1e-3, 1e-4]
+    # no evidence: the kept value and the grid's next one up
+    d = _wd_decision("no_evidence_kept", [], 1e-4)
+    assert race_weight_decays([d], (1e-2, 1e-3, 1e-4, 0.0)) == [1e-4, 1e-3]
+    assert race_weight_decays([], (1e-3,)) == [0.0]
+
+
+# --------------------------------------------------------------------------- in the recipe
+
+
+def test_the_race_trains_each_run_once_and_its_winners_full_run_is_the_final_run(tmp_path):
+    from disciplined import tune
+    from disciplined.trials.spec import run_trial
+    from disciplined.trials.store import SQLiteStore
+
+    calls = []
+
+    def counting(spec):
+        calls.append(spec.key)
+        return run_trial(spec)
+
+    # 6-epoch runs at batch 32 (45 steps an epoch): rungs of 2 and 6 epochs
+    r = tune("digits-mlp", epochs=6, budget=90, range_steps=100, out=tmp_path, runner=counting)
+    race = r.decisions[-1]
+    assert race.name == "race" and race.rule == "successive_halving"
+    assert len(calls) == len(set(calls))  # no trial trained twice
+    # the rungs as planned, each rung's survivors the best of the one before
+    rows = race.table
+    counts = race.extra["counts"]
+    assert race.extra["rungs"] == [2.0, 6.0] and counts[0] > counts[1] >= 1
+    assert [sum(row["rung"] == k for row in rows) for k in range(len(counts))] == counts
+    assert sum(row["advanced"] for row in rows if row["rung"] == 0) == counts[1]
+    # the answer is the winner's full-length run, read back as the final run
+    (won,) = [row for row in rows if row["rung"] == len(counts) - 1 and row["advanced"]]
+    assert (r.hparams.batch_size, r.hparams.max_lr, r.hparams.weight_decay) == (
+        won["batch_size"],
+        won["max_lr"],
+        won["weight_decay"],
+    )
+    assert r.final_metric == won["val_metric"] and r.epochs == 6
+    best = max(row["val_metric"] for row in rows if row["rung"] == 1)
+    assert best - race.extra["noise"] <= won["val_metric"] <= best
+    # every trial counted once: the compute is what the store holds
+    with SQLiteStore(tmp_path / "trials.sqlite") as s:
+        unique = sum(t.epochs for t in s.results())
+    assert sum(c["epochs"] for c in r.compute.values()) == pytest.approx(unique)
+    assert sum(c["epochs"] for c in r.compute.values()) <= 90
+    # a rerun reads every trial back
+    calls.clear()
+    again = tune("digits-mlp", epochs=6, budget=90, range_steps=100, out=tmp_path, runner=counting)
+    assert calls == [] and again.hparams == r.hparams
+    html = (tmp_path / "report.html").read_text()
+    assert "successive_halving" in html and "The race" in html
+
+
+def _flat_range_tests(spec):
+    """A runner whose range tests never fall (the loss held at its start, a little noise),
+    as on a deep network without normalization over a short sweep; training runs as is."""
+    from dataclasses import replace
+
+    from disciplined.trials.spec import run_trial
+
+    r = run_trial(spec)
+    t = r.range_test
+    if spec.kind != "range_test" or t is None:
+        return r
+    start = t.losses[0]
+    flat = tuple(start * (1 + 0.001 * math.sin(i)) for i in range(len(t.losses)))
+    vals = tuple(start * (1 + 0.001 * math.cos(i)) for i in range(len(t.val_losses)))
+    from disciplined.measure.suggest import smith, smooth_zero_lag
+
+    smoothed = tuple(smooth_zero_lag(flat))
+    test = replace(t, losses=flat, smoothed=smoothed, val_losses=vals, seed_smoothed=(),
+                   suggestion=smith(t.lrs, smoothed))
+    return replace(r, range_test=test)
+
+
+def test_range_tests_that_never_fall_still_end_in_a_trained_answer(tmp_path):
+    # no sweep has evidence: weight decay and momentum keep their defaults, the LR reading
+    # is where the plateau ended, and the race spans it wide; the answer is a trained run
+    from disciplined import tune
+    from disciplined.studies.steps import NO_EVIDENCE_MOMENTUM, NO_EVIDENCE_WEIGHT_DECAY
+
+    r = tune("digits-mlp", epochs=3, budget=60, range_steps=100, out=tmp_path,
+             runner=_flat_range_tests, compare_batch_sizes="off")
+    by = {d.name: d for d in r.decisions}
+    assert by["weight_decay"].rule == by["momentum"].rule == "no_evidence_kept"
+    assert by["weight_decay"].value == NO_EVIDENCE_WEIGHT_DECAY
+    assert by["momentum"].value == NO_EVIDENCE_MOMENTUM
+    assert by["race"].extra["lr_factor"] in WIDE_LR_FACTORS
+    assert {row["lr_factor"] for row in by["race"].table if row["rung"] == 0} == set(
+        WIDE_LR_FACTORS
+    )
+    assert r.final_metric > 0.8 and (tmp_path / "hparams.json").exists()
