@@ -7,6 +7,11 @@ recipe's runs that two of them need are computed once. Their markdown is written
 ``--out`` under a title, a short introduction and a table of how long each took. A
 benchmark that fails is named in the page and makes this command exit with status 1.
 
+Each section's status is computed from its markdown (`status`): the targets its tables say
+were ``met`` and ``MISSED``, or the exit status of a benchmark that failed. The durations
+table gives the commit each section was measured at (its header's ``- commit:`` line), and
+the introduction says whether every section is at one commit.
+
 ``--only a,b`` runs those benchmarks and, when ``--out`` exists, keeps every other
 benchmark's section (and its row of the durations table) as the page had it, so one table can
 be regenerated without the others. ``--args NAME="--flags"`` passes flags to one benchmark
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +49,7 @@ BENCHMARKS = (
     "oracle",
     "decision_quality",
     "recipe_seeds",
+    "gpu_check",
 )
 SHARE_CACHE = ("super_convergence", "tuning_cost", "decision_quality", "recipe_seeds")
 
@@ -74,14 +81,63 @@ def run(name: str, quick: bool, cache: Path, extra: str = "") -> tuple[str, int,
     return proc.stdout, proc.returncode, time.perf_counter() - t0, proc.stderr[-2000:]
 
 
+VERDICT = re.compile(r"^(\*\*)?(met|MISSED)(\*\*)?$")
+"""A table cell that is a target's verdict: ``met`` or ``MISSED``, bold or not."""
+FAILED = re.compile(r"^\*\*failed\*\* with exit status (-?\d+):")
+"""The first line of a section whose benchmark failed (as `assemble` writes it)."""
+SKIPPED = re.compile(r"^Skipped\b")
+"""The first line of a section whose benchmark did not run here (`gpu_check` on a machine
+without CUDA)."""
+COMMIT = re.compile(r"^- commit: `?([^`\s]+)`?\s*$", re.M)
+"""A benchmark header's commit line (`_common.header`)."""
+
+
+def status(text: str, code: int = 0) -> str:
+    """A section's status, computed from its markdown ``text`` and its exit status ``code``:
+    ``**failed** (exit N)`` when the benchmark failed (``code`` is not 0, or ``text`` starts
+    with the failure note `assemble` writes); ``skipped`` when ``text`` starts with
+    ``Skipped``; else ``ok: M met, K MISSED`` counting the verdict cells of its tables
+    (`VERDICT`; prose outside tables repeats them and is not counted), or ``ok: no targets``."""
+    failed = FAILED.match(text.lstrip())
+    if code == 0 and failed:
+        code = int(failed[1])
+    if code != 0:
+        return f"**failed** (exit {code})"
+    if SKIPPED.match(text.lstrip()):
+        return "skipped"
+    counts = {"met": 0, "MISSED": 0}
+    for line in text.splitlines():
+        line = line.strip()
+        if not (line.startswith("|") and line.endswith("|")):
+            continue
+        for cell in line[1:-1].split("|"):
+            m = VERDICT.match(cell.strip())
+            if m and bool(m[1]) == bool(m[3]):
+                counts[m[2]] += 1
+    if not any(counts.values()):
+        return "ok: no targets"
+    return f"ok: {counts['met']} met, {counts['MISSED']} MISSED"
+
+
+def section_commit(text: str) -> str | None:
+    """The commit a section's header names (``- commit: X``); ``None`` when it names none
+    (a page from before the commit line, or a benchmark that failed before its header)."""
+    m = COMMIT.search(text)
+    return m[1] if m else None
+
+
 def previous(page: str) -> dict[str, tuple[str, str, str, str]]:
     """What an existing page says of each benchmark: (status, minutes, date generated,
     section markdown); "-" for what its row does not say (a page before the date column, or
-    a section without a row)."""
+    a section without a row). Rows with and without the commit column are read alike (the
+    commit is read back from each section's header)."""
     rows = {
         m[0]: (m[1], m[2], m[3] or "-")
         for m in re.findall(
-            r"^\| \[(\w+)\]\(#[\w-]+\) \| (.+?) \| ([^|]+?) \|(?: ([^|]+?) \|)?$", page, re.M
+            r"^\| \[(\w+)\]\(#[\w-]+\) \| (.+?) \| ([^|]+?) \|(?: ([^|]+?) \|)?"
+            r"(?: [^|]+? \|)?$",
+            page,
+            re.M,
         )
     }
     parts = re.split(r"^## ([\w-]+)\n", page, flags=re.M)
@@ -93,17 +149,112 @@ def previous(page: str) -> dict[str, tuple[str, str, str, str]]:
     }
 
 
+DEPENDS = (
+    "benchmarks/_common.py",
+    "benchmarks/fair.py",
+    "benchmarks/splits.py",
+    "benchmarks/zoo",
+    "src",
+    "pyproject.toml",
+)
+"""What every benchmark's numbers also depend on, beside its own script: the shared helpers,
+the zoo's tasks and oracles, the library and its pinned dependencies."""
+
+
+def stale_since(commit: str, name: str, root: Path = HERE.parent) -> str | None:
+    """The first commit after ``commit`` that changed benchmark ``name``'s script or what it
+    exercises (`DEPENDS`), as a short hash: the section is stale since then. ``None`` when
+    nothing it depends on changed since; ``"unknown"`` when ``commit`` is not recorded or git
+    does not know it. A ``+dirty`` commit is judged from its base (its own uncommitted changes
+    are not known afterwards)."""
+    base = commit.removesuffix("+dirty")
+    if base in ("-", "unknown", ""):
+        return "unknown"
+    try:
+        proc = subprocess.run(
+            [
+                "git",
+                "rev-list",
+                "--reverse",
+                "--abbrev-commit",
+                f"{base}..HEAD",
+                "--",
+                f"benchmarks/{name}.py",
+                *DEPENDS,
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if proc.returncode != 0:
+        return "unknown"
+    first = proc.stdout.split()
+    return first[0] if first else None
+
+
+def commit_cell(commit: str, stale: str | None) -> str:
+    """The durations table's commit cell: the commit, and ``stale since X`` when `stale_since`
+    found a change after it."""
+    if stale is None:
+        return commit
+    return f"{commit} (**stale since {stale}**)"
+
+
+def commits_sentence(commits: dict[str, str]) -> str:
+    """The introduction's sentence on the commits of the sections (``commits``: section name
+    to commit, ``-`` where unrecorded): one commit for all, or each commit with its sections."""
+    by: dict[str, list[str]] = {}
+    for name, c in commits.items():
+        by.setdefault(c, []).append(name)
+
+    def where(c: str) -> str:
+        return "at an unrecorded commit" if c == "-" else f"at commit `{c}`"
+
+    if len(by) == 1:
+        return f"All sections {where(next(iter(by)))}."
+    parts = [f"{where(c)}: {', '.join(ns)}" for c, ns in by.items()]
+    return "The sections are at different commits: " + "; ".join(parts) + "."
+
+
 def assemble(
     results: list[tuple[str, str, int, float, str]],
     quick: bool,
     kept: dict[str, tuple[str, str, str, str]] | None = None,
+    current: str | None = None,
+    stale: Callable[[str, str], str | None] | None = None,
 ) -> str:
     """The page: title, introduction, durations, then each benchmark's markdown, in the
     order of `BENCHMARKS`; ``kept`` sections (from `previous`) stand for those not run, with
-    the date and minutes of the run that made them."""
+    the date and minutes of the run that made them. Every status is computed (`status`), the
+    kept sections' too; each section's commit is its header's, else (for a benchmark run now
+    that failed before printing its header) ``current``, the commit this process runs at.
+    ``stale(commit, name)`` (`stale_since` by default) marks a section whose code changed
+    after its commit."""
+    stale = stale or stale_since
     kept = {k: v for k, v in (kept or {}).items() if k not in {r[0] for r in results}}
     ran = ", ".join(r[0] for r in results)
     today = _dt.date.today().isoformat()
+    body: dict[str, list[str]] = {}
+    rows: dict[str, str] = {}
+    commits: dict[str, str] = {}
+    for name, text, code, seconds, err in results:
+        commits[name] = section_commit(text) or current or "-"
+        cell = commit_cell(commits[name], stale(commits[name], name))
+        rows[name] = f"| {status(text, code)} | {seconds / 60:.1f} | {today} | {cell} |"
+        body[name] = []
+        if code != 0:
+            body[name] += [f"**failed** with exit status {code}:", "", "```", err.strip(), "```"]
+            body[name].append("")
+        body[name] += [text.strip(), ""]
+    for name, (_, minutes, date, text) in kept.items():
+        commits[name] = section_commit(text) or "-"
+        cell = commit_cell(commits[name], stale(commits[name], name))
+        rows[name] = f"| {status(text)} | {minutes} | {date} | {cell} |"
+        body[name] = [text, ""]
+    order = [n for n in BENCHMARKS if n in body]
     lines = [
         "# Benchmarks",
         "",
@@ -116,25 +267,13 @@ def assemble(
             "date and minutes of the run that made each, its header its command and scale)."
             if kept
             else "."
-        ),
+        )
+        + " "
+        + commits_sentence({n: commits[n] for n in order}),
         "",
-        "| benchmark | status | minutes | generated |",
-        "|---|---|---|---|",
+        "| benchmark | status | minutes | generated | commit |",
+        "|---|---|---|---|---|",
     ]
-    body: dict[str, list[str]] = {}
-    rows: dict[str, str] = {}
-    for name, text, code, seconds, err in results:
-        status = "ok" if code == 0 else f"**failed** (exit {code})"
-        rows[name] = f"| {status} | {seconds / 60:.1f} | {today} |"
-        body[name] = []
-        if code != 0:
-            body[name] += [f"**failed** with exit status {code}:", "", "```", err.strip(), "```"]
-            body[name].append("")
-        body[name] += [text.strip(), ""]
-    for name, (status, minutes, date, text) in kept.items():
-        rows[name] = f"| {status} | {minutes} | {date} |"
-        body[name] = [text, ""]
-    order = [n for n in BENCHMARKS if n in body]
     lines += [f"| [{n}](#{n.replace('_', '-')}) {rows[n]}" for n in order]
     lines.append("")
     for name in order:
@@ -174,7 +313,10 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     kept = previous(out.read_text()) if out.exists() and set(names) != set(BENCHMARKS) else {}
-    out.write_text(assemble(results, args.quick, kept))
+    sys.path.insert(0, str(HERE))
+    from _common import commit  # here, not at the top: importing it imports torch
+
+    out.write_text(assemble(results, args.quick, kept, current=commit()))
     print(f"wrote {out}", file=sys.stderr)
     return 1 if any(r[2] != 0 for r in results) else 0
 

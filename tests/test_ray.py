@@ -27,6 +27,9 @@ from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import MemoryStore, SQLiteStore
 
+# under pytest-xdist (make test), every test that may start a local Ray runs in one worker
+pytestmark = pytest.mark.xdist_group("ray")
+
 ROOT = Path(__file__).resolve().parents[1]
 HP = HParams(batch_size=32, max_momentum=0.9, min_momentum=0.9)
 VALUES = (1e-1, 1e-3, 1e-4, 0.0)

@@ -27,6 +27,7 @@ What each task stands for (and where its data comes from):
 | gru_seq | recurrent (mnist1d as 20 steps) | 3000/1000/1000 | bidirectional GRU(32) |
 | attention_seq | transformer-style, AdamW (synthetic) | 3000/1000/1000 | 1 attention layer |
 | digits_cnn_adamw | 2-D CNN with AdamW (digits) | 1079/359/359 | 2x Conv2d + BN |
+| deep_mlp | deep, no normalization: long plateau (mnist1d) | 3000/1000/1000 | 8x Linear(128)+ReLU |
 """
 
 from __future__ import annotations
@@ -272,6 +273,23 @@ def noisy_labels_mlp(split: str = "val", seed: int = 0) -> Task:
         128,
         "MNIST-1D, 30% of training labels flipped, MLP 40-256-256-10",
         takes_dropout=True,
+        options={"split": split, "seed": seed},
+    )
+
+
+def deep_mlp(split: str = "val", seed: int = 0) -> Task:
+    """Deep without normalization: MNIST-1D, eight Linear(128)+ReLU layers and a linear head,
+    PyTorch's default initialization. Its runs sit at chance for several epochs before they
+    learn (issue 32: a run at chance after 5 epochs reached 54% after 20), and weight decay
+    1e-3 keeps it from learning at all: a rule that reads short runs must survive that."""
+    train, val = _mnist1d_split("zoo-deep-mlp", seed, split, channel=False)
+    return _classifier(
+        "zoo-deep-mlp",
+        lambda hp: _mlp([40] + [128] * 8 + [10]),
+        train,
+        val,
+        128,
+        "MNIST-1D, MLP 40-(128 x 8)-10, no normalization",
         options={"split": split, "seed": seed},
     )
 
@@ -525,6 +543,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry("gru-seq", "gru_seq", 10),
         ZooEntry("attention-seq", "attention_seq", 15, optimizer="adamw"),
         ZooEntry("digits-cnn-adamw", "digits_cnn_adamw", 15, optimizer="adamw"),
+        ZooEntry("deep-mlp", "deep_mlp", 20),
     )
 }
 """The zoo by name."""

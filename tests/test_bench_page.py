@@ -1,0 +1,150 @@
+"""docs/benchmarks.md as run_all assembles it: statuses computed from the tables, each
+section's commit read from its header, stale sections found from git, the header's
+provenance lines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(BENCH))
+    return run_all
+
+
+@pytest.fixture(scope="module")
+def common():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(BENCH))
+    return _common
+
+
+TABLE = """### A table
+
+- commit: abc1234
+
+| target | measured | verdict |
+|---|---|---|
+| x | 1 | met |
+| y | 2 | **MISSED** |
+| z | 3 | **met** |
+
+Prose that repeats a verdict: met, MISSED.
+"""
+
+
+def test_the_status_counts_the_verdict_cells_of_tables_only(run_all) -> None:
+    assert run_all.status(TABLE) == "ok: 2 met, 1 MISSED"
+    assert run_all.status("| a | b |\n|---|---|\n| 1 | 2 |") == "ok: no targets"
+    assert run_all.status(TABLE, code=3) == "**failed** (exit 3)"
+    assert run_all.status("**failed** with exit status 1:\n\nboom") == "**failed** (exit 1)"
+    assert run_all.status("Skipped on this machine: no CUDA device") == "skipped"
+    # a cell bold on one side only is not a verdict
+    assert run_all.status("| x | **met |") == "ok: no targets"
+
+
+def test_a_sections_commit_is_its_headers(run_all) -> None:
+    assert run_all.section_commit(TABLE) == "abc1234"
+    assert run_all.section_commit("- commit: `abc1234+dirty`\n") == "abc1234+dirty"
+    assert run_all.section_commit("no header") is None
+    assert run_all.commits_sentence({"a": "x1", "b": "x1"}) == "All sections at commit `x1`."
+    two = run_all.commits_sentence({"a": "x1", "b": "-", "c": "x1"})
+    assert two == (
+        "The sections are at different commits: at commit `x1`: a, c; at an unrecorded commit: b."
+    )
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with a benchmark, the library, and three commits."""
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.com")
+    _git(tmp_path, "config", "user.name", "t")
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "benchmarks" / "one.py").write_text("1\n")
+    (tmp_path / "benchmarks" / "two.py").write_text("1\n")
+    (tmp_path / "src" / "lib.py").write_text("1\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "first")
+    return tmp_path
+
+
+def test_a_section_is_stale_since_the_first_change_to_its_script_or_the_library(
+    run_all, repo: Path
+) -> None:
+    first = _git(repo, "rev-parse", "--short", "HEAD")
+    assert run_all.stale_since(first, "one", repo) is None
+    (repo / "benchmarks" / "two.py").write_text("2\n")  # another benchmark's script
+    _git(repo, "commit", "-qam", "two")
+    assert run_all.stale_since(first, "one", repo) is None
+    assert run_all.stale_since(first, "two", repo) == _git(repo, "rev-parse", "--short", "HEAD")
+    (repo / "src" / "lib.py").write_text("2\n")  # the library: every section
+    _git(repo, "commit", "-qam", "lib")
+    lib = _git(repo, "rev-parse", "--short", "HEAD")
+    assert run_all.stale_since(first, "one", repo) == lib
+    assert run_all.stale_since(lib, "one", repo) is None
+    assert run_all.stale_since(f"{lib}+dirty", "two", repo) is None
+    assert run_all.stale_since("-", "one", repo) == "unknown"
+    assert run_all.stale_since("0000000", "one", repo) == "unknown"
+    assert run_all.commit_cell("abc", "def") == "abc (**stale since def**)"
+    assert run_all.commit_cell("abc", None) == "abc"
+
+
+def test_the_page_marks_stale_sections_and_computes_every_status(run_all) -> None:
+    results = [("loop_speed", TABLE, 0, 60.0, "")]
+    kept = {"scale": ("ok", "1.0", "2026-01-01", "### Scale\n\n- commit: old0001\n")}
+    page = run_all.assemble(
+        results,
+        False,
+        kept,
+        current="abc1234",
+        stale=lambda c, _name: "new0002" if c == "old0001" else None,
+    )
+    assert "| [loop_speed](#loop-speed) | ok: 2 met, 1 MISSED | 1.0 |" in page
+    assert "| abc1234 |" in page
+    assert "| [scale](#scale) | ok: no targets | 1.0 | 2026-01-01 | " in page
+    assert "old0001 (**stale since new0002**) |" in page
+    assert "The sections are at different commits" in page
+
+
+def test_the_commit_is_heads_with_dirty_when_the_code_differs(common, repo: Path) -> None:
+    head = _git(repo, "rev-parse", "--short", "HEAD")
+    assert common.commit(repo) == head
+    (repo / "src" / "lib.py").write_text("changed\n")
+    assert common.commit(repo) == f"{head}+dirty"
+    assert common.commit(repo.parent / "not-a-repo-here") == "unknown"
+
+
+def test_the_header_names_commit_machine_load_and_cache(common, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.sqlite").write_text("")
+    text = common.header("T", cache=tmp_path)
+    lines = text.splitlines()
+    assert lines[0] == "### T"
+    assert any(line.startswith("- commit: ") for line in lines)
+    machine = next(line for line in lines if line.startswith("- machine: "))
+    assert "cores, torch threads" in machine and "load average" in machine
+    assert f"- cache: read trial stores from {tmp_path} (1 store present" in text
+    assert "- cache: none (every trial run here)" in common.header("T")
