@@ -286,7 +286,12 @@ def main() -> None:
             ORACLE_JSON.write_text(_dump(data))
     from _common import header
 
-    print(header("The zoo's oracles: exhaustive 1cycle grids (batch x max LR x wd x momentum)"))
+    print(
+        header(
+            "The zoo's oracles: exhaustive 1cycle grids (batch x max LR x wd x momentum)",
+            cache=args.cache,
+        )
+    )
     print(
         "- grid per task: batch {half the task's, the task's} x the task's max LRs x its "
         "weight decays x momentum {0.95-0.85, 0.9-0.8}, 1cycle for the task's epochs, seeds "
