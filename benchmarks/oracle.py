@@ -20,8 +20,11 @@ configuration are also retrained from the fresh seeds `FRESH` and scored on the 
 split (`test_scores`, stored under the task's ``"test"`` key; a few runs a task, not the
 grid: ``--refresh-test`` reruns them alone).
 
-    python benchmarks/oracle.py [--tasks a,b] [--workers 2] [--cache DIR] [--refresh]
-        [--refresh-test] [--quick]
+``--zoo heldout`` runs the same grids on the held-out zoo (`benchmarks/zoo/heldout.py`,
+tasks no rule was shaped on) into its own file, ``benchmarks/zoo/heldout_oracle.json``.
+
+    python benchmarks/oracle.py [--zoo dev|heldout] [--tasks a,b] [--workers 2] [--cache DIR]
+        [--refresh] [--refresh-test] [--quick]
 """
 
 from __future__ import annotations
@@ -40,9 +43,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from zoo.heldout import HELDOUT  # noqa: E402
 from zoo.tasks import ZOO, ZooEntry  # noqa: E402
 
 ORACLE_JSON = ROOT / "benchmarks" / "zoo" / "oracle.json"
+HELDOUT_JSON = ROOT / "benchmarks" / "zoo" / "heldout_oracle.json"
+ZOOS: dict[str, tuple[dict[str, ZooEntry], Path]] = {
+    "dev": (ZOO, ORACLE_JSON),
+    "heldout": (HELDOUT, HELDOUT_JSON),
+}
+"""Each zoo ``--zoo`` names: its tasks and the file its oracles are written to."""
 SEEDS = (0, 1, 2)
 FRESH = (100, 101, 102)
 """The seeds the oracle's choice and the default are retrained from for the test split (the
@@ -73,6 +83,11 @@ def grid(entry: ZooEntry, task_batch: int) -> list[dict[str, Any]]:
     ]
 
 
+def _entry(name: str) -> ZooEntry:
+    """The entry called ``name`` in the development or the held-out zoo (no name is in both)."""
+    return ZOO[name] if name in ZOO else HELDOUT[name]
+
+
 def run_grid(name: str, workers: int, cache: Path) -> dict[str, Any]:
     """Run (or read back from the cache's store) one task's grid; its JSON summary."""
     from disciplined.tasks import load_task
@@ -81,7 +96,7 @@ def run_grid(name: str, workers: int, cache: Path) -> dict[str, Any]:
     from disciplined.trials.spec import TrialSpec
     from disciplined.trials.store import SQLiteStore
 
-    entry = ZOO[name]
+    entry = _entry(name)
     task = load_task(entry.ref)
     points = grid(entry, task.default_batch_size)
     specs = [
@@ -138,7 +153,7 @@ def _point_hparams(summary: dict[str, Any], key: tuple) -> dict[str, Any]:
     """The grid point ``key`` (batch, max LR, wd, max momentum) as an `HParams` dict."""
     from disciplined.trials.hparams import HParams
 
-    entry = ZOO[summary["task"]]
+    entry = _entry(summary["task"])
     for p in grid(entry, summary["task_batch"]):
         if _key(p) == tuple(key):
             return HParams(**p).to_dict()
@@ -250,9 +265,13 @@ def load(path: Path = ORACLE_JSON) -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    """Run the grids that are missing (or ``--refresh``-ed) and update ``oracle.json``."""
+    """Run the grids that are missing (or ``--refresh``-ed) and update the zoo's file
+    (``oracle.json``, or ``heldout_oracle.json`` with ``--zoo heldout``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", default=",".join(ZOO))
+    ap.add_argument(
+        "--zoo", choices=tuple(ZOOS), default="dev", help="the development or held-out zoo"
+    )
+    ap.add_argument("--tasks", default=None, help="comma-separated names (default: the zoo's)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "zoo" / "cache"))
     ap.add_argument("--refresh", action="store_true", help="rerun the named tasks' grids")
@@ -264,11 +283,12 @@ def main() -> None:
     )
     args = ap.parse_args()
     os.chdir(ROOT)  # task references are relative to the repository
-    names = [n for n in args.tasks.split(",") if n]
-    unknown = [n for n in names if n not in ZOO]
+    zoo, path = ZOOS[args.zoo]
+    names = [n for n in (args.tasks or ",".join(zoo)).split(",") if n]
+    unknown = [n for n in names if n not in zoo]
     if unknown:
-        raise SystemExit(f"unknown zoo task(s) {unknown}: one of {', '.join(ZOO)}")
-    data = load()
+        raise SystemExit(f"unknown zoo task(s) {unknown}: one of {', '.join(zoo)}")
+    data = load(path)
     from fair import sealed
 
     for name in names:
@@ -276,32 +296,28 @@ def main() -> None:
             continue
         with sealed():  # the grid reads the validation split only
             data[name] = run_grid(name, args.workers, Path(args.cache))
-        ORACLE_JSON.write_text(_dump(data))
+        path.write_text(_dump(data))
     for name in names:  # the choices on the test split: after every grid, a few runs a task
         stale = name in data and data[name].get("test", {}).get("best_point") != list(
             reference(data[name]).best_point
         )
         if name in data and not args.quick and (stale or args.refresh_test):
             data[name]["test"] = test_scores(data[name], args.workers)
-            ORACLE_JSON.write_text(_dump(data))
+            path.write_text(_dump(data))
     from _common import header
 
-    print(
-        header(
-            "The zoo's oracles: exhaustive 1cycle grids (batch x max LR x wd x momentum)",
-            cache=args.cache,
-        )
-    )
+    title = "The zoo's oracles" if args.zoo == "dev" else "The held-out zoo's oracles"
+    print(header(f"{title}: exhaustive 1cycle grids (batch x max LR x wd x momentum)", args.cache))
     print(
         "- grid per task: batch {half the task's, the task's} x the task's max LRs x its "
         "weight decays x momentum {0.95-0.85, 0.9-0.8}, 1cycle for the task's epochs, seeds "
         f"{list(SEEDS)}, scored on the validation split; read back from "
-        "`benchmarks/zoo/oracle.json` (rerun a task with `--tasks NAME --refresh`); a diverged "
+        f"`{path.relative_to(ROOT)}` (rerun a task with `--tasks NAME --refresh`); a diverged "
         "run scores 0\n"
         f"- test: the grid's choice (best validation mean) and the default retrained from "
         f"fresh seeds {list(FRESH)} and scored on the test split; only these runs are redone "
         "when the choice changes (`--refresh-test` forces them), not the grid: the date of "
-        "each is in the git history of `oracle.json`\n"
+        f"each is in the git history of `{path.name}`\n"
     )
     print(
         "| task | metric | epochs | optimizer | best val mean ± std | best (batch, max LR, "

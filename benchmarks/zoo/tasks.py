@@ -496,19 +496,22 @@ def wide_overfit_mlp(split: str = "val", seed: int = 0) -> Task:
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A zoo task: its factory's name in this file, the final run's epochs, the optimizer,
-    and the oracle's max-LR and weight-decay grids."""
+    """A zoo task: its factory's name, the final run's epochs, the optimizer, the oracle's
+    max-LR and weight-decay grids, and the file under ``benchmarks/zoo`` that holds the
+    factory (``module``: ``tasks``, this file, for the development zoo; ``heldout`` for the
+    held-out zoo)."""
 
     name: str
     function: str
     epochs: float
     optimizer: str = "sgd"
+    module: str = "tasks"
 
     @property
     def ref(self) -> str:
         """The task reference `disciplined.load_task` takes, relative to the repository root
         (the benchmarks run from there), so trial keys are the same in every clone."""
-        return f"benchmarks/zoo/tasks.py:{self.function}"
+        return f"benchmarks/zoo/{self.module}.py:{self.function}"
 
     @property
     def lrs(self) -> tuple[float, ...]:

@@ -1,0 +1,390 @@
+"""The held-out zoo: tasks in regimes the development zoo (`benchmarks/zoo/tasks.py`) lacks,
+kept out of every rule change so that they can say how the recipe does on tasks it was not
+shaped on. `benchmarks/zoo/HELDOUT.md` records the commit at which the rules were frozen
+for them and what moves a task back to the development zoo.
+
+Every task is built like a development one: offline data (a data set that scikit-learn,
+statsmodels or Python itself ships, or a generator seeded here), built in about a second,
+three splits (train, validation and a test split that ``split="test"`` swaps in as
+``val_data``, counted and refused while sealed, through `zoo.tasks._pick`). `HELDOUT` lists
+them as `zoo.tasks.ZooEntry` records whose ``ref`` names this file, so the oracle
+(``benchmarks/oracle.py --zoo heldout``) runs the same grid on them.
+
+| task | stands for | train/val/test | model |
+| --- | --- | --- | --- |
+| patch_autoencoder | autoencoder, R^2 (8x8 patches, china.jpg) | 2544/848/848 | MLP 192-16-192 |
+| co2_forecast | forecasting, R^2 (weekly CO2, statsmodels) | 1328/438/445 | MLP 52-128-128-8 |
+| char_lm | next character, AdamW (Python's manual) | 1500/500/500 | causal CNN, 3x64 |
+| affairs_tabular | mid-size noisy tabular (Fair, statsmodels) | 3820/1273/1273 | MLP 20-128-128-2 |
+| wide_resmlp | wide residual net, BatchNorm (MNIST-1D) | 3000/1000/1000 | 3 res. blocks of 384 |
+| dropout_overfit | dropout net, p > n (synthetic, 400 features) | 300/600/600 | MLP 400-512-512-4 |
+
+The time-ordered task (co2_forecast) splits chronologically (train the earliest 60% of
+forecast origins, validation the next 20%, test the last 20%, with no window's target
+reaching into a later split), so its ``seed`` does not move the split; every other task
+splits at random by ``seed`` like the development zoo.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from zoo.tasks import (  # benchmarks/zoo/tasks.py: the development zoo's helpers
+    ZooEntry,
+    _classifier,
+    _mnist1d_split,
+    _pick,
+    _regression_loss,
+    _split3,
+    _standardize,
+    _tensors,
+)
+
+from disciplined.tasks import Task
+from disciplined.tasks.base import r2_score
+from disciplined.tasks.builtins import mlp as _mlp
+
+
+def _regression(
+    name: str, build, train: tuple, val: tuple, batch: int, description: str, split: str, seed: int
+) -> Task:
+    """A regression task scored by R^2 (higher is better) with a mean-squared-error loss."""
+    return Task(
+        name=name,
+        build_model=build,
+        train_data=train,
+        val_data=val,
+        loss_fn=_regression_loss,
+        metric=r2_score,
+        metric_name="r2",
+        kind="regression",
+        higher_is_better=True,
+        default_batch_size=batch,
+        description=description,
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- autoencoder
+
+
+@lru_cache(maxsize=1)
+def _patches(size: int = 8) -> np.ndarray:
+    """Every non-overlapping ``size`` x ``size`` colour patch of scikit-learn's bundled
+    ``china.jpg`` (427 x 640 pixels: 53 x 80 = 4,240 patches), flattened, in [0, 1]."""
+    from sklearn.datasets import load_sample_image
+
+    img = load_sample_image("china.jpg").astype(np.float32) / 255.0
+    h, w = (img.shape[0] // size) * size, (img.shape[1] // size) * size
+    grid = img[:h, :w].reshape(h // size, size, w // size, size, 3).transpose(0, 2, 1, 3, 4)
+    return grid.reshape(-1, size * size * 3)
+
+
+class _Autoencoder(nn.Module):
+    def __init__(self, dim: int = 192, hidden: int = 128, code: int = 16) -> None:
+        super().__init__()
+        self.encode = nn.Sequential(
+            nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, code), nn.ReLU()
+        )
+        self.decode = nn.Sequential(nn.Linear(code, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def patch_autoencoder(split: str = "val", seed: int = 0) -> Task:
+    """An autoencoder: 8x8 colour patches of a photograph (scikit-learn's china.jpg),
+    standardized per pixel, squeezed through a 16-unit code; MSE loss, scored by the R^2 of
+    the reconstruction (the target is the input)."""
+    x = _patches()
+    tr, va, te = _split3(len(x), seed, 0.2, 0.2)
+    x = _standardize(x, tr).astype(np.float32)
+    name = "heldout-patch-autoencoder"
+    as_t = lambda idx: (torch.tensor(x[idx]), torch.tensor(x[idx]))  # noqa: E731
+    return _regression(
+        name,
+        lambda hp: _Autoencoder(),
+        as_t(tr),
+        _pick(name, split, as_t(va), as_t(te)),
+        64,
+        "china.jpg 8x8x3 patches (2544 train), autoencoder 192-128-16-128-192, MSE",
+        split,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- forecasting
+
+
+@lru_cache(maxsize=1)
+def _co2() -> np.ndarray:
+    """statsmodels' weekly CO2 at Mauna Loa, March 1958 to December 2001 (2,284 weeks), its
+    59 missing weeks filled by linear interpolation."""
+    import statsmodels.api as sm
+
+    series = sm.datasets.co2.load_pandas().data["co2"]
+    return series.interpolate(limit_direction="both").to_numpy(dtype=np.float64)
+
+
+def co2_forecast(split: str = "val", seed: int = 0, lags: int = 52, horizon: int = 8) -> Task:
+    """Time-series forecasting: from the last ``lags`` weeks of CO2 (each minus the last
+    one, so the trend's level drops out), the change over each of the next ``horizon``
+    weeks. The split is chronological (``seed`` does not move it): the earliest 60% of the
+    forecast origins train, the next 20% validate, the last 20% test, and a window whose
+    targets reach into the next split is dropped. Inputs and targets are standardized with
+    the training windows' statistics; scored by R^2 over all horizons."""
+    y = _co2()
+    origins = np.arange(lags, len(y) - horizon + 1)  # the first forecast week of each window
+    x = np.stack([y[o - lags : o] - y[o - 1] for o in origins])
+    t = np.stack([y[o : o + horizon] - y[o - 1] for o in origins])
+    cut1, cut2 = origins[round(0.6 * len(origins))], origins[round(0.8 * len(origins))]
+    last = origins + horizon  # one past each window's last target week
+    tr = np.flatnonzero(last <= cut1)
+    va = np.flatnonzero((origins >= cut1) & (last <= cut2))
+    te = np.flatnonzero(origins >= cut2)
+    x = _standardize(x, tr)
+    t = (t - t[tr].mean(0)) / t[tr].std(0)
+    name = "heldout-co2-forecast"
+    f32 = torch.float32
+    return _regression(
+        name,
+        lambda hp: _mlp([lags, 128, 128, horizon]),
+        _tensors(x, t, tr, f32),
+        _pick(name, split, _tensors(x, t, va, f32), _tensors(x, t, te, f32)),
+        32,
+        f"weekly CO2 ({len(tr)} train windows), MLP {lags}-128-128-{horizon}, chronological",
+        split,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- text
+
+
+@lru_cache(maxsize=1)
+def _text_ids(chunks: int, length: int) -> tuple[np.ndarray, int]:
+    """Python's own reference manual as it ships with the interpreter (`pydoc_data.topics`,
+    what ``help("if")`` prints), the topics in sorted order, as ASCII character codes (any
+    other character becomes ``?``), cut into ``chunks`` non-overlapping chunks of
+    ``length`` + 1 characters; and the vocabulary size (128)."""
+    from pydoc_data.topics import topics
+
+    text = "".join(topics[k] for k in sorted(topics))
+    codes = np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8).astype(np.int64)
+    need = chunks * (length + 1)
+    if len(codes) < need:
+        raise RuntimeError(f"pydoc_data holds {len(codes)} characters, fewer than {need}")
+    return codes[:need].reshape(chunks, length + 1), 128
+
+
+class _CausalBlock(nn.Module):
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.pad = 2 * dilation  # kernel 3: look back only
+        self.conv = nn.Conv1d(channels, channels, 3, dilation=dilation)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(nn.functional.pad(x, (self.pad, 0)))
+        return x + self.mix(torch.relu(h))
+
+
+class _CharCNN(nn.Module):
+    """Characters in, next-character logits out at every position: ``(batch, vocab, time)``,
+    the shape ``cross_entropy`` takes with ``(batch, time)`` targets."""
+
+    def __init__(self, vocab: int, channels: int = 64, dilations: tuple = (1, 2, 4)) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, channels)
+        self.blocks = nn.Sequential(*(_CausalBlock(channels, d) for d in dilations))
+        self.head = nn.Conv1d(channels, vocab, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.long()).transpose(1, 2)
+        return self.head(torch.relu(self.blocks(h)))
+
+
+def char_lm(split: str = "val", seed: int = 0) -> Task:
+    """Next-token prediction: a character-level causal CNN (embedding, three dilated causal
+    residual convolutions of 64 channels: 15 characters of context) reads 48 characters of
+    Python's reference manual and predicts each next one; scored by next-character accuracy.
+    2,500 non-overlapping chunks, split at random by ``seed``; trained with AdamW."""
+    chunks, vocab = _text_ids(2500, 48)
+    tr, va, te = _split3(len(chunks), seed, 0.2, 0.2)
+    as_t = lambda idx: (torch.tensor(chunks[idx, :-1]), torch.tensor(chunks[idx, 1:]))  # noqa: E731
+    name = "heldout-char-lm"
+    return _classifier(
+        name,
+        lambda hp: _CharCNN(vocab),
+        as_t(tr),
+        _pick(name, split, as_t(va), as_t(te)),
+        32,
+        "Python's reference manual, 48-character chunks (1500 train), causal CNN of 64",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- tabular
+
+
+@lru_cache(maxsize=1)
+def _affairs() -> tuple[np.ndarray, np.ndarray]:
+    """statsmodels' Fair (1978) survey of 6,366 married women: six numeric answers and the
+    two occupation codes one-hot (20 features); the label is whether any affair was
+    reported (32% yes)."""
+    import statsmodels.api as sm
+
+    d = sm.datasets.fair.load_pandas().data
+    numeric = ["rate_marriage", "age", "yrs_married", "children", "religious", "educ"]
+    parts = [d[numeric].to_numpy(dtype=np.float64)]
+    for col in ("occupation", "occupation_husb"):
+        codes = d[col].to_numpy().astype(np.int64)
+        parts.append((codes[:, None] == np.arange(1, 8)[None, :]).astype(np.float64)[:, 1:])
+    return np.concatenate(parts, 1), (d["affairs"].to_numpy() > 0).astype(np.int64)
+
+
+def affairs_tabular(split: str = "val", seed: int = 0) -> Task:
+    """Mid-size noisy tabular: statsmodels' Fair affairs survey (6,366 rows, 20 features,
+    binary, the best models reach only about 73% accuracy), standardized, 60/20/20."""
+    x, y = _affairs()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    name = "heldout-affairs-tabular"
+    return _classifier(
+        name,
+        lambda hp: _mlp([x.shape[1], 128, 128, 2], float(hp.get("dropout", 0.0))),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        64,
+        "Fair affairs survey (3820 train), MLP 20-128-128-2",
+        takes_dropout=True,
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- wide residual
+
+
+class _PreActBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm1d(width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.BatchNorm1d(width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def wide_resmlp(split: str = "val", seed: int = 0, width: int = 384, blocks: int = 3) -> Task:
+    """A wide residual net: MNIST-1D through a linear stem of ``width`` units, ``blocks``
+    pre-activation residual blocks (BatchNorm, ReLU, Linear, twice) and a BatchNorm+ReLU
+    head: short and wide, the shape of a wide ResNet, with BatchNorm in every block."""
+
+    def build(hp):
+        return nn.Sequential(
+            nn.Linear(40, width),
+            *(_PreActBlock(width) for _ in range(blocks)),
+            nn.BatchNorm1d(width),
+            nn.ReLU(),
+            nn.Linear(width, 10),
+        )
+
+    name = "heldout-wide-resmlp"
+    train, val = _mnist1d_split(name, seed, split, channel=False)
+    return _classifier(
+        name,
+        build,
+        train,
+        val,
+        128,
+        f"MNIST-1D, wide residual MLP ({blocks} pre-activation blocks of {width})",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+@lru_cache(maxsize=1)
+def _wide_features() -> tuple[np.ndarray, np.ndarray]:
+    """1,500 synthetic samples of 400 features (20 informative, 20 redundant), 4 classes of
+    two clusters each, 2% of the labels flipped."""
+    from sklearn.datasets import make_classification
+
+    return make_classification(
+        n_samples=1500,
+        n_features=400,
+        n_informative=20,
+        n_redundant=20,
+        n_classes=4,
+        n_clusters_per_class=2,
+        flip_y=0.02,
+        class_sep=1.0,
+        random_state=4321,
+    )
+
+
+class _DropoutMLP(nn.Module):
+    def __init__(self, sizes: list[int], input_dropout: float, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Dropout(input_dropout)]
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers += [nn.ReLU(), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def dropout_overfit(split: str = "val", seed: int = 0) -> Task:
+    """A dropout net that overfits: 300 training samples of 400 features (p > n), an MLP
+    400-512-512-4 with dropout 0.2 on its input always (part of the architecture, as in
+    Hinton et al.'s dropout nets) and the hidden layers' dropout from ``hparams["dropout"]``
+    (0 unless a search sets it); split 300/600/600 at random by ``seed``."""
+    x, y = _wide_features()
+    tr, va, te = _split3(len(y), seed, 0.4, 0.4)
+    x = _standardize(x, tr)
+    name = "heldout-dropout-overfit"
+    return _classifier(
+        name,
+        lambda hp: _DropoutMLP([400, 512, 512, 4], 0.2, float(hp.get("dropout", 0.0))),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        32,
+        "synthetic p > n (300 train, 400 features), MLP 400-512-512-4, input dropout 0.2",
+        takes_dropout=True,
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+
+HELDOUT: dict[str, ZooEntry] = {
+    e.name: e
+    for e in (
+        ZooEntry("patch-autoencoder", "patch_autoencoder", 20, module="heldout"),
+        ZooEntry("co2-forecast", "co2_forecast", 30, module="heldout"),
+        ZooEntry("char-lm", "char_lm", 6, optimizer="adamw", module="heldout"),
+        ZooEntry("affairs-tabular", "affairs_tabular", 15, module="heldout"),
+        ZooEntry("wide-resmlp", "wide_resmlp", 10, module="heldout"),
+        ZooEntry("dropout-overfit", "dropout_overfit", 40, module="heldout"),
+    )
+}
+"""The held-out zoo by name (no name is also a development zoo task's)."""
