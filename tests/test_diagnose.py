@@ -366,3 +366,49 @@ def test_still_falling_steeply_far_below_training_loss_is_underfitting():
     assert "larger max LR" in d.advice[0]
     # the summary quotes the losses, not a fitted change that can exceed 100%
     assert "%" not in d.summary.split(",")[0] and " from " in d.summary
+
+
+# ------------------------------------------------------------------ run classification
+
+
+def _run(losses, metric=0.5, evals=8, diverged=False):
+    from disciplined.training.fit import EvalRecord, History
+
+    n = len(losses)
+    per = max(1, n // evals)
+    recs = tuple(
+        EvalRecord(
+            epoch=float(i),
+            step=i * per,
+            val_loss=losses[min(n - 1, i * per)],
+            val_metric=metric,
+            train_loss=losses[min(n - 1, i * per)],
+            seconds=0.0,
+        )
+        for i in range(1, evals + 1)
+    )
+    return History(
+        lrs=(0.1,) * n,
+        momenta=(0.9,) * n,
+        train_losses=tuple(losses),
+        evals=recs,
+        steps_per_epoch=per,
+        diverged=diverged,
+    )
+
+
+@pytest.mark.parametrize("evals", [8, 2])
+def test_a_run_is_classified_ok_plateau_collapsed_or_diverged(evals):
+    from disciplined.measure.diagnose import blew_up, classify_run
+
+    n = 400
+    learned = [2.3 * (1 - 0.6 * i / n) for i in range(n)]
+    flat = [2.3 + 0.001 * math.sin(i) for i in range(n)]
+    back = [2.3 * (1 - 0.5 * i / 100) if i < 100 else 2.3 for i in range(n)]
+    up = [2.3 * (1 + 2.0 * i / n) for i in range(n)]
+    assert classify_run(_run(learned, evals=evals)) == "ok"
+    assert classify_run(_run(flat, evals=evals)) == "plateau"
+    assert classify_run(_run(back, evals=evals)) == "collapsed"
+    assert classify_run(_run(up, evals=evals)) == "diverged"
+    assert classify_run(_run(learned, evals=evals, diverged=True)) == "diverged"
+    assert not blew_up(_run(flat, evals=evals)) and blew_up(_run(back, evals=evals))

@@ -8,15 +8,19 @@ import math
 import pytest
 
 from disciplined.recipe.race import (
+    BACKOFFS,
     FINALISTS,
     LR_FACTORS,
     MIN_RUNG_STEPS,
+    PLATEAU_ORDER,
     WIDE_LR_FACTORS,
     Entrant,
+    default_entrant,
     fit_to_budget,
     halve,
     make_entrants,
     pick_winner,
+    plateau_pick,
     race_cost,
     race_weight_decays,
     rung_counts,
@@ -140,6 +144,82 @@ def test_ties_within_the_noise_go_to_the_reading_then_the_larger_batch() -> None
     assert table[0][0] == (b, 0.5) and table[0][1] == (a, -math.inf)
 
 
+def test_a_rung_where_no_run_left_its_plateau_buys_full_runs_in_plateau_order() -> None:
+    # every short run sits at chance (learned False); only full-length runs learn, and the
+    # best is the reading / 3 at the largest batch
+    es = make_entrants({32: (0.3, False), 64: (0.6, False)}, [1e-4, 1e-3])
+    default = Entrant(64, 0.1, 1e-4, 0.1 / 0.6, 0.95, True)
+    es = [default, *es]
+    rungs = (20 / 9, 20 / 3, 20.0)
+    counts = rung_counts(len(es), 3)
+    assert counts == (21, 7, 2)
+    calls: list[tuple[int, float]] = []
+
+    def run(alive: list[Entrant], epochs: float) -> list[float]:
+        calls.append((len(alive), epochs))
+        if epochs < 20:
+            return [0.1] * len(alive)  # chance, whatever the LR
+        return [0.5 - abs(math.log(e.max_lr / 0.2)) / 10 for e in alive]
+
+    table = halve(es, rungs, counts, run, learned=lambda _e, epochs: epochs == 20.0)
+    # rung 2 (7 x 20/3 epochs) and 2 finalists cost 7 x 6.67 + 2 x 20 = 86.7: 4 full runs
+    assert calls == [(21, rungs[0]), (4, 20.0)]
+    assert table[1] == [] and len(table[2]) == 4
+    picked = [e for e, _ in table[2]]
+    assert picked[0] == default or default in picked
+    want = plateau_pick([e for e, _ in table[0]], 4)
+    assert set(picked) == set(want)
+    assert want[0] == default
+    # then the factor below the reading first, the larger batch first, one per (batch, LR)
+    assert [(e.batch_size, e.lr_factor) for e in want[1:]] == [
+        (64, PLATEAU_ORDER[0]),
+        (32, PLATEAU_ORDER[0]),
+        (64, PLATEAU_ORDER[1]),
+    ]
+    assert all(e.weight_decay == 1e-4 for e in want)
+    winner, _ = pick_winner(table[-1], noise=0.0)
+    assert winner.max_lr == pytest.approx(0.2)  # 0.6 / 3 at batch 64
+
+
+def test_runs_that_learned_go_on_before_runs_on_their_plateau() -> None:
+    a, b = Entrant(32, 0.1, 0.0, 1.0), Entrant(32, 0.3, 0.0, 3.0)
+    c, d = Entrant(32, 0.1 / 3, 0.0, 1 / 3), Entrant(32, 0.01, 0.0, 0.1)
+    ranked = [(b, 0.12), (d, 0.11), (a, 0.5), (c, 0.1)]
+    # only a learned: it goes first whatever the noise ranked above it, then plateau order
+    assert survivors(ranked, 2, learned=lambda e: e == a) == [a, c]
+    assert survivors([(a, 0.5), (b, -math.inf), (c, 0.4)], 3) == [a, c, b]
+
+
+def test_a_rung_where_every_run_blew_up_runs_again_ten_times_lower() -> None:
+    es = [Entrant(32, 3.0, 0.0, 1.0), Entrant(32, 9.0, 0.0, 3.0)]
+    calls: list[list[float]] = []
+
+    def run(alive: list[Entrant], _epochs: float) -> list[float]:
+        calls.append([e.max_lr for e in alive])
+        return [0.9 - e.max_lr if e.max_lr < 0.5 else -math.inf for e in alive]
+
+    table = halve(es, (10.0,), (2,), run)
+    assert calls == [pytest.approx([3.0, 9.0]), pytest.approx([0.3, 0.9])]
+    assert round(table[0][0][0].max_lr, 6) == 0.3
+    assert sorted(round(e.max_lr, 6) for e, _ in table[0]) == [0.3, 0.9, 3.0, 9.0]
+    assert table[0][0][1] == pytest.approx(0.6) and table[0][0][0].lr_factor == 0.1
+    # never more than BACKOFFS retries
+    never: list[int] = []
+    halve(es, (10.0,), (2,), lambda alive, _e: never.append(1) or [-math.inf] * len(alive))
+    assert len(never) == 1 + BACKOFFS
+
+
+def test_the_default_entrant_is_what_a_user_would_run_first() -> None:
+    d = default_entrant(128, "sgd", {32: 0.2, 64: 0.4, 128: 0.8})
+    assert (d.batch_size, d.max_lr, d.weight_decay, d.max_momentum) == (128, 0.1, 1e-4, 0.95)
+    assert d.default and d.lr_factor == pytest.approx(0.1 / 0.8)
+    a = default_entrant(64, "adamw", {32: 1e-3})
+    assert (a.max_lr, a.weight_decay) == (3e-3, 1e-2) and a.lr_factor == pytest.approx(3)
+    assert "(default)" in d.label() and "momentum 0.95" in d.label()
+    with pytest.raises(ValueError, match="no default"):
+        default_entrant(64, "lion", {})
+
+
 def _wd_decision(rule: str, rows: list[tuple[float, float]], value: float) -> Decision:
     table = tuple(
         {"value": v, "lowest_val_loss": loss, "status": "ok", "note": ""} for v, loss in rows
@@ -238,8 +318,9 @@ def test_range_tests_that_never_fall_still_end_in_a_trained_answer(tmp_path):
     assert by["weight_decay"].rule == by["momentum"].rule == "no_evidence_kept"
     assert by["weight_decay"].value == NO_EVIDENCE_WEIGHT_DECAY
     assert by["momentum"].value == NO_EVIDENCE_MOMENTUM
-    assert by["race"].extra["lr_factor"] in WIDE_LR_FACTORS
-    assert {row["lr_factor"] for row in by["race"].table if row["rung"] == 0} == set(
-        WIDE_LR_FACTORS
-    )
+    race = by["race"]
+    assert race.extra["default"] or race.extra["lr_factor"] in WIDE_LR_FACTORS
+    first = [row for row in race.table if row["rung"] == 0]
+    assert {row["lr_factor"] for row in first if not row["default"]} == set(WIDE_LR_FACTORS)
+    assert sum(row["default"] for row in first) == 1
     assert r.final_metric > 0.8 and (tmp_path / "hparams.json").exists()

@@ -112,7 +112,7 @@ from typing import Any
 from disciplined.divergence import COLLAPSE_TOL, collapse_arm, ended_above_start, start_level
 from disciplined.training.fit import EvalRecord, History
 
-__all__ = ["VERDICTS", "Diagnosis", "blew_up", "diagnose"]
+__all__ = ["RUN_CLASSES", "VERDICTS", "Diagnosis", "blew_up", "classify_run", "diagnose"]
 
 VERDICTS = ("underfitting", "overfitting", "balanced", "diverged", "too-short")
 
@@ -631,12 +631,50 @@ def _balanced(
 
 
 def blew_up(history: History) -> bool:
-    """Whether a finished run diverged in the sense that rules it out: a non-finite or
-    runaway loss (``history.diverged``), or a `diagnose` verdict of ``diverged`` by a finite
-    blow-up or a collapse back to its start. A run that never left its starting level
-    (the ``no_progress`` arm) did not learn, which is not a divergence: it stays a candidate,
-    ranked by its metric like any other (and a lower LR is no cure for it)."""
+    """Whether a finished run diverged in the sense that rules it out: `classify_run` says
+    ``diverged`` or ``collapsed``. A run that never left its starting level (``plateau``)
+    did not learn, which is not a divergence: it stays a candidate, ranked by its metric like
+    any other (and a lower LR is no cure for it)."""
+    return classify_run(history) in ("diverged", "collapsed")
+
+
+RUN_CLASSES = ("ok", "plateau", "collapsed", "diverged")
+"""What a finished run is, for every place that labels one (`classify_run`)."""
+
+
+def classify_run(history: History) -> str:
+    """One of `RUN_CLASSES` for a finished run: ``diverged`` (a non-finite or runaway loss,
+    or a finite blow-up that ended above its start), ``collapsed`` (it learned, then fell back
+    to its starting level), ``plateau`` (it never left its starting level: it did not learn,
+    which a longer run or another LR may change) or ``ok`` (it learned and kept it).
+
+    Read by `diagnose`'s rules; a run too short for them (fewer than 5 evaluations) is read
+    off its training loss alone: ``plateau`` when it ends within `COLLAPSE_TOL` of its
+    starting level (`divergence.start_level`) and never fell that far below it."""
     if history.diverged:
-        return True
+        return "diverged"
     verdict = diagnose(history)
-    return verdict.verdict == "diverged" and verdict.rule != "no_progress"
+    if verdict.verdict == "too-short":
+        return _short_run_class(history.train_losses)
+    if verdict.verdict != "diverged":
+        return "ok"
+    if verdict.rule == "no_progress":
+        return "plateau"
+    if verdict.rule == "collapse":
+        return "collapsed"
+    return "diverged"
+
+
+def _short_run_class(losses: tuple[float, ...]) -> str:
+    finite = [x for x in losses if math.isfinite(x)]
+    start = start_level(losses)
+    if start is None or not finite or start <= 0:
+        return "ok"  # nothing to compare with: left to the metric
+    window = max(1, len(finite) // 10)
+    means = [sum(finite[i : i + window]) / window for i in range(len(finite) - window + 1)]
+    end, low = means[-1], min(means)
+    if end > start * (1 + COLLAPSE_TOL):
+        return "diverged"
+    if end > start * (1 - COLLAPSE_TOL):
+        return "plateau" if low > start * (1 - COLLAPSE_TOL) else "collapsed"
+    return "ok"

@@ -18,9 +18,22 @@ reading. The range tests draw the box, and full 1cycle runs decide inside it:
 - the winner is the best full run, its lead counted only beyond the metric's noise (ties
   go to the range test's own reading, then to the larger batch). Its run is the final run.
 
-A run that blew up (a non-finite or runaway loss, or a collapse back to its start) scores
-worst; a run that never left its starting level did not learn, and is ranked by its metric
-like any other. This is the successive halving of Jamieson and Talwalkar (2016) and of
+The task's default configuration (`default_entrant`: max LR 0.1 for SGD, 3e-3 for AdamW,
+weight decay 1e-4 / 1e-2, momentum 0.95 down to 0.85, the task's batch size) races too, so
+the answer is measured against what a user would have run without tuning; when the winner's
+full run scores below the default's score at the rung where the default was cut, the default
+runs the full length and the better of the two is kept.
+
+Each run is classified once (`measure.diagnose.classify_run`). A run that blew up (a
+non-finite or runaway loss, or a collapse back to its start) scores worst. A run still on
+its initial plateau (it never left its starting level) is not cut for it: a rung where no
+run left its plateau says nothing about which will (an 8-layer MLP without normalization sits
+at chance for several epochs at every LR, then learns at some), so the race skips the middle
+rungs and spends what they would have cost on full-length runs, chosen by `PLATEAU_ORDER`
+(the default first, then the LR factors below the reading, which is only an upper bound
+when the loss never fell). A rung where some runs learned sends those on first. When every
+run of a rung blew up, the rung runs again with every max LR a tenth as large, at most
+`BACKOFFS` times. This is the successive halving of Jamieson and Talwalkar (2016) and of
 Hyperband's inner loop (Li et al., 2018), with each rung a whole, shorter cycle instead of a
 cut-off longer one, since a 1cycle's validation curve halfway through is read at its peak LR.
 """
@@ -29,14 +42,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from disciplined.errors import UsageError
-from disciplined.measure.diagnose import blew_up
+from disciplined.measure.diagnose import classify_run
 from disciplined.studies import one_cycle_spec
 from disciplined.studies.batch import candidate_readings, metric_noise
-from disciplined.studies.decide import Decision
+from disciplined.studies.decide import Decision, cycle_min_momentum
 from disciplined.training.batching import batches_per_epoch
 from disciplined.training.history import History
 from disciplined.trials.hparams import HParams
@@ -46,18 +59,24 @@ if TYPE_CHECKING:
     from disciplined.recipe.state import RecipeState
 
 __all__ = [
+    "BACKOFFS",
+    "DEFAULT_MAX_LR",
+    "DEFAULT_WEIGHT_DECAY",
     "FINALISTS",
     "LR_FACTORS",
     "MIN_RUNG_STEPS",
+    "PLATEAU_ORDER",
     "RACE_ETA",
     "RACE_RUNS",
     "WIDE_LR_FACTORS",
     "Entrant",
     "RaceRun",
+    "default_entrant",
     "fit_to_budget",
     "halve",
     "make_entrants",
     "pick_winner",
+    "plateau_pick",
     "race_cost",
     "run_race",
     "rung_counts",
@@ -77,6 +96,16 @@ MIN_RUNG_STEPS = 50
 too short to leave the initial plateau, so its ranking would be noise."""
 FINALISTS = 2
 """At most this many entrants run the full length."""
+BACKOFFS = 3
+"""How many times a rung where every run blew up runs again at a tenth of the max LRs."""
+PLATEAU_ORDER = (1 / 3, 1 / 10, 1.0, 1 / 30, 3.0)
+"""The LR factors in the order full-length runs are given to them when no run of a rung left
+its plateau (after the default entrant): below the reading first, since a reading with no
+clear fall is the end of the plateau / 10, a bound from above."""
+DEFAULT_MAX_LR = {"sgd": 0.1, "adamw": 3e-3}
+"""The default entrant's max LR by optimizer: what a user would try first."""
+DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 1e-2}
+"""The default entrant's weight decay by optimizer."""
 RACE_RUNS = 6.0
 """Full runs' worth of epochs the plan keeps for the race by default (18 entrants over three
 rungs: 18 x 1/9 + 6 x 1/3 + 2 x 1)."""
@@ -85,16 +114,27 @@ rungs: 18 x 1/9 + 6 x 1/3 + 2 x 1)."""
 @dataclass(frozen=True)
 class Entrant:
     """One configuration in the race: a batch size, a max LR (``lr_factor`` times that
-    batch's range-test reading) and a weight decay."""
+    batch's range-test reading) and a weight decay; ``max_momentum`` when it sets its own
+    momentum (the default entrant: 0.95, cycling to 0.85), else the one the momentum test
+    chose; ``default`` marks the task's default configuration."""
 
     batch_size: int
     max_lr: float
     weight_decay: float
     lr_factor: float
+    max_momentum: float | None = None
+    default: bool = False
 
     def label(self) -> str:
         """A short name for tables and progress lines."""
-        return f"batch {self.batch_size}, max LR {self.max_lr:.3g}, wd {self.weight_decay:g}"
+        text = f"batch {self.batch_size}, max LR {self.max_lr:.3g}, wd {self.weight_decay:g}"
+        if self.max_momentum is not None:
+            text += f", momentum {self.max_momentum:g}"
+        return text + (" (default)" if self.default else "")
+
+    def lowered(self, factor: float) -> Entrant:
+        """The same entrant with its max LR (and factor) divided by ``factor``."""
+        return replace(self, max_lr=self.max_lr / factor, lr_factor=self.lr_factor / factor)
 
     def tie_rank(self) -> tuple[float, int]:
         """How ties are broken, smallest first: nearest the range test's own reading, then
@@ -116,6 +156,7 @@ class RaceRun:
     advanced: bool
     key: str = ""
     blew_up: bool = False
+    run_class: str = "ok"
 
     def to_row(self) -> dict[str, Any]:
         """A row of the race's evidence table."""
@@ -126,6 +167,9 @@ class RaceRun:
             "max_lr": self.entrant.max_lr,
             "lr_factor": self.entrant.lr_factor,
             "weight_decay": self.entrant.weight_decay,
+            "max_momentum": self.entrant.max_momentum,
+            "default": self.entrant.default,
+            "run_class": self.run_class,
             "val_metric": self.metric,
             "blew_up": self.blew_up,
             "advanced": self.advanced,
@@ -218,29 +262,101 @@ def _ranked(runs: list[tuple[Entrant, float]]) -> list[tuple[Entrant, float]]:
     return sorted(runs, key=lambda p: (-p[1], p[0].tie_rank()))
 
 
+def _scored(alive: list[Entrant], scores: Sequence[float]) -> list[tuple[Entrant, float]]:
+    clean = [sc if not math.isnan(sc) else -math.inf for sc in scores]
+    return _ranked(list(zip(alive, clean, strict=True)))
+
+
 def halve(
     entrants: Sequence[Entrant],
     rungs: Sequence[float],
     counts: Sequence[int],
     run: Callable[[list[Entrant], float], list[float]],
+    learned: Callable[[Entrant, float], bool] | None = None,
 ) -> list[list[tuple[Entrant, float]]]:
     """Successive halving: ``run(alive, epochs)`` scores each entrant alive at a rung
-    (higher is better; NaN counts as -inf), and ``counts[k + 1]`` go on (`survivors`: the
-    best of each batch size and max LR first). Returns each rung's ``(entrant, score)``
-    pairs, best first (ties by `Entrant.tie_rank`)."""
-    alive, table = list(entrants), []
-    for k, epochs in enumerate(rungs):
-        scores = [s if not math.isnan(s) else -math.inf for s in run(alive, epochs)]
-        ranked = _ranked(list(zip(alive, scores, strict=True)))
-        table.append(ranked)
-        if k + 1 < len(rungs):
-            alive = survivors(ranked, counts[k + 1])
+    (higher is better; NaN or -inf: it blew up), and ``counts[k + 1]`` go on (`survivors`).
+    ``learned(entrant, epochs)`` says whether a run left its initial plateau (default: all
+    did). When no run of a rung below the last learned, the middle rungs are skipped and
+    what they would have cost buys full-length runs (at least ``counts[-1]``), chosen by
+    `plateau_pick`; their rows are empty. When every run of a rung blew up, it runs again
+    with every max LR a tenth as large, at most `BACKOFFS` times (the rung's row holds every
+    try). Returns each rung's ``(entrant, score)`` pairs, best first (ties by
+    `Entrant.tie_rank`)."""
+    learned = learned or (lambda _e, _epochs: True)
+    alive, table, k = list(entrants), [], 0
+    while k < len(rungs):
+        epochs = rungs[k]
+        ranked = _scored(alive, run(alive, epochs))
+        tried = ranked
+        for _ in range(BACKOFFS):
+            if any(sc > -math.inf for _, sc in ranked):
+                break
+            alive = [e.lowered(10.0) for e in alive]
+            ranked = _scored(alive, run(alive, epochs))
+            tried = _ranked(ranked + tried)
+        table.append(tried)
+        if k + 1 == len(rungs):
+            break
+        grew = [e for e, sc in tried if sc > -math.inf and learned(e, epochs)]
+        if grew:
+            alive = survivors(tried, counts[k + 1], lambda e, ep=epochs: learned(e, ep))
+            k += 1
+            continue
+        later = sum(c * r for c, r in zip(counts[k + 1 :], rungs[k + 1 :], strict=True))
+        n = max(counts[-1], int(later // rungs[-1]))
+        alive = plateau_pick([e for e, sc in tried if sc > -math.inf], n)
+        if not alive:  # nothing but blow-ups: the best-ranked go on, lowest LR first
+            alive = sorted((e for e, _ in tried), key=lambda e: e.max_lr)[: counts[-1]]
+        table += [[] for _ in range(len(rungs) - k - 2)]
+        k = len(rungs) - 1
     return table
 
 
-def survivors(ranked: Sequence[tuple[Entrant, float]], n: int) -> list[Entrant]:
-    """The ``n`` entrants that go on from a rung ranked best first: the best of each
-    distinct (batch size, max LR) first, in rank order, then the rest in rank order.
+def _distinct_first(entrants: Sequence[Entrant]) -> list[Entrant]:
+    seen: set[tuple[int, float]] = set()
+    first, rest = [], []
+    for e in entrants:
+        key = (e.batch_size, e.max_lr)
+        (rest if key in seen else first).append(e)
+        seen.add(key)
+    return first + rest
+
+
+def plateau_pick(entrants: Sequence[Entrant], n: int) -> list[Entrant]:
+    """``n`` of ``entrants`` chosen without a ranking (none of them left its plateau): the
+    default entrant first, then by LR factor in `PLATEAU_ORDER` (factors not in it after,
+    nearest a third first), the larger batch first, the weight decays in the order given;
+    one entrant per (batch size, max LR) before any twin."""
+    wd_order = {w: i for i, w in enumerate(dict.fromkeys(e.weight_decay for e in entrants))}
+
+    def factor_rank(f: float) -> tuple[int, float]:
+        for i, g in enumerate(PLATEAU_ORDER):
+            if math.isclose(f, g, rel_tol=1e-6):
+                return (i, 0.0)
+        return (len(PLATEAU_ORDER), abs(math.log(f * 3)))
+
+    ordered = sorted(
+        entrants,
+        key=lambda e: (
+            not e.default,
+            factor_rank(e.lr_factor),
+            -e.batch_size,
+            wd_order[e.weight_decay],
+        ),
+    )
+    return _distinct_first(ordered)[: max(0, n)]
+
+
+def survivors(
+    ranked: Sequence[tuple[Entrant, float]],
+    n: int,
+    learned: Callable[[Entrant], bool] | None = None,
+) -> list[Entrant]:
+    """The ``n`` entrants that go on from a rung ranked best first: those that learned
+    (``learned``, default all), the best of each distinct (batch size, max LR) first, in rank
+    order, then their twins; then, if places are left, runs still on their plateau in
+    `plateau_pick`'s order (their scores at chance are noise); runs that blew up last.
 
     Entrants that differ only in weight decay score within noise of each other over a short
     cycle, and a rung that kept them all would send twins on and push other LRs out. On the
@@ -248,13 +364,26 @@ def survivors(ranked: Sequence[tuple[Entrant, float]], n: int) -> list[Entrant]:
     run at that LR fell from 0.77 (at a third of the epochs) to 0.59: a finalist at another
     LR is the evidence that catches a configuration that does not hold over the whole cycle.
     """
-    seen: set[tuple[int, float]] = set()
-    first, rest = [], []
-    for e, _ in ranked:
-        key = (e.batch_size, e.max_lr)
-        (rest if key in seen else first).append(e)
-        seen.add(key)
-    return (first + rest)[:n]
+    learned = learned or (lambda _e: True)
+    live = [e for e, sc in ranked if sc > -math.inf]
+    picked = _distinct_first([e for e in live if learned(e)])[:n]
+    if len(picked) < n:
+        picked += plateau_pick([e for e in live if e not in picked], n - len(picked))
+    if len(picked) < n:
+        picked += [e for e, sc in ranked if sc == -math.inf][: n - len(picked)]
+    return picked
+
+
+def default_entrant(batch_size: int, optimizer: str, readings: Mapping[int, float]) -> Entrant:
+    """The task's default configuration as an entrant: `DEFAULT_MAX_LR` and
+    `DEFAULT_WEIGHT_DECAY` for ``optimizer``, momentum 0.95 (cycling to 0.85), at
+    ``batch_size``; its ``lr_factor`` is its max LR over the reading nearest that batch."""
+    if optimizer not in DEFAULT_MAX_LR:
+        raise ValueError(f"no default configuration for optimizer {optimizer!r}")
+    lr = DEFAULT_MAX_LR[optimizer]
+    near = min(readings, key=lambda b: abs(math.log(b / batch_size))) if readings else None
+    factor = lr / readings[near] if near is not None and readings[near] > 0 else 1.0
+    return Entrant(batch_size, lr, DEFAULT_WEIGHT_DECAY[optimizer], factor, 0.95, True)
 
 
 def pick_winner(last: Sequence[tuple[Entrant, float]], noise: float) -> tuple[Entrant, float]:
@@ -292,8 +421,9 @@ def race_weight_decays(decisions: Sequence[Decision], grid: Sequence[float]) -> 
 
 def run_race(s: RecipeState) -> None:
     """The recipe's race step (`recipe.plan.STAGES` with ``search="race"``): each batch
-    candidate's max LR read by range tests on two seeds, the entrants, the rungs within the
-    budget left, the runs, and the winner's full run as the final run."""
+    candidate's max LR read by range tests on two seeds, the entrants (the default among
+    them), the rungs within the budget left, the runs, and the winner's full run as the
+    final run."""
     ctx, task, plan = s.ctx, s.task, s.plan
     sizes = list(plan.candidates) or [s.hp.batch_size]
     readings = candidate_readings(ctx, s.hp, sizes, plan.steps, s.config.seed)
@@ -303,7 +433,12 @@ def run_race(s: RecipeState) -> None:
     pairs = {b: (float(d.value), bool(d.extra.get("reliable", True))) for b, d in readings.items()}
     entrants = make_entrants(pairs, race_weight_decays(s.decisions, plan.weight_decays))
     rungs = rung_epochs(plan.epochs, batches_per_epoch(task.train_data, max(sizes)))
-    entrants, finalists, notes = fit_to_budget(entrants, rungs, s.left())
+    default = default_entrant(
+        task.default_batch_size, s.hp.optimizer, {b: lr for b, (lr, _) in pairs.items()}
+    )
+    entrants, finalists, notes = fit_to_budget(entrants, rungs, s.left() - rungs[0])
+    same = _settings(s.hp, default)
+    entrants = [default, *(e for e in entrants if _settings(s.hp, e) != same)]
     for note in notes:
         s.say(f"race: {note}")
     counts = rung_counts(len(entrants), len(rungs), finalists)
@@ -312,31 +447,93 @@ def run_race(s: RecipeState) -> None:
         f"epochs ({' -> '.join(map(str, counts))} runs)"
     )
     runs: dict[tuple[Entrant, float], TrialResult] = {}
-    table = halve(entrants, rungs, counts, _runner(s, runs))
+    classes: dict[tuple[Entrant, float], str] = {}
+    runner = _runner(s, runs, classes)
+    table = halve(entrants, rungs, counts, runner, lambda e, ep: classes.get((e, ep)) == "ok")
+    notes += _plateau_notes(table, rungs)
+    safety = _default_safety_net(table, rungs, default, runner, task)
+    if safety is not None:
+        notes.append(safety)
     last = table[-1]
-    best = max((abs(sc) for _, sc in last if math.isfinite(sc)), default=math.nan)
-    noise = metric_noise(best, task.num_val, task.kind)
+    noise = _noise(last, task)
     winner, _ = pick_winner(last, noise)
     result = runs[(winner, rungs[-1])]
     s.hp = _settings(s.hp, winner)
     s.history, s.final_epochs, s.final_why = result.history, float(rungs[-1]), ""
-    s.decisions.append(_decision(table, runs, winner, rungs, counts, noise, notes, s))
+    s.decisions.append(_decision(table, runs, classes, winner, rungs, noise, notes, s))
     s.say(f"race: {winner.label()} won ({s.history.metric_name} {_final(s.history):.4f})")
 
 
+def _noise(last: Sequence[tuple[Entrant, float]], task: Any) -> float:
+    best = max((abs(sc) for _, sc in last if math.isfinite(sc)), default=math.nan)
+    return metric_noise(best, task.num_val, task.kind)
+
+
+def _plateau_notes(table: list[list[tuple[Entrant, float]]], rungs: Sequence[float]) -> list[str]:
+    skipped = [rungs[k] for k, rows in enumerate(table) if not rows]
+    if not skipped:
+        return []
+    return [
+        "no run of the first rung left its initial plateau, so the rungs of "
+        + ", ".join(f"{e:g}" for e in skipped)
+        + " epochs were skipped and their cost spent on full-length runs"
+    ]
+
+
+def _default_safety_net(
+    table: list[list[tuple[Entrant, float]]],
+    rungs: Sequence[float],
+    default: Entrant,
+    run: Callable[[list[Entrant], float], list[float]],
+    task: Any,
+) -> str | None:
+    """When the default entrant was cut at a rung where it scored more than the best full
+    run (beyond the metric's noise), it runs the full length too (added to the last rung),
+    so the answer is never worse than the default's evidence; the sentence saying so, or
+    None."""
+    last = table[-1]
+    if any(e == default for e, _ in last):
+        return None
+    at = [(k, sc) for k, rows in enumerate(table) for e, sc in rows if e == default]
+    if not at:
+        return None
+    k, score = at[-1]
+    best = max((sc for _, sc in last), default=-math.inf)
+    noise = _noise(last, task)
+    if not score > best + (noise if math.isfinite(noise) else 0.0):
+        return None
+    (full,) = run([default], rungs[-1])
+    table[-1] = _ranked([*last, (default, -math.inf if math.isnan(full) else full)])
+    return (
+        f"the default scored {abs(score):.4g} at {rungs[k]:g} epochs, above every full run, "
+        "so it also ran the full length"
+    )
+
+
 def _settings(hp: HParams, e: Entrant) -> HParams:
-    return hp.with_(batch_size=e.batch_size, max_lr=e.max_lr, weight_decay=e.weight_decay)
+    out = hp.with_(batch_size=e.batch_size, max_lr=e.max_lr, weight_decay=e.weight_decay)
+    if e.max_momentum is not None:
+        low = min(cycle_min_momentum(e.max_momentum), e.max_momentum)
+        out = out.with_(max_momentum=e.max_momentum, min_momentum=low)
+    return out
 
 
 def _final(history: History | None) -> float:
     return history.final.val_metric if history is not None and history.final else math.nan
 
 
+def _final_loss(history: History | None) -> float:
+    return history.final.val_loss if history is not None and history.final else math.nan
+
+
 def _runner(
-    s: RecipeState, runs: dict[tuple[Entrant, float], TrialResult]
+    s: RecipeState,
+    runs: dict[tuple[Entrant, float], TrialResult],
+    classes: dict[tuple[Entrant, float], str],
 ) -> Callable[[list[Entrant], float], list[float]]:
     """The `halve` callback: one rung's runs through the store (in parallel where the
-    executor has workers), their cost charged to the race, their scores."""
+    executor has workers), their cost charged to the race, each run classified
+    (`classify_run`, kept in ``classes``), their scores (-inf for a run that blew up)."""
     sign = 1.0 if s.task.higher_is_better else -1.0
 
     def run(alive: list[Entrant], epochs: float) -> list[float]:
@@ -352,9 +549,12 @@ def _runner(
             if r.history is None:
                 raise UsageError(f"the race's run at {e.label()} failed: {r.reason}")
             runs[(e, epochs)] = r
-            bad = blew_up(r.history)
+            cls = classes[(e, epochs)] = classify_run(r.history)
             metric = _final(r.history)
-            scores.append(-math.inf if bad or not math.isfinite(metric) else sign * metric)
+            # a task whose metric is NaN (none given for its batches) races on the loss
+            score = sign * metric if math.isfinite(metric) else -_final_loss(r.history)
+            bad = cls in ("diverged", "collapsed") or not math.isfinite(score)
+            scores.append(-math.inf if bad else score)
         s.say(f"race: rung of {epochs:g} epochs, {len(alive)} runs")
         return scores
 
@@ -364,33 +564,46 @@ def _runner(
 def _decision(
     table: list[list[tuple[Entrant, float]]],
     runs: dict[tuple[Entrant, float], TrialResult],
+    classes: dict[tuple[Entrant, float], str],
     winner: Entrant,
     rungs: tuple[float, ...],
-    counts: tuple[int, ...],
     noise: float,
     notes: list[str],
     s: RecipeState,
 ) -> Decision:
     """The race's `Decision`: a row per run (rung by rung, best first), the winner's
-    settings, the rungs and the sentence."""
+    settings, the rungs, the runs each rung made and the sentence."""
     rows, keys = [], []
-    for k, ranked in enumerate(table):
-        going_on = {e for e, _ in table[k + 1]} if k + 1 < len(table) else {winner}
-        for e, _score in ranked:
+    held = [k for k, ranked in enumerate(table) if ranked]
+    for i, k in enumerate(held):
+        going_on = {e for e, _ in table[held[i + 1]]} if i + 1 < len(held) else {winner}
+        for e, score in table[k]:
             r = runs[(e, rungs[k])]
             keys.append(r.key)
-            run = RaceRun(e, k, rungs[k], _score, _final(r.history), e in going_on, r.key,
-                          blew_up(r.history))
+            cls = classes.get((e, rungs[k]), "ok")
+            run = RaceRun(
+                e,
+                k,
+                rungs[k],
+                score,
+                _final(r.history),
+                e in going_on,
+                r.key,
+                cls in ("diverged", "collapsed"),
+                cls,
+            )
             rows.append(run.to_row())
+    counts = [len(ranked) for ranked in table]
     last = ", ".join(
         f"{e.label()}: "
         + ("blew up" if sc == -math.inf else f"{_final(runs[(e, rungs[-1])].history):.4f}")
         for e, sc in table[-1]
     )
+    first = [e for e, _ in table[0] if not e.default]
     reason = (
-        f"{counts[0]} entrants (each batch's range-test max LR times "
-        f"{', '.join(f'{f:.3g}' for f in sorted({e.lr_factor for e, _ in table[0]}))}, at weight "
-        f"decay {', '.join(f'{w:g}' for w in sorted({e.weight_decay for e, _ in table[0]}))}) "
+        f"{counts[0]} entrants (the default, and each batch's range-test max LR times "
+        f"{', '.join(f'{f:.3g}' for f in sorted({e.lr_factor for e in first}))}, at weight "
+        f"decay {', '.join(f'{w:g}' for w in sorted({e.weight_decay for e in first}))}) "
         f"raced over 1cycle runs of {', '.join(f'{e:g}' for e in rungs)} epochs "
         f"({' -> '.join(map(str, counts))} runs, the best third going on); the full runs: "
         f"{last}; {winner.label()} won"
@@ -414,8 +627,10 @@ def _decision(
             "max_lr": winner.max_lr,
             "weight_decay": winner.weight_decay,
             "lr_factor": winner.lr_factor,
+            "max_momentum": winner.max_momentum,
+            "default": winner.default,
             "rungs": list(rungs),
-            "counts": list(counts),
+            "counts": counts,
             "noise": noise,
         },
         compute=dict(s.compute.get("race", {"epochs": 0.0, "seconds": 0.0})),
