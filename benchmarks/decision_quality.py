@@ -13,6 +13,15 @@ among a few full runs on the validation set (the batch sizes, the LR bracket), t
 among 84; the fresh seeds and the unseen test split carry none of either selection's luck.
 The tune's own final validation metric is shown beside.
 
+A second table sets the recipe against random search over the oracle's own grid at equal
+seconds (issue 32): a random search that drew grid points in random order, one seed's runs,
+until their wall seconds reached the recipe's mean tune seconds on that task, picking the best
+validation metric, would have trained exactly such a draw of the oracle's rows. So
+`RANDOM_DRAWS` draws are made from `benchmarks/zoo/oracle.json` (no training), each pick is
+retrained from the fresh seeds 100-102 and scored on the test split (cached in
+``--cache``/``random-picks-test.json``), and random's test metric is the mean over draws.
+Target: the recipe's mean test metric is at least random's on all development tasks but two.
+
 Goal per task (issue 12, on the test split): the recipe's mean over seeds is within
 max(0.5 points, the oracle's test standard deviation) of the oracle choice's test mean; the
 recipe uses at most 10% of the oracle's compute (its grid on three seeds, in epochs; the
@@ -28,8 +37,10 @@ a collapse). Points are 100 x the metric (accuracy or R^2).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -43,7 +54,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import fair  # noqa: E402
 from _common import cache_dir, header, pool_map  # noqa: E402
-from oracle import FRESH, Reference, load, reference  # noqa: E402
+from oracle import FRESH, Reference, _key, _point_hparams, load, reference  # noqa: E402
 from zoo.tasks import ZOO  # noqa: E402
 
 RETRAIN = 100
@@ -101,6 +112,9 @@ def _ms(xs: list[float]) -> str:
     return f"{100 * statistics.fmean(xs):.2f} ± {100 * statistics.stdev(xs):.2f}"
 
 
+RANDOM_DRAWS = 1000
+"""How many random searches are drawn from the oracle's rows per task."""
+
 ORACLE_SEEDS = 3
 """The oracle's grid runs on this many seeds (`benchmarks/oracle.py`)."""
 
@@ -140,6 +154,107 @@ def judge(ref: Reference, test: dict[str, Any], runs: list[dict[str, Any]]) -> d
         "collapses": collapses,
         "ok": ok,
     }
+
+
+def random_picks(
+    summary: dict[str, Any], seconds: float, draws: int = RANDOM_DRAWS, seed: int = 0
+) -> dict[tuple, int]:
+    """How often each grid point is the pick of a random search given ``seconds``: each draw
+    takes one seed's rows of the oracle in random order while their seconds stay within
+    ``seconds`` (at least one row), and picks the best validation metric (a diverged run, or
+    one without a metric, scores 0; R^2 below 0 counts as 0)."""
+    rng = random.Random(seed)
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for row in summary["rows"]:
+        by_seed.setdefault(row["seed"], []).append(row)
+    seeds = sorted(by_seed)
+    counts: dict[tuple, int] = {}
+    for _ in range(draws):
+        rows = list(by_seed[rng.choice(seeds)])
+        rng.shuffle(rows)
+        spent, best, pick = 0.0, -math.inf, None
+        for row in rows:
+            if pick is not None and spent + row["seconds"] > seconds:
+                break
+            spent += row["seconds"]
+            m = row["metric"]
+            m = 0.0 if m is None or row["diverged"] else max(float(m), 0.0)
+            if m > best:
+                best, pick = m, _key(row)
+        counts[pick] = counts.get(pick, 0) + 1
+    return counts
+
+
+def random_at_equal_seconds(
+    names: list[str],
+    seeds: list[int],
+    runs: dict[tuple, dict[str, Any]],
+    oracle: dict[str, Any],
+    cache: Path,
+    workers: int,
+) -> dict[str, dict[str, Any]]:
+    """Per task: the recipe's mean tune seconds, random search's mean test metric at those
+    seconds (its picks retrained from `FRESH` on the test split, cached in ``cache``), the
+    number of distinct picks, and the recipe's mean test metric."""
+    path = cache / "random-picks-test.json"
+    scored: dict[str, list[float]] = json.loads(path.read_text()) if path.exists() else {}
+    out = {}
+    for n in names:
+        rs = [runs[(n, s)] for s in seeds]
+        seconds = statistics.fmean(r["seconds"] for r in rs)
+        counts = random_picks(oracle[n], seconds)
+        todo = [k for k in counts if f"{n}|{list(k)}" not in scored]
+        jobs = [
+            (oracle[n]["ref"], "test", _point_hparams(oracle[n], k), oracle[n]["epochs"], s)
+            for k in todo
+            for s in FRESH
+        ]
+        got = [m for m, _ in pool_map(fair.run_on, jobs, workers)] if jobs else []
+        for i, k in enumerate(todo):
+            ms = got[i * len(FRESH) : (i + 1) * len(FRESH)]
+            scored[f"{n}|{list(k)}"] = [max(m, 0.0) if math.isfinite(m) else 0.0 for m in ms]
+        path.write_text(json.dumps(scored))
+        total = sum(counts.values())
+        rand = sum(c * statistics.fmean(scored[f"{n}|{list(k)}"]) for k, c in counts.items())
+        recipe = statistics.fmean(0.0 if r["collapsed"] else max(r["test"], 0.0) for r in rs)
+        out[n] = {
+            "seconds": seconds,
+            "random": rand / total,
+            "recipe": recipe,
+            "picks": len(counts),
+        }
+    return out
+
+
+def print_random_table(cmp: dict[str, dict[str, Any]]) -> None:
+    """The recipe against random search over the oracle's grid at equal seconds."""
+    print("#### Against random search over the oracle's grid at the recipe's seconds\n")
+    print(
+        f"- {RANDOM_DRAWS} random searches per task drawn from the oracle's rows (one seed's "
+        "grid, random order, while their seconds stay within the recipe's mean tune "
+        "seconds; best validation metric picked), each pick retrained from seeds "
+        f"{list(FRESH)} on the test split; target: the recipe at least level with random on "
+        "all development tasks but two\n"
+    )
+    print(
+        "| task | recipe seconds | distinct picks | random test | recipe test | "
+        "recipe - random |"
+    )
+    print("|---|---|---|---|---|---|")
+    behind = 0
+    for n, c in cmp.items():
+        diff = 100 * (c["recipe"] - c["random"])
+        behind += diff < 0
+        print(
+            f"| {n} | {c['seconds']:.1f} | {c['picks']} | {100 * c['random']:.2f} | "
+            f"{100 * c['recipe']:.2f} | {diff:+.2f} |"
+        )
+    verdict = "met" if behind <= 2 else "**MISSED**"
+    print(
+        f"\n| target | measured | verdict |\n|---|---|---|\n"
+        f"| recipe >= random on all tasks but two | behind on {behind} of {len(cmp)} | "
+        f"{verdict} |\n"
+    )
 
 
 def score_on_test(runs: dict[tuple, dict[str, Any]], workers: int) -> None:
@@ -193,6 +308,7 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     score_on_test(runs, workers)
     print_table(names, seeds, runs, oracle, workers, elapsed)
+    print_random_table(random_at_equal_seconds(names, seeds, runs, oracle, cache, workers))
 
 
 def print_table(

@@ -148,3 +148,35 @@ def test_the_header_names_commit_machine_load_and_cache(common, tmp_path: Path) 
     assert "cores, torch threads" in machine and "load average" in machine
     assert f"- cache: read trial stores from {tmp_path} (1 store present" in text
     assert "- cache: none (every trial run here)" in common.header("T")
+
+
+def test_random_search_draws_are_what_a_search_of_those_seconds_would_pick(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import decision_quality as dq
+
+    def row(b, lr, seed, metric, seconds=1.0, diverged=False):
+        return {
+            "batch_size": b,
+            "max_lr": lr,
+            "weight_decay": 0.0,
+            "max_momentum": 0.9,
+            "seed": seed,
+            "metric": metric,
+            "seconds": seconds,
+            "diverged": diverged,
+        }
+
+    rows = [row(32, lr, s, m) for s in (0, 1) for lr, m in ((0.1, 0.5), (0.3, 0.9), (1.0, 0.7))]
+    rows.append(row(32, 3.0, 0, 0.99, diverged=True))  # a diverged run scores 0
+    rows.append(row(32, 3.0, 1, None))
+    summary = {"rows": rows}
+    # seconds for every row of a seed: every draw finds the grid's best
+    assert dq.random_picks(summary, seconds=100.0, draws=50) == {(32, 0.3, 0.0, 0.9): 50}
+    # one row's seconds: each draw picks its first row, so every point is picked sometimes
+    one = dq.random_picks(summary, seconds=1.0, draws=400, seed=1)
+    assert sum(one.values()) == 400 and len(one) == 4
+    assert min(one.values()) > 50  # about 100 each
+    # the same seed draws the same searches
+    assert dq.random_picks(summary, 2.0, draws=100, seed=3) == dq.random_picks(
+        summary, 2.0, draws=100, seed=3
+    )
