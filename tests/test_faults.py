@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -133,16 +134,16 @@ def test_a_damaged_store_is_refused_and_never_overwritten(tmp_path, damage):
 
 
 class _FullDisk:
-    """A text file on a disk that fills up: half of the first write lands, then ENOSPC."""
+    """A file descriptor on a disk that fills up: half of the first write lands, then
+    ENOSPC (stands in for `os.fdopen` in `disciplined.files`)."""
 
-    def __init__(self, path, *args, **kwargs):
-        self.path = path
-        self.f = open(path, *args, **kwargs)  # noqa: SIM115
+    def __init__(self, fd, *args, **kwargs):
+        self.f = os.fdopen(fd, *args, **kwargs)
 
-    def write(self, text: str) -> int:
-        self.f.write(text[: len(text) // 2])
+    def write(self, data) -> int:
+        self.f.write(data[: len(data) // 2])
         self.f.flush()
-        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        raise OSError(errno.ENOSPC, "No space left on device", "a result file")
 
     def __enter__(self):
         return self
@@ -151,8 +152,22 @@ class _FullDisk:
         self.f.close()
 
 
-def test_a_full_disk_leaves_the_previous_result_and_no_half_file(tmp_path, capsys, monkeypatch):
+def _full_disk(monkeypatch) -> None:
     import disciplined.files as files
+
+    def fdopen(fd, mode="r", *args, **kwargs):  # result files (binary) hit the full disk
+        if "b" in mode:
+            return _FullDisk(fd, mode, *args, **kwargs)
+        return os.fdopen(fd, mode, *args, **kwargs)
+
+    class _Os:  # the os module as files.py sees it, with fdopen on a full disk
+        def __getattr__(self, name):
+            return fdopen if name == "fdopen" else getattr(os, name)
+
+    monkeypatch.setattr(files, "os", _Os())
+
+
+def test_a_full_disk_leaves_the_previous_result_and_no_half_file(tmp_path, capsys, monkeypatch):
     from disciplined.cli import main
     from disciplined.cli.diagnose import load_history
 
@@ -161,7 +176,7 @@ def test_a_full_disk_leaves_the_previous_result_and_no_half_file(tmp_path, capsy
     assert main(argv) == 0
     previous = (out / "history.json").read_bytes()
     capsys.readouterr()
-    monkeypatch.setattr(files, "open", _FullDisk, raising=False)
+    _full_disk(monkeypatch)
     code = main([*argv, "--max-lr", "0.05"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
@@ -177,7 +192,7 @@ def test_a_full_disk_leaves_the_previous_result_and_no_half_file(tmp_path, capsy
 def test_an_atomic_write_that_fails_leaves_no_file(tmp_path, monkeypatch):
     import disciplined.files as files
 
-    monkeypatch.setattr(files, "open", _FullDisk, raising=False)
+    _full_disk(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         files.write_text_atomic(tmp_path / "tune.json", '{"a": 1}')
     assert list(tmp_path.iterdir()) == []

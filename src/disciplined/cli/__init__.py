@@ -22,6 +22,7 @@ from pathlib import Path
 from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
 from disciplined.cli.common import release_out
 from disciplined.errors import UsageError
+from disciplined.files import write_text_atomic
 
 COMMANDS = (train, find_lr, sweep, tune, diagnose, report)
 
@@ -76,7 +77,7 @@ def write_error_log(exc: BaseException, folder: Path | None, argv: Sequence[str]
     if folder is not None:
         path = folder / ERROR_LOG
         try:
-            path.write_text(text, encoding="utf-8")
+            write_text_atomic(path, text)
             return path
         except OSError:
             pass

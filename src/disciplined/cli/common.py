@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.files import open_no_follow, write_text_atomic
 from disciplined.tasks import Task, load_task
 from disciplined.trials.executors import EXECUTORS, Executor, make_executor
 from disciplined.trials.hparams import HParams
@@ -436,7 +437,7 @@ def claim_out(out: Path, owner: dict[str, Any]) -> bool:
     _lock(out, owner)
     marker = out / MARKER
     new = not marker.exists()
-    marker.write_text(json.dumps(owner, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(marker, json.dumps(owner, sort_keys=True) + "\n")
     return new
 
 
@@ -445,7 +446,13 @@ def _lock(out: Path, owner: dict[str, Any]) -> None:
         import fcntl
     except ImportError:  # not POSIX: no lock, as before
         return
-    f = open(out / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 - held until release_out
+    try:  # a link at the lock's name is refused, never followed out of the folder
+        f = open_no_follow(out / LOCK)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot open the lock {str(out / LOCK)!r}: {exc.strerror or exc}; remove it "
+            "(it is not a file disciplined wrote) or use another --out"
+        ) from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -6,18 +6,24 @@ and no window are involved.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from disciplined.files import write_bytes_atomic
 from disciplined.training.fit import History
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Render ``fig`` as PNG in memory and write it whole or not at all (a full disk leaves
+    the previous plot, never an empty one; a link at ``path`` is replaced, not followed)."""
     path = Path(path)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
+    write_bytes_atomic(path, buf.getvalue())
     return path
 
 
