@@ -1,7 +1,9 @@
 """The recipe's steps after the final run's settings are read: the final run, the LR
 bracket of full runs around its max LR, the divergence retries and the corrective round.
 
-Each step takes the `RecipeState` and records its `Decision` and compute there.
+Each step takes the `RecipeState` and records its `Decision` there; its trials are
+charged to its own step of the context's ledger (``lr_bracket``, ``divergence_retries``,
+``corrective_run``).
 """
 
 from __future__ import annotations
@@ -71,7 +73,6 @@ def lr_bracket(s: RecipeState) -> None:
     epochs, seed, left = s.final_epochs, s.config.seed, s.left
     base = hp.max_lr
     runs: dict[float, tuple[History, str]] = {base: (s.history, "")}
-    spent = {"epochs": 0.0, "seconds": 0.0}
     noise = metric_noise(_metric(s.history), task.num_val, task.kind)
 
     def run(lrs: list[float]) -> None:
@@ -79,13 +80,12 @@ def lr_bracket(s: RecipeState) -> None:
             one_cycle_spec(ctx, hp.with_(max_lr=lr), epochs, seed, f"bracket-{lr:.4g}")
             for lr in lrs
         ]
-        for lr, r in zip(lrs, ctx.run(specs), strict=True):
+        with ctx.step("lr_bracket"):
+            results = ctx.run(specs)
+        for lr, r in zip(lrs, results, strict=True):
             if r.history is None:
                 raise UsageError(f"the bracket's run at max LR {lr:.4g} failed: {r.reason}")
             runs[lr] = (r.history, r.key)
-            cost = s.fresh_cost([r])
-            spent["epochs"] += cost["epochs"]
-            spent["seconds"] += cost["seconds"]
             say(f"bracket: max LR {lr:.4g}: validation {_metric(r.history):.4f}")
 
     def score(lr: float) -> float:
@@ -103,13 +103,12 @@ def lr_bracket(s: RecipeState) -> None:
         best = base
     extended = False
     gain = score(best) - score(base) if score(best) > -math.inf else -math.inf
-    if best != base and gain > noise and left() - spent["epochs"] >= epochs:
+    if best != base and gain > noise and left() >= epochs:  # left() counts the bracket's
         further = best / BRACKET if best < base else best * BRACKET
         run([further])
         extended = True
         if score(further) > score(best) + noise:
             best = further
-    s.compute["lr_bracket"] = spent
     s.decisions.append(
         _bracket_decision(
             runs,
@@ -119,7 +118,7 @@ def lr_bracket(s: RecipeState) -> None:
             epochs,
             extended,
             all_diverged=score(best) == -math.inf,
-            compute=spent,
+            compute=ctx.ledger.cost("lr_bracket"),
         )
     )
     say(f"lr_bracket: learning_rate = {best:g} (best_full_run_of_bracket)")
@@ -198,21 +197,17 @@ def retry_lower(s: RecipeState) -> None:
     epochs, seed = s.final_epochs, s.config.seed
     rows = [{"max_lr": hp.max_lr, "val_metric": _metric(history), "verdict": verdict.verdict}]
     keys: list[str] = []
-    spent = {"epochs": 0.0, "seconds": 0.0}
     first_lr = hp.max_lr
     while verdict.verdict == "diverged" and len(keys) < MAX_RETRIES:
         hp = hp.with_(max_lr=hp.max_lr / RETRY_FACTOR)
-        history, result = final_run(ctx, hp, epochs, seed, f"retry{len(keys) + 1}")
+        with ctx.step("divergence_retries"):
+            history, result = final_run(ctx, hp, epochs, seed, f"retry{len(keys) + 1}")
         verdict = diagnose(history)
         keys.append(result.key)
-        cost = s.fresh_cost([result])
-        spent["epochs"] += cost["epochs"]
-        spent["seconds"] += cost["seconds"]
         rows.append(
             {"max_lr": hp.max_lr, "val_metric": _metric(history), "verdict": verdict.verdict}
         )
         say(f"diverged: retried at max LR {hp.max_lr:.4g}: {verdict.verdict}")
-    s.compute["divergence_retries"] = spent
     tried = ", ".join(f"{r['max_lr']:.4g}" for r in rows)
     if verdict.verdict == "diverged":
         raise UsageError(
@@ -232,7 +227,7 @@ def retry_lower(s: RecipeState) -> None:
             table=tuple(rows),
             trials=tuple(keys),
             extra={"parameter": "max_lr"},
-            compute=spent,
+            compute=ctx.ledger.cost("divergence_retries"),
         )
     )
     s.hp, s.history, s.verdict = hp, history, verdict
@@ -293,9 +288,10 @@ def corrective_round(s: RecipeState) -> None:
         if not known and left() < epochs:
             say(f"{verdict.verdict}, but the budget has no room for a corrective run ({what})")
             break
-        h2, r2 = final_run(ctx, hp2, epochs, seed, "corrective")
-        cost = s.fresh_cost([r2])
-        s.add_compute("corrective_run", cost["epochs"], cost["seconds"])
+        with ctx.step("corrective_run"):
+            start = ctx.ledger.mark()
+            h2, r2 = final_run(ctx, hp2, epochs, seed, "corrective")
+        cost = ctx.ledger.since(start)  # nothing when an earlier step ran it
         v2 = diagnose(h2)
         better = v2.verdict != "diverged" and _better(h2, history, task.higher_is_better)
         row = {

@@ -426,10 +426,9 @@ def run_race(s: RecipeState) -> None:
     final run."""
     ctx, task, plan = s.ctx, s.task, s.plan
     sizes = list(plan.candidates) or [s.hp.batch_size]
-    readings = candidate_readings(ctx, s.hp, sizes, plan.steps, s.config.seed)
-    for d in readings.values():
-        s.decisions.append(d)
-        s.add_compute("race_readings", d.compute["epochs"], d.compute["seconds"])
+    with ctx.step("race_readings"):
+        readings = candidate_readings(ctx, s.hp, sizes, plan.steps, s.config.seed)
+    s.decisions.extend(readings.values())
     pairs = {b: (float(d.value), bool(d.extra.get("reliable", True))) for b, d in readings.items()}
     entrants = make_entrants(pairs, race_weight_decays(s.decisions, plan.weight_decays))
     rungs = rung_epochs(plan.epochs, batches_per_epoch(task.train_data, max(sizes)))
@@ -541,9 +540,8 @@ def _runner(
             one_cycle_spec(s.ctx, _settings(s.hp, e), epochs, s.config.seed, f"race-{e.label()}")
             for e in alive
         ]
-        results = s.ctx.run(specs)
-        cost = s.fresh_cost(results)
-        s.add_compute("race", cost["epochs"], cost["seconds"])
+        with s.ctx.step("race"):
+            results = s.ctx.run(specs)
         scores = []
         for e, r in zip(alive, results, strict=True):
             if r.history is None:
@@ -633,5 +631,5 @@ def _decision(
             "counts": counts,
             "noise": noise,
         },
-        compute=dict(s.compute.get("race", {"epochs": 0.0, "seconds": 0.0})),
+        compute=s.ctx.ledger.cost("race"),
     )

@@ -24,7 +24,8 @@
 
 Every trial goes through the store, so an interrupted `tune` resumes where it stopped and
 recomputes nothing finished. Compute is counted in epochs of the task (range-test and
-training steps alike) and capped by ``budget``.
+training steps alike) by the context's ledger (`studies.ledger.Ledger`: each trial charged
+once, to the step that ran it) and capped by ``budget``.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ __all__ = ["TuneResult", "run_recipe"]
 @dataclass(frozen=True)
 class TuneResult:
     """What `tune` chose and why: the hyper-parameters, each step's `Decision`, the final
-    run's `History` and `Diagnosis`, compute per step, the output folder (where its store
-    is, and where `report.save` writes), provenance, and the trials read."""
+    run's `History` and `Diagnosis`, compute per step (the context's ledger), the output
+    folder (where its store is, and where `report.save` writes), provenance, and the trials
+    read."""
 
     hparams: HParams
     epochs: float
@@ -152,9 +154,8 @@ def _range_tests(s: RecipeState) -> None:
 def _batch_size(s: RecipeState) -> None:
     """The batch size: the plan's candidates compared as it says (`batch_size_search`)."""
     plan, candidates = s.plan, list(s.plan.candidates)
-    s.batch = s.record(
-        "batch_size",
-        batch_size_search(
+    with s.ctx.step("batch_size"):
+        d = batch_size_search(
             s.ctx,
             s.hp,
             compare=plan.mode if candidates else "off",
@@ -165,8 +166,8 @@ def _batch_size(s: RecipeState) -> None:
             num_steps=plan.steps,
             seed=s.config.seed,
             max_epochs=0.15 * plan.budget + candidate_test_epochs(s.task, plan.steps, candidates),
-        ),
-    )
+        )
+    s.batch = s.record("batch_size", d)
     s.hp = s.hp.with_(batch_size=int(s.batch.value))
 
 
@@ -176,37 +177,34 @@ def _final_lr(s: RecipeState) -> None:
     comparison already ran it, and it is read back from the store."""
     range_hp = peak_momentum(s.hp)
     compared = s.batch is not None and s.batch.rule == "best_at_equal_epochs"
-    lr_d = learning_rate_test(
-        s.ctx,
-        range_hp,
-        num_steps=s.plan.steps,
-        seed=s.config.seed,
-        tag=f"batch{s.hp.batch_size}" if compared else "final",
-        repeats=True,
-    )
+    with s.ctx.step("final_lr"):  # read back at equal epochs: the ledger charges nothing
+        lr_d = learning_rate_test(
+            s.ctx,
+            range_hp,
+            num_steps=s.plan.steps,
+            seed=s.config.seed,
+            tag=f"batch{s.hp.batch_size}" if compared else "final",
+            repeats=True,
+        )
     if compared:
         lr_d = replace(
-            lr_d,
-            reason=lr_d.reason + " (the batch-size comparison's range test at this batch)",
-            compute={"epochs": 0.0, "seconds": 0.0, "trials": 0},
+            lr_d, reason=lr_d.reason + " (the batch-size comparison's range test at this batch)"
         )
     s.hp = s.hp.with_(max_lr=s.record("final_lr", lr_d).value)
 
 
 def _final_run(s: RecipeState) -> None:
     """One 1cycle run with everything chosen; the batch-size comparison's run of the
-    winner when there was one (counted once, here)."""
+    winner when there was one (charged once, and shown here: `Ledger.claim`)."""
     runs = FIXED_RUNS if s.config.correct else FIXED_RUNS - 1
     s.final_epochs, s.final_why = final_epochs(
         s.task, s.batch, s.plan.epochs, s.left() / runs
     )
     s.say(f"final run: {s.final_epochs:.3g} epochs at batch {s.hp.batch_size}{s.final_why}")
-    s.history, result = final_run(s.ctx, s.hp, s.final_epochs, s.config.seed, "final")
-    s.ctx.counted.add(result.key)  # charged here, so no later step charges it again
-    s.compute["final_run"] = {"epochs": s.history.epochs, "seconds": result.seconds}
+    with s.ctx.step("final_run"):
+        s.history, result = final_run(s.ctx, s.hp, s.final_epochs, s.config.seed, "final")
+        s.ctx.ledger.claim(result.key)  # the comparison's run, when it was one, moves here
     if s.batch is not None and result.key in s.batch.trials:
-        s.compute["batch_size"]["epochs"] -= s.history.epochs
-        s.compute["batch_size"]["seconds"] -= result.seconds
         s.say("final run: the batch-size comparison's run at this batch")
 
 
@@ -361,7 +359,7 @@ def _result(s: RecipeState, out: Path, started: float, command: str | None) -> T
         decisions=tuple(s.decisions),
         history=history,
         diagnosis=s.verdict,
-        compute=s.compute,
+        compute=ctx.ledger.by_step(),
         out=str(out),
         meta=meta,
         trials=dict(ctx.results),

@@ -3,8 +3,9 @@ dropout, batch size) as trial specs run through a `StudyContext`, read by a pure
 returns a `Decision`.
 
 One module per study: `learning_rate`, `weight_decay`, `momentum`, `dropout`, `batch`
-(with its memory probe and rules); `context` holds what they share, `decide` the rules
-over curves, `steps` the recipe's opening steps that run them in turn.
+(with its memory probe and rules); `context` holds what they share, `ledger` the one
+account of their compute (each trial charged once, to the step that ran it), `decide` the
+rules over curves, `steps` the recipe's opening steps that run them in turn.
 """
 
 from disciplined.studies.batch import (

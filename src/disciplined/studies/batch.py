@@ -33,7 +33,6 @@ from disciplined.measure.range_test import preserved_state
 from disciplined.studies.context import (
     StudyContext,
     batch_figure,
-    compute_spent,
     one_cycle_spec,
 )
 from disciplined.studies.decide import Decision
@@ -531,6 +530,7 @@ def batch_size_search(
     sizes = pick(task, fit_.batch_size, candidates)
     if len(sizes) == 1:
         return memory_decision(fit_, task, why=f"only one candidate ({sizes[0]}) to compare")
+    start = ctx.ledger.mark()
     lr_decisions = candidate_readings(ctx, hp, sizes, num_steps, seed)
     max_lr = {b: d.value for b, d in lr_decisions.items()}
     if mode == "epochs":
@@ -561,7 +561,7 @@ def batch_size_search(
         + tuple(r.key for r in results),
         figures=(figure, *(f for d in lr_decisions.values() for f in d.figures)),
         extra=_extra(plan, fit_, sizes, lr_decisions, results, noise),
-        compute=_total_compute(ctx, results, lr_decisions),
+        compute=ctx.ledger.since(start),
     )
 
 
@@ -728,13 +728,3 @@ def _extra(
         extra["noise"] = noise
     return extra
 
-
-def _total_compute(
-    ctx: StudyContext, results: list[TrialResult], lr_decisions: dict[int, Decision]
-) -> dict[str, float]:
-    """The runs' compute (`compute_spent`) plus that of each candidate's range tests."""
-    compute = compute_spent(ctx, results)
-    for d in lr_decisions.values():
-        for key in ("epochs", "seconds", "trials"):
-            compute[key] += d.compute[key]
-    return compute

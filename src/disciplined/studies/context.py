@@ -1,6 +1,6 @@
-"""What every study shares: the `StudyContext` its trials run through, the range-test
-spec and budget, a sweep over one setting, the compute a study spent, the check of a
-sweep's values, the full 1cycle run's spec, and the plots a study asks for.
+"""What every study shares: the `StudyContext` its trials run through (its `Ledger` the one
+account of their compute), the range-test spec and budget, a sweep over one setting, the
+check of a sweep's values, the full 1cycle run's spec, and the plots a study asks for.
 
 Studies draw nothing: each records the plots of its evidence as `PlotSpec`s on its
 `Decision` (`sweep_figure`, `range_test_figure`, `batch_figure`, the last block of this
@@ -9,13 +9,15 @@ module), and the outputs layer draws them from the trials (`report.figures.draw`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
 from disciplined.studies.decide import CurveSummary, Decision, summarize_range_test
+from disciplined.studies.ledger import Ledger
 from disciplined.studies.plotspec import PlotSpec
 from disciplined.tasks import Task, load_task
 from disciplined.trials.executors import Executor, InProcessExecutor
@@ -27,7 +29,6 @@ __all__ = [
     "StudyContext",
     "batch_figure",
     "check_values",
-    "compute_spent",
     "default_range_budget",
     "one_cycle_spec",
     "range_spec",
@@ -48,7 +49,8 @@ class StudyContext:
     the ``device`` (with ``amp``, its mixed precision) every trial of the context runs on.
     ``ran_on`` maps each trial it handed back to where it ran (a result read from the store
     keeps where it ran then); ``results`` keeps every result it handed back, by key, for
-    the plots its decisions ask for."""
+    the plots its decisions ask for; ``ledger`` charges each of them once, to the step open
+    when it came back (`step`)."""
 
     task: str
     task_options: dict[str, Any] = field(default_factory=dict)
@@ -58,11 +60,11 @@ class StudyContext:
     out: Path | None = None
     on_result: Progress | None = None
     task_obj: Task | None = None
-    counted: set[str] = field(default_factory=set)
     device: str = "cpu"
     amp: str | None = None
     ran_on: dict[str, str] = field(default_factory=dict)
     results: dict[str, TrialResult] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)
 
     def load(self) -> Task:
         """The task itself (``task_obj`` when given, else built from the reference)."""
@@ -71,14 +73,23 @@ class StudyContext:
         return self.task_obj
 
     def run(self, specs: Sequence[TrialSpec]) -> list[TrialResult]:
-        """Run (or read back) ``specs`` on this context's device; results in the same order."""
+        """Run (or read back) ``specs`` on this context's device; results in the same order,
+        each charged to the open step unless a step already paid for it (`Ledger`)."""
         self.store.bind({"task": self.task, "task_options": self.task_options})
         specs = [s if s.device == self.device else replace(s, device=self.device) for s in specs]
         results = self.executor.run(specs, self.store, runner=self.runner, on_result=self.on_result)
         for r in results:
             self.ran_on[r.key] = r.device or "unrecorded"
             self.results[r.key] = r
+        self.ledger.charge_results(results)
         return results
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Charge every trial that comes back through `run` inside the block to the step
+        ``name`` (`Ledger.step`)."""
+        with self.ledger.step(name):
+            yield
 
     def device_counts(self) -> dict[str, int]:
         """How many of the trials this context ran or read back ran on each device."""
@@ -146,21 +157,6 @@ def sweep(
     results = ctx.run(specs)
     summaries = [summarize_range_test(v, r) for v, r in zip(values, results, strict=True)]
     return results, summaries
-
-
-def compute_spent(ctx: StudyContext, results: Sequence[TrialResult]) -> dict[str, float]:
-    """Compute the study spent: each trial counted once per context, so a run two studies
-    share (the same spec, read back from the store) is not counted twice."""
-    fresh = []
-    for r in results:
-        if r.key not in ctx.counted:
-            ctx.counted.add(r.key)
-            fresh.append(r)
-    return {
-        "epochs": sum(r.epochs for r in fresh),
-        "seconds": sum(r.seconds for r in fresh),
-        "trials": len(fresh),
-    }
 
 
 def check_values(name: str, values: Sequence[float], lo: float, hi: float | None) -> list[float]:

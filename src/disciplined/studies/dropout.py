@@ -9,7 +9,6 @@ from disciplined.errors import UsageError
 from disciplined.studies.context import (
     StudyContext,
     check_values,
-    compute_spent,
     default_range_budget,
     sweep,
     sweep_decision,
@@ -37,11 +36,12 @@ def dropout_sweep(
     if not task.takes_dropout:
         raise UsageError(f"task {task.name!r} has no dropout to sweep")
     values = check_values("dropout", values, lo=0.0, hi=1.0)
+    start = ctx.ledger.mark()
     budget = default_range_budget(task, hp, num_steps)
     results, rows = sweep(ctx, "dropout", values, lambda v: hp.with_(dropout=v), budget, seed)
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance, fallback=fallback)
     return sweep_decision(
         task.name, "dropout", "dropout", "dropout rate", values, results, rows, chosen, reason,
         rule="no_evidence_kept" if no_usable_curve(rows) else "lowest_val_loss_at_high_lr",
-        compute=compute_spent(ctx, results),
+        compute=ctx.ledger.since(start),
     )

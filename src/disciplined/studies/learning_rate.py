@@ -13,7 +13,6 @@ from disciplined.measure.range_test import RangeTest
 from disciplined.measure.suggest import smith, validation_curve
 from disciplined.studies.context import (
     StudyContext,
-    compute_spent,
     default_range_budget,
     range_spec,
     range_test_figure,
@@ -100,6 +99,7 @@ def learning_rate_test(
     (`_combine_seeds`).
     """
     task = ctx.load()
+    start = ctx.ledger.mark()
     tests = _Readings(ctx, hp, default_range_budget(task, hp, num_steps), tag)
     for k, sd in enumerate([seed, seed + 1000] if repeats else [seed]):
         tests.read(sd, k)
@@ -131,7 +131,7 @@ def learning_rate_test(
             "reliable": any(tests.reliable),
             "batch_size": hp.batch_size,
         },
-        compute=compute_spent(ctx, [r for r, _ in tests.results]),
+        compute=ctx.ledger.since(start),
     )
 
 

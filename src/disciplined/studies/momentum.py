@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from disciplined.studies.context import (
     StudyContext,
     check_values,
-    compute_spent,
     default_range_budget,
     sweep,
     sweep_decision,
@@ -52,6 +51,7 @@ def momentum_test(
     its start, ``fallback`` is kept (rule ``no_evidence_kept``; `UsageError` without one).
     """
     task = ctx.load()
+    start = ctx.ledger.mark()
     values = check_values("momentum", values, lo=0.0, hi=1.0)
     budget = default_range_budget(task, hp, num_steps)
     results, rows = sweep(
@@ -81,5 +81,5 @@ def momentum_test(
         if sgd
         else "lowest_val_loss_at_high_lr",
         extra={"max_momentum": chosen, "min_momentum": min_m, "parameter": param},
-        compute=compute_spent(ctx, results),
+        compute=ctx.ledger.since(start),
     )

@@ -50,28 +50,30 @@ def range_test_steps(
     """The recipe's first steps, read from range tests at the task's batch size, each at
     the values chosen before it: the max LR (`learning_rate_test`), the weight decay
     (`weight_decay_sweep` over the task's grid), the dropout when asked (`dropout_sweep`),
-    then the momentum (`momentum_test`, which also sets the cycle's minimum). Each
-    `Decision` goes to ``record(step, decision)``; returns ``hp`` with the choices."""
+    then the momentum (`momentum_test`, which also sets the cycle's minimum). Each runs as
+    a step of the context's ledger (``lr_range_test``, ``weight_decay``, ``dropout``,
+    ``momentum``) and its `Decision` goes to ``record(step, decision)``; returns ``hp`` with
+    the choices."""
     keep = record or (lambda _step, d: d)
-    lr0 = keep("lr_range_test", learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed))
-    hp = hp.with_(max_lr=lr0.value)
-    wd = keep(
-        "weight_decay",
-        weight_decay_sweep(
+    with ctx.step("lr_range_test"):
+        lr0 = learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed)
+    hp = hp.with_(max_lr=keep("lr_range_test", lr0).value)
+    with ctx.step("weight_decay"):
+        wd = weight_decay_sweep(
             ctx, hp, None, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_WEIGHT_DECAY
-        ),
-    )
-    hp = hp.with_(weight_decay=wd.value)
-    if dropout:  # Smith: chosen like weight decay, at the weight decay chosen
-        drop = keep(
-            "dropout",
-            dropout_sweep(ctx, hp, RECIPE_DROPOUTS, num_steps=num_steps, seed=seed, fallback=0.0),
         )
-        hp = hp.with_(dropout=drop.value)
-    mom = keep(
-        "momentum",
-        momentum_test(ctx, hp, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_MOMENTUM),
-    )
+    hp = hp.with_(weight_decay=keep("weight_decay", wd).value)
+    if dropout:  # Smith: chosen like weight decay, at the weight decay chosen
+        with ctx.step("dropout"):
+            drop = dropout_sweep(
+                ctx, hp, RECIPE_DROPOUTS, num_steps=num_steps, seed=seed, fallback=0.0
+            )
+        hp = hp.with_(dropout=keep("dropout", drop).value)
+    with ctx.step("momentum"):
+        mom = momentum_test(
+            ctx, hp, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_MOMENTUM
+        )
+    mom = keep("momentum", mom)
     return hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
 
 

@@ -18,7 +18,6 @@ from disciplined.files import write_text_atomic
 from disciplined.studies.context import (
     StudyContext,
     check_values,
-    compute_spent,
     default_range_budget,
     sweep,
     sweep_decision,
@@ -91,8 +90,13 @@ def weight_decay_sweep(
     values = check_values("weight decay", values, lo=0.0, hi=None)
     budget = default_range_budget(task, hp, num_steps)
     init, snapshot_cost = None, None
+    start = ctx.ledger.mark()
     if method == "snapshot":
         init, snapshot_cost = _snapshot(ctx, hp, values, seed, snapshot_epochs, task)
+        # the snapshot is no trial of the store: charged by its weights' file, once
+        ctx.ledger.charge(
+            f"snapshot:{init}", snapshot_cost["epochs"], snapshot_cost["seconds"], trial=False
+        )
     elif method != "range_test":
         raise ValueError(f"method must be 'range_test' or 'snapshot', got {method!r}")
     results, rows = sweep(
@@ -118,17 +122,14 @@ def weight_decay_sweep(
             )
             results, rows, values = results + more, rows + more_rows, [*values, extra]
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance, fallback=fallback)
-    compute = compute_spent(ctx, results)
     extra_info: dict[str, Any] = {"grid": why, "method": method}
     if snapshot_cost is not None:
         extra_info["snapshot"] = snapshot_cost
-        compute["epochs"] += snapshot_cost["epochs"]
-        compute["seconds"] += snapshot_cost["seconds"]
     return sweep_decision(
         task.name, "weight_decay", "wd", "weight decay", values, results, rows, chosen, reason,
         rule="no_evidence_kept" if no_usable_curve(rows) else "lowest_val_loss_at_high_lr",
         extra=extra_info,
-        compute=compute,
+        compute=ctx.ledger.since(start),
     )
 
 
