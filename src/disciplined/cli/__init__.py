@@ -12,16 +12,19 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
 from disciplined.cli.common import release_out
-from disciplined.errors import UsageError
+from disciplined.errors import Terminated, UsageError
 from disciplined.files import write_text_atomic
 
 COMMANDS = (train, find_lr, sweep, tune, diagnose, report)
@@ -95,12 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args: argparse.Namespace | None = None
+    previous = _on_sigterm()
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except UsageError as exc:
         print(f"disciplined: error: {_first_line(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(
+            "disciplined: terminated (SIGTERM); what finished is kept: run the same command "
+            "again to resume",
+            file=sys.stderr,
+        )
+        return 143
     except KeyboardInterrupt:
         print("disciplined: interrupted", file=sys.stderr)
         return 130
@@ -118,6 +129,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _internal_error(exc, args, argv)
     finally:
         release_out()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
+def _on_sigterm() -> Any:
+    """Turn SIGTERM into `Terminated` while the command runs (main thread only); the handler
+    that was there before, to put back, or None when none was installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _internal_error(

@@ -35,7 +35,7 @@ from disciplined.cli.common import (
     task_from_args,
     trial_progress,
 )
-from disciplined.errors import UsageError
+from disciplined.errors import Terminated, UsageError
 from disciplined.recipe.plan import BUDGET_FACTOR, SEARCHES
 from disciplined.studies import BATCH_COMPARISONS
 from disciplined.training import distributed
@@ -197,7 +197,9 @@ def run(args: argparse.Namespace) -> int:
             for path in mine - before:
                 path.unlink()
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            raise  # SIGTERM: the command line's own line and exit 143
         print(
             f"disciplined: interrupted; finished trials are kept. Resume with the same "
             f"command: {command}",

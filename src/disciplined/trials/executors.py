@@ -21,6 +21,8 @@ import abc
 import math
 import os
 import pickle
+import threading
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Sequence
@@ -176,12 +178,40 @@ class InProcessExecutor(Executor):
         return f"InProcessExecutor(threads={self.threads})"
 
 
-def _init_worker(threads: int) -> None:
+PARENT_POLL_SECONDS = 0.5
+"""How often a worker process checks that the process that started it is still alive."""
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
     torch.set_num_threads(threads)
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker as soon as the process that started it is gone (killed with SIGKILL,
+    say): a worker is re-parented when its parent dies, so ``os.getppid()`` changes. Without
+    this the workers outlive a killed command, holding its stdout open."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool``'s workers now, trials in flight included (an interrupt: the run ends
+    and a resumed run trains them again)."""
+    stop = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if stop is not None:
+        stop()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 class ProcessExecutor(Executor):
@@ -220,7 +250,7 @@ class ProcessExecutor(Executor):
                 max_workers=self.workers,
                 mp_context=get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.worker_threads,),
+                initargs=(self.worker_threads, os.getpid()),
             )
             self._finalizer = weakref.finalize(self, _shutdown, self._pool)
         return self._pool
@@ -229,6 +259,14 @@ class ProcessExecutor(Executor):
         """Stop the workers (a later `run` starts new ones)."""
         if self._finalizer is not None:
             self._finalizer()
+        self._pool, self._finalizer = None, None
+
+    def abort(self) -> None:
+        """Stop the workers at once, trials in flight included (an interrupt or SIGTERM)."""
+        if self._pool is not None:
+            _terminate(self._pool)
+        if self._finalizer is not None:
+            self._finalizer.detach()
         self._pool, self._finalizer = None, None
 
     @property
@@ -272,8 +310,8 @@ class ProcessExecutor(Executor):
                     except Exception as exc:  # e.g. a result that could not be pickled
                         result = _failed(spec, exc)
                     deliver(result)
-        except BaseException:  # an interrupt: the workers stop with the run
-            self.close()
+        except BaseException:  # an interrupt: the workers stop now, with the run
+            self.abort()
             raise
         if broken is not None or crash is not None or not self.persistent:
             self.close()
