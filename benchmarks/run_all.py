@@ -12,6 +12,10 @@ were ``met`` and ``MISSED``, or the exit status of a benchmark that failed. The 
 table gives the commit each section was measured at (its header's ``- commit:`` line), and
 the introduction says whether every section is at one commit.
 
+``--use NAME=FILE`` puts a section made by the benchmark's own command (run in the
+background, or in chunks that resume from ``--cache``) on the page without running it again;
+its minutes are ``-``.
+
 ``--only a,b`` runs those benchmarks and, when ``--out`` exists, keeps every other
 benchmark's section (and its row of the durations table) as the page had it, so one table can
 be regenerated without the others. ``--args NAME="--flags"`` passes flags to one benchmark
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import datetime as _dt
+import math
 import re
 import shlex
 import shutil
@@ -243,7 +248,8 @@ def assemble(
     for name, text, code, seconds, err in results:
         commits[name] = section_commit(text) or current or "-"
         cell = commit_cell(commits[name], stale(commits[name], name))
-        rows[name] = f"| {status(text, code)} | {seconds / 60:.1f} | {today} | {cell} |"
+        minutes = f"{seconds / 60:.1f}" if math.isfinite(seconds) else "-"
+        rows[name] = f"| {status(text, code)} | {minutes} | {today} | {cell} |"
         body[name] = []
         if code != 0:
             body[name] += [f"**failed** with exit status {code}:", "", "```", err.strip(), "```"]
@@ -261,7 +267,7 @@ def assemble(
         INTRO,
         f"Generated {today}"
         + (" in `--quick` mode (tiny budgets: the numbers mean nothing)" if quick else "")
-        + f"; {sum(r[3] for r in results) / 60:.1f} minutes in all"
+        + f"; {sum(r[3] for r in results if math.isfinite(r[3])) / 60:.1f} minutes in all"
         + (
             f" ({ran}; the other sections are kept from earlier runs: the table gives the "
             "date and minutes of the run that made each, its header its command and scale)."
@@ -286,7 +292,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="every benchmark's --quick mode")
     ap.add_argument("--out", default="docs/benchmarks.md")
-    ap.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
+    ap.add_argument(
+        "--only", default=None, help="comma-separated names (default: all, or none with --use)"
+    )
     ap.add_argument("--cache", default=None, help="shared trial stores; default: a temp folder")
     ap.add_argument(
         "--args",
@@ -295,8 +303,20 @@ def main() -> int:
         metavar='NAME="--flags"',
         help="extra flags for one benchmark (repeatable)",
     )
+    ap.add_argument(
+        "--use",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="take benchmark NAME's section from FILE, the markdown its own command printed "
+        "(a long run made in the background or in chunks), instead of running it",
+    )
     args = ap.parse_args()
-    names = [n for n in args.only.split(",") if n]
+    used = dict(u.split("=", 1) for u in args.use if "=" in u)
+    if len(used) != len(args.use) or set(used) - set(BENCHMARKS):
+        ap.error(f"--use takes NAME=FILE with NAME one of {list(BENCHMARKS)}")
+    only = args.only if args.only is not None else ("" if used else ",".join(BENCHMARKS))
+    names = [n for n in only.split(",") if n and n not in used]
     extra = dict(a.split("=", 1) for a in args.args if "=" in a)
     unknown = sorted((set(names) | set(extra)) - set(BENCHMARKS))
     if unknown or len(extra) != len(args.args):
@@ -304,7 +324,7 @@ def main() -> int:
     cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-cache-"))
     if args.cache is None:  # a throw-away folder: removed when this process ends
         atexit.register(shutil.rmtree, cache, True)
-    results = []
+    results = [(n, Path(f).read_text(), 0, math.nan, "") for n, f in used.items()]
     for name in names:
         print(f"{name} ...", file=sys.stderr, flush=True)
         text, code, seconds, err = run(name, args.quick, cache, extra.get(name, ""))
@@ -312,7 +332,8 @@ def main() -> int:
         results.append((name, text, code, seconds, err))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    kept = previous(out.read_text()) if out.exists() and set(names) != set(BENCHMARKS) else {}
+    ran = set(names) | set(used)
+    kept = previous(out.read_text()) if out.exists() and ran != set(BENCHMARKS) else {}
     sys.path.insert(0, str(HERE))
     from _common import commit  # here, not at the top: importing it imports torch
 

@@ -180,3 +180,32 @@ def test_random_search_draws_are_what_a_search_of_those_seconds_would_pick(monke
     assert dq.random_picks(summary, 2.0, draws=100, seed=3) == dq.random_picks(
         summary, 2.0, draws=100, seed=3
     )
+
+
+def test_a_section_made_by_its_own_command_is_placed_without_running(tmp_path):
+    import subprocess
+    import sys
+
+    made = tmp_path / "dq.md"
+    made.write_text(
+        "### Decision quality\n\n- commit: abc1234\n\n| a | verdict |\n|---|---|\n| 1 | met |\n"
+    )
+    page = tmp_path / "benchmarks.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run_all.py"),
+            "--out",
+            str(page),
+            "--use",
+            f"decision_quality={made}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert "| [decision_quality](#decision-quality) | ok: 1 met, 0 MISSED | - |" in text
+    assert "abc1234" in text and "## loop-speed" not in text  # nothing else ran
