@@ -114,6 +114,10 @@ def _ms(xs: list[float]) -> str:
 
 RANDOM_DRAWS = 1000
 """How many random searches are drawn from the oracle's rows per task."""
+RANDOM_COVER = 0.9
+"""The picks retrained for the test split, most frequent first, until they cover this share
+of the draws (a task can have 50+ distinct picks, most drawn once or twice); random's test
+metric is the mean over the draws covered, and the table gives the share."""
 
 ORACLE_SEEDS = 3
 """The oracle's grid runs on this many seeds (`benchmarks/oracle.py`)."""
@@ -203,6 +207,12 @@ def random_at_equal_seconds(
         rs = [runs[(n, s)] for s in seeds]
         seconds = statistics.fmean(r["seconds"] for r in rs)
         counts = random_picks(oracle[n], seconds)
+        total, kept, covered = sum(counts.values()), {}, 0
+        for k, c in sorted(counts.items(), key=lambda kc: -kc[1]):
+            if covered >= RANDOM_COVER * total:
+                break
+            kept[k], covered = c, covered + c
+        counts = kept
         todo = [k for k in counts if f"{n}|{list(k)}" not in scored]
         jobs = [
             (oracle[n]["ref"], "test", _point_hparams(oracle[n], k), oracle[n]["epochs"], s)
@@ -214,12 +224,12 @@ def random_at_equal_seconds(
             ms = got[i * len(FRESH) : (i + 1) * len(FRESH)]
             scored[f"{n}|{list(k)}"] = [max(m, 0.0) if math.isfinite(m) else 0.0 for m in ms]
         path.write_text(json.dumps(scored))
-        total = sum(counts.values())
         rand = sum(c * statistics.fmean(scored[f"{n}|{list(k)}"]) for k, c in counts.items())
         recipe = statistics.fmean(0.0 if r["collapsed"] else max(r["test"], 0.0) for r in rs)
         out[n] = {
             "seconds": seconds,
-            "random": rand / total,
+            "random": rand / covered,
+            "cover": covered / total,
             "recipe": recipe,
             "picks": len(counts),
         }
@@ -232,13 +242,14 @@ def print_random_table(cmp: dict[str, dict[str, Any]]) -> None:
     print(
         f"- {RANDOM_DRAWS} random searches per task drawn from the oracle's rows (one seed's "
         "grid, random order, while their seconds stay within the recipe's mean tune "
-        "seconds; best validation metric picked), each pick retrained from seeds "
+        "seconds; best validation metric picked), the most frequent picks (covering "
+        f"{100 * RANDOM_COVER:.0f}% of the draws or a little more) retrained from seeds "
         f"{list(FRESH)} on the test split; target: the recipe at least level with random on "
         "all development tasks but two\n"
     )
     print(
-        "| task | recipe seconds | distinct picks | random test | recipe test | "
-        "recipe - random |"
+        "| task | recipe seconds | picks retrained (share of draws) | random test | recipe test "
+        "| recipe - random |"
     )
     print("|---|---|---|---|---|---|")
     behind = 0
@@ -246,7 +257,8 @@ def print_random_table(cmp: dict[str, dict[str, Any]]) -> None:
         diff = 100 * (c["recipe"] - c["random"])
         behind += diff < 0
         print(
-            f"| {n} | {c['seconds']:.1f} | {c['picks']} | {100 * c['random']:.2f} | "
+            f"| {n} | {c['seconds']:.1f} | {c['picks']} ({100 * c['cover']:.0f}%) | "
+            f"{100 * c['random']:.2f} | "
             f"{100 * c['recipe']:.2f} | {diff:+.2f} |"
         )
     verdict = "met" if behind <= 2 else "**MISSED**"

@@ -25,19 +25,35 @@ from disciplined.recipe.race import (
     race_weight_decays,
     rung_counts,
     rung_epochs,
+    scaled_readings,
     survivors,
 )
 from disciplined.studies.decide import Decision
 
 
 def test_entrants_span_each_batch_reading_and_widen_an_unreliable_one() -> None:
-    es = make_entrants({32: (0.1, True), 64: (0.2, False)}, [1e-3, 1e-4, 1e-3])
+    es = make_entrants({32: (0.1, True), 64: (0.2, False)}, [1e-3, 1e-4, 1e-3], (0.9,))
     at32 = [e for e in es if e.batch_size == 32]
     at64 = [e for e in es if e.batch_size == 64]
-    assert len(at32) == len(LR_FACTORS) * 2 and len(at64) == len(WIDE_LR_FACTORS) * 2
+    # the LR factors at the sweep's choice; its runner-up and the momentum at the reading
+    assert len(at32) == len(LR_FACTORS) + 2 and len(at64) == len(WIDE_LR_FACTORS) + 2
     assert sorted({e.max_lr for e in at32}) == pytest.approx([0.1 / 3, 0.1, 0.3])
     assert sorted({e.max_lr for e in at64}) == pytest.approx([0.2 / 30, 0.02, 0.2 / 3, 0.2, 0.6])
     assert {e.weight_decay for e in es} == {1e-3, 1e-4}  # the repeated value once
+    runner_up = [e for e in es if e.weight_decay == 1e-4]
+    assert [(e.batch_size, e.lr_factor) for e in runner_up] == [(32, 1.0), (64, 1.0)]
+    twins = [e for e in es if e.max_momentum is not None]
+    assert [(e.batch_size, e.max_lr, e.weight_decay, e.max_momentum) for e in twins] == [
+        (32, 0.1, 1e-3, 0.9),
+        (64, 0.2, 1e-3, 0.9),
+    ]
+
+
+def test_each_batchs_reading_is_scaled_from_the_first() -> None:
+    sgd = scaled_readings(0.2, True, 64, [16, 32, 64], "sgd")
+    assert sgd == {16: (0.05, True), 32: (0.1, True), 64: (0.2, True)}
+    adamw = scaled_readings(1e-3, False, 64, [16, 64], "adamw")
+    assert adamw[16] == (pytest.approx(5e-4), False) and adamw[64] == (1e-3, False)
     with pytest.raises(ValueError, match="positive LR"):
         make_entrants({32: (math.nan, True)}, [0.0])
     with pytest.raises(ValueError, match="at least one"):
@@ -70,15 +86,15 @@ def _entrants() -> list[Entrant]:
 
 def test_a_short_budget_cuts_a_finalist_then_the_runner_up_decay_then_small_batches() -> None:
     es, rungs = _entrants(), (3.0, 9.0, 27.0)
-    assert len(es) == 18 and race_cost(18, rungs) == 162
-    kept, finalists, notes = fit_to_budget(es, rungs, 162)
+    assert len(es) == 12 and race_cost(12, rungs) == 126
+    kept, finalists, notes = fit_to_budget(es, rungs, 126)
     assert kept == es and finalists == 2 and notes == []
-    # 18 entrants with one finalist: 54 + 54 + 27 = 135
-    kept, finalists, notes = fit_to_budget(es, rungs, 140)
-    assert len(kept) == 18 and finalists == 1
+    # 12 entrants with one finalist: 36 + 36 + 27 = 99
+    kept, finalists, notes = fit_to_budget(es, rungs, 110)
+    assert len(kept) == 12 and finalists == 1
     assert notes == ["the budget left room for one full-length run"]
     # then 9 entrants at one weight decay: 9 x 3 + 3 x 9 + 1 x 27 = 81
-    kept, finalists, notes = fit_to_budget(es, rungs, 100)
+    kept, finalists, notes = fit_to_budget(es, rungs, 90)
     assert {e.weight_decay for e in kept} == {1e-3} and len(kept) == 9
     assert race_cost(len(kept), rungs, finalists) == 81
     assert notes[1] == "the budget left no room for weight decay 0.0001"
@@ -106,22 +122,23 @@ def test_successive_halving_follows_the_scores_rung_by_rung() -> None:
         return [score(e, epochs) for e in alive]
 
     rungs = (3.0, 9.0, 27.0)
-    table = halve(_entrants(), rungs, rung_counts(18, 3), run)
-    assert calls == [(18, 3.0), (6, 9.0), (2, 27.0)]
-    assert [len(r) for r in table] == [18, 6, 2]
+    table = halve(_entrants(), rungs, rung_counts(12, 3), run)
+    assert calls == [(12, 3.0), (4, 9.0), (2, 27.0)]
+    assert [len(r) for r in table] == [12, 4, 2]
     winner, best = pick_winner(table[-1], noise=0.0)
     assert (winner.max_lr, winner.weight_decay) == (pytest.approx(0.2), 1e-4)
     assert best == pytest.approx(27.0)
-    # a rung's survivors are its best third, the best of each batch and max LR first: each
-    # (batch, LR) scored at two weight decays, the better one goes on, and no twin does
+    # a rung's survivors are its best third, the best of each batch and max LR first: a
+    # (batch, LR) raced at two weight decays sends the better one on, and no twin
     first = [s for _, s in table[0]]
     assert first == sorted(first, reverse=True)
     best_per_pair = []
     for e, _ in table[0]:
         if (e.batch_size, e.max_lr) not in {(b.batch_size, b.max_lr) for b in best_per_pair}:
             best_per_pair.append(e)
-    assert {e for e, _ in table[1]} == set(best_per_pair[:6])
-    assert all(e.weight_decay == 1e-4 for e, _ in table[1])
+    assert {e for e, _ in table[1]} == set(best_per_pair[:4])
+    pairs = [(e.batch_size, e.max_lr) for e, _ in table[1]]
+    assert len(pairs) == len(set(pairs))
 
 
 def test_survivors_fill_up_with_twins_when_there_are_too_few_distinct_pairs() -> None:
@@ -152,7 +169,7 @@ def test_a_rung_where_no_run_left_its_plateau_buys_full_runs_in_plateau_order() 
     es = [default, *es]
     rungs = (20 / 9, 20 / 3, 20.0)
     counts = rung_counts(len(es), 3)
-    assert counts == (21, 7, 2)
+    assert counts == (13, 5, 2)
     calls: list[tuple[int, float]] = []
 
     def run(alive: list[Entrant], epochs: float) -> list[float]:
@@ -162,19 +179,18 @@ def test_a_rung_where_no_run_left_its_plateau_buys_full_runs_in_plateau_order() 
         return [0.5 - abs(math.log(e.max_lr / 0.2)) / 10 for e in alive]
 
     table = halve(es, rungs, counts, run, learned=lambda _e, epochs: epochs == 20.0)
-    # rung 2 (7 x 20/3 epochs) and 2 finalists cost 7 x 6.67 + 2 x 20 = 86.7: 4 full runs
-    assert calls == [(21, rungs[0]), (4, 20.0)]
-    assert table[1] == [] and len(table[2]) == 4
+    # rung 2 (5 x 20/3 epochs) and 2 finalists cost 5 x 6.67 + 2 x 20 = 73.3: 3 full runs
+    assert calls == [(13, rungs[0]), (3, 20.0)]
+    assert table[1] == [] and len(table[2]) == 3
     picked = [e for e, _ in table[2]]
     assert picked[0] == default or default in picked
-    want = plateau_pick([e for e, _ in table[0]], 4)
+    want = plateau_pick([e for e, _ in table[0]], 3)
     assert set(picked) == set(want)
     assert want[0] == default
     # then the factor below the reading first, the larger batch first, one per (batch, LR)
     assert [(e.batch_size, e.lr_factor) for e in want[1:]] == [
         (64, PLATEAU_ORDER[0]),
         (32, PLATEAU_ORDER[0]),
-        (64, PLATEAU_ORDER[1]),
     ]
     assert all(e.weight_decay == 1e-4 for e in want)
     winner, _ = pick_winner(table[-1], noise=0.0)
@@ -315,9 +331,10 @@ def test_range_tests_that_never_fall_still_end_in_a_trained_answer(tmp_path):
     r = tune("digits-mlp", epochs=3, budget=60, range_steps=100, out=tmp_path,
              runner=_flat_range_tests, compare_batch_sizes="off")
     by = {d.name: d for d in r.decisions}
-    assert by["weight_decay"].rule == by["momentum"].rule == "no_evidence_kept"
+    assert by["weight_decay"].rule == "no_evidence_kept"
     assert by["weight_decay"].value == NO_EVIDENCE_WEIGHT_DECAY
-    assert by["momentum"].value == NO_EVIDENCE_MOMENTUM
+    assert "momentum" not in by  # the race runs momentum as entrants
+    assert r.hparams.max_momentum in (NO_EVIDENCE_MOMENTUM, 0.9)
     race = by["race"]
     assert race.extra["default"] or race.extra["lr_factor"] in WIDE_LR_FACTORS
     first = [row for row in race.table if row["rung"] == 0]

@@ -36,7 +36,7 @@ from disciplined.cli.common import (
     trial_progress,
 )
 from disciplined.errors import Terminated, UsageError
-from disciplined.recipe.plan import BUDGET_FACTOR, SEARCHES
+from disciplined.recipe.plan import BUDGET_FACTOR, RACE_BUDGET_FACTOR, SEARCHES
 from disciplined.studies import BATCH_COMPARISONS
 from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS
@@ -119,8 +119,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--budget",
         type=float_in(0, MAX_BUDGET, low_open=True),
         default=None,
-        help="all compute, in epochs of the task, in (0, 1e6] "
-        f"(default {BUDGET_FACTOR:g} x --epochs)",
+        help="all compute, in epochs of the task, in (0, 1e6]: N x --epochs pays for about "
+        f"N final runs (default {RACE_BUDGET_FACTOR:g} x --epochs for the race: about 2 "
+        f"final runs of range tests and the race in the rest; {BUDGET_FACTOR:g} x with "
+        "--search bracket)",
     )
     add_executor_args(p)
     p.add_argument(

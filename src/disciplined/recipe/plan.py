@@ -22,6 +22,7 @@ __all__ = [
     "BUDGET_FACTOR",
     "FIXED_RUNS",
     "MIN_RANGE_STEPS",
+    "RACE_BUDGET_FACTOR",
     "RACE_STAGES",
     "SEARCHES",
     "STAGES",
@@ -38,6 +39,11 @@ MIN_RANGE_STEPS = 100
 """The fewest steps a range test of the recipe takes: 100 steps over the sweep's six decades
 is about 17 a decade (fewer leave networks like the MNIST-1D CNN on their initial plateau)."""
 
+RACE_BUDGET_FACTOR = 8.0
+"""The race's default budget, in final runs: the LR test and the weight-decay sweep at the
+task's batch size (no momentum test, no test per candidate batch: the race spans both), then
+the race in what is left (issue 32: at most 8 final runs, the range tests at most 3 of them).
+"""
 FIXED_RUNS = 4
 """Full runs the plan keeps room for: the final run, its two bracket runs, a corrective run."""
 
@@ -143,9 +149,9 @@ class _Sizing:
         winner's range test is the final one. The final max LR is read on two seeds
         (`studies.learning_rate_test`), so is each candidate's.
         """
-        if mode == "race":  # the race's full runs beyond FIXED_RUNS; the first test, and
-            # each candidate's on two seeds (the task's batch on two more when it is alone)
-            reserved, n_tests = (RACE_RUNS - FIXED_RUNS) * self.epochs, 1 if cands else 3
+        if mode == "race":  # the race's full runs beyond FIXED_RUNS; the first test on two
+            # seeds (a third when they disagree); the candidates' LRs are scaled from it
+            reserved, n_tests, cands = (RACE_RUNS - FIXED_RUNS) * self.epochs, 3, []
         elif not cands:
             reserved, n_tests = 0.0, 3
         elif mode == "epochs":
@@ -188,7 +194,8 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
     # the first test, the weight-decay grid, the dropout rates (the rate 0 is the weight
     # decay's own test) and four momenta
     sweeps_dropout = config.tune_dropout and task.takes_dropout
-    n_fixed = len(wd_values) + 4 + (len(RECIPE_DROPOUTS) - 1 if sweeps_dropout else 0)
+    momenta = 0 if race else 4  # the race runs momentum as entrants, not range tests
+    n_fixed = len(wd_values) + momenta + (len(RECIPE_DROPOUTS) - 1 if sweeps_dropout else 0)
     sizing = _Sizing(task, hp, config.epochs, config.range_steps, n_fixed)
     budget, steps, notes = _budget(sizing, config.budget, mode)
     candidates, steps, note = _affordable(sizing, mode, candidates, budget, steps)
@@ -248,7 +255,8 @@ def _budget(sizing: _Sizing, budget: float | None, mode: str) -> tuple[float, in
     """The budget, the range tests' steps without a batch-size comparison, and a note when
     the default budget had to grow to pay for `MIN_RANGE_STEPS`-step tests."""
     epochs, task, hp = sizing.epochs, sizing.task, sizing.hp
-    chosen = float(budget) if budget is not None else BUDGET_FACTOR * epochs
+    factor = RACE_BUDGET_FACTOR if mode == "race" else BUDGET_FACTOR
+    chosen = float(budget) if budget is not None else factor * epochs
     steps = sizing.steps(mode, [], chosen)
     if steps >= MIN_RANGE_STEPS:
         return chosen, steps, []
@@ -269,7 +277,7 @@ def _budget(sizing: _Sizing, budget: float | None, mode: str) -> tuple[float, in
         )
     chosen = float(math.ceil(need))
     note = (
-        f"the default budget of {BUDGET_FACTOR * epochs:g} epochs cannot pay for "
+        f"the default budget of {factor * epochs:g} epochs cannot pay for "
         f"{MIN_RANGE_STEPS}-"
         f"step range tests on {task.num_train} samples at batch {hp.batch_size} (one "
         f"test is {MIN_RANGE_STEPS / batches_per_epoch(task.train_data, hp.batch_size):.3g}"

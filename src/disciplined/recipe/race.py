@@ -7,9 +7,11 @@ regression: `docs/design-notes.md`), and the weight decay and batch size the ran
 rank are read on the same short horizon. So the recipe does not bet its whole budget on one
 reading. The range tests draw the box, and full 1cycle runs decide inside it:
 
-- the entrants: each batch-size candidate at its own range-test max LR times `LR_FACTORS`
-  (`WIDE_LR_FACTORS` when no seed's loss fell clearly, so the reading is only where the
-  plateau ended), at the weight decay the sweep chose and its runner-up;
+- the entrants: each batch-size candidate at its max LR (the first range test's reading,
+  scaled to the batch: `scaled_readings`) times `LR_FACTORS` (`WIDE_LR_FACTORS` when no
+  seed's loss fell clearly, so the reading is only where the plateau ended), at the weight
+  decay the sweep chose; at each batch's reading, the sweep's runner-up weight decay and the
+  momenta of `RACE_MOMENTA` (in place of the momentum range tests);
 - the rungs: complete 1cycle runs of ``epochs / 9``, ``epochs / 3`` and ``epochs`` (a
   rung too short to train, under `MIN_RUNG_STEPS` steps, is left out): after each rung the
   best third by validation metric goes on (the best of each batch size and max LR first,
@@ -48,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import classify_run
 from disciplined.studies import one_cycle_spec
-from disciplined.studies.batch import candidate_readings, metric_noise
+from disciplined.studies.batch import metric_noise
 from disciplined.studies.decide import Decision, cycle_min_momentum
 from disciplined.training.batching import batches_per_epoch
 from disciplined.training.history import History
@@ -67,6 +69,7 @@ __all__ = [
     "MIN_RUNG_STEPS",
     "PLATEAU_ORDER",
     "RACE_ETA",
+    "RACE_MOMENTA",
     "RACE_RUNS",
     "WIDE_LR_FACTORS",
     "Entrant",
@@ -81,6 +84,7 @@ __all__ = [
     "run_race",
     "rung_counts",
     "rung_epochs",
+    "scaled_readings",
     "survivors",
 ]
 
@@ -106,6 +110,9 @@ DEFAULT_MAX_LR = {"sgd": 0.1, "adamw": 3e-3}
 """The default entrant's max LR by optimizer: what a user would try first."""
 DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 1e-2}
 """The default entrant's weight decay by optimizer."""
+RACE_MOMENTA = (0.9,)
+"""Maximum momenta raced beside the default cycle (0.95 down to 0.85) at each batch's
+reading, in place of the momentum range tests (0.9 cycles down to 0.8)."""
 RACE_RUNS = 6.0
 """Full runs' worth of epochs the plan keeps for the race by default (18 entrants over three
 rungs: 18 x 1/9 + 6 x 1/3 + 2 x 1)."""
@@ -178,23 +185,43 @@ class RaceRun:
 
 
 def make_entrants(
-    readings: Mapping[int, tuple[float, bool]], weight_decays: Sequence[float]
+    readings: Mapping[int, tuple[float, bool]],
+    weight_decays: Sequence[float],
+    momenta: Sequence[float] = (),
 ) -> list[Entrant]:
     """Every batch size's reading ``(max LR, reliable)`` times its LR factors
-    (`LR_FACTORS`, or `WIDE_LR_FACTORS` when not reliable), at each of ``weight_decays``."""
+    (`LR_FACTORS`, or `WIDE_LR_FACTORS` when not reliable) at the first of ``weight_decays``
+    (the sweep's choice); the others (its runner-up) at each batch's reading; and each of
+    ``momenta`` (a maximum momentum, cycling as `studies.decide.cycle_min_momentum` says)
+    at each batch's reading and the first weight decay: the race's momentum test."""
     if not readings:
         raise ValueError("the race needs at least one batch size's reading")
     if not weight_decays:
         raise ValueError("the race needs at least one weight decay")
+    wds = list(dict.fromkeys(float(w) for w in weight_decays))
     out = []
     for b in sorted(readings):
         lr, reliable = readings[b]
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"the reading at batch {b} must be a positive LR, got {lr!r}")
         for f in LR_FACTORS if reliable else WIDE_LR_FACTORS:
-            for wd in dict.fromkeys(weight_decays):
-                out.append(Entrant(int(b), lr * f, float(wd), f))
+            out.append(Entrant(int(b), lr * f, wds[0], f))
+        out += [Entrant(int(b), lr, wd, 1.0) for wd in wds[1:]]
+        out += [Entrant(int(b), lr, wds[0], 1.0, float(m)) for m in dict.fromkeys(momenta)]
     return out
+
+
+def scaled_readings(
+    lr: float, reliable: bool, batch: int, sizes: Sequence[int], optimizer: str
+) -> dict[int, tuple[float, bool]]:
+    """Each of ``sizes``' max LR scaled from one range-test reading ``lr`` at ``batch``:
+    in proportion to the batch for SGD (the linear scaling rule, Goyal et al. 2017), by its
+    square root for AdamW (Malladi et al. 2022). The race spans each a few times either way,
+    so a range test per batch (two seeds each) is not worth its cost; Smith measured the
+    best LR growing with the batch, and so did `docs/design-notes.md` (about 3x from batch
+    32 to 128 on the MNIST-1D CNN)."""
+    power = 0.5 if optimizer == "adamw" else 1.0
+    return {int(b): (lr * (b / batch) ** power, reliable) for b in sizes}
 
 
 def rung_epochs(epochs: float, steps_per_epoch: int, levels: int = 3) -> tuple[float, ...]:
@@ -421,16 +448,22 @@ def race_weight_decays(decisions: Sequence[Decision], grid: Sequence[float]) -> 
 
 def run_race(s: RecipeState) -> None:
     """The recipe's race step (`recipe.plan.STAGES` with ``search="race"``): each batch
-    candidate's max LR read by range tests on two seeds, the entrants (the default among
-    them), the rungs within the budget left, the runs, and the winner's full run as the
-    final run."""
-    ctx, task, plan = s.ctx, s.task, s.plan
+    candidate's max LR scaled from the first range test (`scaled_readings`), the entrants
+    (the default among them), the rungs within the budget left, the runs, and the winner's
+    full run as the final run."""
+    task, plan = s.task, s.plan
     sizes = list(plan.candidates) or [s.hp.batch_size]
-    with ctx.step("race_readings"):
-        readings = candidate_readings(ctx, s.hp, sizes, plan.steps, s.config.seed)
-    s.decisions.extend(readings.values())
-    pairs = {b: (float(d.value), bool(d.extra.get("reliable", True))) for b, d in readings.items()}
-    entrants = make_entrants(pairs, race_weight_decays(s.decisions, plan.weight_decays))
+    first = next(d for d in s.decisions if d.name == "learning_rate")
+    pairs = scaled_readings(
+        float(first.value),
+        bool(first.extra.get("reliable", True)),
+        s.hp.batch_size,
+        sizes,
+        s.hp.optimizer,
+    )
+    entrants = make_entrants(
+        pairs, race_weight_decays(s.decisions, plan.weight_decays), RACE_MOMENTA
+    )
     rungs = rung_epochs(plan.epochs, batches_per_epoch(task.train_data, max(sizes)))
     default = default_entrant(
         task.default_batch_size, s.hp.optimizer, {b: lr for b, (lr, _) in pairs.items()}

@@ -147,6 +147,7 @@ def _range_tests(s: RecipeState) -> None:
         num_steps=s.plan.steps,
         seed=s.config.seed,
         dropout=s.plan.dropout,
+        momentum=s.plan.mode != "race",
         record=s.record,
     )
 

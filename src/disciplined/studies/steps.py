@@ -45,6 +45,7 @@ def range_test_steps(
     num_steps: int,
     seed: int,
     dropout: bool = False,
+    momentum: bool = True,
     record: Callable[[str, Decision], Decision] | None = None,
 ) -> HParams:
     """The recipe's first steps, read from range tests at the task's batch size, each at
@@ -53,7 +54,8 @@ def range_test_steps(
     then the momentum (`momentum_test`, which also sets the cycle's minimum). Each runs as
     a step of the context's ledger (``lr_range_test``, ``weight_decay``, ``dropout``,
     ``momentum``) and its `Decision` goes to ``record(step, decision)``; returns ``hp`` with
-    the choices."""
+    the choices. ``momentum=False`` (the race, which runs momentum as entrants) skips the
+    momentum test and sets the report's default cycle, 0.95 down to 0.85."""
     keep = record or (lambda _step, d: d)
     with ctx.step("lr_range_test"):
         lr0 = learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed)
@@ -69,6 +71,8 @@ def range_test_steps(
                 ctx, hp, RECIPE_DROPOUTS, num_steps=num_steps, seed=seed, fallback=0.0
             )
         hp = hp.with_(dropout=keep("dropout", drop).value)
+    if not momentum:
+        return hp.with_(max_momentum=NO_EVIDENCE_MOMENTUM, min_momentum=0.85)
     with ctx.step("momentum"):
         mom = momentum_test(
             ctx, hp, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_MOMENTUM
