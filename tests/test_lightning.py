@@ -181,3 +181,34 @@ def test_tune_lightning_decides_as_the_recipe_does_on_the_same_plain_model(tmp_p
     cb = result.callback()
     assert cb.settings["max_lr"] == final.value
     assert cb.settings["min_momentum"] == result.hparams.min_momentum
+
+
+class Digits(L.LightningDataModule):
+    """A datamodule as the Lightning docs write one: its data sets exist only after
+    ``setup``, which the Trainer calls (``prepare_data`` first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def prepare_data(self) -> None:
+        self.calls.append("prepare_data")
+
+    def setup(self, stage: str) -> None:
+        self.calls.append(f"setup:{stage}")
+        self.train_set, self.val_set = _data(512, 0), _data(256, 1)
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=32)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=64)
+
+
+def test_find_lr_gets_a_datamodule_ready_as_the_trainer_does():
+    dm = Digits()
+    test = find_lr(Classifier(), datamodule=dm, num_steps=120, seed=0)
+    assert dm.calls == ["prepare_data", "setup:fit"]
+    # the same reading as with the module's own loaders over the same data
+    assert test.max_lr == find_lr(Classifier(), num_steps=120, seed=0).max_lr
+    assert test.val_losses  # the datamodule's validation loader was read

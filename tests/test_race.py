@@ -285,6 +285,9 @@ def test_the_race_trains_each_run_once_and_its_winners_full_run_is_the_final_run
         won["weight_decay"],
     )
     assert r.final_metric == won["val_metric"] and r.epochs == 6
+    text = repr(r)  # one short line, not the decisions and histories
+    assert "\n" not in text and len(text) < 300
+    assert f"batch_size={r.hparams.batch_size}" in text and "verdict=" in text
     best = max(row["val_metric"] for row in rows if row["rung"] == 1)
     assert best - race.extra["noise"] <= won["val_metric"] <= best
     # every trial counted once: the compute is what the store holds

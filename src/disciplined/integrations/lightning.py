@@ -66,11 +66,24 @@ def _loader(source: Any, name: str) -> Any:
         raise
 
 
+def _prepare(datamodule: Any) -> None:
+    """Get ``datamodule`` ready as Lightning's Trainer does before it asks for loaders:
+    ``prepare_data()``, then ``setup("fit")`` (a datamodule that builds its data sets in
+    ``setup`` has none before)."""
+    for hook, args in (("prepare_data", ()), ("setup", ("fit",))):
+        method = getattr(datamodule, hook, None)
+        if callable(method):
+            method(*args)
+
+
 def _loaders(module: Any, datamodule: Any, train: Any, val: Any) -> tuple[Any, Any]:
-    """The training and validation loaders: those given, else the datamodule's, else the
-    module's own (the module's validation loader only when no training loader was given,
-    so loaders passed by hand are never mixed with the module's)."""
+    """The training and validation loaders: those given, else the datamodule's (made ready
+    as the Trainer would, `_prepare`), else the module's own (the module's validation loader
+    only when no training loader was given, so loaders passed by hand are never mixed with
+    the module's)."""
     given = train is not None
+    if datamodule is not None and (train is None or val is None):
+        _prepare(datamodule)
     if train is None and datamodule is not None:
         train = _loader(datamodule, "train_dataloader")
     if train is None:

@@ -91,6 +91,21 @@ class TuneResult:
     """Every trial the tune ran or read back, by store key: what its decisions' plots
     show (not written to ``tune.json``; the store keeps them)."""
 
+    def __repr__(self) -> str:
+        """One line: the choice, the final metric and verdict, the compute (the decisions,
+        histories and trials are in the fields, not the repr)."""
+        hp = self.hparams
+        spent = sum(c.get("epochs", 0.0) for c in self.compute.values())
+        seconds = sum(c.get("seconds", 0.0) for c in self.compute.values())
+        return (
+            f"TuneResult(max_lr={hp.max_lr:.3g}, batch_size={hp.batch_size}, "
+            f"weight_decay={hp.weight_decay:g}, momentum={hp.max_momentum:g}->"
+            f"{hp.min_momentum:g}, epochs={self.epochs:g}, "
+            f"{self.history.metric_name}={self.final_metric:.4f}, "
+            f"verdict={self.diagnosis.verdict!r}, compute={spent:.1f} epochs / {seconds:.0f} s, "
+            f"decisions={len(self.decisions)}, out={self.out!r})"
+        )
+
     @property
     def final_metric(self) -> float:
         """Validation metric at the end of the final run."""
