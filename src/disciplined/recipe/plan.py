@@ -149,9 +149,11 @@ class _Sizing:
         winner's range test is the final one. The final max LR is read on two seeds
         (`studies.learning_rate_test`), so is each candidate's.
         """
-        if mode == "race":  # the race's full runs beyond FIXED_RUNS; the first test on two
-            # seeds (a third when they disagree); the candidates' LRs are scaled from it
-            reserved, n_tests, cands = (RACE_RUNS - FIXED_RUNS) * self.epochs, 3, []
+        if mode == "race":  # the first test on two seeds (a third when they disagree), the
+            # candidates' LRs scaled from it; FIXED_RUNS full runs' room for the race at least
+            # (it takes what the tests leave: a range test too short to leave the initial
+            # plateau misreads the LR, and the race then spans the wrong box)
+            reserved, n_tests, cands = 0.0, 3, []
         elif not cands:
             reserved, n_tests = 0.0, 3
         elif mode == "epochs":

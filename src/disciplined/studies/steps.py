@@ -55,10 +55,13 @@ def range_test_steps(
     a step of the context's ledger (``lr_range_test``, ``weight_decay``, ``dropout``,
     ``momentum``) and its `Decision` goes to ``record(step, decision)``; returns ``hp`` with
     the choices. ``momentum=False`` (the race, which runs momentum as entrants) skips the
-    momentum test and sets the report's default cycle, 0.95 down to 0.85."""
+    momentum test and sets the report's default cycle, 0.95 down to 0.85; the LR test is
+    then read on two seeds, since the race scales every batch's LR from it."""
     keep = record or (lambda _step, d: d)
     with ctx.step("lr_range_test"):
-        lr0 = learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed)
+        # the race reads every batch's LR off this one test: read it as the final reading
+        # is, on two seeds (a third when they disagree)
+        lr0 = learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed, repeats=not momentum)
     hp = hp.with_(max_lr=keep("lr_range_test", lr0).value)
     with ctx.step("weight_decay"):
         wd = weight_decay_sweep(
