@@ -444,6 +444,37 @@ CASES = [
         "--workers: must be >= 1",
     ),
     Case("sweep-study", ("sweep", "batch", *D, "--out", "{out}"), "invalid choice: 'batch'"),
+    # issue 33: refused by the parser or before the folder is claimed
+    Case(
+        "sweep-steps-one",
+        ("sweep", "weight-decay", *D, "--steps", "1", "--out", "{out}"),
+        "--steps: must be >= 2, got '1'",
+    ),
+    Case(
+        "find-lr-steps-one",
+        ("find-lr", *D, "--steps", "1", "--out", "{out}"),
+        "--steps: must be >= 2, got '1'",
+    ),
+    Case(
+        "sweep-one-value",
+        ("sweep", "weight-decay", *D, "--values", "0.1", "--out", "{out}"),
+        "a sweep needs at least two --values, got 1",
+    ),
+    Case(
+        "sweep-duplicate-values",
+        ("sweep", "momentum", *D, "--values", "0.9,0.9,0.95", "--out", "{out}"),
+        "--values holds 0.9 twice",
+    ),
+    Case(
+        "sweep-snapshot-epochs-without-snapshot",
+        ("sweep", "weight-decay", *D, "--snapshot-epochs", "2", "--out", "{out}"),
+        "--snapshot-epochs applies to --method snapshot only",
+    ),
+    Case(
+        "train-max-lr-digit-separator",
+        _train(*D, "--max-lr", "0_1"),
+        "--max-lr: must be a number without '_', got '0_1'",
+    ),
     # --------------------------------------------------------------- tune
     Case(
         "tune-memory-limit-overflow",
@@ -454,6 +485,11 @@ CASES = [
         "tune-memory-limit-text",
         ("tune", *D, "--memory-limit", "lots", "--out", "{out}"),
         "memory limit must look like 2GB",
+    ),
+    Case(
+        "tune-epochs-too-few-steps",
+        ("tune", *D, "--epochs", "0.001", "--out", "{out}"),
+        "a 1cycle run needs at least 3; raise --epochs",
     ),
     Case(
         "tune-epochs-huge",

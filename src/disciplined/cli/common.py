@@ -107,6 +107,12 @@ def positive_int(text: str) -> int:
     return int_in(1, MAX_STEPS)(text)
 
 
+def range_steps_arg(text: str) -> int:
+    """A range test's steps: an integer >= 2 (a sweep needs a start and an end) and at most
+    `MAX_STEPS`."""
+    return int_in(2, MAX_STEPS)(text)
+
+
 learning_rate_arg = float_in(0, MAX_LR, low_open=True)
 """A learning rate: a float in (0, `MAX_LR`]."""
 weight_decay_arg = float_in(0, MAX_WEIGHT_DECAY)
@@ -209,6 +215,8 @@ def memory_size(text: str) -> str:
 
 
 def _float(text: str) -> float:
+    if "_" in text:  # Python reads "0_1" as 1.0 (a digit separator): never what was meant
+        raise argparse.ArgumentTypeError(f"must be a number without '_', got {text!r}")
     try:
         value = float(text)
     except ValueError:

@@ -20,6 +20,7 @@ from disciplined.cli.common import (
     momentum_pair,
     positive_int,
     prepare_out,
+    range_steps_arg,
     seed_arg,
     task_from_args,
     weight_decay_arg,
@@ -51,7 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("exp", "linear"), default="exp")
     p.add_argument("--start-lr", type=learning_rate_arg, default=1e-5, help="in (0, 10000]")
     p.add_argument("--end-lr", type=learning_rate_arg, default=10.0, help="in (0, 10000]")
-    p.add_argument("--steps", type=positive_int, default=300)
+    p.add_argument(
+        "--steps", type=range_steps_arg, default=300, help="steps of the range test (>= 2)"
+    )
     p.add_argument(
         "--repeats",
         type=int_in(1, 100),

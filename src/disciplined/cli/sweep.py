@@ -22,8 +22,8 @@ from disciplined.cli.common import (
     fraction_arg,
     out_owner,
     parse_task_options,
-    positive_int,
     prepare_out,
+    range_steps_arg,
     seed_arg,
     task_from_args,
     trial_progress,
@@ -72,7 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default: OUT/trials.sqlite)"
     )
-    p.add_argument("--steps", type=positive_int, default=300, help="steps of each range test")
+    p.add_argument(
+        "--steps", type=range_steps_arg, default=300, help="steps of each range test (>= 2)"
+    )
     p.add_argument("--batch-size", type=batch_size_arg, default=None)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument(
@@ -159,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_values(args: argparse.Namespace) -> None:
     """Refuse ``--values`` outside the study's range, before anything is made."""
+    if args.snapshot_epochs is not None and args.method != "snapshot":
+        raise UsageError("--snapshot-epochs applies to --method snapshot only")
     if args.values is None:
         return
     bad = [v for v in args.values if v < 0]
@@ -170,6 +174,11 @@ def _check_values(args: argparse.Namespace) -> None:
         raise UsageError(
             f"weight-decay values must be <= {MAX_WEIGHT_DECAY:g}, got {max(args.values)}"
         )
+    if len(args.values) < 2:
+        raise UsageError(f"a sweep needs at least two --values, got {len(args.values)}")
+    if len(set(args.values)) != len(args.values):
+        dup = next(v for v in args.values if args.values.count(v) > 1)
+        raise UsageError(f"--values holds {dup:g} twice: give each value once")
 
 
 def _study(ctx: StudyContext, hp: HParams, args: argparse.Namespace) -> Decision:

@@ -21,6 +21,7 @@ from disciplined.trials.hparams import HParams
 __all__ = [
     "BUDGET_FACTOR",
     "FIXED_RUNS",
+    "MIN_FINAL_STEPS",
     "MIN_RANGE_STEPS",
     "RACE_BUDGET_FACTOR",
     "RACE_STAGES",
@@ -44,6 +45,8 @@ RACE_BUDGET_FACTOR = 8.0
 task's batch size (no momentum test, no test per candidate batch: the race spans both), then
 the race in what is left (issue 32: at most 8 final runs, the range tests at most 3 of them).
 """
+MIN_FINAL_STEPS = 3
+"""The fewest steps a final 1cycle run can have (its warm-up, peak and annealing)."""
 FIXED_RUNS = 4
 """Full runs the plan keeps room for: the final run, its two bracket runs, a corrective run."""
 
@@ -187,6 +190,12 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
     """
     _check(config)
     hp = HParams(batch_size=task.default_batch_size, optimizer=config.optimizer)
+    final_steps = int(config.epochs * batches_per_epoch(task.train_data, hp.batch_size))
+    if final_steps < MIN_FINAL_STEPS:
+        raise UsageError(
+            f"epochs {config.epochs:g} is {final_steps} steps at batch {hp.batch_size}: a "
+            f"1cycle run needs at least {MIN_FINAL_STEPS}; raise --epochs"
+        )
     wd_values, _ = default_weight_decays(task)
     mode = batch_comparison(config.compare_batch_sizes)
     race = config.search == "race"
