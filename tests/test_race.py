@@ -84,7 +84,7 @@ def _entrants() -> list[Entrant]:
     return make_entrants({16: (0.1, True), 32: (0.2, True), 64: (0.4, True)}, [1e-3, 1e-4])
 
 
-def test_a_short_budget_cuts_a_finalist_then_far_lrs_then_small_batches_then_the_decay() -> None:
+def test_a_short_budget_cuts_a_finalist_then_momenta_then_small_batches_then_far_lrs() -> None:
     es, rungs = _entrants(), (3.0, 9.0, 27.0)
     assert len(es) == 12 and race_cost(12, rungs) == 126
     kept, finalists, notes = fit_to_budget(es, rungs, 126)
@@ -93,20 +93,23 @@ def test_a_short_budget_cuts_a_finalist_then_far_lrs_then_small_batches_then_the
     kept, finalists, notes = fit_to_budget(es, rungs, 110)
     assert len(kept) == 12 and finalists == 1
     assert notes == ["the budget left room for one full-length run"]
-    # then an LR factor furthest from the reading, at every batch: 9 x 3 + 3 x 9 + 27 = 81
+    # then the smallest batch: 8 entrants cost 24 + 27 + 27 = 78
     kept, finalists, notes = fit_to_budget(es, rungs, 90)
-    assert len(kept) == 9 and race_cost(9, rungs, finalists) == 81
-    assert len({e.lr_factor for e in kept}) == 2 and 1.0 in {e.lr_factor for e in kept}
-    assert {e.weight_decay for e in kept} == {1e-3, 1e-4}
-    # then the other: 6 entrants cost 63; then the smallest batch: 4 cost 12 + 18 + 27 = 57
-    kept, finalists, notes = fit_to_budget(es, rungs, 60)
-    assert {e.lr_factor for e in kept} == {1.0} and {e.batch_size for e in kept} == {32, 64}
-    assert {e.weight_decay for e in kept} == {1e-3, 1e-4}  # the runner-up stays
+    assert {e.batch_size for e in kept} == {32, 64} and len(kept) == 8
     assert notes[-1] == "the budget left no room for batch 16"
-    assert race_cost(len(kept), rungs, finalists) == 57
+    # then the next: 4 entrants cost 12 + 18 + 27 = 57, the LR spread and runner-up kept
+    kept, finalists, notes = fit_to_budget(es, rungs, 60)
+    assert {e.batch_size for e in kept} == {64} and race_cost(len(kept), rungs, finalists) == 57
+    assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0}
+    assert {e.weight_decay for e in kept} == {1e-3, 1e-4}
     kept, _, notes = fit_to_budget(es, rungs, 1.0)  # nothing fits: the reading at one batch
     assert kept == [Entrant(64, 0.4, 1e-3, 1.0)]
-    assert "the budget left no room for weight decay 0.0001" in notes
+    assert notes[-1] == "the budget left no room for weight decay 0.0001"
+    # momentum entrants go before any batch
+    twins = make_entrants({16: (0.1, True), 64: (0.4, True)}, [1e-3], (0.9,))
+    kept, _, notes = fit_to_budget(twins, rungs, race_cost(6, rungs, 1))
+    assert all(e.max_momentum is None for e in kept) and len(kept) == 6
+    assert "the budget left no room for the momentum entrants" in notes
 
 
 def test_successive_halving_follows_the_scores_rung_by_rung() -> None:

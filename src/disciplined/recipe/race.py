@@ -257,13 +257,14 @@ def fit_to_budget(
     entrants: list[Entrant], rungs: tuple[float, ...], room: float
 ) -> tuple[list[Entrant], int, list[str]]:
     """The entrants and the finalists the budget ``room`` (epochs) pays for, with a sentence
-    per cut: first one finalist; then the LR factors furthest from each reading (never the
-    reading itself); then the smallest batch sizes; then the weight decays' runner-up; then
-    the momentum entrants. The range tests' weak evidence is what the race is for: a weight
-    decay sweep whose curves tie picks the largest value (on the MNIST-1D CNN at 10 epochs,
-    1e-2 on 3 seeds of 9, each then 54-63% where 1e-3 gave 88-93%), so the runner-up stays
-    in longer than a spread of LRs that the reading already centres. The race always keeps
-    one entrant (a single full run)."""
+    per cut: first one finalist; then the momentum entrants; then the smallest batch sizes;
+    then the LR factors furthest from each reading (never the reading itself); then the
+    weight decays' runner-up. What the range tests read least reliably stays longest: the
+    LR reading sits 3-10x from a cycle's best on several zoo tasks, and a weight-decay
+    sweep whose curves tie picks the largest value (on the MNIST-1D CNN at 10 epochs, 1e-2
+    on 3 seeds of 9, each then 54-63% where 1e-3 gave 88-93%). Cutting the LR spread before
+    the batches left that CNN at the reading alone, 2-4x too low (75% mean over 9 seeds). The
+    race always keeps one entrant (a single full run)."""
     finalists, notes = FINALISTS, []
 
     def cost() -> float:
@@ -272,24 +273,29 @@ def fit_to_budget(
     if cost() > room and finalists > 1 and race_cost(len(entrants), rungs, 1) < cost():
         finalists = 1
         notes.append("the budget left room for one full-length run")
-    while cost() > room and any(e.lr_factor != 1.0 for e in entrants):
-        far = max((e for e in entrants if e.lr_factor != 1.0), key=Entrant.tie_rank)
-        gone = [e for e in entrants if math.isclose(e.lr_factor, far.lr_factor)]
-        entrants = [e for e in entrants if e not in gone]
-        notes.append(f"the budget left no room for {far.lr_factor:.3g}x the reading")
-    batches = sorted({e.batch_size for e in entrants})
+    if cost() > room and any(e.max_momentum is not None and not e.default for e in entrants):
+        entrants = [e for e in entrants if e.max_momentum is None or e.default]
+        notes.append("the budget left no room for the momentum entrants")
+    batches = sorted({e.batch_size for e in entrants if not e.default})
     while cost() > room and len(batches) > 1:
-        entrants = [e for e in entrants if e.batch_size != batches[0]]
+        entrants = [e for e in entrants if e.batch_size != batches[0] or e.default]
         notes.append(f"the budget left no room for batch {batches.pop(0)}")
-    wds = list(dict.fromkeys(e.weight_decay for e in entrants))
+    while cost() > room and any(e.lr_factor != 1.0 and not e.default for e in entrants):
+        far = max(
+            (e for e in entrants if e.lr_factor != 1.0 and not e.default), key=Entrant.tie_rank
+        )
+        entrants = [
+            e for e in entrants if e.default or not math.isclose(e.lr_factor, far.lr_factor)
+        ]
+        notes.append(f"the budget left no room for {far.lr_factor:.3g}x the reading")
+    wds = list(dict.fromkeys(e.weight_decay for e in entrants if not e.default))
     if cost() > room and len(wds) > 1:
-        entrants = [e for e in entrants if e.weight_decay == wds[0]]
+        entrants = [e for e in entrants if e.weight_decay == wds[0] or e.default]
         notes.append(
             "the budget left no room for weight decay " + ", ".join(f"{w:g}" for w in wds[1:])
         )
     while cost() > room and len(entrants) > 1:
-        twin = next((e for e in reversed(entrants) if e.max_momentum is not None), None)
-        drop = twin if twin is not None else max(entrants, key=Entrant.tie_rank)
+        drop = max(entrants, key=lambda e: (not e.default, e.tie_rank()))
         entrants = [e for e in entrants if e is not drop]
         notes.append(f"the budget left no room for {drop.label()}")
     return entrants, finalists, notes
