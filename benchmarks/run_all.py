@@ -205,6 +205,8 @@ def commit_cell(commit: str, stale: str | None) -> str:
     found a change after it."""
     if stale is None:
         return commit
+    if commit in ("-", "unknown"):
+        return "unrecorded (**stale**: made before sections named their commit)"
     return f"{commit} (**stale since {stale}**)"
 
 

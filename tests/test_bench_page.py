@@ -110,6 +110,7 @@ def test_a_section_is_stale_since_the_first_change_to_its_script_or_the_library(
     assert run_all.stale_since("0000000", "one", repo) == "unknown"
     assert run_all.commit_cell("abc", "def") == "abc (**stale since def**)"
     assert run_all.commit_cell("abc", None) == "abc"
+    assert run_all.commit_cell("-", "unknown").startswith("unrecorded (**stale**")
 
 
 def test_the_page_marks_stale_sections_and_computes_every_status(run_all) -> None:
