@@ -452,7 +452,7 @@ def test_find_lr_command_writes_its_files(tmp_path, capsys):
     [
         (["--task", "nope"], "unknown task"),
         (["--task", "digits-mlp", "--start-lr", "1", "--end-lr", "0.1"], "--start-lr must be <"),
-        (["--task", "digits-mlp", "--steps", "0"], "must be >= 1"),
+        (["--task", "digits-mlp", "--steps", "0"], "--steps: must be >= 2, got '0'"),
         (["--task", "digits-mlp", "--mode", "cubic"], "invalid choice"),
         (["--task", "digits-mlp", "--rule", "magic"], "invalid choice"),
         (["--task", "digits-mlp", "--momentum", "1.2"], "momentum must be in [0, 1)"),
