@@ -4,6 +4,7 @@ provenance lines."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -14,24 +15,23 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def run_all():
+def _bench(name: str):
+    """The benchmark module ``name`` from benchmarks/ (not a package)."""
     sys.path.insert(0, str(BENCH))
     try:
-        import run_all
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
-    return run_all
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    return _bench("run_all")
 
 
 @pytest.fixture(scope="module")
 def common():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import _common
-    finally:
-        sys.path.remove(str(BENCH))
-    return _common
+    return _bench("_common")
 
 
 TABLE = """### A table

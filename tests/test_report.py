@@ -26,10 +26,9 @@ COMMAND = "disciplined tune --task digits-mlp --epochs 5 --budget 60 --range-ste
 EVIL = "<script>alert(1)</script>"
 
 
-@pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real tune output folder (report.html written by `tune` itself)."""
-    out = tmp_path_factory.mktemp("tune") / "out"
+def _tune_folder(factory: pytest.TempPathFactory, **settings: object) -> Path:
+    """A real tune output folder on digits-mlp (report.html written by `tune` itself)."""
+    out = factory.mktemp("tune") / "out"
     tune(
         "digits-mlp",
         epochs=5,
@@ -38,26 +37,22 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
         range_steps=100,
         command=COMMAND,
         compare_batch_sizes=True,
+        **settings,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default tune's folder (the race)."""
+    return _tune_folder(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def bracket_tuned(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real tune output folder made with ``search="bracket"`` (batch comparison, LR bracket,
-    corrections): the prose of those steps is read from it."""
-    out = tmp_path_factory.mktemp("tune") / "out"
-    tune(
-        "digits-mlp",
-        epochs=5,
-        budget=60,
-        out=out,
-        range_steps=100,
-        command=COMMAND,
-        compare_batch_sizes=True,
-        search="bracket",
-    )
-    return out
+    """A folder made with ``search="bracket"`` (batch comparison, LR bracket, corrections):
+    the prose of those steps is read from it."""
+    return _tune_folder(tmp_path_factory, search="bracket")
 
 
 def test_the_race_is_explained_with_the_values_it_ran(tuned: Path) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from disciplined.errors import UsageError
 from disciplined.recipe.config import TuneConfig
-from disciplined.recipe.race import RACE_RUNS
 from disciplined.studies import RECIPE_DROPOUTS, batch_comparison, default_weight_decays
 from disciplined.tasks import Task
 from disciplined.training.fit import batches_per_epoch
@@ -152,13 +151,11 @@ class _Sizing:
         winner's range test is the final one. The final max LR is read on two seeds
         (`studies.learning_rate_test`), so is each candidate's.
         """
-        if mode == "race":  # the first test on two seeds (a third when they disagree), the
-            # candidates' LRs scaled from it; FIXED_RUNS full runs' room for the race at least
-            # (it takes what the tests leave: a range test too short to leave the initial
-            # plateau misreads the LR, and the race then spans the wrong box)
+        if mode == "race" or not cands:  # the race: the first test on two seeds (a third
+            # when they disagree), the candidates' LRs scaled from it, no test of their own;
+            # it takes what the tests leave (a range test shortened to pay for the race
+            # misreads the LR on a network still on its plateau)
             reserved, n_tests, cands = 0.0, 3, []
-        elif not cands:
-            reserved, n_tests = 0.0, 3
         elif mode == "epochs":
             reserved, n_tests = (len(cands) - 1) * self.epochs, 1
         else:
@@ -271,12 +268,6 @@ def _budget(sizing: _Sizing, budget: float | None, mode: str) -> tuple[float, in
     steps = sizing.steps(mode, [], chosen)
     if steps >= MIN_RANGE_STEPS:
         return chosen, steps, []
-    if mode == "race" and (lean := sizing.steps("off", [], chosen)) >= MIN_RANGE_STEPS:
-        # the tests come first: the race runs in what they leave (`race.fit_to_budget`)
-        return chosen, lean, [
-            f"the budget of {chosen:g} epochs pays for the range tests and {FIXED_RUNS} "
-            f"full runs, not {RACE_RUNS}: the race is cut to what is left"
-        ]
     need = FIXED_RUNS * epochs + MIN_RANGE_STEPS * _epochs_per_test_step(
         task, hp, sizing.n_fixed + 3, []
     )
@@ -294,7 +285,7 @@ def _budget(sizing: _Sizing, budget: float | None, mode: str) -> tuple[float, in
         f"test is {MIN_RANGE_STEPS / batches_per_epoch(task.train_data, hp.batch_size):.3g}"
         f" epochs): the budget is {chosen:g} epochs"
     )
-    return chosen, sizing.steps("off" if mode == "race" else mode, [], chosen), [note]
+    return chosen, sizing.steps(mode, [], chosen), [note]
 
 
 def _affordable(

@@ -70,7 +70,6 @@ __all__ = [
     "PLATEAU_ORDER",
     "RACE_ETA",
     "RACE_MOMENTA",
-    "RACE_RUNS",
     "WIDE_LR_FACTORS",
     "Entrant",
     "RaceRun",
@@ -113,9 +112,6 @@ DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 1e-2}
 RACE_MOMENTA = (0.9,)
 """Maximum momenta raced beside the default cycle (0.95 down to 0.85) at each batch's
 reading, in place of the momentum range tests (0.9 cycles down to 0.8)."""
-RACE_RUNS = 6.0
-"""Full runs' worth of epochs the plan keeps for the race by default (18 entrants over three
-rungs: 18 x 1/9 + 6 x 1/3 + 2 x 1)."""
 
 
 @dataclass(frozen=True)
