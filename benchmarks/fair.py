@@ -11,7 +11,7 @@ with a budget in wall-clock seconds, and scoring on the test split.
   or more, else 0.8), max LR, weight decay, maximum momentum and batch size (the task's,
   half and a quarter: the batch sizes the recipe compares).
 - **Searches.** `search` runs the library's grid, random and Optuna TPE searches
-  (`disciplined.recipe.baselines`, with ``budget_seconds``), and TPE with the median
+  (`disciplined.search`, with ``budget_seconds``), and TPE with the median
   stopping rule of Optuna's ``MedianPruner`` (`MedianStop`: a trial stops after an epoch
   at which it is behind the median of the finished trials) until the trials' wall seconds
   reach a budget; no trial starts once the budget is spent, so a search overshoots by at
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from disciplined import HParams, load_task, train_task
-from disciplined.recipe.baselines import (
+from disciplined.search import (
     MedianStop,
     SearchResult,
     SearchSpace,
@@ -117,7 +117,7 @@ def search(
 ) -> list[dict[str, Any]]:
     """Run ``method`` on the validation split of ``ref`` until its trials' wall seconds reach
     ``budget_s``; every trial (see `_trials`), in the order they ran. Grid, random and TPE
-    are the library's searches (`disciplined.recipe.baselines`, ``budget_seconds``); the
+    are the library's searches (`disciplined.search`, ``budget_seconds``); the
     grid runs in an order shuffled by ``seed`` and stops when it is done. ``tpe-median`` is
     the library's TPE with `median_stop`, the rule of Optuna's MedianPruner."""
     if method not in METHODS:

@@ -7,7 +7,7 @@ its trials' wall seconds (range tests with their evaluations, the batch-size run
 bracket, the final and corrective runs), counted as a search's are, epochs beside it; the
 whole ``tune`` call's seconds (with loading, the trial store and the report's figures,
 which no search draws) are shown beside them. Each search
-(`benchmarks/fair.py`: the library's `disciplined.recipe.baselines` searches with a budget
+(`benchmarks/fair.py`: the library's `disciplined.search` searches with a budget
 in seconds) then searches the recipe's own space (1cycle only; max LR, weight
 decay, maximum momentum and batch size: the task's, half and a quarter) with full runs of
 ``--epochs`` until its trials' wall seconds reach 10x the recipe's, from the same seed:

@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("measure",),
     ("trials",),
     ("studies",),
+    ("search",),
     ("recipe",),
     ("report",),
     ("api", "cli", "integrations", "__init__", "__main__"),

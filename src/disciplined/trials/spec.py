@@ -306,7 +306,7 @@ class PruneRule:
     """A training trial's pruning rule, read after each evaluation (`fit`'s ``on_eval``).
 
     ``bounds[i]`` is the bound after epoch ``i + 1`` (None: no check there), set by the
-    search before the trial starts (`disciplined.recipe.baselines.MedianStop`: the median
+    search before the trial starts (`disciplined.search.MedianStop`: the median
     of the finished trials at each epoch). As in Optuna's ``MedianPruner``, the trial's
     best validation metric so far is compared: once it is worse than the bound (or not
     finite), the run stops and the trial is ``pruned``.

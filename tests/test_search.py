@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from disciplined.errors import UsageError
-from disciplined.recipe.baselines import (
+from disciplined.search import (
     MedianStop,
     SearchSpace,
     grid_search,
