@@ -13,7 +13,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,lightning,transformers,optuna,ray]"
+	$(PY) -m pip install -q -e ".[dev,lightning,transformers,optuna,ray,lrfree]"
 	touch $(STAMP)
 
 demo: $(STAMP)

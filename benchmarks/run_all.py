@@ -54,9 +54,16 @@ BENCHMARKS = (
     "oracle",
     "decision_quality",
     "recipe_seeds",
+    "head_to_head",
     "gpu_check",
 )
-SHARE_CACHE = ("super_convergence", "tuning_cost", "decision_quality", "recipe_seeds")
+SHARE_CACHE = (
+    "super_convergence",
+    "tuning_cost",
+    "decision_quality",
+    "recipe_seeds",
+    "head_to_head",
+)
 
 INTRO = """\
 Every table below was produced by one command, `make bench` (`python benchmarks/run_all.py
