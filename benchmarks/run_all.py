@@ -53,6 +53,7 @@ BENCHMARKS = (
     "tuning_cost",
     "oracle",
     "decision_quality",
+    "anytime",
     "recipe_seeds",
     "head_to_head",
     "gpu_check",
@@ -61,6 +62,7 @@ SHARE_CACHE = (
     "super_convergence",
     "tuning_cost",
     "decision_quality",
+    "anytime",
     "recipe_seeds",
     "head_to_head",
 )
@@ -171,14 +173,19 @@ DEPENDS = (
 )
 """What every benchmark's numbers also depend on, beside its own script: the shared helpers,
 the zoo's tasks and oracles, the library and its pinned dependencies."""
+SCRIPT_DEPENDS = {
+    "anytime": ("benchmarks/decision_quality.py", "benchmarks/oracle.py"),
+}
+"""What one benchmark's numbers also depend on beside `DEPENDS`: the other benchmarks whose
+pieces it imports."""
 
 
 def stale_since(commit: str, name: str, root: Path = HERE.parent) -> str | None:
     """The first commit after ``commit`` that changed benchmark ``name``'s script or what it
-    exercises (`DEPENDS`), as a short hash: the section is stale since then. ``None`` when
-    nothing it depends on changed since; ``"unknown"`` when ``commit`` is not recorded or git
-    does not know it. A ``+dirty`` commit is judged from its base (its own uncommitted changes
-    are not known afterwards)."""
+    exercises (`SCRIPT_DEPENDS`, `DEPENDS`), as a short hash: the section is stale since
+    then. ``None`` when nothing it depends on changed since; ``"unknown"`` when ``commit`` is
+    not recorded or git does not know it. A ``+dirty`` commit is judged from its base (its
+    own uncommitted changes are not known afterwards)."""
     base = commit.removesuffix("+dirty")
     if base in ("-", "unknown", ""):
         return "unknown"
@@ -192,6 +199,7 @@ def stale_since(commit: str, name: str, root: Path = HERE.parent) -> str | None:
                 f"{base}..HEAD",
                 "--",
                 f"benchmarks/{name}.py",
+                *SCRIPT_DEPENDS.get(name, ()),
                 *DEPENDS,
             ],
             cwd=root,

@@ -27,6 +27,7 @@ SCRIPTS = (
     "tuning_cost",
     "oracle",
     "decision_quality",
+    "anytime",
     "recipe_seeds",
     "head_to_head",
     "gpu_check",
