@@ -10,11 +10,14 @@ reading. The range tests draw the box, and full 1cycle runs decide inside it:
 - the entrants: each batch-size candidate at its max LR (the first range test's reading,
   scaled to the batch: `scaled_readings`) times `LR_FACTORS` (`WIDE_LR_FACTORS` when no
   seed's loss fell clearly, so the reading is only where the plateau ended), at the weight
-  decay the sweep chose; at each batch's reading, the sweep's runner-up weight decay and the
-  momenta of `RACE_MOMENTA` (in place of the momentum range tests);
+  decay the sweep chose, none above a third of the LR where a range test diverged
+  (`within_ceiling`);
+  at each batch's reading, the sweep's runner-up weight decay and the momenta of
+  `RACE_MOMENTA` (in place of the momentum range tests);
 - the rungs: complete 1cycle runs of ``epochs / 9``, ``epochs / 3`` and ``epochs`` (a
   rung too short to train, under `MIN_RUNG_STEPS` steps, is left out): after each rung the
-  best third by validation metric goes on (the best of each batch size and max LR first,
+  best third by validation metric goes on (equal metrics, common on a small validation
+  split, ranked by the validation loss; the best of each batch size and max LR first,
   so entrants that differ only in weight decay do not crowd out other LRs), and at most
   `FINALISTS` run the full length;
 - the winner is the best full run, its lead counted only beyond the metric's noise (ties
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKOFFS",
+    "CEILING_MARGIN",
     "DEFAULT_MAX_LR",
     "DEFAULT_WEIGHT_DECAY",
     "FINALISTS",
@@ -85,18 +89,30 @@ __all__ = [
     "rung_epochs",
     "scaled_readings",
     "survivors",
+    "within_ceiling",
 ]
 
 RACE_ETA = 3
 """Each rung keeps the best third of its runs, and each rung's cycle is three times longer."""
-LR_FACTORS = (1 / 3, 1.0, 3.0)
-"""Each candidate's max LR is its range-test reading times each of these."""
+LR_FACTORS = (1 / 3, 1.0, 3.0, 10.0)
+"""Each candidate's max LR is its range-test reading times each of these. The spread leans
+upward: the reading is conservative by construction (just before the loss minimum, the lower
+of the training and validation curves, the lower of two seeds), and a 1cycle of many epochs
+with warm-up and annealing carries a higher peak than a few hundred steps of rising LR
+(Smith and Topin's super-convergence). On the development zoo the best 1cycle max LR sat
+5-10x above the reading on 4 of 12 tasks (a BatchNorm CNN, a residual net, a GRU, a
+noisy-label MLP) and below a third of it on 2; entrants above where a range test diverged
+are left out (`within_ceiling`)."""
 WIDE_LR_FACTORS = (1 / 30, 1 / 10, 1 / 3, 1.0, 3.0)
 """... or these, when no seed's loss fell clearly in the test: the reading is then only
 where the plateau ended (divided by 10, `measure.suggest.smith`), a bound from above."""
-MIN_RUNG_STEPS = 50
+MIN_RUNG_STEPS = 30
 """A rung whose cycle is fewer steps than this at the largest candidate batch is left out:
-too short to leave the initial plateau, so its ranking would be noise."""
+too short to leave the initial plateau, so its ranking would be noise. At 50, every small-data
+task of the zoo (a few hundred samples, 7-25 steps an epoch) lost its first rung, so each
+entrant's first run cost a third of a full run and the budget paid for 9-13 entrants and one
+finalist; at 30 the epochs / 9 rung is kept there, and the same budget pays for half as many
+again."""
 FINALISTS = 2
 """At most this many entrants run the full length."""
 BACKOFFS = 3
@@ -207,6 +223,29 @@ def make_entrants(
     return out
 
 
+CEILING_MARGIN = 3.0
+"""Entrants above the reading peak at most this many times below the LR at which a range
+test diverged (`within_ceiling`). A 1cycle spends many more steps near its peak than a
+range test does near any one LR: on the development zoo the grid's best max LR sat at 0.05
+to 0.5 of the (batch-scaled) LR where the test diverged, and runs collapsed from about 0.5
+of it on (a GRU at 0.75 of it collapsed on one seed of three, a wide MLP and a small
+classifier at 1-2x)."""
+
+
+def within_ceiling(entrants: Sequence[Entrant], ceilings: Mapping[int, float]) -> list[Entrant]:
+    """``entrants`` less those above the reading whose max LR passes their batch's ceiling
+    (``ceilings[batch]``: the lowest LR at which a range test's loss diverged, scaled to the
+    batch as the reading is, over `CEILING_MARGIN`; a batch not in it has none). A range
+    test that blew up at an LR drew the box's upper edge below it: a 1cycle run peaking near
+    it is not worth a place."""
+    out = []
+    for e in entrants:
+        top = ceilings.get(e.batch_size, math.inf)
+        if e.default or e.lr_factor <= 1.0 or e.max_lr <= top:
+            out.append(e)
+    return out
+
+
 def scaled_readings(
     lr: float, reliable: bool, batch: int, sizes: Sequence[int], optimizer: str
 ) -> dict[int, tuple[float, bool]]:
@@ -297,13 +336,25 @@ def fit_to_budget(
     return entrants, finalists, notes
 
 
-def _ranked(runs: list[tuple[Entrant, float]]) -> list[tuple[Entrant, float]]:
-    return sorted(runs, key=lambda p: (-p[1], p[0].tie_rank()))
+def _ranked(
+    runs: list[tuple[Entrant, float]], loss: Callable[[Entrant], float] | None = None
+) -> list[tuple[Entrant, float]]:
+    """Best score first; equal scores (a metric counted on a small validation split ties
+    often: 114 samples move accuracy in steps of 0.9 points) by the lower validation loss
+    ``loss(entrant)`` when given, then by `Entrant.tie_rank`."""
+
+    def lower_loss(e: Entrant) -> float:
+        value = loss(e) if loss is not None else math.nan
+        return value if math.isfinite(value) else math.inf
+
+    return sorted(runs, key=lambda p: (-p[1], lower_loss(p[0]), p[0].tie_rank()))
 
 
-def _scored(alive: list[Entrant], scores: Sequence[float]) -> list[tuple[Entrant, float]]:
+def _scored(
+    alive: list[Entrant], scores: Sequence[float], loss: Callable[[Entrant], float] | None = None
+) -> list[tuple[Entrant, float]]:
     clean = [sc if not math.isnan(sc) else -math.inf for sc in scores]
-    return _ranked(list(zip(alive, clean, strict=True)))
+    return _ranked(list(zip(alive, clean, strict=True)), loss)
 
 
 def halve(
@@ -312,28 +363,32 @@ def halve(
     counts: Sequence[int],
     run: Callable[[list[Entrant], float], list[float]],
     learned: Callable[[Entrant, float], bool] | None = None,
+    loss: Callable[[Entrant, float], float] | None = None,
 ) -> list[list[tuple[Entrant, float]]]:
     """Successive halving: ``run(alive, epochs)`` scores each entrant alive at a rung
-    (higher is better; NaN or -inf: it blew up), and ``counts[k + 1]`` go on (`survivors`).
+    (higher is better; NaN or -inf: it blew up), and ``counts[k + 1]`` go on (`survivors`);
+    equal scores are ranked by the lower ``loss(entrant, epochs)`` (the validation loss of
+    that run) when given.
     ``learned(entrant, epochs)`` says whether a run left its initial plateau (default: all
     did). When no run of a rung below the last learned, the middle rungs are skipped and
     what they would have cost buys full-length runs (at least ``counts[-1]``), chosen by
     `plateau_pick`; their rows are empty. When every run of a rung blew up, it runs again
     with every max LR a tenth as large, at most `BACKOFFS` times (the rung's row holds every
-    try). Returns each rung's ``(entrant, score)`` pairs, best first (ties by
+    try). Returns each rung's ``(entrant, score)`` pairs, best first (ties by the loss, then
     `Entrant.tie_rank`)."""
     learned = learned or (lambda _e, _epochs: True)
     alive, table, k = list(entrants), [], 0
     while k < len(rungs):
         epochs = rungs[k]
-        ranked = _scored(alive, run(alive, epochs))
+        at = None if loss is None else (lambda e, ep=epochs: loss(e, ep))
+        ranked = _scored(alive, run(alive, epochs), at)
         tried = ranked
         for _ in range(BACKOFFS):
             if any(sc > -math.inf for _, sc in ranked):
                 break
             alive = [e.lowered(10.0) for e in alive]
-            ranked = _scored(alive, run(alive, epochs))
-            tried = _ranked(ranked + tried)
+            ranked = _scored(alive, run(alive, epochs), at)
+            tried = _ranked(ranked + tried, at)
         table.append(tried)
         if k + 1 == len(rungs):
             break
@@ -476,6 +531,12 @@ def run_race(s: RecipeState) -> None:
     entrants = make_entrants(
         pairs, race_weight_decays(s.decisions, plan.weight_decays), RACE_MOMENTA
     )
+    stops = [r.get("stopped_at_lr") for r in first.table]
+    stops = [float(v) for v in stops if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    if stops:
+        edge = min(stops) / CEILING_MARGIN
+        tops = scaled_readings(edge, True, s.hp.batch_size, sizes, s.hp.optimizer)
+        entrants = within_ceiling(entrants, {b: lr for b, (lr, _) in tops.items()})
     rungs = rung_epochs(plan.epochs, batches_per_epoch(task.train_data, max(sizes)))
     default = default_entrant(
         task.default_batch_size, s.hp.optimizer, {b: lr for b, (lr, _) in pairs.items()}
@@ -493,7 +554,14 @@ def run_race(s: RecipeState) -> None:
     runs: dict[tuple[Entrant, float], TrialResult] = {}
     classes: dict[tuple[Entrant, float], str] = {}
     runner = _runner(s, runs, classes)
-    table = halve(entrants, rungs, counts, runner, lambda e, ep: classes.get((e, ep)) == "ok")
+    table = halve(
+        entrants,
+        rungs,
+        counts,
+        runner,
+        lambda e, ep: classes.get((e, ep)) == "ok",
+        lambda e, ep: _final_loss(runs[(e, ep)].history),
+    )
     notes += _plateau_notes(table, rungs)
     safety = _default_safety_net(table, rungs, default, runner, task)
     if safety is not None:
