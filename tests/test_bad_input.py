@@ -11,9 +11,11 @@ a trial that crashes is not recorded as a failed trial of its hyper-parameters.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
+import pickle
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +24,17 @@ import pytest
 import torch
 from torch import nn
 
+import disciplined.cli.common as common
 import disciplined.cli.diagnose as cli_diagnose
 import disciplined.cli.train as cli_train
 from disciplined import Task, fit, tune
 from disciplined.cli import main
-from disciplined.errors import UsageError
+from disciplined.errors import TaskCodeError, UsageError, task_code
+from disciplined.recipe.config import TuneConfig
 from disciplined.studies.batch import parse_memory
 from disciplined.tasks import accuracy, load_task
 from disciplined.training.fit import EvalRecord, History, resolve_device
+from disciplined.trials.bounds import BOUNDS
 from disciplined.trials.executors import InProcessExecutor
 from disciplined.trials.hparams import HParams, train_task
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial
@@ -138,7 +143,134 @@ def model_fails_to_build():
 
 def forward_fails():
     return _task(build_model=lambda hp: Broken())
+
+# the task's own code failing after the task was checked (issue 33)
+
+class Later(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+        self.calls = 0
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls > 2:
+                raise RuntimeError("forward broke at call 3")
+        return self.lin(x)
+
+class Detached(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+    def forward(self, x):
+        return self.lin(x).detach()
+
+class Frozen(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3).requires_grad_(False)
+    def forward(self, x):
+        return self.lin(x)
+
+class Items(torch.utils.data.Dataset):
+    def __init__(self, lie=0, fail_after=None):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, 4, generator=g)
+        self.y = torch.randint(0, 3, (64,), generator=g)
+        self.lie, self.fail_after, self.reads = lie, fail_after, 0
+    def __len__(self):
+        return 64 + self.lie
+    def __getitem__(self, i):
+        self.reads += 1
+        if self.fail_after is not None and self.reads > self.fail_after:
+            raise OSError(f"cannot read item {i}")
+        return self.x[i], self.y[i]
+
+def model_fails_later():
+    return _task(build_model=lambda hp: Later())
+
+def backward_fails():
+    return _task(build_model=lambda hp: Detached())
+
+def loss_fails_later():
+    calls = []
+    def picky_loss(out, y):
+        calls.append(1)
+        if len(calls) > 3:
+            raise ValueError("loss broke")
+        return nn.functional.cross_entropy(out, y)
+    return _task(loss_fn=picky_loss)
+
+def metric_fails_later():
+    calls = []
+    def picky_metric(out, y):
+        calls.append(1)
+        if len(calls) > 1:
+            raise ZeroDivisionError("metric broke")
+        return accuracy(out, y)
+    return _task(metric=picky_metric)
+
+def data_fails_later():
+    return _task(train_data=Items(fail_after=30), val_data=Items())
+
+def build_fails_later():
+    built = []
+    def build(hp):
+        built.append(1)
+        if len(built) > 1:
+            raise KeyError("second model")
+        return nn.Linear(4, 3)
+    return _task(build_model=build)
+
+def frozen_model():
+    return _task(build_model=lambda hp: Frozen())
+
+def parameterless_model():
+    return _task(build_model=lambda hp: nn.Sequential(nn.Flatten(), nn.Identity()))
+
+def bool_labels():
+    x = torch.randn(64, 4)
+    y = torch.arange(64) % 2 == 0
+    return _task(build_model=lambda hp: nn.Linear(4, 2), train_data=(x, y), val_data=(x, y))
+
+def bool_val_labels():
+    x = torch.randn(64, 4)
+    return _task(val_data=(x, torch.arange(64) % 2 == 0))
+
+def len_lies():
+    return _task(train_data=Items(lie=36), val_data=Items())
+
+def val_len_lies():
+    return _task(val_data=Items(lie=1))
 """
+
+TUNED = {
+    "task": "digits-mlp",
+    "max_lr": 0.1,
+    "min_lr": 0.01,
+    "max_momentum": 0.95,
+    "min_momentum": 0.85,
+    "weight_decay": 0.0,
+    "batch_size": 32,
+    "epochs": 1,
+}
+"""A tune's ``hparams.json`` for digits-mlp; `HPARAMS_FILES` spoils one value each."""
+
+HPARAMS_FILES = {
+    "epochs_huge": {"epochs": 1e300},
+    "epochs_negative": {"epochs": -2},
+    "epochs_text": {"epochs": "ten"},
+    "max_lr_huge": {"max_lr": 1e300},
+    "min_lr_zero": {"min_lr": 0},
+    "min_lr_above_max": {"min_lr": 0.5},
+    "batch_zero": {"batch_size": 0},
+    "batch_fraction": {"batch_size": 2.5},
+    "dropout_one": {"dropout": 1.0},
+    "momenta_crossed": {"max_momentum": 0.8, "min_momentum": 0.9},
+    "optimizer": {"optimizer": "adam"},
+    "schedule": {"schedule": "cosine"},
+}
+
 
 IMPORT_FAILS = "raise ImportError('a dependency is missing')\n"
 IMPORT_EXITS = "import sys\nsys.exit(4)\n"
@@ -173,6 +305,9 @@ def env(tmp_path: Path) -> dict[str, str]:
     (out / "unfinished").mkdir()
     SQLiteStore(out / "unfinished" / "trials.sqlite").close()
     (out / "empty_dir").mkdir()
+    (tmp_path / "hp").mkdir()
+    for name, changes in HPARAMS_FILES.items():
+        (tmp_path / "hp" / f"{name}.json").write_text(json.dumps({**TUNED, **changes}))
     return {"tasks": str(tmp_path / "tasks.py"), "tmp": str(tmp_path), "out": str(out)}
 
 
@@ -256,6 +391,14 @@ def _task_case(name: str, message: str, command: str = "train") -> Case:
 
 D = ("--task", "digits-mlp")
 
+
+def _hp_case(name: str, message: str) -> Case:
+    return Case(
+        f"train-hparams-{name.replace('_', '-')}",
+        _train(*D, "--hparams", f"{{tmp}}/hp/{name}.json"),
+        f"--hparams {{tmp}}/hp/{name}.json: {message}",
+    )
+
 CASES = [
     # --------------------------------------------------------------- tasks (train)
     Case("unknown-task", _train("--task", "no-such-task"), "unknown task 'no-such-task'"),
@@ -291,6 +434,18 @@ CASES = [
     _task_case("lengths_differ", "train_data: inputs and targets differ in length (64 vs 60)"),
     _task_case("model_fails_to_build", "building the model failed: ValueError: no such layer"),
     _task_case("forward_fails", "the model failed on a batch of training inputs"),
+    # issue 33: what fails later in training is refused when the task is loaded
+    _task_case("frozen_model", "the model has every parameter frozen (requires_grad=False)"),
+    _task_case("parameterless_model", "the model has no parameters (requires_grad=False)"),
+    _task_case("bool_labels", "the training targets are bool: give integer class labels"),
+    _task_case("bool_val_labels", "the validation targets are bool"),
+    _task_case(
+        "len_lies",
+        "train_data says it holds 100 samples (__len__) but reading sample 99 failed: IndexError",
+    ),
+    _task_case("val_len_lies", "val_data says it holds 65 samples (__len__)"),
+    _task_case("frozen_model", "has every parameter frozen", command="find-lr"),
+    _task_case("bool_labels", "the training targets are bool", command="tune"),
     # the same checks reached from the other commands
     _task_case("labels_too_high", "labels run from 0 to 8", command="find-lr"),
     _task_case("exits", "called sys.exit(3)", command="tune"),
@@ -475,6 +630,19 @@ CASES = [
         _train(*D, "--max-lr", "0_1"),
         "--max-lr: must be a number without '_', got '0_1'",
     ),
+    # issue 33: train --hparams is checked against the ranges the options state
+    _hp_case("epochs_huge", "epochs must be in (0, 10000], got 1e+300"),
+    _hp_case("epochs_negative", "epochs must be in (0, 10000], got -2"),
+    _hp_case("epochs_text", "epochs must be in (0, 10000], got 'ten'"),
+    _hp_case("max_lr_huge", "max_lr must be in (0, 10000], got 1e+300"),
+    _hp_case("min_lr_zero", "min_lr must be in (0, 10000], got 0"),
+    _hp_case("min_lr_above_max", "max_lr / min_lr must be in (1, 1e+06], got 0.2"),
+    _hp_case("batch_zero", "batch_size must be an integer in [1, 16777216], got 0"),
+    _hp_case("batch_fraction", "batch_size must be an integer in [1, 16777216], got 2.5"),
+    _hp_case("dropout_one", "dropout must be in [0, 1), got 1.0"),
+    _hp_case("momenta_crossed", "min_momentum must be <= max_momentum, got 0.9 > 0.8"),
+    _hp_case("optimizer", "optimizer must be one of sgd, adamw, got 'adam'"),
+    _hp_case("schedule", "schedule must be one of one-cycle, constant, step, got 'cosine'"),
     # --------------------------------------------------------------- tune
     Case(
         "tune-memory-limit-overflow",
@@ -678,6 +846,39 @@ API_CASES = [
         "is damaged",
     ),
     ("device", lambda env: resolve_device("tpu"), "device must be 'cpu', 'cuda'"),
+    # issue 33: one range per hyper-parameter, from Python as from the command line
+    ("hparams-max-lr-huge", lambda env: HParams(max_lr=1e300), "max_lr must be in (0, 10000]"),
+    ("hparams-batch-zero", lambda env: HParams(batch_size=0), "batch_size must be an integer"),
+    ("hparams-batch-bool", lambda env: HParams(batch_size=True), "got True"),
+    ("hparams-lr-text", lambda env: HParams(max_lr="0.1"), "max_lr must be in (0, 10000]"),
+    ("hparams-wd-huge", lambda env: HParams(weight_decay=100.0), "weight_decay must be in [0, 10]"),
+    ("hparams-div-huge", lambda env: HParams(div=1e9), "div must be in (1, 1e+06]"),
+    ("hparams-optimizer", lambda env: HParams(optimizer="adam"), "optimizer must be one of"),
+    (
+        "train-task-epochs-huge",
+        lambda env: train_task(load_task("digits-mlp"), HParams(), epochs=1e300),
+        "epochs must be in (0, 10000], got 1e+300",
+    ),
+    (
+        "train-task-epochs-negative",
+        lambda env: train_task(load_task("digits-mlp"), HParams(), epochs=-1),
+        "epochs must be in (0, 10000], got -1",
+    ),
+    (
+        "tune-epochs-huge",
+        lambda env: tune("digits-mlp", epochs=1e300, out=Path(env["tmp"]) / "never"),
+        "epochs must be in (0, 10000], got 1e+300",
+    ),
+    (
+        "tune-config-seed",
+        lambda env: TuneConfig(seed=-1),
+        "seed must be an integer in [0, 9223372036854775807], got -1",
+    ),
+    (
+        "tune-config-batch-sizes",
+        lambda env: tune("digits-mlp", batch_sizes=[32, 0], out=Path(env["tmp"]) / "never"),
+        "each of batch_sizes must be an integer in [1, 16777216], got 0",
+    ),
     (
         "train-task-one-step",
         lambda env: train_task(load_task("digits-mlp"), HParams(batch_size=1437), epochs=1),
@@ -946,3 +1147,130 @@ def test_a_second_process_on_a_locked_folder_is_refused_naming_the_holder(tmp_pa
     # the lock goes with the process: the folder is free again, and still tune's
     code, err = _run(capsys, "train", "--task", "digits-mlp", "--epochs", "1", "--out", str(out))
     assert code == 2 and "was written by `disciplined tune` on task 'digits-mlp'" in err, err
+
+
+@pytest.mark.parametrize(
+    ("arg", "name"),
+    [
+        (common.learning_rate_arg, "max_lr"),
+        (common.epochs_arg, "epochs"),
+        (common.budget_arg, "budget"),
+        (common.div_arg, "div"),
+        (common.weight_decay_arg, "weight_decay"),
+        (common.fraction_arg, "dropout"),
+        (common.batch_size_arg, "batch_size"),
+        (common.seed_arg, "seed"),
+        (common.workers_arg, "workers"),
+    ],
+)
+def test_the_parser_refuses_exactly_what_the_library_refuses(arg, name):
+    bound = BOUNDS[name]
+    middle = (bound.low + bound.high) / 2
+    for value in (bound.low, bound.high, bound.low - 1, bound.high * 2, middle):
+        value = int(value) if bound.integer else float(value)
+        try:
+            arg(str(value))
+            parsed = True
+        except argparse.ArgumentTypeError:
+            parsed = False
+        assert parsed == bound.holds(value), (name, value)
+
+
+# ------------------------------------------------------------------- the task's own code failing
+
+TASK_CODE_CASES = [
+    ("train", "model_fails_later", "the model (Later.forward) raised RuntimeError: forward broke"),
+    ("train", "loss_fails_later", "the loss (loss_fails_later.<locals>.picky_loss) raised "),
+    ("train", "metric_fails_later", "raised ZeroDivisionError: metric broke"),
+    ("train", "data_fails_later", "reading the data (Items) raised OSError: cannot read item"),
+    ("train", "build_fails_later", "building the model (build_fails_later.<locals>.build) raised"),
+    ("train", "backward_fails", "the backward pass through the model raised RuntimeError"),
+    ("find-lr", "model_fails_later", "the model (Later.forward) raised RuntimeError"),
+    ("find-lr", "data_fails_later", "reading the data (Items) raised OSError"),
+    ("sweep", "model_fails_later", "the model (Later.forward) raised RuntimeError"),
+    ("sweep-workers", "loss_fails_later", "the loss (loss_fails_later.<locals>.picky_loss)"),
+]
+"""A task whose own code raises after it was checked: (command, task function, message)."""
+
+_COMMANDS = {
+    "train": ("train", "--epochs", "1"),
+    "find-lr": ("find-lr", "--steps", "20"),
+    "sweep": ("sweep", "momentum", "--steps", "20"),
+    "sweep-workers": ("sweep", "momentum", "--steps", "20", "--workers", "2"),
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "message"), TASK_CODE_CASES, ids=[f"{c}-{n}" for c, n, _ in TASK_CODE_CASES]
+)
+def test_the_tasks_own_code_failing_is_exit_2_naming_it_with_the_traceback_in_out(
+    command, name, message, env, capsys
+):
+    out = Path(env["tmp"]) / "run"
+    ref = f"{env['tasks']}:{name}"
+    code = main([*_COMMANDS[command], "--task", ref, "--out", str(out)])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured.err  # the user's code failed, not ours (exit 1)
+    assert len(lines) == 1 and "Traceback" not in captured.err + captured.out, captured.err
+    assert lines[0].startswith(f"disciplined: error: task {ref!r}: ")
+    assert message in lines[0]
+    assert lines[0].endswith(f"; full traceback in {out / 'error.log'}")
+    log = (out / "error.log").read_text()
+    assert "Traceback (most recent call last)" in log and "The task's code was called from" in log
+    # no result was written, and no trial was recorded as a result of its hyper-parameters
+    assert {p.name for p in out.iterdir()} <= {
+        "error.log",
+        "trials.sqlite",
+        ".disciplined.json",
+        ".disciplined.lock",
+    }
+    if (out / "trials.sqlite").exists():
+        with SQLiteStore(out / "trials.sqlite") as store:
+            assert len(store) == 0
+
+
+def test_a_task_code_error_from_python_is_a_usage_error_with_the_traceback(env):
+    task = load_task(env["tasks"] + ":model_fails_later")
+    with pytest.raises(TaskCodeError) as info:
+        train_task(task, HParams(batch_size=16), epochs=1)
+    error = info.value
+    assert isinstance(error, UsageError)
+    assert str(error) == "the model (Later.forward) raised RuntimeError: forward broke at call 3"
+    assert "forward broke at call 3" in error.details and "tasks.py" in error.details
+    copy = pickle.loads(pickle.dumps(error))  # from a worker process, the details come along
+    assert (str(copy), copy.details) == (str(error), error.details)
+
+
+def test_a_trial_whose_task_code_fails_is_raised_not_recorded(env):
+    spec = TrialSpec(
+        task=env["tasks"] + ":model_fails_later",
+        hparams=HParams(batch_size=16).to_dict(),
+        kind="train",
+        budget={"epochs": 1},
+    )
+    store = MemoryStore()
+    with pytest.raises(TaskCodeError, match=r"the model \(Later.forward\) raised"):
+        InProcessExecutor().run([spec], store)
+    assert spec.key not in store
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FloatingPointError("overflow encountered"),
+        RuntimeError("value cannot be converted to type float without overflow"),
+        torch.OutOfMemoryError("CUDA out of memory"),
+        UsageError("already worded"),
+        KeyboardInterrupt(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_what_says_something_about_the_hyper_parameters_passes_through_task_code(error):
+    with pytest.raises(type(error)) as info, task_code("the model"):
+        raise error
+    assert info.value is error
+    with pytest.raises(TaskCodeError, match=r"^the model raised KeyError: 'x'$"), task_code(
+        "the model"
+    ):
+        raise KeyError("x")

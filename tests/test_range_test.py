@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from disciplined import HParams, load_task, plot_range_overlay, plot_range_test, train_task
 from disciplined.cli import main
+from disciplined.errors import TaskCodeError
 from disciplined.measure.range_test import RangeTest, RangeTestConfig, lr_range_test
 from disciplined.schedules.policies import RangeSweep
 
@@ -182,7 +183,8 @@ def test_restore_when_the_data_raises():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     _warm(model, opt, x, y)
     before = _snapshot(model, opt)
-    with pytest.raises(RuntimeError, match="disk went away"):
+    # the data's own error, named as the task's code failing (issue 33)
+    with pytest.raises(TaskCodeError, match=r"reading the data .* raised RuntimeError: disk went"):
         lr_range_test(
             model,
             opt,

@@ -384,9 +384,13 @@ def test_a_budget_too_small_is_refused_before_any_file_is_written(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": math.inf}, "epochs must be a finite number > 0, got inf"),
-        ({"epochs": 0}, "epochs must be a finite number > 0, got 0"),
-        ({"budget": -1.0}, "budget must be a finite number > 0, got -1.0"),
+        ({"epochs": math.inf}, "epochs must be in (0, 10000], got inf"),
+        ({"epochs": 0}, "epochs must be in (0, 10000], got 0"),
+        ({"epochs": 1e300}, "epochs must be in (0, 10000], got 1e+300"),
+        ({"budget": -1.0}, "budget must be in (0, 1e+06], got -1.0"),
+        ({"seed": -1}, "seed must be an integer in [0, 9223372036854775807], got -1"),
+        ({"optimizer": "adam"}, "optimizer must be one of sgd, adamw, got 'adam'"),
+        ({"batch_sizes": (32, 0)}, "each of batch_sizes must be an integer in [1, 16777216]"),
         ({"range_steps": 50}, "range_steps must be an integer >= 100, got 50"),
     ],
 )

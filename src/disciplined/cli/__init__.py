@@ -2,7 +2,9 @@
 
 Each sub-command lives in a module of its own with ``add_parser(subparsers)`` and
 ``run(args) -> int``; this module only wires them. Exit status: 0 done, 2 bad input (a
-`UsageError`: one line on stderr), 1 an internal error (any other exception: one line on
+`UsageError`: one line on stderr; the task's own code failing, `TaskCodeError`, is one line
+too, naming the task, the part that failed and the exception, its traceback in
+``OUT/error.log``), 1 an internal error (any other exception: one line on
 stderr saying where the full traceback was written; also a full disk, said in one line),
 130 interrupted.
 """
@@ -24,7 +26,7 @@ from typing import Any
 
 from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
 from disciplined.cli.common import release_out
-from disciplined.errors import Terminated, UsageError
+from disciplined.errors import TaskCodeError, Terminated, UsageError
 from disciplined.files import write_text_atomic
 
 COMMANDS = (train, find_lr, sweep, tune, diagnose, report)
@@ -73,10 +75,18 @@ def _output_folder(args: argparse.Namespace | None) -> Path | None:
 def write_error_log(exc: BaseException, folder: Path | None, argv: Sequence[str]) -> Path | None:
     """Write the full traceback of ``exc`` (with the command line and the time) to
     ``folder/error.log``, or to a new file in the temporary directory when there is no
-    folder or it cannot be written; return the file written, or None if neither could be."""
-    text = f"disciplined {' '.join(argv)}\n{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n\n" + "".join(
-        traceback.format_exception(type(exc), exc, exc.__traceback__)
-    )
+    folder or it cannot be written; return the file written, or None if neither could be.
+    For a `TaskCodeError` that is the task's traceback (kept as text, so a worker process's
+    too), then where our code called it."""
+    if isinstance(exc, TaskCodeError) and exc.details:
+        trace = (
+            exc.details
+            + "\nThe task's code was called from:\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, chain=False))
+        )
+    else:
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = f"disciplined {' '.join(argv)}\n{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n\n" + trace
     if folder is not None:
         path = folder / ERROR_LOG
         try:
@@ -102,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
+    except TaskCodeError as exc:  # the user's code failed, not ours: exit 2, traceback kept
+        return _task_code_error(exc, args, argv)
     except UsageError as exc:
         print(f"disciplined: error: {_first_line(exc)}", file=sys.stderr)
         return 2
@@ -131,6 +143,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         release_out()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _task_code_error(
+    exc: TaskCodeError, args: argparse.Namespace | None, argv: Sequence[str]
+) -> int:
+    """One line naming the task, the part of it that failed and the exception; the
+    traceback in ``OUT/error.log``; exit 2."""
+    log = write_error_log(exc, _output_folder(args), argv)
+    where = f"full traceback in {log}" if log else "the traceback could not be written"
+    task = getattr(args, "task", None)
+    named = f"task {task!r}: " if task else ""
+    print(f"disciplined: error: {named}{_first_line(exc)}; {where}", file=sys.stderr)
+    return 2
 
 
 def _raise_terminated(_signum: int, _frame: object) -> None:

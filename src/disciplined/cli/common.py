@@ -18,29 +18,35 @@ from typing import Any
 from disciplined.errors import UsageError
 from disciplined.files import open_no_follow, write_text_atomic
 from disciplined.tasks import Task, load_task
+from disciplined.trials.bounds import (
+    BOUNDS,
+    MAX_BATCH_SIZE,
+    MAX_BUDGET,
+    MAX_DIV,
+    MAX_EPOCHS,
+    MAX_LR,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_WEIGHT_DECAY,
+    MAX_WORKERS,
+    Bound,
+)
 from disciplined.trials.executors import EXECUTORS, Executor, make_executor
 from disciplined.trials.hparams import HParams
 
-# Upper bounds of the numeric options. Generous: they are there to refuse values that
-# overflow float32 arithmetic or would never finish, not to second-guess a choice.
-MAX_LR = 1e4
-"""Largest learning rate accepted (``--max-lr``, ``--start-lr``, ``--end-lr``)."""
-MAX_WEIGHT_DECAY = 10.0
-"""Largest weight decay accepted."""
-MAX_EPOCHS = 1e4
-"""Longest run accepted, in epochs (``--epochs``, ``--snapshot-epochs``)."""
-MAX_BUDGET = 1e6
-"""Largest ``tune --budget``, in epochs."""
-MAX_DIV = 1e6
-"""Largest ``--div`` (max LR / min LR)."""
-MAX_STEPS = 10**7
-"""Most steps (or evaluations apart) accepted by any step-count option."""
-MAX_BATCH_SIZE = 2**24
-"""Largest batch size accepted."""
-MAX_WORKERS = 1024
-"""Most worker processes accepted (and most CPUs or GPUs one trial may ask Ray for)."""
-MAX_SEED = 2**63 - 1
-"""Largest seed accepted (torch's generators take 64-bit seeds)."""
+# The numeric options' bounds are `trials.bounds`'s, the ones the library checks (`HParams`,
+# `TuneConfig`, ``train --hparams``); the names stay importable from here.
+__all__ = [
+    "MAX_BATCH_SIZE",
+    "MAX_BUDGET",
+    "MAX_DIV",
+    "MAX_EPOCHS",
+    "MAX_LR",
+    "MAX_SEED",
+    "MAX_STEPS",
+    "MAX_WEIGHT_DECAY",
+    "MAX_WORKERS",
+]
 
 ArgType = Callable[[str], Any]
 
@@ -113,19 +119,30 @@ def range_steps_arg(text: str) -> int:
     return int_in(2, MAX_STEPS)(text)
 
 
-learning_rate_arg = float_in(0, MAX_LR, low_open=True)
+def bound_arg(bound: Bound) -> ArgType:
+    """An argparse type for a `trials.bounds.Bound`: the option's range is the library's."""
+    if bound.integer:
+        return int_in(int(bound.low) + bound.low_open, int(bound.high) - bound.high_open)
+    return float_in(bound.low, bound.high, low_open=bound.low_open, high_open=bound.high_open)
+
+
+learning_rate_arg = bound_arg(BOUNDS["max_lr"])
 """A learning rate: a float in (0, `MAX_LR`]."""
-weight_decay_arg = float_in(0, MAX_WEIGHT_DECAY)
+weight_decay_arg = bound_arg(BOUNDS["weight_decay"])
 """A weight decay: a float in [0, `MAX_WEIGHT_DECAY`]."""
-epochs_arg = float_in(0, MAX_EPOCHS, low_open=True)
+epochs_arg = bound_arg(BOUNDS["epochs"])
 """A run's length in epochs: a float in (0, `MAX_EPOCHS`]."""
-fraction_arg = float_in(0, 1, high_open=True)
+budget_arg = bound_arg(BOUNDS["budget"])
+"""A tune's budget in epochs: a float in (0, `MAX_BUDGET`]."""
+div_arg = bound_arg(BOUNDS["div"])
+"""max LR / min LR: a float in (1, `MAX_DIV`]."""
+fraction_arg = bound_arg(BOUNDS["dropout"])
 """A momentum or a dropout: a float in [0, 1)."""
-batch_size_arg = int_in(1, MAX_BATCH_SIZE)
+batch_size_arg = bound_arg(BOUNDS["batch_size"])
 """A batch size: an integer in [1, `MAX_BATCH_SIZE`]."""
-seed_arg = int_in(0, MAX_SEED)
+seed_arg = bound_arg(BOUNDS["seed"])
 """A random seed: an integer in [0, 2**63 - 1]."""
-workers_arg = int_in(1, MAX_WORKERS)
+workers_arg = bound_arg(BOUNDS["workers"])
 """A number of worker processes: an integer in [1, `MAX_WORKERS`]."""
 
 

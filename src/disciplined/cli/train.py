@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.cli.common import (
-    MAX_DIV,
     add_device_args,
     add_force_arg,
     add_task_args,
@@ -22,8 +21,8 @@ from disciplined.cli.common import (
     check_out,
     claim_out,
     device_from_args,
+    div_arg,
     epochs_arg,
-    float_in,
     fraction_arg,
     learning_rate_arg,
     momentum_pair,
@@ -38,6 +37,7 @@ from disciplined.errors import UsageError
 from disciplined.report.plots import plot_history
 from disciplined.training import distributed
 from disciplined.training.history import History
+from disciplined.trials.bounds import check_value
 from disciplined.trials.hparams import OPTIMIZERS, SCHEDULES, HParams, train_task
 
 
@@ -69,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--div",
-        type=float_in(1, MAX_DIV, low_open=True),
+        type=div_arg,
         default=None,
         help="min LR = max LR / div, in (1, 1e6] (default 10)",
     )
@@ -204,13 +204,15 @@ def _settings(args: argparse.Namespace, task: Any) -> dict[str, Any]:
         **values,
         "max_momentum": max_m,
         "min_momentum": min_m,
-        "batch_size": batch or task.default_batch_size,
+        "batch_size": task.default_batch_size if batch is None else batch,
     }
 
 
 def _read_hparams(path: str, task: Any) -> dict[str, Any]:
     """The settings of a tune's ``hparams.json`` (`recipe.run.TuneResult.hparams_json`),
-    checked to belong to ``task``; a missing or malformed file is a `UsageError`."""
+    checked to belong to ``task`` and each against the range its option states
+    (`trials.bounds.BOUNDS`); a missing or malformed file, or a value out of range, is a
+    `UsageError` naming the file and the key."""
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -229,12 +231,30 @@ def _read_hparams(path: str, task: Any) -> dict[str, Any]:
         raise UsageError(
             f"--hparams {path} was tuned on task {data['task']!r}, not {task.name!r}"
         )
-    tuned = {k: data[k] for k in ("max_lr", "weight_decay", "batch_size", "dropout", "epochs")
-             if data.get(k) is not None}
-    tuned["div"] = data["max_lr"] / data["min_lr"]
-    tuned["momentum"] = (data["max_momentum"], data["min_momentum"])
-    for key in ("optimizer", "schedule"):
+    def checked(key: str, bound: str | None = None) -> Any:
+        return check_value(bound or key, data[key], label=f"--hparams {path}: {key}")
+
+    tuned = {
+        k: checked(k)
+        for k in ("max_lr", "weight_decay", "batch_size", "dropout", "epochs")
+        if data.get(k) is not None
+    }
+    tuned["div"] = check_value(
+        "div", data["max_lr"] / checked("min_lr"), label=f"--hparams {path}: max_lr / min_lr"
+    )
+    tuned["momentum"] = (checked("max_momentum"), checked("min_momentum"))
+    if tuned["momentum"][1] > tuned["momentum"][0]:
+        raise UsageError(
+            f"--hparams {path}: min_momentum must be <= max_momentum, got "
+            f"{tuned['momentum'][1]!r} > {tuned['momentum'][0]!r}"
+        )
+    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
         if data.get(key) is not None:
+            if data[key] not in choices:
+                raise UsageError(
+                    f"--hparams {path}: {key} must be one of {', '.join(choices)}, got "
+                    f"{data[key]!r}"
+                )
             tuned[key] = data[key]
     return tuned
 

@@ -14,17 +14,16 @@ from disciplined.cli.common import (
     LOCK,
     MARKER,
     MAX_BATCH_SIZE,
-    MAX_BUDGET,
     add_device_args,
     add_executor_args,
     add_force_arg,
     add_task_args,
+    budget_arg,
     check_out,
     claim_out,
     device_from_args,
     epochs_arg,
     executor_from_args,
-    float_in,
     memory_size,
     out_owner,
     parse_task_options,
@@ -117,7 +116,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--budget",
-        type=float_in(0, MAX_BUDGET, low_open=True),
+        type=budget_arg,
         default=None,
         help="all compute, in epochs of the task, in (0, 1e6]: N x --epochs pays for about "
         f"N final runs (default {RACE_BUDGET_FACTOR:g} x --epochs for the race: about 2 "

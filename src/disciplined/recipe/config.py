@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from disciplined.errors import UsageError
+from disciplined.trials.bounds import check_value
+from disciplined.trials.hparams import OPTIMIZERS
+
 __all__ = ["TuneConfig"]
 
 
@@ -26,8 +30,10 @@ class TuneConfig:
     best values, `recipe.race`) or ``"bracket"`` (the batch comparison, full runs at a third
     and three times the final max LR, and a corrective run after the diagnosis). ``device``
     (``"auto"``: CUDA when there is one) and ``amp`` (``"bf16"`` / ``"fp16"``, CUDA only)
-    say where every trial runs. Values are checked when the plan is made
-    (`recipe.plan.make_plan`), before anything runs or is written.
+    say where every trial runs. ``epochs``, ``budget``, ``seed``, ``optimizer`` and
+    ``batch_sizes`` are checked here against the ranges ``--help`` states
+    (`trials.bounds.BOUNDS`), the rest when the plan is made (`recipe.plan.make_plan`):
+    either way a `UsageError` before anything runs or is written.
     """
 
     epochs: float = 20.0
@@ -43,6 +49,24 @@ class TuneConfig:
     correct: bool = True
     tune_dropout: bool = False
     search: str = "race"
+
+    def __post_init__(self) -> None:
+        check_value("epochs", self.epochs)
+        if self.budget is not None:
+            check_value("budget", self.budget)
+        check_value("seed", self.seed)
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if self.batch_sizes is not None:
+            if isinstance(self.batch_sizes, str) or not self.batch_sizes:
+                raise UsageError(
+                    f"batch_sizes must be a non-empty sequence of integers, got "
+                    f"{self.batch_sizes!r}"
+                )
+            for size in self.batch_sizes:
+                check_value("batch_size", size, label="each of batch_sizes")
 
     @classmethod
     def from_settings(cls, base: TuneConfig | None = None, **settings: Any) -> TuneConfig:

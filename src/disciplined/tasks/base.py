@@ -9,6 +9,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from disciplined.errors import task_code
+
 Data = Any  # a tuple of tensors (inputs, targets), a torch Dataset, or a DataLoader
 
 
@@ -135,8 +137,11 @@ class Task:
         return _length(self.val_data)
 
     def model(self, **hparams: Any) -> nn.Module:
-        """Build a fresh model; keyword arguments are the hyper-parameters (e.g. ``dropout``)."""
-        return self.build_model(hparams)
+        """Build a fresh model; keyword arguments are the hyper-parameters (e.g. ``dropout``).
+        An exception raised in ``build_model`` is a `TaskCodeError` naming it."""
+        name = getattr(self.build_model, "__qualname__", type(self.build_model).__name__)
+        with task_code(f"building the model ({name})"):
+            return self.build_model(hparams)
 
     def param_count(self) -> int:
         """Number of trainable parameters of a model built with default hyper-parameters."""

@@ -3,9 +3,10 @@
 Cheap (one forward pass on a few training samples, no gradient), and each failure is a
 `UsageError` of one line naming the task and what is wrong: data that is not ``(inputs,
 targets)``, train and validation samples of different shapes, NaN or infinity in the
-inputs, fewer samples than one batch, a model or loss that raises, an output whose shape
-does not fit the loss and targets (a loss that broadcasts them, too), class labels
-outside the model's outputs. Torch's random number generators are left as they were.
+inputs, fewer samples than one batch, a dataset whose ``__len__`` claims more samples than
+it can read, bool targets, a model with nothing to train, a model or loss that raises, an
+output whose shape does not fit the loss and targets (a loss that broadcasts them, too),
+class labels outside the model's outputs. Torch's random number generators are left as they were.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import default_collate
 
-from disciplined.errors import UsageError
+from disciplined.errors import TaskCodeError, UsageError
 from disciplined.tasks.base import Task
 
 __all__ = ["check_task"]
@@ -41,6 +42,8 @@ class _Bad(Exception):
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, TaskCodeError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # the message says what was running; the cause is what failed
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
@@ -60,6 +63,7 @@ def _check(task: Task) -> None:
             raise _Bad(f"building the model failed: {_first_line(exc)}") from exc
         if not isinstance(model, torch.nn.Module):
             raise _Bad(f"build_model returned {type(model).__name__}, expected a torch Module")
+        _trainable(model)
         return
     x_tr, y_tr, n_tr = _sample(task.train_data, "train_data")
     x_va, y_va, _ = _sample(task.val_data, "val_data")
@@ -78,6 +82,7 @@ def _check(task: Task) -> None:
             f"training targets have shape {_shape(y_tr)} per sample but validation targets "
             f"{_shape(y_va)}"
         )
+    _not_bool(y_tr, y_va)
     for what, t in (
         ("training inputs", _whole(task.train_data, 0, x_tr)),
         ("validation inputs", _whole(task.val_data, 0, x_va)),
@@ -95,6 +100,7 @@ def _check(task: Task) -> None:
             raise _Bad(f"building the model failed: {_first_line(exc)}") from exc
         if not isinstance(model, torch.nn.Module):
             raise _Bad(f"build_model returned {type(model).__name__}, expected a torch Module")
+        _trainable(model)
         was_training = model.training
         model.eval()
         try:
@@ -120,6 +126,27 @@ def _check(task: Task) -> None:
                     f"{what} labels run from {low} to {high} but the model outputs {classes} "
                     f"classes (labels must be in 0..{classes - 1})"
                 )
+
+
+def _not_bool(y_tr: torch.Tensor, y_va: torch.Tensor) -> None:
+    """Refuse bool targets: no loss takes them (cross-entropy wants integer labels, the
+    others floats), and they fail only once training starts."""
+    for what, t in (("training targets", y_tr), ("validation targets", y_va)):
+        if t.dtype == torch.bool:
+            raise _Bad(
+                f"the {what} are bool: give integer class labels (targets.long()) or float "
+                "targets (targets.float()) for the loss"
+            )
+
+
+def _trainable(model: torch.nn.Module) -> None:
+    """Refuse a model with nothing to train (no parameter, or none with requires_grad)."""
+    params = list(model.parameters())
+    if not any(p.requires_grad for p in params):
+        why = "has no parameters" if not params else "has every parameter frozen"
+        raise _Bad(
+            f"the model {why} (requires_grad=False): an optimizer has nothing to train"
+        )
 
 
 def _forward(
@@ -218,6 +245,13 @@ def _sample(data: Any, what: str) -> tuple[torch.Tensor, torch.Tensor, int]:
         batch = collate([data[i] for i in range(min(n, SAMPLES))])
     except Exception as exc:
         raise _Bad(f"reading {what} failed: {_first_line(exc)}") from exc
+    try:  # a __len__ that claims more samples than there are fails mid-epoch: say so now
+        data[n - 1]
+    except Exception as exc:
+        raise _Bad(
+            f"{what} says it holds {n} samples (__len__) but reading sample {n - 1} failed: "
+            f"{_first_line(exc)}"
+        ) from exc
     x, y = _pair(batch, what)
     return x, y, n
 

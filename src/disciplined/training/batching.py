@@ -16,13 +16,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from disciplined.errors import UsageError
+from disciplined.errors import UsageError, task_code
 from disciplined.training import distributed
 
 Data = Any  # (inputs, targets) tensors, a Dataset, or a DataLoader
 LossFn = Any  # loss_fn(outputs, targets) -> loss, or a `BatchLoss` (fn(model, batch) -> loss)
 
-__all__ = ["BatchLoss", "Data", "LoaderDataset", "LossFn", "batches_per_epoch"]
+__all__ = [
+    "BatchLoss",
+    "Data",
+    "LoaderDataset",
+    "LossFn",
+    "batches_per_epoch",
+    "loss_of",
+    "model_output",
+]
 
 
 def _is_tensor_pair(data: Data) -> bool:
@@ -80,12 +88,35 @@ def _batch_len(batch: Any) -> int:
     return 0
 
 
+def _name(fn: Any) -> str:
+    """A callable's name for a message: ``Net.forward``, ``cross_entropy``."""
+    if isinstance(fn, nn.Module):
+        return f"{type(getattr(fn, 'module', fn)).__name__}.forward"  # DDP: the user's module
+    if isinstance(fn, BatchLoss):
+        fn = fn.fn
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def model_output(model: nn.Module, x: Any) -> Any:
+    """``model(x)``; an exception raised in it is a `TaskCodeError` naming the model."""
+    with task_code(f"the model ({_name(model)})"):
+        return model(x)
+
+
+def loss_of(loss_fn: Any, out: Any, y: Any) -> torch.Tensor:
+    """``loss_fn(out, y)``; an exception raised in it is a `TaskCodeError` naming it."""
+    with task_code(f"the loss ({_name(loss_fn)})"):
+        return loss_fn(out, y)
+
+
 def _batch_loss(model: nn.Module, loss_fn: Any, batch: Any) -> torch.Tensor:
-    """The loss of one batch: ``loss_fn(model(x), y)``, or a `BatchLoss`'s own."""
+    """The loss of one batch: ``loss_fn(model(x), y)``, or a `BatchLoss`'s own; an
+    exception raised in the task's code is a `TaskCodeError` naming the part."""
     if isinstance(loss_fn, BatchLoss):
-        return loss_fn(model, batch)
+        with task_code(f"the loss step ({_name(loss_fn)})"):
+            return loss_fn(model, batch)
     x, y = batch
-    return loss_fn(model(x), y)
+    return loss_of(loss_fn, model_output(model, x), y)
 
 
 class LoaderDataset(Dataset):
@@ -268,7 +299,14 @@ class _Batches:
                 for i in range(0, self.n, self.batch_size):
                     yield tuple(t[i : i + self.batch_size] for t in self.tensors)
         else:
-            for batch in self.loader:
+            batches = iter(self.loader)
+            what = f"reading the data ({_name(type(self.loader.dataset))})"
+            while True:
+                with task_code(what):
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        break
                 if self.raw:
                     yield _to_device(batch, self.device)
                     continue

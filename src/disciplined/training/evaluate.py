@@ -8,8 +8,18 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from disciplined.errors import task_code
 from disciplined.training import distributed
-from disciplined.training.batching import BatchLoss, Data, LossFn, _batch_len, _Batches
+from disciplined.training.batching import (
+    BatchLoss,
+    Data,
+    LossFn,
+    _batch_len,
+    _Batches,
+    _name,
+    loss_of,
+    model_output,
+)
 from disciplined.training.devices import autocast, model_device, resolve_device
 
 __all__ = ["evaluate"]
@@ -32,7 +42,8 @@ def evaluate(
     Means are weighted by batch size. The model is put in eval mode and back in the mode it
     was in. ``metric=None`` gives NaN for the metric. Under ``torch.distributed`` each
     process evaluates every world-size-th batch and the sums are all-reduced: every rank
-    gets the means over all the batches.
+    gets the means over all the batches. An exception raised in the model, the loss, the
+    metric or the data is a `TaskCodeError` naming it.
     """
     dev = resolve_device(device) if device is not None else model_device(model)
     was_training = model.training
@@ -53,7 +64,7 @@ def evaluate(
             if i % world != rank:
                 continue
             if raw:
-                with cast:
+                with cast, task_code(f"the loss step ({_name(loss_fn)})"):
                     loss = loss_fn(model, batch)
                 n = max(1, _batch_len(batch))
                 total_loss += loss.detach().double() * n
@@ -61,12 +72,14 @@ def evaluate(
                 continue
             x, y = batch
             with cast:
-                out = model(x)
-                loss = loss_fn(out, y)
+                out = model_output(model, x)
+                loss = loss_of(loss_fn, out, y)
             n = len(y)
             total_loss += loss.double() * n
             if metric is not None:
-                total_metric += metric(out.float(), y).double() * n
+                with task_code(f"the metric ({_name(metric)})"):
+                    score = metric(out.float(), y)
+                total_metric += score.double() * n
             count += n
     finally:
         model.train(was_training)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from disciplined.divergence import RUN_FACTOR, RunDivergence
+from disciplined.errors import task_code
 from disciplined.training import distributed
 from disciplined.training.batching import (
     BatchLoss,
@@ -260,10 +261,11 @@ def _optimizer_step(
             with cast:
                 loss = _batch_loss(net, config.loss_fn, batch)
             scaled = loss / n_micro if n_micro > 1 else loss
-            if scaler is not None:
-                scaler.scale(scaled).backward()
-            else:
-                scaled.backward()
+            with task_code("the backward pass through the model"):
+                if scaler is not None:
+                    scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
         d = scaled.detach()
         step_loss = d if step_loss is None else step_loss + d
     micro.consumed(n_micro)

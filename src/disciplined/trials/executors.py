@@ -32,6 +32,7 @@ from multiprocessing import get_context
 
 import torch
 
+from disciplined.errors import TaskCodeError
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import TrialStore
 
@@ -57,10 +58,11 @@ def _failed(spec: TrialSpec, exc: BaseException) -> TrialResult:
 
 def _guarded(runner: Runner, spec: TrialSpec) -> TrialResult:
     """``runner(spec)``, turning an exception or a wrong answer into a ``failed`` result;
-    a `TrialCrash` (a bug) is raised, not recorded."""
+    a `TrialCrash` (a bug) or a `TaskCodeError` (the task's code failed) is raised, not
+    recorded."""
     try:
         result = runner(spec)
-    except TrialCrash:
+    except (TrialCrash, TaskCodeError):
         raise
     except Exception as exc:  # run_trial catches its own; a custom runner might not
         return _failed(spec, exc)
@@ -286,7 +288,7 @@ class ProcessExecutor(Executor):
             ) from None
         pool = self._start()
         broken: BaseException | None = None
-        crash: TrialCrash | None = None  # raised once the trials in flight are stored
+        crash: Exception | None = None  # raised once the trials in flight are stored
         try:
             waiting: dict[Future[TrialResult], TrialSpec] = {
                 pool.submit(_guarded, runner, spec): spec for spec in specs
@@ -302,7 +304,7 @@ class ProcessExecutor(Executor):
                     except BrokenProcessPool as exc:
                         broken = exc
                         continue
-                    except TrialCrash as exc:
+                    except (TrialCrash, TaskCodeError) as exc:
                         crash = crash or exc
                         for other in waiting:  # those not started yet; running ones finish
                             other.cancel()

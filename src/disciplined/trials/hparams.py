@@ -6,7 +6,6 @@ and an `HParams` into a model, an optimizer and a schedule, and runs `fit`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -18,9 +17,21 @@ from disciplined.schedules.policies import ConstantPolicy, OneCyclePolicy, StepP
 from disciplined.schedules.scheduler import PolicyScheduler
 from disciplined.tasks import Task
 from disciplined.training.fit import EvalRule, History, batches_per_epoch, fit
+from disciplined.trials.bounds import check_value
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("one-cycle", "constant", "step")
+RANGED = (
+    "max_lr",
+    "div",
+    "max_momentum",
+    "min_momentum",
+    "weight_decay",
+    "batch_size",
+    "dropout",
+    "annihilation",
+)
+"""The fields of `HParams` checked against `bounds.BOUNDS`."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,8 @@ class HParams:
     ``max_lr`` is the peak of the 1cycle (or the constant / initial step LR); ``div`` sets
     ``min_lr = max_lr / div``. ``max_momentum``/``min_momentum`` are the cyclical momentum
     bounds (``betas[0]`` for AdamW); for the constant and step schedules ``max_momentum`` is
-    used throughout.
+    used throughout. Each value is checked against its range in `bounds.BOUNDS` (the one
+    ``--help`` states): out of it, or not a number, is a `UsageError` naming it.
     """
 
     max_lr: float = 0.1
@@ -45,25 +57,18 @@ class HParams:
     annihilation: float = 0.1
 
     def __post_init__(self) -> None:
-        checks = [
-            ("max_lr", self.max_lr > 0 and math.isfinite(self.max_lr), "> 0"),
-            ("div", self.div > 1, "> 1"),
-            ("max_momentum", 0 <= self.max_momentum < 1, "in [0, 1)"),
-            ("min_momentum", 0 <= self.min_momentum <= self.max_momentum, "in [0, max_momentum]"),
-            ("weight_decay", self.weight_decay >= 0 and math.isfinite(self.weight_decay), ">= 0"),
-            (
-                "batch_size",
-                int(self.batch_size) == self.batch_size and self.batch_size >= 1,
-                "an integer >= 1",
-            ),
-            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
-            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}"),
-            ("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
-            ("annihilation", 0 < self.annihilation < 1, "in (0, 1)"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+        for name in RANGED:  # the ranges of `bounds.BOUNDS`, the ones --help states
+            check_value(name, getattr(self, name))
+        if self.min_momentum > self.max_momentum:
+            raise UsageError(
+                f"min_momentum must be in [0, max_momentum], got {self.min_momentum!r} > "
+                f"max_momentum {self.max_momentum!r}"
+            )
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in choices:
+                raise UsageError(
+                    f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
+                )
 
     @property
     def min_lr(self) -> float:
@@ -88,8 +93,14 @@ class HParams:
 
 
 def build_optimizer(model: nn.Module, hp: HParams) -> torch.optim.Optimizer:
-    """SGD with momentum or AdamW, at ``hp``'s LR, momentum and weight decay."""
+    """SGD with momentum or AdamW, at ``hp``'s LR, momentum and weight decay; a model with
+    nothing to train is a `UsageError`."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise UsageError(
+            f"the model ({type(model).__name__}) has no trainable parameters "
+            "(requires_grad=False): an optimizer has nothing to train"
+        )
     if hp.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=hp.max_lr, momentum=hp.max_momentum, weight_decay=hp.weight_decay
@@ -139,11 +150,10 @@ def train_task(
     ``device`` is where to train (``None``: where the model is; a task's fresh model is
     on the CPU). ``on_eval`` is `fit`'s rule read after every evaluation.
     Returns the trained model and its `History`; the history's ``meta`` holds
-    the task name,
-    the hyper-parameters, the epochs and the seed.
+    the task name, the hyper-parameters, the epochs and the seed. ``epochs`` out of
+    `bounds.BOUNDS` is a `UsageError`.
     """
-    if epochs <= 0:
-        raise ValueError(f"epochs must be > 0, got {epochs}")
+    epochs = check_value("epochs", epochs)
     if seed is not None:
         torch.manual_seed(seed)  # the model's initial weights depend on the seed
     if model is None:

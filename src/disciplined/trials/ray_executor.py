@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from disciplined.errors import UsageError
+from disciplined.errors import TaskCodeError, UsageError
 from disciplined.trials.executors import Executor, Runner, _check_threads, _guarded
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial, task_for
 
@@ -256,6 +256,8 @@ class RayExecutor(Executor):
             cause = getattr(exc, "cause", None)
             if isinstance(cause, TrialCrash):
                 return "stop", TrialCrash(str(cause))
+            if isinstance(cause, TaskCodeError):
+                return "stop", TaskCodeError(str(cause), cause.details)
             return "stop", RuntimeError(
                 f"{what} could not run on its Ray worker: {_last_line(cause or exc)}; "
                 "nothing was recorded for it"

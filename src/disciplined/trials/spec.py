@@ -11,8 +11,9 @@ process.
 Only what says something about the hyper-parameters is recorded: a loss that turns NaN,
 infinite or too large, or arithmetic that overflows, is ``diverged``; a spec that cannot run
 (a `UsageError`, such as a schedule too short to build at its batch size, or running out of
-memory) is ``failed``. Any other exception is a bug (in this library or in the task's code): it is
-raised as `TrialCrash`, never stored as a result of the user's hyper-parameters.
+memory) is ``failed``. The task's own code failing (`TaskCodeError`) is raised as it is, and
+any other exception is a bug of ours, raised as `TrialCrash`: neither is stored as a result of
+the user's hyper-parameters.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Literal
 import torch
 
 from disciplined.divergence import diverged_at_start
-from disciplined.errors import UsageError
+from disciplined.errors import TaskCodeError, UsageError
 from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import EvalRecord, History, device_name, resolve_device
@@ -257,6 +258,8 @@ def run_trial(spec: TrialSpec, task: Task | None = None, device: str | None = No
     except Exception as exc:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         seconds = time.perf_counter() - t0
+        if isinstance(exc, TaskCodeError):  # the task's code failed: not a result, not ours
+            raise
         if _numeric_blow_up(exc):  # the hyper-parameters' fault: recorded, the study goes on
             return TrialResult(spec.key, spec, "diverged", seconds, reason=last, device=where)
         if isinstance(exc, UsageError | torch.OutOfMemoryError):  # this spec cannot run
