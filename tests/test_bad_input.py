@@ -305,6 +305,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     (out / "unfinished").mkdir()
     SQLiteStore(out / "unfinished" / "trials.sqlite").close()
     (out / "empty_dir").mkdir()
+    (out / "tuned").mkdir()
+    (out / "tuned" / ".disciplined.json").write_text(
+        json.dumps({"command": "tune", "task": "digits-mlp", "task_options": {}})
+    )
+    (out / "mine").mkdir()
+    (out / "mine" / "range_test.json").write_text('{"my": "own range test"}')
     (tmp_path / "hp").mkdir()
     for name, changes in HPARAMS_FILES.items():
         (tmp_path / "hp" / f"{name}.json").write_text(json.dumps({**TUNED, **changes}))
@@ -532,6 +538,22 @@ CASES = [
         "--val-every: must be >= 1",
     ),
     Case("find-lr-mode", ("find-lr", *D, "--mode", "cubic", "--out", "{out}"), "invalid choice"),
+    # issue 33: find-lr holds one momentum, and owns its folder as the other commands do
+    Case(
+        "find-lr-momentum-pair",
+        ("find-lr", *D, "--momentum", "0.99,0.5", "--out", "{out}"),
+        "--momentum: the range test holds one momentum; give one value, got '0.99,0.5'",
+    ),
+    Case(
+        "find-lr-into-a-tune-folder",
+        ("find-lr", *D, "--steps", "20", "--out", "{out}/tuned"),
+        "was written by `disciplined tune` on task 'digits-mlp'; use another --out, or --force",
+    ),
+    Case(
+        "find-lr-over-the-users-range-test",
+        ("find-lr", *D, "--steps", "20", "--out", "{out}/mine"),
+        "holds range_test.json, not written by disciplined; move it away",
+    ),
     # --------------------------------------------------------------- sweep
     Case(
         "sweep-store-damaged",
@@ -1274,3 +1296,20 @@ def test_what_says_something_about_the_hyper_parameters_passes_through_task_code
         "the model"
     ):
         raise KeyError("x")
+
+
+def test_find_lr_claims_its_folder_and_replaces_a_users_file_only_when_forced(tmp_path, capsys):
+    out = tmp_path / "lr"
+    out.mkdir()
+    (out / "range_test.json").write_text('{"my": "own range test"}')
+    argv = ("find-lr", "--task", "digits-mlp", "--steps", "20", "--out", str(out))
+    code, err = _run(capsys, *argv)
+    assert code == 2 and "holds range_test.json, not written by disciplined" in err
+    assert (out / "range_test.json").read_text() == '{"my": "own range test"}'
+    assert _run(capsys, *argv, "--force")[0] == 0
+    marker = json.loads((out / ".disciplined.json").read_text())
+    assert marker == {"command": "find-lr", "task": "digits-mlp", "task_options": {}}
+    assert "lrs" in json.loads((out / "range_test.json").read_text())
+    assert _run(capsys, *argv)[0] == 0  # its own folder: a rerun writes there
+    code, err = _run(capsys, "train", "--task", "digits-mlp", "--epochs", "1", "--out", str(out))
+    assert code == 2 and "was written by `disciplined find-lr` on task 'digits-mlp'" in err

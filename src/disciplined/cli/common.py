@@ -383,6 +383,7 @@ MARKER = ".disciplined.json"
 
 OUTPUTS: dict[str, tuple[str, ...]] = {
     "train": ("history.json", "curves.png"),
+    "find-lr": ("range_test.json", "range_test.png"),
     "sweep": ("decision.json", "*.png"),
     "tune": ("hparams.json", "tune.json", "history.json", "report.html", "*.png"),
 }

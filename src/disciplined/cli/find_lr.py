@@ -8,16 +8,20 @@ from pathlib import Path
 from disciplined.cli.common import (
     MAX_DIV,
     add_device_args,
+    add_force_arg,
     add_task_args,
     batch_size_arg,
     build_hparams,
     check_batch_size,
+    check_out,
+    claim_out,
     device_from_args,
     float_in,
     fraction_arg,
     int_in,
     learning_rate_arg,
     momentum_pair,
+    out_owner,
     positive_int,
     prepare_out,
     range_steps_arg,
@@ -31,6 +35,16 @@ from disciplined.measure.suggest import RULES
 from disciplined.report.plots import plot_range_test
 from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS, build_optimizer
+
+
+def momentum_arg(text: str) -> float:
+    """``--momentum``: one value, held through the test (a ``MAX,MIN`` pair is refused: the
+    range test has no cycle for the second value)."""
+    if len([part for part in text.split(",") if part.strip()]) > 1:
+        raise argparse.ArgumentTypeError(
+            f"the range test holds one momentum; give one value, got {text!r}"
+        )
+    return momentum_pair(text)[0]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,16 +88,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=weight_decay_arg, default=0.0, help="in [0, 10]")
     p.add_argument(
         "--momentum",
-        type=momentum_pair,
-        default=(0.9, 0.9),
+        type=momentum_arg,
+        default=0.9,
         metavar="M",
-        help="momentum (betas[0] for adamw) held during the test",
+        help="momentum (betas[0] for adamw) held during the test, in [0, 1)",
     )
     p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument("--seed", type=seed_arg, default=0)
     add_device_args(p)
     p.add_argument("--out", default="runs/find-lr")
+    add_force_arg(p)
     p.set_defaults(run=run)
 
 
@@ -105,13 +120,16 @@ def _run(args: argparse.Namespace) -> int:
         check_batch_size(task, args.batch_size)
     hp = build_hparams(
         max_lr=args.start_lr,
-        max_momentum=args.momentum[0],
-        min_momentum=args.momentum[0],
+        max_momentum=args.momentum,
+        min_momentum=args.momentum,
         weight_decay=args.weight_decay,
         batch_size=args.batch_size or task.default_batch_size,
         dropout=args.dropout,
         optimizer=args.optimizer,
     )
+    owner = out_owner("find-lr", args)
+    check_out(args.out, owner, args.force)  # another command's folder, or the user's files
+    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
     main = distributed.is_main()
     out = prepare_out(args.out) if main else Path(args.out)
     import torch
@@ -142,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         meta={"task": task.name, "hparams": hp.to_dict()},
     )
     if main:
+        claim_out(out, owner)
         test.save(out / "range_test.json")
         title = f"{task.name}: LR range test, batch {hp.batch_size}"
         plot_range_test(test, out / "range_test.png", title=title)
