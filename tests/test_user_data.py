@@ -98,7 +98,9 @@ def test_the_recipe_runs_on_a_loader_with_its_own_collate_fn(tmp_path):
             size = row["batch_size"]
             assert h.steps_per_epoch == -(-task.num_train // size)
             # a run that blew up stops early; every other run trained its rung's epochs
-            assert h.epochs == row["epochs"] or (row["blew_up"] and h.epochs < row["epochs"])
+            # (a rung's length is rounded to 4 decimals, a run's counted in whole steps)
+            trained = abs(h.epochs - row["epochs"]) <= 1 / h.steps_per_epoch
+            assert trained or (row["blew_up"] and h.epochs < row["epochs"])
     assert r.hparams.batch_size in (16, 32, 64)
     assert r.final_metric > 0.8  # digits reaches ~0.97 in 4 epochs; chance is 0.1
 
