@@ -85,7 +85,7 @@ def _entrants() -> list[Entrant]:
     return make_entrants({16: (0.1, True), 32: (0.2, True), 64: (0.4, True)}, [1e-3, 1e-4])
 
 
-def test_a_short_budget_cuts_a_finalist_then_momenta_then_small_batches_then_far_lrs() -> None:
+def test_a_short_budget_cuts_a_finalist_momenta_the_reach_small_batches_then_far_lrs() -> None:
     es, rungs = _entrants(), (3.0, 9.0, 27.0)
     # 3 batches x 4 LR factors + 3 runner-up weight decays: 15 x 3 + 5 x 9 + 2 x 27
     assert len(es) == 15 and race_cost(15, rungs) == 144
@@ -95,19 +95,23 @@ def test_a_short_budget_cuts_a_finalist_then_momenta_then_small_batches_then_far
     kept, finalists, notes = fit_to_budget(es, rungs, 130)
     assert len(kept) == 15 and finalists == 1
     assert notes == ["the budget left room for one full-length run"]
-    # then the smallest batch: 10 entrants cost 30 + 36 + 27 = 93
+    # then the reach beyond 3x, before any batch: 12 entrants cost 36 + 36 + 27 = 99
     kept, finalists, notes = fit_to_budget(es, rungs, 100)
-    assert {e.batch_size for e in kept} == {32, 64} and len(kept) == 10
-    assert notes[-1] == "the budget left no room for batch 16"
-    # then the next: 5 entrants cost 15 + 18 + 27 = 60, the LR spread and runner-up kept
-    kept, finalists, notes = fit_to_budget(es, rungs, 60)
-    assert {e.batch_size for e in kept} == {64} and race_cost(len(kept), rungs, finalists) == 60
-    assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0, 10.0}
-    assert {e.weight_decay for e in kept} == {1e-3, 1e-4}
-    # then the factor furthest from the reading: 4 entrants cost 12 + 18 + 27 = 57
-    kept, finalists, notes = fit_to_budget(es, rungs, 58)
+    assert {e.batch_size for e in kept} == {16, 32, 64} and len(kept) == 12
     assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0}
     assert notes[-1] == "the budget left no room for 10x the reading"
+    # then the smallest batch: 8 entrants cost 24 + 27 + 27 = 78
+    kept, finalists, notes = fit_to_budget(es, rungs, 90)
+    assert {e.batch_size for e in kept} == {32, 64} and len(kept) == 8
+    assert notes[-1] == "the budget left no room for batch 16"
+    # then the next: 4 entrants cost 12 + 18 + 27 = 57, the LR spread and runner-up kept
+    kept, finalists, notes = fit_to_budget(es, rungs, 60)
+    assert {e.batch_size for e in kept} == {64} and race_cost(len(kept), rungs, finalists) == 57
+    assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0}
+    assert {e.weight_decay for e in kept} == {1e-3, 1e-4}
+    # then a factor furthest from the reading: 3 entrants cost 9 + 9 + 27 = 45
+    kept, finalists, notes = fit_to_budget(es, rungs, 50)
+    assert len(kept) == 3 and notes[-1] == "the budget left no room for 0.333x the reading"
     kept, _, notes = fit_to_budget(es, rungs, 1.0)  # nothing fits: the reading at one batch
     assert kept == [Entrant(64, 0.4, 1e-3, 1.0)]
     assert notes[-1] == "the budget left no room for weight decay 0.0001"

@@ -74,6 +74,7 @@ __all__ = [
     "PLATEAU_ORDER",
     "RACE_ETA",
     "RACE_MOMENTA",
+    "REACH_FROM",
     "WIDE_LR_FACTORS",
     "Entrant",
     "RaceRun",
@@ -103,6 +104,9 @@ with warm-up and annealing carries a higher peak than a few hundred steps of ris
 5-10x above the reading on 4 of 12 tasks (a BatchNorm CNN, a residual net, a GRU, a
 noisy-label MLP) and below a third of it on 2; entrants above where a range test diverged
 are left out (`within_ceiling`)."""
+REACH_FROM = 3.0
+"""LR factors above this are the box's reach upward: raced when the budget pays for them
+after every batch size, cut before any (`fit_to_budget`)."""
 WIDE_LR_FACTORS = (1 / 30, 1 / 10, 1 / 3, 1.0, 3.0)
 """... or these, when no seed's loss fell clearly in the test: the reading is then only
 where the plateau ended (divided by 10, `measure.suggest.smith`), a bound from above."""
@@ -292,7 +296,10 @@ def fit_to_budget(
     entrants: list[Entrant], rungs: tuple[float, ...], room: float
 ) -> tuple[list[Entrant], int, list[str]]:
     """The entrants and the finalists the budget ``room`` (epochs) pays for, with a sentence
-    per cut: first one finalist; then the momentum entrants; then the smallest batch sizes;
+    per cut: first one finalist; then the momentum entrants; then the entrants reaching
+    beyond 3x the reading (`REACH_FROM`: the speculative end of the box, which on the
+    BatchNorm CNN and the residual net, whose range tests leave the race about 3 final runs,
+    pushed the grid's best batch out of the race); then the smallest batch sizes;
     then the LR factors furthest from each reading (never the reading itself); then the
     weight decays' runner-up. What the range tests read least reliably stays longest: the
     LR reading sits 3-10x from a cycle's best on several zoo tasks, and a weight-decay
@@ -311,6 +318,14 @@ def fit_to_budget(
     if cost() > room and any(e.max_momentum is not None and not e.default for e in entrants):
         entrants = [e for e in entrants if e.max_momentum is None or e.default]
         notes.append("the budget left no room for the momentum entrants")
+    reach = [e for e in entrants if e.lr_factor > REACH_FROM and not e.default]
+    if cost() > room and reach:
+        entrants = [e for e in entrants if e not in reach]
+        notes.append(
+            "the budget left no room for "
+            + ", ".join(f"{f:.3g}x" for f in sorted({e.lr_factor for e in reach}))
+            + " the reading"
+        )
     batches = sorted({e.batch_size for e in entrants if not e.default})
     while cost() > room and len(batches) > 1:
         entrants = [e for e in entrants if e.batch_size != batches[0] or e.default]
