@@ -377,6 +377,38 @@ def test_a_reading_whose_loss_never_fell_calls_a_third_seed_and_does_not_vote():
     assert d.value == 0.03 and d.reason.endswith("(no reading is reliable)")
 
 
+def test_a_capped_reading_adds_no_test_and_keeps_both_readings_in_the_box():
+    # the range tests' budget (``spend``) has no room: two readings apart give their
+    # geometric mean, one without a clear fall gives the other, and a sweep that never
+    # turned is not widened
+    hp, never = HParams(batch_size=64), (lambda _total, _per: False)
+    asked: list[tuple[float, float]] = []
+
+    def watch(total: float, per: float) -> bool:
+        asked.append((total, per))
+        return False
+
+    apart = _reading_runner({(0, 10.0): (0.1, True), (1000, 10.0): (0.4, True)})
+    d = learning_rate_test(_ctx(runner=apart), hp, repeats=True, spend=watch)
+    assert len(d.trials) == 2 and d.value == pytest.approx(0.2)
+    assert d.reason.endswith("no room for a third: their geometric mean 0.2 was taken")
+    assert len(asked) == 1  # asked once, for the third seed
+    one_bad = _reading_runner({(0, 10.0): (0.02, True, False), (1000, 10.0): (0.03, True)})
+    d = learning_rate_test(_ctx(runner=one_bad), hp, repeats=True, spend=never)
+    assert len(d.trials) == 2 and d.value == 0.03
+    assert "the one reading with a clear fall, 0.03, was taken" in d.reason
+    flat = _reading_runner({(0, 10.0): (0.1, False), (1000, 10.0): (0.12, True)})
+    d = learning_rate_test(_ctx(runner=flat), hp, repeats=True, spend=never)
+    assert len(d.trials) == 2 and d.extra["inconclusive"]
+    assert "no room for a wider rerun" in d.reason
+    # with room, the same readings call the third seed as before
+    roomy = _reading_runner(
+        {(0, 10.0): (0.1, True), (1000, 10.0): (0.4, True), (2000, 10.0): (0.3, True)}
+    )
+    d = learning_rate_test(_ctx(runner=roomy), hp, repeats=True, spend=lambda _t, _p: True)
+    assert len(d.trials) == 3 and d.value == 0.3
+
+
 def test_a_sweep_that_never_turned_is_widened_once_then_called_inconclusive():
     hp = HParams(batch_size=64)
     widened = _reading_runner({(0, 10.0): (9.0, False), (0, 1000.0): (30.0, True)})

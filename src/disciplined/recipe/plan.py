@@ -23,6 +23,7 @@ __all__ = [
     "MIN_FINAL_STEPS",
     "MIN_RANGE_STEPS",
     "RACE_BUDGET_FACTOR",
+    "RANGE_TEST_RUNS",
     "RACE_STAGES",
     "SEARCHES",
     "STAGES",
@@ -44,6 +45,12 @@ RACE_BUDGET_FACTOR = 8.0
 task's batch size (no momentum test, no test per candidate batch: the race spans both), then
 the race in what is left (issue 32: at most 8 final runs, the range tests at most 3 of them).
 """
+RANGE_TEST_RUNS = 3.0
+"""What the race's range tests may spend together, in final runs, before they add tests:
+the LR test's third seed and its widened rerun run only when they fit beside the sweeps to
+come (`studies.range_test_steps`' ``max_epochs``). Without it a BatchNorm CNN's tests (four
+LR tests, its validation curve reading 3-100x below its training curve on some seeds) took
+4 final runs and left the race 3."""
 MIN_FINAL_STEPS = 3
 """The fewest steps a final 1cycle run can have (its warm-up, peak and annealing)."""
 FIXED_RUNS = 4

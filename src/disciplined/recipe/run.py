@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from disciplined.errors import UsageError
-from disciplined.measure.diagnose import Diagnosis, blew_up, diagnose
+from disciplined.measure.diagnose import Diagnosis, blew_up, describe_run, diagnose
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.final import (
     corrective_round,
@@ -50,7 +50,12 @@ from disciplined.recipe.final import (
     lr_bracket,
     retry_lower,
 )
-from disciplined.recipe.plan import FIXED_RUNS, candidate_test_epochs, make_plan
+from disciplined.recipe.plan import (
+    FIXED_RUNS,
+    RANGE_TEST_RUNS,
+    candidate_test_epochs,
+    make_plan,
+)
 from disciplined.recipe.race import run_race
 from disciplined.recipe.state import RecipeState
 from disciplined.studies import (
@@ -132,6 +137,7 @@ class TuneResult:
                 "val_loss": final.val_loss if final else None,
                 "metric": self.history.metric_name,
                 "diagnosis": self.diagnosis.verdict,
+                "outcome": describe_run(self.history, self.epochs),
             },
             "compute": self.compute,
         }
@@ -164,6 +170,7 @@ def _range_tests(s: RecipeState) -> None:
         dropout=s.plan.dropout,
         momentum=s.plan.mode != "race",
         record=s.record,
+        max_epochs=RANGE_TEST_RUNS * s.plan.epochs if s.plan.mode == "race" else None,
     )
 
 

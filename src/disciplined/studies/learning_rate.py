@@ -5,6 +5,7 @@ two or three seeds for the final run; `peak_momentum` gives the settings it runs
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,7 @@ def learning_rate_test(
     seed: int = 0,
     tag: str = "lr",
     repeats: bool = False,
+    spend: Callable[[float, float], bool] | None = None,
 ) -> Decision:
     """The recipe's LR range test at ``hp``: max LR by `read_max_lr` (the lower of the
     training and validation readings of `suggest.smith`), min LR = max/10.
@@ -97,10 +99,18 @@ def learning_rate_test(
     (`Suggestion.reliable`) is no evidence of where the fall ends: it also calls for the
     third seed, and does not vote while a reading with a clear fall exists
     (`_combine_seeds`).
+
+    ``spend(epochs, per_test)`` says whether the test may spend ``epochs`` in all, a test
+    costing about ``per_test`` (the recipe's cap on its range tests, which counts the tests
+    still to come at that cost); the third seed and a widened rerun run only when it
+    allows them. Without the third seed, two readings that
+    disagree give the one with a clear fall, else their geometric mean (`_two_seeds`).
     """
     task = ctx.load()
     start = ctx.ledger.mark()
-    tests = _Readings(ctx, hp, default_range_budget(task, hp, num_steps), tag)
+    tests = _Readings(
+        ctx, hp, default_range_budget(task, hp, num_steps), tag, spend=spend, start=start
+    )
     for k, sd in enumerate([seed, seed + 1000] if repeats else [seed]):
         tests.read(sd, k)
     value, combine = _combine_seeds(tests, seed) if repeats else (tests.values[0], "")
@@ -152,16 +162,35 @@ class _Readings:
     results: list[tuple[TrialResult, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     inconclusive: bool = False
+    spend: Callable[[float, float], bool] | None = None
+    start: int = 0
+
+    def affords(self, tests: float) -> bool:
+        """Whether ``tests`` more tests (each costing what the tests so far did on average)
+        fit what ``spend(total, per_test)`` allows; always, without a ``spend``."""
+        if self.spend is None or not self.results:
+            return True
+        spent = self.ctx.ledger.since(self.start)["epochs"]
+        per = spent / len(self.results)
+        return self.spend(spent + tests * per, per)
 
     def read(self, seed: int, k: int) -> None:
         """Read the ``k``-th seed: its test, rerun once wider when it never turned."""
         suffix = "" if k == 0 else f"-seed{k}"
         value, how, turned, reliable = self._test(seed, self.budget, self.tag + suffix)
-        if not turned:
+        widen = 1 + math.log10(WIDEN) / 6
+        if not turned and not self.affords(widen):
+            self.notes.append(
+                f"seed {seed}: the loss was still falling at the sweep's end LR "
+                f"{self.budget['end_lr']:g}; the range tests' budget left no room for a "
+                "wider rerun: inconclusive"
+            )
+            self.inconclusive = True
+        elif not turned:
             wide = {
                 **self.budget,
                 "end_lr": self.budget["end_lr"] * WIDEN,
-                "num_steps": int(self.budget["num_steps"] * (1 + math.log10(WIDEN) / 6)),
+                "num_steps": int(self.budget["num_steps"] * widen),
             }
             value, how, turned, reliable = self._test(seed, wide, self.tag + suffix + "-wide")
             self.notes.append(
@@ -192,6 +221,22 @@ class _Readings:
         return value, how, turned, reliable
 
 
+def _two_seeds(tests: _Readings, apart: bool) -> tuple[float, str]:
+    """Two readings that call for a third seed when the range tests' budget has no room for
+    it: the one with a clear fall when only one has it, else their geometric mean (the race
+    spans it a few times either way, so both readings stay inside its box)."""
+    (a, b), (ok_a, ok_b) = tests.values[:2], tests.reliable[:2]
+    why = f"two seeds read {a:.3g} and {b:.3g}" + (
+        f" (more than {SPREAD_LIMIT:g}x apart)" if apart else ""
+    )
+    why += "; the range tests' budget left no room for a third"
+    if ok_a != ok_b:
+        value = a if ok_a else b
+        return value, why + f", so the one reading with a clear fall, {value:.3g}, was taken"
+    value = math.sqrt(a * b)
+    return value, why + f": their geometric mean {value:.3g} was taken"
+
+
 def _combine_seeds(tests: _Readings, seed: int) -> tuple[float, str]:
     """Two seeds' readings combined: the lower, or, when more than `SPREAD_LIMIT` apart or
     when either came from a curve that never fell clearly (`Suggestion.reliable`), with a
@@ -203,6 +248,8 @@ def _combine_seeds(tests: _Readings, seed: int) -> tuple[float, str]:
     apart = max(a, b) / min(a, b) > SPREAD_LIMIT
     if not apart and all(tests.reliable):
         return min(a, b), f"two seeds read {a:.3g} and {b:.3g}: the lower was taken"
+    if not tests.affords(1.0):
+        return _two_seeds(tests, apart)
     tests.read(seed + 2000, 2)
     values, ok = tests.values, tests.reliable
     trusted = sorted(v for v, good in zip(values, ok, strict=True) if good)

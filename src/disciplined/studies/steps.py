@@ -12,7 +12,7 @@ from disciplined.studies.decide import Decision
 from disciplined.studies.dropout import dropout_sweep
 from disciplined.studies.learning_rate import learning_rate_test
 from disciplined.studies.momentum import momentum_test
-from disciplined.studies.weight_decay import weight_decay_sweep
+from disciplined.studies.weight_decay import default_weight_decays, weight_decay_sweep
 from disciplined.tasks import Task
 from disciplined.trials.hparams import HParams
 
@@ -47,6 +47,7 @@ def range_test_steps(
     dropout: bool = False,
     momentum: bool = True,
     record: Callable[[str, Decision], Decision] | None = None,
+    max_epochs: float | None = None,
 ) -> HParams:
     """The recipe's first steps, read from range tests at the task's batch size, each at
     the values chosen before it: the max LR (`learning_rate_test`), the weight decay
@@ -56,12 +57,23 @@ def range_test_steps(
     ``momentum``) and its `Decision` goes to ``record(step, decision)``; returns ``hp`` with
     the choices. ``momentum=False`` (the race, which runs momentum as entrants) skips the
     momentum test and sets the report's default cycle, 0.95 down to 0.85; the LR test is
-    then read on two seeds, since the race scales every batch's LR from it."""
+    then read on two seeds, since the race scales every batch's LR from it.
+
+    ``max_epochs`` caps the range tests together: the LR test's third seed and widened
+    rerun run only when they fit beside the sweeps still to come, each of their tests
+    counted at what an LR test cost (`learning_rate_test`'s ``spend``)."""
     keep = record or (lambda _step, d: d)
+    later = len(default_weight_decays(ctx.load())[0]) + (len(RECIPE_DROPOUTS) if dropout else 0)
+
+    def spend(total: float, per_test: float) -> bool:
+        return max_epochs is None or total + later * per_test <= max_epochs
+
     with ctx.step("lr_range_test"):
         # the race reads every batch's LR off this one test: read it as the final reading
         # is, on two seeds (a third when they disagree)
-        lr0 = learning_rate_test(ctx, hp, num_steps=num_steps, seed=seed, repeats=not momentum)
+        lr0 = learning_rate_test(
+            ctx, hp, num_steps=num_steps, seed=seed, repeats=not momentum, spend=spend
+        )
     hp = hp.with_(max_lr=keep("lr_range_test", lr0).value)
     with ctx.step("weight_decay"):
         wd = weight_decay_sweep(
