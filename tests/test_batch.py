@@ -156,7 +156,7 @@ def test_comparison_at_equal_time_plans_from_the_recorded_timings(tmp_path):
     assert d.extra["seconds_per_step"] == step
     rows = {r["batch_size"]: r for r in d.table}
     assert rows[128]["steps"] == epoch and rows[32]["steps"] == 2 * epoch
-    assert rows[32]["diverged"] and not rows[128]["diverged"]
+    assert rows[32]["outcome"] == "diverged" and rows[128]["outcome"] == "ok"
     assert rows[128]["val_metric"] > 0 and rows[128]["max_lr"] == d.extra["max_lr"]["128"] > 0
     assert "batch 128 reached" in d.reason
     fig = d.figures[0]
@@ -201,7 +201,7 @@ def test_comparison_at_equal_epochs_rejects_a_batch_that_leaves_few_steps(tmp_pa
     rows = {r["batch_size"]: r for r in d.table}
     assert rows[32]["val_metric"] > rows[720]["val_metric"] + 0.1
     assert rows[32]["epochs"] == rows[720]["epochs"] == 2
-    assert rows[1437]["diverged"] and math.isnan(rows[1437]["val_metric"])
+    assert rows[1437]["outcome"] == "failed" and math.isnan(rows[1437]["val_metric"])
     assert rows[32]["max_lr"] == d.extra["max_lr"]["32"] > 0
     assert "same 2 epochs" in d.reason
     # the comparison's plot, then each candidate's range test, drawn from the trials

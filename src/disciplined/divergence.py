@@ -25,10 +25,14 @@ The situations differ, and so do the thresholds; each is named once, here:
   a clear fall. `CLEAR_FALL` 0.05, `RISE_HALF_FALL` 0.5.
 - `start_level`, `ended_above_start`, `collapse_arm`: a finished training run's verdict
   (``diagnose``): above its start, back at it, or never left it. `COLLAPSE_TOL` 0.05.
+- `RunCollapse`: a training run, step by step (``fit`` calls it): back at its starting level,
+  steady, after having learned. `COLLAPSE_FALL` 0.1, `COLLAPSE_BAND` 0.1, `COLLAPSE_PATIENCE`
+  a tenth of the run and at least an epoch.
 
 A training run's step-by-step check is the loosest: stopping a run wastes it, so it fires
-only on a loss running away (4x its start); a collapse that stays finite is judged on the
-finished run, within 5% of its start. A range test is driven to diverge on purpose, so its
+only on a loss running away (4x its start), or on a collapse that has sat at its starting
+level, steady, for a tenth of the run; a collapse that stays finite is otherwise judged on
+the finished run, within 5% of its start. A range test is driven to diverge on purpose, so its
 stop rule also ends it on a collapse (back above its start after a 10% fall), and the curve
 it leaves is cut again, more tightly, where it diverged.
 
@@ -47,6 +51,9 @@ import numpy as np
 
 __all__ = [
     "CLEAR_FALL",
+    "COLLAPSE_BAND",
+    "COLLAPSE_FALL",
+    "COLLAPSE_PATIENCE",
     "COLLAPSE_TOL",
     "RISE_HALF_FALL",
     "RUN_BETA",
@@ -58,6 +65,7 @@ __all__ = [
     "TRAIN_CUT",
     "VAL_CUT",
     "CurveCut",
+    "RunCollapse",
     "RunDivergence",
     "SweepStop",
     "SweepWatch",
@@ -387,3 +395,83 @@ def collapse_arm(
     if change_end is None or change_end > -flat_tol:
         return "no_progress"
     return None
+
+
+# --------------------------------------------------------------------------- a collapse, live
+
+COLLAPSE_FALL = 0.1
+"""`RunCollapse` reads a run as having learned once its running loss was 10% below its
+starting level: twice `COLLAPSE_TOL`, so the plateau's noise is no fall (a deep net without
+normalization sits at its start, within a few percent, until it learns)."""
+
+COLLAPSE_PATIENCE = 0.1
+"""... and as collapsed once its running loss has then sat, steady, at or above the start's
+level for this share of the run's steps (and at least an epoch) without a break."""
+
+COLLAPSE_BAND = 2 * COLLAPSE_TOL
+"""Steady: over that stretch the running loss's highest value is at most 10% above its lowest.
+A network that died at chance outputs its class prior whatever the input, and its loss sits
+still (a 10-class MLP at 2.30-2.35 for hundreds of steps); a loss that blew up and is coming
+back down (a GRU at 2x its start for two epochs, then learning) or a noisy one spiking above
+its start between near-zero batches (a binary MLP at batch 32) moves far more than that."""
+
+
+class RunCollapse:
+    """``fit``'s collapse check, step by step: a run that had learned (its running loss
+    `COLLAPSE_FALL` below its starting level) and then sank back to that level (within
+    `COLLAPSE_TOL` of it, or above) and sat there, steady (`COLLAPSE_BAND`), for
+    `COLLAPSE_PATIENCE` of its steps and at least ``steps_per_epoch`` in a row is stopped: the
+    *collapsed* of `disciplined.measure.diagnose.classify_run`, read while the run goes on
+    instead of after its last epoch.
+
+    The starting level and the running average are `RunDivergence`'s (`start_window`,
+    `RUN_BETA`). A run that never fell `COLLAPSE_FALL` below its start is never stopped, so a
+    run still on its initial plateau trains on. Replayed over the 974 stored training runs of
+    the development zoo's tunes (``benchmarks/zoo/cache``: 918 ``ok``, 54 ``plateau``, 2
+    ``diverged``), it stopped none. Call it for steps 0, 1, 2, ... in order; it returns the
+    reason once the run has collapsed, else None.
+    """
+
+    def __init__(self, total_steps: int, steps_per_epoch: int = 1) -> None:
+        self.window = start_window(total_steps)
+        self.patience = max(int(steps_per_epoch), math.ceil(COLLAPSE_PATIENCE * total_steps))
+        self.base: float | None = None
+        self._first = math.nan
+        self._mean = 0.0
+        self.low = math.inf
+        self.streak = 0  # steps in a row back at the starting level, steady, after a fall
+        self._lo = self._hi = math.nan  # the streak's lowest and highest running loss
+
+    def __call__(self, step: int, loss: float) -> str | None:
+        """The reason the run collapsed at ``step`` with ``loss``, or None."""
+        if nonfinite(loss):
+            return None  # `RunDivergence`'s to report
+        if step < self.window:
+            if step == 0:
+                self._first = self._mean = loss
+            else:
+                self._mean = self._mean + (loss - self._mean) / (step + 1)
+            if step == self.window - 1:
+                self.base = min(self._first, self._mean)
+            return None
+        avg = self._mean = RUN_BETA * self._mean + (1 - RUN_BETA) * loss
+        base = self.base
+        if base is None or not base > 0:
+            return None
+        self.low = min(self.low, avg)
+        if self.low > (1 - COLLAPSE_FALL) * base or avg < (1 - COLLAPSE_TOL) * base:
+            self.streak = 0
+            return None
+        lo, hi = min(self._lo, avg), max(self._hi, avg)
+        if self.streak == 0 or hi > (1 + COLLAPSE_BAND) * lo:
+            self.streak, self._lo, self._hi = 0, avg, avg  # a new stretch starts here
+        else:
+            self._lo, self._hi = lo, hi
+        self.streak += 1
+        if self.streak >= self.patience:
+            return (
+                f"collapsed: running training loss back at its starting level {base:.4g} "
+                f"({self._lo:.4g}-{self._hi:.4g}) for {self.streak} steps after falling to "
+                f"{self.low:.4g}, at step {step}"
+            )
+        return None

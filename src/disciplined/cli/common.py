@@ -33,6 +33,7 @@ from disciplined.trials.bounds import (
 )
 from disciplined.trials.executors import EXECUTORS, Executor, make_executor
 from disciplined.trials.hparams import HParams
+from disciplined.trials.spec import TrialResult
 
 # The numeric options' bounds are `trials.bounds`'s, the ones the library checks (`HParams`,
 # `TuneConfig`, ``train --hparams``); the names stay importable from here.
@@ -322,19 +323,45 @@ def task_from_args(args: argparse.Namespace) -> Task:
     return load_task(args.task, parse_task_options(args))
 
 
-def trial_progress():
-    """A callback that shows finished trials on stderr as a tqdm bar-less counter."""
+def trial_line(result: TrialResult, cached: bool = False) -> str:
+    """What a finished trial's progress line says after its name: a training run's outcome
+    in the words of `disciplined.measure.diagnose.describe_run` (ok, plateau, collapsed or
+    diverged, and where it stopped when it stopped early) with its last validation metric;
+    a range test's status; why a trial failed or was pruned; and its seconds, or ``cached``
+    for a result read back from the store."""
+    from disciplined.measure.diagnose import describe_run
+
+    h = result.history
+    if result.status == "failed":
+        state = f"failed: {result.reason}"
+    elif result.status == "pruned" and h is not None:
+        state = f"pruned: stopped early at epoch {h.epochs:.3g} by the search's median rule"
+    elif h is not None:
+        state = describe_run(h, result.spec.budget.get("epochs"))
+        final = h.final
+        if final is not None and math.isfinite(final.val_metric):
+            state += f", {h.metric_name} {final.val_metric:.4f}"
+    elif result.status == "diverged":
+        state = "diverged" + (f": {result.reason}" if result.reason else "")
+    else:
+        state = result.status
+    state += ", cached" if cached else f", {result.seconds:.1f} s"
+    if result.retries:
+        state += f", retried {len(result.retries)}x after its worker was lost"
+    return state
+
+
+def trial_progress() -> Callable[[TrialResult, bool], None]:
+    """A callback that shows each finished trial on stderr, one line each (`trial_line`)."""
     import sys
 
     count = {"n": 0}
 
-    def on_result(result, cached: bool) -> None:
+    def on_result(result: TrialResult, cached: bool) -> None:
         count["n"] += 1
-        state = "cached" if cached else f"{result.status}, {result.seconds:.1f} s"
-        if result.retries:
-            state += f", retried {len(result.retries)}x after its worker was lost"
         print(
-            f"  trial {count['n']}: {result.spec.tag or result.spec.kind} ({state})",
+            f"  trial {count['n']}: {result.spec.tag or result.spec.kind} "
+            f"({trial_line(result, cached)})",
             file=sys.stderr,
         )
 

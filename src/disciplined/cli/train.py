@@ -137,6 +137,12 @@ def _run(args: argparse.Namespace) -> int:
         claim_out(out, owner)
         history.save(out / "history.json")
         plot_history(history, out / "curves.png", title=f"{task.name}: {_what(hp, history)}")
+    if history.collapsed_step is not None:
+        raise UsageError(
+            f"training collapsed and was stopped early at epoch {history.epochs:.3g}: "
+            f"{history.stopped_reason}; try a lower --max-lr "
+            f"(history written to {out / 'history.json'})"
+        )
     if history.diverged:
         raise UsageError(
             f"training diverged: {history.diverged_reason}; try a lower --max-lr "

@@ -33,7 +33,8 @@ with named thresholds, and returns the verdict with the numbers it read (`Diagno
 Rules, first match wins (``rule`` names the arm):
 
 1. ``diverged`` (``diverged_flag``/``nonfinite``): ``history.diverged`` or the last
-   validation loss is NaN/infinite.
+   validation loss is NaN/infinite; ``diverged`` (``collapse``) when ``fit`` stopped the run
+   because it collapsed (``history.collapsed_step``, `disciplined.divergence.RunCollapse`).
 2. With fewer than ``min_evals`` evaluations (5): ``diverged`` (``above_start``) when the
    last training loss is at least ``1 + collapse_tol`` times its starting level
    (`disciplined.divergence.ended_above_start`), else
@@ -112,7 +113,15 @@ from typing import Any
 from disciplined.divergence import COLLAPSE_TOL, collapse_arm, ended_above_start, start_level
 from disciplined.training.fit import EvalRecord, History
 
-__all__ = ["RUN_CLASSES", "VERDICTS", "Diagnosis", "blew_up", "classify_run", "diagnose"]
+__all__ = [
+    "RUN_CLASSES",
+    "VERDICTS",
+    "Diagnosis",
+    "blew_up",
+    "classify_run",
+    "describe_run",
+    "diagnose",
+]
 
 VERDICTS = ("underfitting", "overfitting", "balanced", "diverged", "too-short")
 
@@ -376,8 +385,20 @@ def diagnose(
 
 
 def _diverged(history: History, lim: _Limits) -> Diagnosis | None:
-    """Rule 1: flagged by the run, or a non-finite last validation loss."""
+    """Rule 1: flagged by the run, or a non-finite last validation loss; or stopped by
+    ``fit`` as collapsed (arm ``collapse``, as when the finished run is read so)."""
     evals = history.evals
+    if history.collapsed_step is not None and not history.diverged:
+        ev_c: dict[str, Number] = {
+            "evals": len(evals),
+            "val_final": evals[-1].val_loss if evals else None,
+            "collapsed_step": history.collapsed_step,
+        }
+        reason = (history.stopped_reason or "").removeprefix("collapsed: ")
+        why = f"collapsed, stopped early at epoch {history.epochs:.3g}" + (
+            f": {reason}" if reason else ""
+        )
+        return lim.verdict("diverged", "collapse", ev_c, why, [_ADVICE_LOWER_LR])
     if not (history.diverged or (evals and not _finite(evals[-1].val_loss))):
         return None
     last = evals[-1].val_loss if evals else None
@@ -653,6 +674,8 @@ def classify_run(history: History) -> str:
     starting level (`divergence.start_level`) and never fell that far below it."""
     if history.diverged:
         return "diverged"
+    if history.collapsed_step is not None:  # `fit` stopped it as collapsed
+        return "collapsed"
     verdict = diagnose(history)
     if verdict.verdict == "too-short":
         return _short_run_class(history.train_losses)
@@ -663,6 +686,32 @@ def classify_run(history: History) -> str:
     if verdict.rule == "collapse":
         return "collapsed"
     return "diverged"
+
+
+_OUTCOME_WORDS = {
+    "ok": "ok",
+    "plateau": "plateau: never left its starting loss",
+    "collapsed": "collapsed",
+    "diverged": "diverged",
+}
+
+
+def describe_run(history: History, planned_epochs: float | None = None) -> str:
+    """A finished run's label, the same words everywhere a run is shown (the command line's
+    progress lines, the report's tables, ``tune.json``): `classify_run`'s class, and for a
+    run stopped before its end, where: ``"ok"``, ``"plateau: never left its starting
+    loss"``, ``"collapsed, stopped early at epoch 2.1 of 10"``, ``"diverged, stopped at
+    epoch 0.3 of 10"``, or ``"diverged"`` (trained to its end, ending above its start).
+    ``planned_epochs`` is the run's planned length (the "of 10"); without it only the epoch
+    is given."""
+    cls = classify_run(history)
+    text = _OUTCOME_WORDS[cls]
+    stopped = history.diverged or history.collapsed_step is not None
+    if cls in ("collapsed", "diverged") and stopped:
+        of = f" of {planned_epochs:.3g}" if planned_epochs else ""
+        early = "stopped early" if cls == "collapsed" else "stopped"
+        text += f", {early} at epoch {history.epochs:.3g}{of}"
+    return text
 
 
 def _short_run_class(losses: tuple[float, ...]) -> str:

@@ -503,6 +503,7 @@ def _one_sweep(
         accumulation_steps=cfg.accumulation_steps,
         seed=seed,
         diverge_factor=None,
+        collapse_stop=False,
         stop=stop,
         progress=cfg.progress,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from disciplined.errors import UsageError
-from disciplined.measure.diagnose import diagnose
+from disciplined.measure.diagnose import blew_up, classify_run, describe_run, diagnose
 from disciplined.recipe.state import RecipeState
 from disciplined.studies import StudyContext, one_cycle_spec
 from disciplined.studies.batch import metric_noise
@@ -86,12 +86,15 @@ def lr_bracket(s: RecipeState) -> None:
             if r.history is None:
                 raise UsageError(f"the bracket's run at max LR {lr:.4g} failed: {r.reason}")
             runs[lr] = (r.history, r.key)
-            say(f"bracket: max LR {lr:.4g}: validation {_metric(r.history):.4f}")
+            say(
+                f"bracket: max LR {lr:.4g}: {describe_run(r.history, epochs)}, validation "
+                f"{_metric(r.history):.4f}"
+            )
 
     def score(lr: float) -> float:
         h = runs[lr][0]
         m = _metric(h)
-        if h.diverged or not math.isfinite(m):
+        if blew_up(h) or not math.isfinite(m):  # diverged or collapsed
             return -math.inf
         return m if task.higher_is_better else -m
 
@@ -136,25 +139,26 @@ def _bracket_decision(
     all_diverged: bool,
     compute: dict[str, float],
 ) -> Decision:
-    """The bracket's `Decision`: a row per run (max LR, validation metric and loss,
-    diverged, trial key; the final run's own key is not the bracket's) and the sentence
-    with every score."""
+    """The bracket's `Decision`: a row per run (max LR, validation metric and loss, its
+    outcome in `describe_run`'s words, trial key; the final run's own key is not the
+    bracket's) and the sentence with every score."""
     rows = [
         {
             "max_lr": lr,
             "val_metric": _metric(h),
             "val_loss": h.final.val_loss if h.final else None,
-            "diverged": h.diverged,
+            "outcome": describe_run(h, epochs),
             "trial": key or None,
         }
         for lr, (h, key) in sorted(runs.items())
     ]
     scored = "; ".join(
-        f"{r['max_lr']:.4g}: " + ("diverged" if r["diverged"] else f"{r['val_metric']:.4f}")
-        for r in rows
+        f"{lr:.4g}: "
+        + (classify_run(h) if blew_up(h) else f"{_metric(h):.4f}")
+        for lr, (h, _) in sorted(runs.items())
     )
     if all_diverged:
-        kept = f"every run diverged: lower runs follow from {best:.4g}"
+        kept = f"every run diverged or collapsed: lower runs follow from {best:.4g}"
     else:
         kept = (
             f"kept the range test's {base:.4g}" if best == base else f"kept {best:.4g}"
@@ -195,7 +199,14 @@ def retry_lower(s: RecipeState) -> None:
     """
     ctx, hp, history, verdict, say = s.ctx, s.hp, s.history, s.verdict, s.say
     epochs, seed = s.final_epochs, s.config.seed
-    rows = [{"max_lr": hp.max_lr, "val_metric": _metric(history), "verdict": verdict.verdict}]
+    rows = [
+        {
+            "max_lr": hp.max_lr,
+            "val_metric": _metric(history),
+            "outcome": describe_run(history, epochs),
+            "verdict": verdict.verdict,
+        }
+    ]
     keys: list[str] = []
     first_lr = hp.max_lr
     while verdict.verdict == "diverged" and len(keys) < MAX_RETRIES:
@@ -205,9 +216,14 @@ def retry_lower(s: RecipeState) -> None:
         verdict = diagnose(history)
         keys.append(result.key)
         rows.append(
-            {"max_lr": hp.max_lr, "val_metric": _metric(history), "verdict": verdict.verdict}
+            {
+                "max_lr": hp.max_lr,
+                "val_metric": _metric(history),
+                "outcome": describe_run(history, epochs),
+                "verdict": verdict.verdict,
+            }
         )
-        say(f"diverged: retried at max LR {hp.max_lr:.4g}: {verdict.verdict}")
+        say(f"retried at max LR {hp.max_lr:.4g}: {describe_run(history, epochs)}")
     tried = ", ".join(f"{r['max_lr']:.4g}" for r in rows)
     if verdict.verdict == "diverged":
         raise UsageError(
@@ -299,12 +315,13 @@ def corrective_round(s: RecipeState) -> None:
             "val_metric": _metric(h2),
             "replaces": getattr(hp, key),
             "previous_val_metric": _metric(history),
+            "outcome": describe_run(h2, epochs),
             "verdict": v2.verdict,
         }
         reason = (
             f"{verdict.verdict}: {what}; validation {history.metric_name} "
             f"{_metric(history):.4f} -> {_metric(h2):.4f}"
-            + (" (diverged)" if v2.verdict == "diverged" else "")
+            + (f" ({describe_run(h2, epochs)})" if v2.verdict == "diverged" else "")
             + (" (an earlier step's run, read back: no new compute)" if known else "")
             + f"; kept the {'new' if better else 'previous'} run"
         )
@@ -347,7 +364,7 @@ def _metric(h: History) -> float:
 
 def _better(new: History, old: History, higher_is_better: bool) -> bool:
     a, b = _metric(new), _metric(old)
-    if new.diverged or not math.isfinite(a):
+    if blew_up(new) or not math.isfinite(a):
         return False
     if not math.isfinite(b):
         return True

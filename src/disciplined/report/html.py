@@ -859,7 +859,10 @@ def _final_run(out: Path, data: Mapping[str, Any], task: str, number: int) -> st
 
 
 def _history_summary(history: Any) -> str:
-    """The final run's evaluations (at most 12 rows, always the last) and its best."""
+    """The final run's evaluations (at most 12 rows, always the last), its best and its
+    outcome (`describe_run`'s words, as the command line and the tables say it)."""
+    from disciplined.measure.diagnose import describe_run
+
     evals = list(history.evals)
     if len(evals) > 12:  # 12 evenly spaced, the first and the last among them
         evals = [evals[i] for i in sorted({round(j * (len(evals) - 1) / 11) for j in range(12)})]
@@ -881,8 +884,9 @@ def _history_summary(history: Any) -> str:
     )
     if best is not None:
         line += f"; best validation {_e(name)} {_fmt(best.val_metric)} at epoch {_fmt(best.epoch)}"
-    if history.diverged:
-        line += f"; diverged: {_e(history.diverged_reason or '')}"
+    line += f"; outcome: {_e(describe_run(history, history.meta.get('epochs')))}"
+    if history.diverged and history.diverged_reason:
+        line += f" ({_e(history.diverged_reason)})"
     return f"<h3>Evaluations</h3><p>{line}.</p>{_table(rows)}"
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from disciplined.errors import UsageError
-from disciplined.measure.diagnose import diagnose
+from disciplined.measure.diagnose import describe_run
 from disciplined.measure.range_test import preserved_state
 from disciplined.studies.context import (
     StudyContext,
@@ -45,7 +45,7 @@ from disciplined.training.batching import (
     _to_device,
     batches_per_epoch,
 )
-from disciplined.training.fit import resolve_device
+from disciplined.training.fit import History, resolve_device
 from disciplined.trials.hparams import HParams, build_optimizer
 from disciplined.trials.spec import TrialResult, TrialSpec
 
@@ -434,9 +434,10 @@ def best_at_equal_time(
     (``same`` names it for the reason: wall-clock time, or the epochs of the final run).
     Candidates within ``tolerance`` of the best are taken as tied (the recipe passes the
     metric's standard error), and of those the largest batch wins: it permits the larger
-    learning rate and runs faster per epoch. Rows need ``batch_size``, ``val_metric`` and
-    ``diverged``."""
-    ok = [r for r in rows if not r["diverged"] and math.isfinite(r["val_metric"])]
+    learning rate and runs faster per epoch. Rows need ``batch_size`` and ``val_metric``; a
+    row whose ``outcome`` (`describe_run`'s words) is other than ``ok``, or whose
+    ``diverged`` is true, is out."""
+    ok = [r for r in rows if _usable(r) and math.isfinite(r["val_metric"])]
     if not ok:
         raise ValueError("every batch-size candidate diverged")
     sign = 1 if higher_is_better else -1
@@ -664,6 +665,24 @@ def _equal_time_runs(
     return _Runs(specs, steps, "best_at_equal_time", "wall-clock time", extra)
 
 
+def _usable(row: dict[str, Any]) -> bool:
+    """Whether a candidate's row counts: its run ended ``ok``."""
+    return row.get("outcome", "ok") == "ok" and not row.get("diverged", False)
+
+
+def _outcome(r: TrialResult) -> str:
+    """A candidate's outcome: `describe_run`'s words for its run, or its trial's status
+    (``failed``, ``pruned``) when it has no usable run."""
+    if r.history is None or r.status in ("failed", "pruned"):
+        return r.status
+    return describe_run(r.history, r.spec.budget.get("epochs"))
+
+
+def _collapsed(h: History | None) -> bool:
+    """Whether ``fit`` stopped the run as collapsed."""
+    return h is not None and h.collapsed_step is not None
+
+
 def _row(b: int, r: TrialResult, max_lr: float, steps: dict[int, int] | None) -> dict[str, Any]:
     """A candidate's row of the evidence table. At equal time (``steps`` given) a run that
     ended ``ok`` counts; at equal epochs a run that `diagnose` calls diverged (a finite
@@ -679,7 +698,8 @@ def _row(b: int, r: TrialResult, max_lr: float, steps: dict[int, int] | None) ->
             "seconds": h.seconds if h else 0.0,
             "val_metric": final.val_metric if final else math.nan,
             "val_loss": final.val_loss if final else math.nan,
-            "diverged": r.status != "ok",
+            # a short run of equal time is not read for a plateau: ok unless it was stopped
+            "outcome": "ok" if r.status == "ok" and not _collapsed(h) else _outcome(r),
             "trial": r.key,
         }
     return {
@@ -689,8 +709,9 @@ def _row(b: int, r: TrialResult, max_lr: float, steps: dict[int, int] | None) ->
         "seconds": r.seconds,
         "val_metric": final.val_metric if final else math.nan,
         "val_loss": final.val_loss if final else math.nan,
-        # a blow-up or a finite collapse back to the starting loss (`diagnose`)
-        "diverged": r.status != "ok" or h is None or diagnose(h).verdict == "diverged",
+        # a blow-up, a finite collapse back to the starting loss or a run that never left
+        # it (`diagnose`'s diverged) is out
+        "outcome": _outcome(r),
         "trial": r.key,
     }
 

@@ -3,7 +3,9 @@
 `fit` trains a model for a number of optimizer steps or epochs, evaluates on validation data
 every N steps (or each epoch), and records per step the learning rate, momentum and training
 loss, and per evaluation the validation loss and metric. A NaN or infinite loss, or a loss that
-climbs far above where it started, ends the run with ``History.diverged`` set; it does not raise.
+climbs far above where it started, ends the run with ``History.diverged`` set; a run that had
+learned and then sank back to its starting loss (a collapse to chance with a finite loss,
+`disciplined.divergence.RunCollapse`) ends with ``History.collapsed_step`` set. Neither raises.
 
 The loop is split into named steps: the micro-batches of each optimizer step
 (`_MicroBatches`), one optimizer step (`_optimizer_step`), the records and stop rules of a run
@@ -27,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from disciplined.divergence import RUN_FACTOR, RunDivergence
+from disciplined.divergence import RUN_FACTOR, RunCollapse, RunDivergence
 from disciplined.errors import task_code
 from disciplined.training import distributed
 from disciplined.training.batching import (
@@ -102,6 +104,7 @@ class FitConfig:
     accumulation_steps: int = 1
     seed: int | None = None
     diverge_factor: float | None = RUN_FACTOR
+    collapse_stop: bool = True
     stop: StopRule | None = None
     on_eval: EvalRule | None = None
     max_seconds: float | None = None
@@ -147,6 +150,7 @@ def fit(
     accumulation_steps: int = 1,
     seed: int | None = None,
     diverge_factor: float | None = 4.0,
+    collapse_stop: bool = True,
     stop: StopRule | None = None,
     on_eval: EvalRule | None = None,
     max_seconds: float | None = None,
@@ -164,13 +168,12 @@ def fit(
 
     The run stops early, without raising, when the loss is NaN or infinite or its running
     mean exceeds ``diverge_factor`` times the mean of the first steps (``diverged`` is set),
-    when ``stop(step, loss)`` returns a reason, when ``on_eval(record)`` returns one for an
-    evaluation's `EvalRecord` (an early-stopping or pruning rule that reads the validation
-    metric), or after ``max_seconds`` of training; the reason is the history's
-    ``stopped_reason``.
+    when it collapsed (``collapse_stop``, `disciplined.divergence.RunCollapse`:
+    ``collapsed_step`` is set), when ``stop(step, loss)`` or ``on_eval(record)`` (an
+    early-stopping or pruning rule reading an `EvalRecord`) returns a reason, or after
+    ``max_seconds`` of training; the reason is the history's ``stopped_reason``.
     ``seed`` seeds torch's global generator (dropout, initial noise) and the shuffling.
-    ``device`` is where to train (``None``: where the model's parameters already are; the
-    model is moved there). ``amp`` is ``True``/``"bf16"`` or ``"fp16"`` (with loss
+    ``device`` is where to train (``None``: where the model's parameters are). ``amp`` is ``True``/``"bf16"`` or ``"fp16"`` (with loss
     scaling) and needs CUDA. ``progress`` is ``True`` for a tqdm bar or a callable
     ``(step, total)``.
 
@@ -196,6 +199,7 @@ def fit(
         accumulation_steps=accumulation_steps,
         seed=seed,
         diverge_factor=diverge_factor,
+        collapse_stop=collapse_stop,
         stop=stop,
         on_eval=on_eval,
         max_seconds=max_seconds,
@@ -302,7 +306,9 @@ class _RunState:
         self.evals: list[EvalRecord] = []
         self.since_eval: list[float] = []
         self.divergence = RunDivergence(total, config.diverge_factor)
+        self.collapse = RunCollapse(total, steps_per_epoch) if config.collapse_stop else None
         self.diverged, self.div_step, self.div_reason = False, None, None
+        self.collapsed_step: int | None = None
         self.eval_seconds = 0.0
         self.start = time.perf_counter()
 
@@ -332,6 +338,11 @@ class _RunState:
             if reason is not None:
                 self.diverged, self.div_step, self.div_reason = True, step_i, reason
                 return "diverged"
+            if self.collapse is not None:
+                why = self.collapse(step_i, v)
+                if why:
+                    self.collapsed_step = step_i
+                    return why
             if self.config.stop is not None:
                 why = self.config.stop(step_i, v)
                 if why:
@@ -394,6 +405,7 @@ class _RunState:
             stopped_reason=stopped,
             seconds=self.train_seconds(),
             meta=_meta(c),
+            collapsed_step=self.collapsed_step,
         )
 
 

@@ -69,6 +69,10 @@ class History:
     stopped_reason: str | None = None
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    collapsed_step: int | None = None
+    """The step where ``fit`` stopped the run because it collapsed (it had learned, then sank
+    back to its starting loss: `disciplined.divergence.RunCollapse`); None when it did not.
+    ``stopped_reason`` says why."""
 
     @property
     def steps(self) -> int:

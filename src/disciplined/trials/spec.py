@@ -300,7 +300,11 @@ def _run_train(
         status,
         time.perf_counter() - t0,
         history=history,
-        reason=history.stopped_reason if status == "pruned" else history.diverged_reason,
+        reason=(
+            history.stopped_reason
+            if status == "pruned" or history.collapsed_step is not None
+            else history.diverged_reason
+        ),
         device=where,
     )
 
