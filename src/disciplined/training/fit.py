@@ -173,9 +173,9 @@ def fit(
     early-stopping or pruning rule reading an `EvalRecord`) returns a reason, or after
     ``max_seconds`` of training; the reason is the history's ``stopped_reason``.
     ``seed`` seeds torch's global generator (dropout, initial noise) and the shuffling.
-    ``device`` is where to train (``None``: where the model's parameters are). ``amp`` is ``True``/``"bf16"`` or ``"fp16"`` (with loss
-    scaling) and needs CUDA. ``progress`` is ``True`` for a tqdm bar or a callable
-    ``(step, total)``.
+    ``device`` is where to train (``None``: where the model's parameters are). ``amp`` is
+    ``True``/``"bf16"`` or ``"fp16"`` (with loss scaling) and needs CUDA. ``progress`` is
+    ``True`` for a tqdm bar or a callable ``(step, total)``.
 
     Under ``torch.distributed`` (e.g. ``torchrun``) the run is data-parallel: ``batch_size``
     is each process's share of a step's total batch (``batch_size x world size``), and every
