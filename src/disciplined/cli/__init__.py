@@ -31,6 +31,26 @@ from disciplined.files import write_text_atomic
 
 COMMANDS = (train, find_lr, sweep, tune, diagnose, report)
 
+DESCRIPTION = """\
+Set a PyTorch network's learning rate, momentum, weight decay and batch size the way
+Leslie N. Smith's "disciplined approach" does (arXiv 1803.09820): LR range tests draw the
+range, short 1cycle runs race inside it, and the winner is trained and explained in a
+report."""
+
+EPILOG = """\
+start here:
+  disciplined tune --task mnist1d-cnn --out runs/demo
+      the whole recipe on a built-in task; prints the chosen values and writes
+      runs/demo/hparams.json and runs/demo/report.html (rerun to resume)
+  disciplined tune --task path/to/file.py:make_task
+      your own model and data: a function returning a disciplined.Task
+  disciplined train --task mnist1d-cnn --hparams runs/demo/hparams.json
+      train again with what tune chose (the other commands run one step of it)
+
+Run `disciplined COMMAND --help` for a command's options. Exit status: 0 done, 2 bad input
+(one line on stderr), 1 an internal error (its traceback written to a file), 130
+interrupted (a tune resumes where it stopped)."""
+
 ERROR_LOG = "error.log"
 """The file, in the command's output folder, that an internal error's traceback goes to."""
 
@@ -44,7 +64,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser with every sub-command."""
-    parser = _Parser(prog="disciplined", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="disciplined",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(
         dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
     )

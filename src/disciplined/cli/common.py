@@ -154,8 +154,8 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=workers_arg,
         default=None,
-        help="trials at once: worker processes (default 1: in this process); with "
-        "--executor ray, the size of the local Ray (default: the machine's CPUs)",
+        help="trials at once, in [1, 1024]: worker processes (default 1: in this process); "
+        "with --executor ray, the size of the local Ray (default: the machine's CPUs)",
     )
     p.add_argument(
         "--executor",
@@ -295,15 +295,17 @@ def add_task_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task",
         required=True,
-        help="built-in name (mnist1d-cnn, mnist1d-mlp, digits-mlp, "
-        "synthetic-regression) or path/file.py:function or module:function",
+        help="required: the task to run, a built-in name (mnist1d-cnn, mnist1d-mlp, "
+        "digits-mlp, synthetic-regression) or path/file.py:function or module:function "
+        "(a function returning a disciplined.Task)",
     )
     parser.add_argument(
         "--task-option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="option passed to the task function (repeatable), e.g. samples=10000",
+        help="option passed to the task function (repeatable), e.g. samples=10000 "
+        "(default: none, the function's own defaults)",
     )
 
 
@@ -391,7 +393,7 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
         "--amp",
         choices=("off", "bf16", "fp16"),
         default="off",
-        help="mixed precision (CUDA only)",
+        help="mixed precision on CUDA: off, bf16 or fp16 with loss scaling (default off)",
     )
 
 

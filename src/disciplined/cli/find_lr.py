@@ -56,50 +56,121 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "loss diverges, and suggest max and min LR for 1cycle.",
     )
     add_task_args(p)
+    _add_sweep_args(p)
+    _add_held_args(p)
+    add_device_args(p)
+    p.add_argument(
+        "--out",
+        default="runs/find-lr",
+        help="output folder for range_test.json and range_test.png (default runs/find-lr)",
+    )
+    add_force_arg(p)
+    p.set_defaults(run=run)
+
+
+def _add_sweep_args(p: argparse.ArgumentParser) -> None:
+    """The sweep's own options: its LRs, steps, seeds, validation and rule."""
     p.add_argument(
         "--val",
         action="store_true",
         help="also record the validation loss (a fixed subset every --val-every)",
     )
-    p.add_argument("--val-every", type=positive_int, default=10)
-    p.add_argument("--val-batches", type=positive_int, default=2)
-    p.add_argument("--mode", choices=("exp", "linear"), default="exp")
-    p.add_argument("--start-lr", type=learning_rate_arg, default=1e-5, help="in (0, 10000]")
-    p.add_argument("--end-lr", type=learning_rate_arg, default=10.0, help="in (0, 10000]")
     p.add_argument(
-        "--steps", type=range_steps_arg, default=300, help="steps of the range test (>= 2)"
+        "--val-every",
+        type=positive_int,
+        default=10,
+        help="with --val: evaluate every N steps, N >= 1 (default 10)",
+    )
+    p.add_argument(
+        "--val-batches",
+        type=positive_int,
+        default=2,
+        help="with --val: validation batches each evaluation reads, >= 1 (default 2)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("exp", "linear"),
+        default="exp",
+        help="how the LR grows from --start-lr to --end-lr: exp (default; the same factor "
+        "each step) or linear (Smith's CLR test)",
+    )
+    p.add_argument(
+        "--start-lr",
+        type=learning_rate_arg,
+        default=1e-5,
+        help="the sweep's first LR, in (0, 10000] (default 1e-5)",
+    )
+    p.add_argument(
+        "--end-lr",
+        type=learning_rate_arg,
+        default=10.0,
+        help="the sweep's last LR, in (0, 10000] (default 10); the test stops early when the "
+        "loss diverges",
+    )
+    p.add_argument(
+        "--steps",
+        type=range_steps_arg,
+        default=300,
+        help="steps of the range test, >= 2 (default 300)",
     )
     p.add_argument(
         "--repeats",
         type=int_in(1, 100),
         default=1,
-        help="range tests on this many seeds (1 to 100); the rule reads their median curve",
+        help="range tests on this many seeds, in [1, 100] (default 1); the rule reads their "
+        "median curve",
     )
-    p.add_argument("--rule", choices=sorted(RULES), default="smith")
+    p.add_argument(
+        "--rule",
+        choices=sorted(RULES),
+        default="smith",
+        help="how the max LR is read off the curve (default smith: the largest LR before "
+        "the loss stops falling)",
+    )
     p.add_argument(
         "--div",
         type=float_in(1, MAX_DIV),
         default=10.0,
-        help="min LR = max LR / div, in [1, 1e6] (10 for 1cycle; 3-4 for CLR)",
+        help="min LR = max LR / div, in [1, 1e6] (default 10, as for 1cycle; 3-4 for CLR)",
+    )
+
+
+def _add_held_args(p: argparse.ArgumentParser) -> None:
+    """The hyper-parameters held through the test, and its seed."""
+    p.add_argument(
+        "--batch-size",
+        type=batch_size_arg,
+        default=None,
+        help="in [1, 16777216] (default: the task's own)",
     )
     p.add_argument(
-        "--batch-size", type=batch_size_arg, default=None, help="default: the task's own"
+        "--weight-decay",
+        type=weight_decay_arg,
+        default=0.0,
+        help="held during the test, in [0, 10] (default 0)",
     )
-    p.add_argument("--weight-decay", type=weight_decay_arg, default=0.0, help="in [0, 10]")
     p.add_argument(
         "--momentum",
         type=momentum_arg,
         default=0.9,
         metavar="M",
-        help="momentum (betas[0] for adamw) held during the test, in [0, 1)",
+        help="momentum (betas[0] for adamw) held during the test, in [0, 1) (default 0.9)",
     )
-    p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--seed", type=seed_arg, default=0)
-    add_device_args(p)
-    p.add_argument("--out", default="runs/find-lr")
-    add_force_arg(p)
-    p.set_defaults(run=run)
+    p.add_argument(
+        "--dropout", type=fraction_arg, default=0.0, help="in [0, 1) (default 0)"
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="sgd (default; with momentum) or adamw",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=0,
+        help="seeds the initial weights and the data order; an integer >= 0 (default 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -60,7 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run LR range tests at each candidate value, read them on "
         "the validation loss, and choose (Smith, section 4).",
     )
-    p.add_argument("study", choices=STUDIES)
+    p.add_argument(
+        "study",
+        choices=STUDIES,
+        help="what to sweep: " + ", ".join(STUDIES) + " (one range test per value)",
+    )
     add_task_args(p)
     p.add_argument(
         "--values",
@@ -73,40 +77,79 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--store", default=None, help="SQLite file of trials (default: OUT/trials.sqlite)"
     )
     p.add_argument(
-        "--steps", type=range_steps_arg, default=300, help="steps of each range test (>= 2)"
+        "--steps",
+        type=range_steps_arg,
+        default=300,
+        help="steps of each range test, >= 2 (default 300)",
     )
-    p.add_argument("--batch-size", type=batch_size_arg, default=None)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    _add_held_args(p)
+    add_device_args(p)
+    p.add_argument(
+        "--out",
+        default="runs/sweep",
+        help="output folder for decision.json, its plot and the trial store (default "
+        "runs/sweep)",
+    )
+    add_force_arg(p)
+    p.set_defaults(run=run)
+
+
+def _add_held_args(p: argparse.ArgumentParser) -> None:
+    """The hyper-parameters the range tests hold, the weight-decay method, and the seed."""
+    p.add_argument(
+        "--batch-size",
+        type=batch_size_arg,
+        default=None,
+        help="in [1, 16777216] (default: the task's own)",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="sgd (default; with momentum) or adamw",
+    )
     p.add_argument(
         "--weight-decay",
         type=weight_decay_arg,
         default=0.0,
-        help="held during momentum and dropout sweeps, in [0, 10]",
+        help="held during momentum and dropout sweeps, in [0, 10] (default 0)",
     )
     p.add_argument(
         "--momentum",
         type=fraction_arg,
         default=0.9,
-        help="held during weight-decay and dropout sweeps, in [0, 1)",
+        help="held during weight-decay and dropout sweeps, in [0, 1) (default 0.9)",
     )
-    p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1)")
+    p.add_argument(
+        "--dropout",
+        type=fraction_arg,
+        default=0.0,
+        help="held during weight-decay and momentum sweeps, in [0, 1) (default 0)",
+    )
     p.add_argument(
         "--method",
         choices=("range-test", "snapshot"),
         default="range-test",
-        help="weight decay: tests from fresh weights, or from a one-cycle snapshot",
+        help="weight decay: range-test (default: tests from fresh weights) or snapshot "
+        "(tests from the weights of a 1cycle run at the middle value)",
     )
-    p.add_argument("--snapshot-epochs", type=epochs_arg, default=None, help="in (0, 10000]")
+    p.add_argument(
+        "--snapshot-epochs",
+        type=epochs_arg,
+        default=None,
+        help="with --method snapshot: the 1cycle run's epochs, in (0, 10000] (default 5)",
+    )
     p.add_argument(
         "--refine",
         action="store_true",
         help="weight decay: one more value halfway between the best two",
     )
-    p.add_argument("--seed", type=seed_arg, default=0)
-    add_device_args(p)
-    p.add_argument("--out", default="runs/sweep")
-    add_force_arg(p)
-    p.set_defaults(run=run)
+    p.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=0,
+        help="seeds the initial weights and the data order; an integer >= 0 (default 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

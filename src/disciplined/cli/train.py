@@ -55,11 +55,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FILE",
         help="the hparams.json a tune wrote: its values are the defaults of the options "
-        "below (under torchrun its batch is the total one, split over the processes)",
+        "below (under torchrun its batch is the total one, split over the processes); "
+        "default: none, the defaults named below",
     )
     p.add_argument("--epochs", type=epochs_arg, default=None, help="in (0, 10000] (default 10)")
     p.add_argument(
-        "--batch-size", type=batch_size_arg, default=None, help="default: the task's own"
+        "--batch-size",
+        type=batch_size_arg,
+        default=None,
+        help="in [1, 16777216] (default: the task's own)",
     )
     p.add_argument(
         "--max-lr",
@@ -87,15 +91,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dropout", type=fraction_arg, default=None, help="in [0, 1) (default 0)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default sgd")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=0,
+        help="seeds the initial weights, the data order and dropout; an integer >= 0 "
+        "(default 0)",
+    )
     add_device_args(p)
     p.add_argument(
         "--eval-every",
         type=positive_int,
         default=None,
-        help="evaluate every N steps (default: each epoch)",
+        help="evaluate every N steps, N >= 1 (default: each epoch)",
     )
-    p.add_argument("--out", default="runs/train")
+    p.add_argument(
+        "--out",
+        default="runs/train",
+        help="output folder for history.json and curves.png (default runs/train)",
+    )
     add_force_arg(p)
     p.set_defaults(run=run)
 

@@ -112,7 +112,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--epochs",
         type=epochs_arg,
         default=20.0,
-        help="length of the final 1cycle run, in (0, 10000]",
+        help="length of the final 1cycle run, in (0, 10000] (default 20)",
     )
     p.add_argument(
         "--budget",
@@ -127,8 +127,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default OUT/trials.sqlite)"
     )
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="sgd (default; with momentum, cycled 0.95-0.85) or adamw (betas[0] cycled)",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=0,
+        help="seeds every trial's initial weights and data order; an integer >= 0 "
+        "(default 0)",
+    )
     add_device_args(p)
     p.add_argument(
         "--tune-dropout",
@@ -139,10 +150,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--range-steps",
         type=positive_int,
         default=300,
-        help="steps of each range test (fewer if the budget requires)",
+        help="steps of each range test, >= 1 (default 300; fewer if the budget requires)",
     )
     _add_search_args(p)
-    p.add_argument("--out", default="runs/tune")
+    p.add_argument(
+        "--out",
+        default="runs/tune",
+        help="output folder for hparams.json, report.html, tune.json, the plots and the "
+        "trial store; rerunning the same command there resumes (default runs/tune)",
+    )
     add_force_arg(p)
     p.set_defaults(run=run)
 
