@@ -20,6 +20,7 @@ from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.schedules.policies import OneCyclePolicy
 from disciplined.schedules.scheduler import OneCycleScheduler
+from disciplined.tasks.base import default_metric
 from disciplined.training.fit import Data, History, batches_per_epoch, fit
 
 __all__ = ["fit_one_cycle"]
@@ -53,8 +54,8 @@ def fit_one_cycle(
     optimizer come back from it exactly as they were. ``div`` (``max_lr / min_lr``) is the
     suggestion's own when it comes from a test, else 10. Momentum (``betas[0]`` for Adam
     and AdamW) cycles from ``max_momentum`` down to ``min_momentum`` and back.
-    ``batch_size`` is ignored for a `DataLoader`, which batches itself. Further keyword
-    arguments (``metric``, ``eval_every``, ``amp``, ...) go to `fit`.
+    ``batch_size`` is ignored for a `DataLoader`. Other keywords (``metric``, ``amp``, ...)
+    go to `fit`; without a ``metric``, a cross-entropy or NLL loss is scored by accuracy.
     """
     if not (isinstance(epochs, int | float) and math.isfinite(epochs) and epochs > 0):
         raise UsageError(f"epochs must be a finite number > 0, got {epochs!r}")
@@ -86,6 +87,7 @@ def fit_one_cycle(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     scheduler = OneCycleScheduler(optimizer, policy)
+    _default_metric(loss_fn, fit_kwargs)
     meta = dict(fit_kwargs.pop("meta", None) or {})
     meta.update({"schedule": "one-cycle", "max_lr": policy.max_lr, "div": policy.div})
     if test is not None and test.suggestion is not None:
@@ -104,3 +106,11 @@ def fit_one_cycle(
         meta=meta,
         **fit_kwargs,
     )
+
+
+def _default_metric(loss_fn: Any, fit_kwargs: dict[str, Any]) -> None:
+    """Score a classification loss by accuracy when ``fit_kwargs`` name no metric."""
+    found = default_metric(loss_fn) if fit_kwargs.get("metric") is None else None
+    if found is not None:
+        fit_kwargs["metric"] = found[0]
+        fit_kwargs.setdefault("metric_name", found[1])

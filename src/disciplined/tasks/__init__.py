@@ -5,7 +5,21 @@ the ``mnist1d`` package, scikit-learn's digits, a synthetic regression); a user 
 ``path/to/file.py:function`` or ``package.module:function``, the function returning a `Task`.
 """
 
-from disciplined.tasks.base import Task, accuracy, r2_score
+from disciplined.tasks.base import (
+    Task,
+    accuracy,
+    default_metric,
+    is_classification_loss,
+    r2_score,
+)
 from disciplined.tasks.registry import BUILTIN_TASKS, load_task
 
-__all__ = ["BUILTIN_TASKS", "Task", "accuracy", "load_task", "r2_score"]
+__all__ = [
+    "BUILTIN_TASKS",
+    "Task",
+    "accuracy",
+    "default_metric",
+    "is_classification_loss",
+    "load_task",
+    "r2_score",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -17,6 +18,34 @@ Data = Any  # a tuple of tensors (inputs, targets), a torch Dataset, or a DataLo
 def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Fraction of rows whose arg-max matches the integer target (a 0-d tensor)."""
     return (outputs.argmax(dim=1) == targets).float().mean()
+
+
+_CLASSIFICATION_LOSSES = (
+    nn.functional.cross_entropy,
+    nn.functional.nll_loss,
+    nn.CrossEntropyLoss,
+    nn.NLLLoss,
+)
+
+
+def is_classification_loss(loss_fn: Any) -> bool:
+    """Whether ``loss_fn`` is cross-entropy or negative log-likelihood: torch's functions
+    (``F.cross_entropy``, ``F.nll_loss``), modules (``nn.CrossEntropyLoss()``,
+    ``nn.NLLLoss()``) or a ``functools.partial`` of one. A loss of one's own is not
+    guessed at."""
+    while isinstance(loss_fn, partial):
+        loss_fn = loss_fn.func
+    if isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss):
+        return True
+    return any(loss_fn is f for f in _CLASSIFICATION_LOSSES[:2])
+
+
+def default_metric(
+    loss_fn: Any,
+) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], str] | None:
+    """The metric a run scores by when none is given: `accuracy` for a classification
+    loss (`is_classification_loss`), else None."""
+    return (accuracy, "accuracy") if is_classification_loss(loss_fn) else None
 
 
 def r2_score(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -37,7 +66,10 @@ class Task:
     ``(input, target)`` pairs, or a ``DataLoader`` over one: a loader is kept as its dataset
     and ``collate_fn`` (`training.LoaderDataset`) so the recipe can batch it at any size.
     ``metric`` maps a batch of outputs and targets to a 0-d tensor averaged over the batch;
-    ``higher_is_better`` says which way it points. `from_tensors` and `from_loaders` build
+    ``higher_is_better`` says which way it points. Without a ``metric``, a cross-entropy or
+    NLL loss is scored by `accuracy` (`default_metric`), a ``kind="regression"`` task by
+    `r2_score`; any other loss needs one (`UsageError`). Without a ``metric_name``, the
+    default metric's name, else ``"metric"``. `from_tensors` and `from_loaders` build
     one without writing the fields out.
     """
 
@@ -46,8 +78,8 @@ class Task:
     train_data: Data
     val_data: Data
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    metric_name: str
+    metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    metric_name: str = ""
     kind: Literal["classification", "regression"] = "classification"
     higher_is_better: bool = True
     takes_dropout: bool = False
@@ -56,6 +88,21 @@ class Task:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.metric is None:
+            from disciplined.errors import UsageError
+
+            found = default_metric(self.loss_fn)
+            if found is None and self.kind == "regression":
+                found = (r2_score, "r2")
+            if found is None:
+                raise UsageError(
+                    f"task {self.name!r}: give a metric; only a cross-entropy or NLL loss "
+                    "defaults to accuracy (and kind='regression' to R²)"
+                )
+            object.__setattr__(self, "metric", found[0])
+            object.__setattr__(self, "metric_name", self.metric_name or found[1])
+        if not self.metric_name:
+            object.__setattr__(self, "metric_name", "metric")
         for name in ("train_data", "val_data"):
             object.__setattr__(self, name, _checked_data(getattr(self, name), name))
 
