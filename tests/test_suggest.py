@@ -421,3 +421,72 @@ def test_zero_lag_smoothing_does_not_trail_the_curve() -> None:
     out = smooth_zero_lag([1.0, 2.0, float("nan"), 3.0], 0.5)
     assert out[:2] == pytest.approx([11 / 9, 5 / 3], rel=1e-12)
     assert math.isnan(out[2]) and math.isnan(out[3])
+
+
+# --------------------------------------------------------------------------- stop reasons
+
+
+def _stop_reason(losses: list[float]) -> str | None:
+    """The reason the range test's own stop rule (`SweepStop`) gives on ``losses``."""
+    from disciplined.divergence import SweepStop
+
+    watch = SweepStop().watch()
+    for step, loss in enumerate(losses):
+        why = watch(step, loss)
+        if why is not None:
+            return why
+    return None
+
+
+def _stop_cases() -> dict[str, tuple[list[float], str | None]]:
+    """A falling curve as a range test stores it for each way a sweep ends: the losses the
+    rules read (cut where the sweep stopped, NaN after) and the stop rule's own reason."""
+    y = [float(v) for v in falling_curve()]
+    k = 60  # where the sweeps that stop, stop: the loss is still falling (to ~1.3) up to here
+    n = len(y)
+    blown = y[:k] + [1e4] * (n - k)  # exploded: above 4x its best at once
+    back = y[:k] + [TOP + 0.2] * (n - k)  # climbed back above its start, under 4x its best
+    nan = y[:k] + [math.nan] * (n - k)  # a non-finite loss
+    cases = {}
+    for name, raw in (("diverged", blown), ("climbed back", back), ("non-finite", nan)):
+        why = _stop_reason(raw)
+        assert why is not None, name
+        stop = int(why.rsplit(" ", 1)[1])
+        cases[name] = (y[:k] + [math.nan] * (n - k), why)
+        assert stop >= k, name
+    assert _stop_reason(y) is None
+    cases["reached end"] = (y, None)
+    return cases
+
+
+def test_reason_agrees_with_why_the_sweep_stopped() -> None:
+    """Every stop reason gives a reason text that agrees with it: "raise its end LR" only
+    when the sweep ran to its end LR without a stop; a stopped sweep's reason names why."""
+    cases = _stop_cases()
+    assert "climbed back above its starting value" in cases["climbed back"][1]
+    assert "exceeded" in cases["diverged"][1]
+    assert "nan" in cases["non-finite"][1]
+    for name, (losses, why) in cases.items():
+        s = smith(LRS, losses, band=0.0, stopped=why)  # band 0: reads the last point
+        assert s.index == int(np.nanargmin(losses)), name
+        if why is None:
+            assert "raise its end LR" in s.reason, name
+        else:
+            assert "raise its end LR" not in s.reason, name
+            assert "still falling at the end" not in s.reason, name
+            assert why in s.reason, name
+        for rule in RULES:
+            r = suggest(LRS, losses, rule=rule, stopped=why)
+            assert why is None or "raise its end LR" not in r.reason, (name, rule)
+        multi = suggest_multi([(LRS, losses), (LRS, losses)], stopped=[why, why])
+        assert why is None or "raise its end LR" not in multi.reason, name
+        assert why is None or why in multi.reason, name
+
+
+def test_a_curve_cut_at_a_nonfinite_loss_is_not_still_falling_at_the_end() -> None:
+    """Without a stop reason, a curve cut at a non-finite loss did not reach its end LR."""
+    y = [float(v) for v in falling_curve()]
+    cut = y[:150] + [math.nan] * (len(y) - 150)
+    s = smith(LRS, cut, band=0.0)
+    assert s.index == 149
+    assert "raise its end LR" not in s.reason and "diverged after it" in s.reason

@@ -404,9 +404,10 @@ def _suggestion(runs: list[dict[str, Any]], cfg: RangeTestConfig) -> Suggestion 
     finite = min(sum(1 for v in c[1] if math.isfinite(v)) for c in curves)
     if finite < MIN_POINTS:
         return None  # the loss diverged (almost) at once: nothing to read
+    stops = [run["stop_reason"] for run in runs]
     if cfg.repeats == 1:
-        return suggest(curves[0][0], curves[0][1], rule=cfg.rule, div=cfg.div)
-    return suggest_multi(curves, rule=cfg.rule, div=cfg.div)
+        return suggest(curves[0][0], curves[0][1], rule=cfg.rule, div=cfg.div, stopped=stops[0])
+    return suggest_multi(curves, rule=cfg.rule, div=cfg.div, stopped=stops)
 
 
 def _record(

@@ -309,7 +309,12 @@ def _never_fell(c: _Curve, rule: str, div: float) -> Suggestion:
 
 
 def smith(
-    lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0, band: float = _SMITH_BAND
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    *,
+    div: float = 10.0,
+    band: float = _SMITH_BAND,
+    stopped: str | None = None,
 ) -> Suggestion:
     """Smith's reading: the largest LR before the loss stops falling.
 
@@ -323,8 +328,12 @@ def smith(
     it the best default; ``band = 0`` (the minimum itself) collapsed a CNN run, and a
     one-way average lags by a decade of LR, which is why older tools divide by 10. If the
     loss never fell clearly, ``max_lr`` is the minimum's LR / 10 and the reason says the
-    suggestion is unreliable; if it was still falling at the end of the sweep, the reason
-    says to raise the sweep's end.
+    suggestion is unreliable. If the lowest point is the last one read, the reason says to
+    raise the sweep's end LR only when the sweep reached it: ``stopped`` is why the sweep
+    stopped before its end LR (the range test's ``stop_reason``: diverged, climbed back above
+    its start, a non-finite loss), or None when it ran to its end. A curve that stopped, or
+    was cut at a non-finite loss, ended where the loss stopped falling, and its reason says
+    so (`_last_point`).
     """
     div = _check_div(div)
     c = _read(lrs, losses)
@@ -342,8 +351,22 @@ def smith(
     else:
         reading = f"{_fell_to(c)}, where it stopped falling"
     if c.low == len(y) - 1:
-        reading += " (still falling at the end of the sweep: raise its end LR)"
+        reading += _last_point(c, stopped)
     return _result(c, "smith", index, float(c.lrs[index]), div, reading)
+
+
+def _last_point(c: _Curve, stopped: str | None) -> str:
+    """The clause for a curve whose lowest point is its last one read: still falling at the
+    sweep's end LR (raise it) only when the sweep ran to that end, neither stopped early nor
+    cut at a non-finite loss; otherwise the fall ended where the sweep stopped."""
+    if stopped is None and not c.cut:
+        return " (still falling at the end of the sweep: raise its end LR)"
+    why = (
+        f"the sweep stopped before its end LR: {stopped}"
+        if stopped
+        else "the loss diverged after it"
+    )
+    return f" (its lowest point is the last one read, at LR {_f(c.lrs[-1])}; {why})"
 
 
 def valley(lrs: Sequence[float], losses: Sequence[float], *, div: float = 10.0) -> Suggestion:
@@ -440,6 +463,10 @@ RULES: dict[str, Rule] = {
 """The suggestion rules by name; each is ``rule(lrs, losses, *, div=10.0) -> Suggestion``."""
 
 
+_READS_STOP = frozenset({"smith"})
+"""The rules whose reason reads why the sweep stopped (their ``stopped`` keyword)."""
+
+
 def _rule(name: str) -> Rule:
     if name not in RULES:
         names = ", ".join(repr(key) for key in RULES)
@@ -447,11 +474,27 @@ def _rule(name: str) -> Rule:
     return RULES[name]
 
 
-def suggest(
-    lrs: Sequence[float], losses: Sequence[float], rule: str = "smith", div: float = 10.0
+def _apply(
+    name: str, lrs: Sequence[float], losses: Sequence[float], div: float, stopped: str | None
 ) -> Suggestion:
-    """Apply the rule named ``rule`` (a key of `RULES`) to one curve."""
-    return _rule(rule)(lrs, losses, div=div)
+    """Rule ``name`` on one curve, told why the sweep stopped where the rule reads that."""
+    fn = _rule(name)
+    if name in _READS_STOP:
+        return fn(lrs, losses, div=div, stopped=stopped)
+    return fn(lrs, losses, div=div)
+
+
+def suggest(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    rule: str = "smith",
+    div: float = 10.0,
+    stopped: str | None = None,
+) -> Suggestion:
+    """Apply the rule named ``rule`` (a key of `RULES`) to one curve. ``stopped`` is why the
+    sweep stopped before its end LR (`RangeTest.stop_reason`), None if it ran to its end; a
+    rule's reason then never tells to raise an end LR the sweep did not reach."""
+    return _apply(rule, lrs, losses, div, stopped)
 
 
 # --------------------------------------------------------------------------- several seeds
@@ -496,21 +539,29 @@ def suggest_multi(
     curves: Sequence[tuple[Sequence[float], Sequence[float]]],
     rule: str = "smith",
     div: float = 10.0,
+    stopped: Sequence[str | None] | None = None,
 ) -> Suggestion:
     """Apply a rule to the median of several seeds' curves, and report the seeds' spread.
 
     The suggestion is the rule read off `median_curve` (its ``index`` points into that
     curve). The rule is also applied to each seed's whole curve; those ``max_lr`` go into
     ``per_seed`` (in the order given) and ``spread = (min, max)``, and the reason says how
-    far apart they were.
+    far apart they were. ``stopped`` holds each seed's stop reason (as in `suggest`); the
+    median curve, cut to the shortest seed's, ends where that seed stopped.
     """
-    fn = _rule(rule)
+    _rule(rule)
+    reasons = list(stopped) if stopped is not None else [None] * len(curves)
+    if len(reasons) != len(curves):
+        raise ValueError(
+            f"stopped must hold one reason per curve, got {len(reasons)} for {len(curves)}"
+        )
     lrs, losses = median_curve(curves)
-    middle = fn(lrs, losses, div=div)
+    shortest = min(range(len(curves)), key=lambda k: len(curves[k][0]))
+    middle = _apply(rule, lrs, losses, div, reasons[shortest])
     picks = []
     for k, (seed_lrs, seed_losses) in enumerate(curves):
         try:
-            picks.append(fn(seed_lrs, seed_losses, div=div).max_lr)
+            picks.append(_apply(rule, seed_lrs, seed_losses, div, reasons[k]).max_lr)
         except ValueError as err:
             raise ValueError(f"curve {k}: {err}") from err
     low, high = min(picks), max(picks)
