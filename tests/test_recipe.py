@@ -220,6 +220,9 @@ def test_tune_keeps_the_batch_when_the_budget_cannot_pay_for_the_comparison(tmp_
     bs = next(d for d in r.decisions if d.name == "batch_size")
     assert bs.rule == "largest_that_fits" and r.hparams.batch_size == 32
     assert any("cannot pay for comparing batch sizes" in m for m in said)
+    # the decision says why no batch sizes were compared: the budget (issue 34)
+    assert "cannot pay for comparing batch sizes" in bs.reason
+    assert bs.extra["not_compared"] in bs.reason
 
 
 def test_the_comparison_shortens_the_range_tests_by_a_third_at_most(tmp_path):

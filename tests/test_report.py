@@ -397,3 +397,101 @@ def test_lost_workers_are_named_in_the_compute_section(tuned: Path, tmp_path: Pa
     _edit(folder, lambda d: d["meta"].update(trial_retries=2))
     text = write_report(folder).read_text(encoding="utf-8")
     assert "2 trial runs were repeated after its worker was lost" in text
+
+
+def test_skipped_batch_memory_compute_and_next_steps_say_what_happened(
+    tuned: Path, tmp_path: Path
+) -> None:
+    """Issue 34 item 4: a skipped batch step says why (not "equal wall-clock time"), memory
+    reads in MiB/GiB, a step that spent nothing says its trials were read back from the
+    store, and the answer card says what to do next when the run was not balanced."""
+    folder = _copy(tuned, tmp_path)
+    why = "the budget of 41 epochs cannot pay for comparing batch sizes [8, 16, 32]"
+
+    def edit(d):
+        d["decisions"].append(
+            {
+                "name": "batch_size",
+                "value": 32,
+                "rule": "largest_that_fits",
+                "reason": f"memory never binds; kept the task's batch size 32; {why}",
+                "table": [{"batch_size": 32, "step_bytes": 3 * 2**20, "fits": True}],
+                "extra": {
+                    "memory": {"batch_size": 1437, "limit_bytes": 3 * 2**29, "device": "cpu"},
+                    "not_compared": why,
+                },
+            }
+        )
+        d["decisions"].append(
+            {
+                "name": "learning_rate",
+                "value": 0.1,
+                "rule": "smith",
+                "reason": "read back",
+                "trials": ["abc", "def"],
+                "compute": {"epochs": 0, "seconds": 0.0, "trials": 0},
+            }
+        )
+        d["diagnosis"].update(
+            verdict="underfitting", advice=["a longer cycle (more epochs)", "less regularization"]
+        )
+
+    _edit(folder, edit)
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert f"Only that cap was applied here: {why}." in text
+    assert "equal wall-clock time" not in text
+    assert "limit memory 1.5 GiB" in text and "3 MiB" in text
+    assert "limit bytes" not in text and "1610612736" not in text
+    assert "Compute: 0 epochs" not in text
+    assert "Compute: none new; its 2 trials were read back from the store." in text
+    card = text[text.index('id="overview"') : text.index("</section>", text.index('id="overview"'))]
+    assert "What to do next" in card and "A longer cycle (more epochs)" in card
+    _edit(folder, lambda d: d["diagnosis"].update(verdict="balanced"))
+    assert "What to do next" not in write_report(folder).read_text(encoding="utf-8")
+
+
+def test_vertical_lines_in_the_plots_are_labelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every vertical line the plots draw has a legend entry (the overlays' max LRs, a
+    sweep's stop, a run's divergence)."""
+    from matplotlib.lines import Line2D
+
+    from disciplined.measure.range_test import RangeTest
+    from disciplined.measure.suggest import smith
+    from disciplined.report import plots
+    from disciplined.training.history import History
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    lrs = [1e-4 * 1.2**i for i in range(60)]
+    losses = [2.3 - 1.5 * min(i, 40) / 40 + (0.2 * (i - 45) if i > 45 else 0) for i in range(60)]
+    test = RangeTest(
+        lrs=tuple(lrs),
+        losses=tuple(losses),
+        smoothed=tuple(losses),
+        suggestion=smith(lrs, losses),
+        stop_lr=lrs[-1],
+        stop_step=59,
+        stop_reason="climbed back",
+    )
+    plots.plot_range_overlay([test, test], ["wd 0", "wd 1e-4"], "ov.png")
+    plots.plot_range_test(test, "rt.png")
+    history = History(
+        lrs=(0.1,) * 20,
+        train_losses=(1.0,) * 20,
+        momenta=(0.9,) * 20,
+        evals=(),
+        steps_per_epoch=10,
+        diverged=True,
+        diverged_step=12,
+    )
+    plots.plot_history(history, "h.png")
+    for fig in figures:
+        for ax in fig.axes:
+            vlines = [
+                line
+                for line in ax.get_lines()
+                if isinstance(line, Line2D) and len(set(line.get_xdata())) == 1
+            ]
+            labelled = {t.get_text() for t in (ax.get_legend().get_texts() if vlines else [])}
+            for line in vlines:
+                assert line.get_label() in labelled, line.get_label()

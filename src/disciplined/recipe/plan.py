@@ -83,7 +83,8 @@ class Plan:
     """The recipe's plan, fixed before anything runs or is written: the budget (epochs of
     the task), the final run's epochs, the range tests' steps, the batch-size comparison
     (mode and candidates), the weight-decay grid, sentences saying what was adjusted, and
-    the steps to run in order (``stages``)."""
+    the steps to run in order (``stages``). ``batch_note`` says why no batch sizes are
+    compared (comparison off, fewer than two candidates, or the budget), else is empty."""
 
     budget: float
     epochs: float
@@ -94,6 +95,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     dropout: bool = False
     stages: tuple[str, ...] = STAGES
+    batch_note: str = ""
 
 
 def plan_steps(
@@ -213,6 +215,7 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
     n_fixed = len(wd_values) + momenta + (len(RECIPE_DROPOUTS) - 1 if sweeps_dropout else 0)
     sizing = _Sizing(task, hp, config.epochs, config.range_steps, n_fixed)
     budget, steps, notes = _budget(sizing, config.budget, mode)
+    wanted = candidates
     candidates, steps, note = _affordable(sizing, mode, candidates, budget, steps)
     return Plan(
         budget=budget,
@@ -224,7 +227,24 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
         notes=tuple(notes + ([note] if note else [])),
         dropout=sweeps_dropout,
         stages=RACE_STAGES if race else STAGES,
+        batch_note=_batch_note(config, task, wanted, candidates, note),
     )
+
+
+def _batch_note(
+    config: TuneConfig, task: Task, wanted: list[int], candidates: list[int], note: str | None
+) -> str:
+    """Why no batch sizes are compared, or "" when they are."""
+    if candidates:
+        return ""
+    if batch_comparison(config.compare_batch_sizes) == "off":
+        return "batch sizes were not compared (compare_batch_sizes='off')"
+    if not wanted:
+        return (
+            "batch sizes were not compared: fewer than two candidates were left under the "
+            f"memory cap and the task's batch size {task.default_batch_size}"
+        )
+    return note or ""
 
 
 def _check(config: TuneConfig) -> None:

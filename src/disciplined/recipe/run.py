@@ -189,6 +189,7 @@ def _batch_size(s: RecipeState) -> None:
             num_steps=plan.steps,
             seed=s.config.seed,
             max_epochs=0.15 * plan.budget + candidate_test_epochs(s.task, plan.steps, candidates),
+            why_off=plan.batch_note,
         )
     s.batch = s.record("batch_size", d)
     s.hp = s.hp.with_(batch_size=int(s.batch.value))

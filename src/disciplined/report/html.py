@@ -105,8 +105,7 @@ _HOW_TO_READ = {
     ),
     "largest_that_fits": (
         "Smith: use the largest batch size that fits in memory, since larger batches permit "
-        "larger learning rates. Only that cap was applied here; no candidates were compared "
-        "at equal wall-clock time."
+        "larger learning rates. Only that cap was applied here: {not_compared}."
     ),
     "dropout": (
         "Chosen like weight decay: one validation-mode range test per dropout value "
@@ -413,7 +412,27 @@ def _is_num(x: Any) -> bool:
 
 
 def _label(key: str) -> str:
+    """A key as a label: ``step_bytes`` reads "step memory", others lose their underscores."""
+    if key.endswith("_bytes"):
+        key = key[: -len("_bytes")] + "_memory"
     return key.replace("_", " ")
+
+
+def _size(n: float) -> str:
+    """A number of bytes in binary units: "512 KiB", "1.5 MiB", "7.8 GiB"."""
+    value, unit = float(n), "bytes"
+    for name in ("KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024:
+            break
+        value, unit = value / 1024, name
+    return f"{int(value)} bytes" if unit == "bytes" else f"{value:.3g} {unit}"
+
+
+def _cell(key: str, value: Any) -> str:
+    """``value`` formatted for the column or detail ``key``: byte counts as MiB/GiB."""
+    if key.endswith("_bytes") and _is_num(value) and value is not None:
+        return _e(_size(value))
+    return _fmt(value)
 
 
 def _table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -433,7 +452,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
                 cells.append(f"<td><code>{_e(v)}</code></td>")
             else:
                 cells.append(
-                    f'<td class="num">{_fmt(v)}</td>' if _is_num(v) else f"<td>{_fmt(v)}</td>"
+                    f'<td class="num">{_cell(c, v)}</td>' if _is_num(v) else f"<td>{_fmt(v)}</td>"
                 )
         lines.append("<tr>" + "".join(cells) + "</tr>")
     return (
@@ -532,6 +551,7 @@ def _overview(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     )
     if diagnosis.get("summary"):
         right += f"<p>{_e(diagnosis['summary'])}</p>"
+    right += _next_steps(verdict, diagnosis)
     command = _train_command(hp, epochs, meta)
     if command:
         right += (
@@ -541,6 +561,19 @@ def _overview(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         )
     right += "</div>"
     return f'<section class="cards" id="overview">{left}{right}</section>'
+
+
+def _next_steps(verdict: Any, diagnosis: Mapping[str, Any]) -> str:
+    """The diagnosis's advice on the answer card, as what to do next, when the verdict is
+    not "balanced" (none for a balanced run or one without a diagnosis)."""
+    advice = [str(a) for a in diagnosis.get("advice") or [] if a]
+    if not verdict or verdict == "balanced" or not advice:
+        return ""
+    items = "".join(f"<li>{_e(a[:1].upper() + a[1:])}</li>" for a in advice)
+    return (
+        f"<h3>What to do next</h3><p>The diagnosis reads {_e(verdict)}; try:</p><ul>{items}</ul>"
+        '<p class="note">The diagnosis section below shows the evidence.</p>'
+    )
 
 
 def _command_html(command: str) -> str:
@@ -691,6 +724,9 @@ _FACTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "bracket": _bracket_runs,
     "change": _change,
     "tried": lambda d: _listed(_column(d, "max_lr")),
+    "not_compared": lambda d: str(
+        _mapping(d.get("extra")).get("not_compared") or "no batch sizes were compared"
+    ),
 }
 """What each ``{name}`` in a how-to-read text is filled with: a fact read off the decision
 that ran, so the prose quotes the values tried, not the defaults."""
@@ -738,7 +774,11 @@ def _decision_value(decision: Mapping[str, Any]) -> str:
 def _extra(decision: Mapping[str, Any]) -> str:
     """The decision's extra facts that the value line does not already show."""
     name = decision.get("name")
-    shown = {"learning_rate": {"min_lr"}, "momentum": {"max_momentum", "min_momentum"}}
+    shown = {
+        "learning_rate": {"min_lr"},
+        "momentum": {"max_momentum", "min_momentum"},
+        "batch_size": {"not_compared"},  # the reason and the how-to-read text say it
+    }
     extra = {
         k: v for k, v in _mapping(decision.get("extra")).items() if k not in shown.get(name, ())
     }
@@ -748,9 +788,9 @@ def _extra(decision: Mapping[str, Any]) -> str:
     for key, value in extra.items():
         if isinstance(value, Mapping):  # its scalar entries; nested records stay in tune.json
             scalars = [(k, v) for k, v in value.items() if not isinstance(v, (Mapping, list))]
-            text = ", ".join(f"{_e(_label(str(k)))} {_fmt(v)}" for k, v in scalars)
+            text = ", ".join(f"{_e(_label(str(k)))} {_cell(str(k), v)}" for k, v in scalars)
         else:
-            text = _fmt(value)
+            text = _cell(key, value)
         pairs.append((_label(key), text))
     return "<h3>Details</h3>" + _kv(pairs, raw=True)
 
@@ -773,9 +813,19 @@ def _candidate_plots(out: Path, decision: Mapping[str, Any]) -> str:
 
 
 def _compute_line(decision: Mapping[str, Any]) -> str:
+    """What the step spent; a step that charged nothing says its trials were read back from
+    the store (or shows no line when it ran none)."""
     c = _mapping(decision.get("compute"))
     if not c:
         return ""
+    if not any(_is_num(v) and v for v in c.values()):
+        n = len(decision.get("trials") or ())
+        if not n:
+            return ""
+        return (
+            f'<p class="rule">Compute: none new; its {n} trial{"" if n == 1 else "s"} '
+            f"{'was' if n == 1 else 'were'} read back from the store.</p>"
+        )
     parts = []
     if "epochs" in c:
         parts.append(f"{_fmt(c['epochs'])} epochs")

@@ -58,9 +58,19 @@ def plot_history(history: History, path: str | Path, title: str | None = None) -
             steps, [m if m is not None else float("nan") for m in history.momenta], color="C4"
         )
     ax_mom.set(xlabel="step", ylabel="momentum", title="momentum")
-    if history.diverged and history.diverged_step is not None:
+    stops = [
+        (step, f"{word} at step {step}")
+        for step, word in (
+            (history.diverged_step if history.diverged else None, "diverged"),
+            (history.collapsed_step, "collapsed, stopped"),
+        )
+        if step is not None
+    ]
+    for step, label in stops:
         for ax in (ax_lr, ax_mom):
-            ax.axvline(history.diverged_step, color="red", ls="--", lw=1)
+            ax.axvline(step, color="red", ls="--", lw=1, label=label)
+    for ax in (ax_lr, ax_mom) if stops else ():
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -108,7 +118,8 @@ def plot_range_test(test, path: str | Path, title: str | None = None) -> Path:
     if s is not None and s.spread:
         ax.axvspan(s.spread[0], s.spread[1], color="C2", alpha=0.12, label="spread over seeds")
     if test.stop_lr is not None:
-        ax.axvline(test.stop_lr, color="red", lw=1, ls="--", label="stopped (diverged)")
+        label = f"sweep stopped at LR {test.stop_lr:.3g}"
+        ax.axvline(test.stop_lr, color="red", lw=1, ls="--", label=label)
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel="loss", title=title or "LR range test")
     _loss_ylim(ax, curves)
@@ -120,7 +131,8 @@ def plot_range_overlay(
     tests, labels, path: str | Path, title: str | None = None, use_val: bool = False
 ) -> Path:
     """Several range tests on one figure: one curve each (validation loss when ``use_val``),
-    with each test's suggested max LR marked in the curve's colour."""
+    with each test's suggested max LR marked in the curve's colour (a dotted line, labelled
+    in the legend under its curve)."""
     if len(tests) != len(labels):
         raise ValueError(f"got {len(tests)} tests but {len(labels)} labels")
     fig = Figure(figsize=(8, 5), layout="constrained")
@@ -133,7 +145,8 @@ def plot_range_overlay(
             xs, ys = test.lrs, test.smoothed
         ax.plot(xs, ys, color=f"C{i}", lw=1.4, label=label)
         if test.suggestion is not None:
-            ax.axvline(test.suggestion.max_lr, color=f"C{i}", lw=0.8, ls=":")
+            max_lr = test.suggestion.max_lr
+            ax.axvline(max_lr, color=f"C{i}", lw=0.8, ls=":", label=f"  its max LR {max_lr:.3g}")
         curves.append(list(ys))
     ax.set_xscale("log")
     kind = "validation loss" if use_val else "smoothed training loss"

@@ -396,7 +396,8 @@ def measure_step_seconds(
 def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
     """A `Decision` without a comparison: the task's own batch size, capped by what fits
     (memory is a cap, not a choice: a batch of the whole data set fits in memory but
-    leaves too few steps to train)."""
+    leaves too few steps to train). ``why`` says why no batch sizes were compared; it
+    ends the reason and is kept as ``extra["not_compared"]``."""
     rows = tuple({"batch_size": b, "step_bytes": need, "fits": ok} for b, need, ok in fit_.probes)
     value = min(task.default_batch_size, fit_.batch_size)
     if fit_.capped_by == "data":
@@ -420,7 +421,7 @@ def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
         rule="largest_that_fits",
         reason=reason + (f"; {why}" if why else ""),
         table=rows,
-        extra={"memory": fit_.to_dict()},
+        extra={"memory": fit_.to_dict(), **({"not_compared": why} if why else {})},
     )
 
 
@@ -500,6 +501,7 @@ def batch_size_search(
     seed: int = 0,
     device: str | None = None,
     max_epochs: float | None = None,
+    why_off: str = "",
 ) -> Decision:
     """Choose the batch size. The largest that fits in memory caps the candidates; then,
     by ``compare`` (`batch_comparison`):
@@ -513,7 +515,9 @@ def batch_size_search(
       ``compare_epochs`` epochs at the middle candidate, shortened so the whole comparison
       stays within ``max_epochs`` epochs of compute). Step timings are kept in the store,
       so a resumed search plans the same runs.
-    - ``"off"``: the task's batch size, capped by memory.
+    - ``"off"``: the task's batch size, capped by memory; ``why_off`` says why no batch
+      sizes were compared (the recipe's plan: the budget, or the comparison turned off),
+      in the reason and in ``extra["not_compared"]``.
 
     ``hp`` carries the final run's settings (cyclical momentum included); the range tests
     hold momentum at the cycle's minimum (`peak_momentum`), where its max LR is reached.
@@ -526,7 +530,7 @@ def batch_size_search(
     device = device or ctx.device  # the memory probe and the timings run where the trials do
     fit_ = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
     if mode == "off":
-        return memory_decision(fit_, task)
+        return memory_decision(fit_, task, why=why_off)
     pick = equal_epoch_candidates if mode == "epochs" else candidate_batch_sizes
     sizes = pick(task, fit_.batch_size, candidates)
     if len(sizes) == 1:
