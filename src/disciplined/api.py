@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.recipe.config import TuneConfig
+from disciplined.recipe.plan import BUDGET_FACTOR, RACE_BUDGET_FACTOR
 from disciplined.recipe.run import TuneResult, run_recipe
 from disciplined.report.save import save
 from disciplined.tasks import Task
@@ -32,7 +33,7 @@ def tune(
     executor: Executor | None = None,
     task_options: dict[str, Any] | None = None,
     runner: Callable[[TrialSpec], TrialResult] = run_trial,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | bool | None = True,
     on_result: Callable[[TrialResult, bool], None] | None = None,
     command: str | None = None,
     **settings: Any,
@@ -48,19 +49,53 @@ def tune(
     ``out/trials.sqlite``), from which a rerun resumes. ``task`` is a reference (a built-in
     name or ``file.py:function``) so worker processes can rebuild it; a `Task` object works
     with the in-process executor. `recipe.run.run_recipe` is the same without the files.
+
+    Progress goes to stderr by default (``progress=True``), as the command line shows it
+    (`cli.common.TuneProgress`): the recipe's messages, a line per finished trial, and an
+    overall line (trials done, epochs spent of the budget, time elapsed and left), one
+    updating bar on a terminal and a plain line every 30 s elsewhere. ``progress=False``
+    (or None) silences it; a callable receives the recipe's messages instead, and then
+    nothing is printed. ``on_result(result, cached)`` is called for each finished trial
+    either way.
     """
-    result = run_recipe(
-        task,
-        TuneConfig.from_settings(config, **settings),
-        out=out,
-        store=store,
-        workers=workers,
-        executor=executor,
-        task_options=task_options,
-        runner=runner,
-        progress=progress,
-        on_result=on_result,
-        command=command,
-    )
+    from disciplined.cli.common import TuneProgress  # beside this module: the CLI's own
+
+    cfg = TuneConfig.from_settings(config, **settings)
+    shown = TuneProgress(_planned_budget(cfg)) if progress is True else None
+    say = shown.say if shown is not None else (progress or None)
+
+    def each(result: TrialResult, cached: bool) -> None:
+        if shown is not None:
+            shown.on_result(result, cached)
+        if on_result is not None:
+            on_result(result, cached)
+
+    try:
+        result = run_recipe(
+            task,
+            cfg,
+            out=out,
+            store=store,
+            workers=workers,
+            executor=executor,
+            task_options=task_options,
+            runner=runner,
+            progress=say if callable(say) else None,
+            on_result=each if shown is not None or on_result is not None else None,
+            command=command,
+        )
+    finally:
+        if shown is not None:
+            shown.close()
     save(result, out)
     return result
+
+
+def _planned_budget(config: TuneConfig) -> float:
+    """The budget in epochs before the plan is made: the one given, else the default's
+    multiple of the final run (the plan may raise it and says so; the progress line
+    follows)."""
+    if config.budget is not None:
+        return float(config.budget)
+    factor = RACE_BUDGET_FACTOR if config.search == "race" else BUDGET_FACTOR
+    return factor * config.epochs

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -532,3 +533,125 @@ def release_out() -> None:
     """Unlock the output folders this process locked (the lock files stay, unlocked)."""
     while _HELD:
         _HELD.pop().close()
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as a short clock: "45s", "3m05s", "1h02m"."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+_BUDGET_SAID = re.compile(r"\bbudget (\d+(?:\.\d+)?(?:e[+-]?\d+)?) epochs\b")
+
+
+class TuneProgress:
+    """A tune's progress on a stream (stderr by default): each finished trial on its own
+    line (`trial_line`), and an overall line: trials done, epochs spent of the budget, time
+    elapsed and time left, estimated from the seconds the trials that ran took per epoch
+    (trials read back from the store count as done, at no time; a trial read back twice
+    counts once).
+
+    On a terminal the overall line is one tqdm bar that updates in place; elsewhere (a file,
+    CI) it is a plain line printed after a trial at most every ``every`` seconds. ``budget``
+    is the plan's budget in epochs, None until known; a message saying "budget N epochs"
+    (the recipe says it before its first trial) sets it. ``bar`` forces the bar on or off.
+    Call `close` at the end.
+    """
+
+    def __init__(
+        self,
+        budget: float | None = None,
+        *,
+        stream: Any = None,
+        every: float = 30.0,
+        bar: bool | None = None,
+    ) -> None:
+        import sys
+
+        self.stream = stream if stream is not None else sys.stderr
+        self.budget = budget
+        self.every = every
+        self.started = time.monotonic()
+        self.trials = 0
+        self.epochs = 0.0  # all trials done, read back ones included
+        self.ran_epochs = 0.0  # of the trials that ran now: the rate is measured on them
+        self.ran_seconds = 0.0
+        self.seen: set[str] = set()
+        self.last_line = -math.inf
+        isatty = getattr(self.stream, "isatty", None)
+        self._bar: Any = None
+        if bar if bar is not None else bool(isatty and isatty()):
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=1000, file=self.stream, bar_format="[tune] {bar:20}| {postfix}",
+                dynamic_ncols=True, leave=True,
+            )
+
+    def _write(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def say(self, message: str) -> None:
+        """Show a message of the recipe's (a "budget N epochs" in it sets the budget)."""
+        found = _BUDGET_SAID.search(message)
+        if found:
+            self.budget = float(found.group(1))
+        self._write(f"[tune] {message}")
+        if self._bar is not None:
+            self._overall()
+
+    def on_result(self, result: TrialResult, cached: bool) -> None:
+        """Show a finished trial and the overall line."""
+        self.trials += 1
+        epochs = float(getattr(result, "epochs", 0.0) or 0.0)
+        if result.key in self.seen:  # read back again: counted once, as the ledger does
+            epochs = 0.0
+        self.seen.add(result.key)
+        self.epochs += epochs
+        if not cached:
+            self.ran_epochs += epochs
+            self.ran_seconds += float(result.seconds or 0.0)
+        tag = result.spec.tag or result.spec.kind
+        self._write(f"  trial {self.trials}: {tag} ({trial_line(result, cached)})")
+        self._overall()
+
+    def line(self) -> str:
+        """The overall line: trials, epochs of the budget, elapsed and left."""
+        elapsed = time.monotonic() - self.started
+        text = f"{self.trials} trial{'' if self.trials == 1 else 's'} done"
+        if self.budget:
+            share = min(self.epochs / self.budget, 1.0)
+            text += f", {self.epochs:.3g} of {self.budget:g} epochs of budget ({share:.0%})"
+        else:
+            text += f", {self.epochs:.3g} epochs"
+        text += f", {_clock(elapsed)} elapsed"
+        if self.budget and self.ran_epochs > 0:
+            left = max(self.budget - self.epochs, 0.0) * (elapsed / self.ran_epochs)
+            text += f", at most about {_clock(left)} left" if left else ", finishing"
+        return text
+
+    def _overall(self) -> None:
+        if self._bar is not None:
+            share = min(self.epochs / self.budget, 1.0) if self.budget else 0.0
+            self._bar.n = int(1000 * share)
+            self._bar.set_postfix_str(self.line(), refresh=True)
+            return
+        now = time.monotonic()
+        if now - self.last_line >= self.every:
+            self.last_line = now
+            self._write(f"[tune] progress: {self.line()}")
+
+    def close(self) -> None:
+        """End the bar (on a terminal); a plain stream gets the last overall line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.trials:
+            self._write(f"[tune] progress: {self.line()}")

@@ -14,6 +14,7 @@ from disciplined.cli.common import (
     LOCK,
     MARKER,
     MAX_BATCH_SIZE,
+    TuneProgress,
     add_device_args,
     add_executor_args,
     add_force_arg,
@@ -32,7 +33,6 @@ from disciplined.cli.common import (
     release_out,
     seed_arg,
     task_from_args,
-    trial_progress,
 )
 from disciplined.errors import Terminated, UsageError
 from disciplined.recipe.plan import BUDGET_FACTOR, RACE_BUDGET_FACTOR, SEARCHES
@@ -236,7 +236,7 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.asked = False
-        self.shown = trial_progress()
+        self.shown = TuneProgress()
         self.previous: Any = None
         self.main_thread = threading.current_thread() is threading.main_thread()
 
@@ -246,6 +246,7 @@ class _Interrupts:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.shown.close()
         if self.main_thread:
             signal.signal(signal.SIGINT, self.previous)
 
@@ -261,11 +262,11 @@ class _Interrupts:
     def say(self, message: str) -> None:
         """Show a progress message (after checking for an interrupt)."""
         self.check()
-        print(f"[tune] {message}", file=sys.stderr)
+        self.shown.say(message)
 
-    def on_result(self, result: object, cached: bool) -> None:
+    def on_result(self, result: Any, cached: bool) -> None:
         """Show a finished trial, then check for an interrupt."""
-        self.shown(result, cached)
+        self.shown.on_result(result, cached)
         self.check()
 
 
