@@ -62,7 +62,7 @@ def read_max_lr(test: RangeTest) -> tuple[float, str, bool]:
     vl, vv = validation_curve(test.val_lrs, test.val_losses, train_last_lr(test.lrs, test.smoothed))
     if len(vv) >= 5:
         try:
-            sv = smith(vl, vv)
+            sv = smith(vl, vv, stopped=test.stop_reason)
         except ValueError:
             sv = None
         if sv is not None and "unreliable" not in sv.reason:
