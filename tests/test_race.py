@@ -1,5 +1,5 @@
-"""The race (`recipe.race`): entrants, rungs, budget cuts and successive halving on scores
-whose right answer is known, then the recipe's race step on a real task."""
+"""The race (`search.race`): entrants, rungs, budget cuts and successive halving on scores
+whose right answer is known, then the recipe's race step (`recipe.race`) on a real task."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from disciplined.recipe.race import (
+from disciplined.recipe.race import race_weight_decays
+from disciplined.search.race import (
     BACKOFFS,
     FINALISTS,
     LR_FACTORS,
@@ -22,7 +23,6 @@ from disciplined.recipe.race import (
     pick_winner,
     plateau_pick,
     race_cost,
-    race_weight_decays,
     rung_counts,
     rung_epochs,
     scaled_readings,

@@ -27,7 +27,7 @@ class TuneConfig:
     adds a dropout sweep on a task whose model takes dropout. ``search`` is how full runs
     settle what the range tests read: ``"race"`` (successive halving over the batch
     candidates, a bracket of max LRs around each one's reading and the weight decay's two
-    best values, `recipe.race`) or ``"bracket"`` (the batch comparison, full runs at a third
+    best values, `search.race`) or ``"bracket"`` (the batch comparison, full runs at a third
     and three times the final max LR, and a corrective run after the diagnosis). ``device``
     (``"auto"``: CUDA when there is one) and ``amp`` (``"bf16"`` / ``"fp16"``, CUDA only)
     say where every trial runs. ``epochs``, ``budget``, ``seed``, ``optimizer`` and

@@ -3,7 +3,9 @@
 This layer holds the searches that the recipe and the benchmarks share: grid search
 (`grid_search`), random search (`random_search`) and TPE (`tpe_search`). These are the
 baselines the recipe is measured against. The race that decides inside the range tests' box
-(now `disciplined.recipe.race`) will join them here. A search runs trials and reads their
+(`search/race`: entrants, rungs, budget cuts and successive halving, pure functions over
+scores) is here too; the recipe's step that runs it on a task is `recipe/race`. A search
+runs trials and reads their
 results: it may import the trials, the studies and the layers before them, and the recipe may
 import it. Nothing here imports the recipe, the command line or the outputs.
 

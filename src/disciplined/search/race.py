@@ -1,0 +1,494 @@
+"""The race: successive halving over the box the range tests drew.
+
+A range test reads where the loss stops falling over a few hundred steps; a 1cycle run of
+many epochs can take its best max LR a few times either side of that reading (on the task
+zoo, 3-10x above it on a BatchNorm CNN and a noisy-label MLP, 10x below it on a small
+regression: `docs/design-notes.md`), and the weight decay and batch size the range tests
+rank are read on the same short horizon. So the recipe does not bet its whole budget on one
+reading. The range tests draw the box, and full 1cycle runs decide inside it:
+
+- the entrants: each batch-size candidate at its max LR (the first range test's reading,
+  scaled to the batch: `scaled_readings`) times `LR_FACTORS` (`WIDE_LR_FACTORS` when no
+  seed's loss fell clearly, so the reading is only where the plateau ended), at the weight
+  decay the sweep chose, none above a third of the LR where a range test diverged
+  (`within_ceiling`);
+  at each batch's reading, the sweep's runner-up weight decay and the momenta of
+  `RACE_MOMENTA` (in place of the momentum range tests);
+- the rungs: complete 1cycle runs of ``epochs / 9``, ``epochs / 3`` and ``epochs`` (a
+  rung too short to train, under `MIN_RUNG_STEPS` steps, is left out): after each rung the
+  best third by validation metric goes on (equal metrics, common on a small validation
+  split, ranked by the validation loss; the best of each batch size and max LR first,
+  so entrants that differ only in weight decay do not crowd out other LRs), and at most
+  `FINALISTS` run the full length;
+- the winner is the best full run, its lead counted only beyond the metric's noise (ties
+  go to the range test's own reading, then to the larger batch). Its run is the final run.
+
+The task's default configuration (`default_entrant`: max LR 0.1 for SGD, 3e-3 for AdamW,
+weight decay 1e-4 / 1e-2, momentum 0.95 down to 0.85, the task's batch size) races too, so
+the answer is measured against what a user would have run without tuning; when the winner's
+full run scores below the default's score at the rung where the default was cut, the default
+runs the full length and the better of the two is kept.
+
+Each run is classified once (`measure.diagnose.classify_run`). A run that blew up (a
+non-finite or runaway loss, or a collapse back to its start) scores worst. A run still on
+its initial plateau (it never left its starting level) is not cut for it: a rung where no
+run left its plateau says nothing about which will (an 8-layer MLP without normalization sits
+at chance for several epochs at every LR, then learns at some), so the race skips the middle
+rungs and spends what they would have cost on full-length runs, chosen by `PLATEAU_ORDER`
+(the default first, then the LR factors below the reading, which is only an upper bound
+when the loss never fell). A rung where some runs learned sends those on first. When every
+run of a rung blew up, the rung runs again with every max LR a tenth as large, at most
+`BACKOFFS` times. This is the successive halving of Jamieson and Talwalkar (2016) and of
+Hyperband's inner loop (Li et al., 2018), with each rung a whole, shorter cycle instead of a
+cut-off longer one, since a 1cycle's validation curve halfway through is read at its peak LR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+__all__ = [
+    "BACKOFFS",
+    "CEILING_MARGIN",
+    "DEFAULT_MAX_LR",
+    "DEFAULT_WEIGHT_DECAY",
+    "FINALISTS",
+    "LR_FACTORS",
+    "MIN_RUNG_STEPS",
+    "PLATEAU_ORDER",
+    "RACE_ETA",
+    "RACE_MOMENTA",
+    "REACH_FROM",
+    "WIDE_LR_FACTORS",
+    "Entrant",
+    "RaceRun",
+    "default_entrant",
+    "fit_to_budget",
+    "halve",
+    "make_entrants",
+    "pick_winner",
+    "plateau_pick",
+    "race_cost",
+    "rung_counts",
+    "rung_epochs",
+    "scaled_readings",
+    "survivors",
+    "within_ceiling",
+]
+
+RACE_ETA = 3
+"""Each rung keeps the best third of its runs, and each rung's cycle is three times longer."""
+LR_FACTORS = (1 / 3, 1.0, 3.0, 10.0)
+"""Each candidate's max LR is its range-test reading times each of these. The spread leans
+upward: the reading is conservative by construction (just before the loss minimum, the lower
+of the training and validation curves, the lower of two seeds), and a 1cycle of many epochs
+with warm-up and annealing carries a higher peak than a few hundred steps of rising LR
+(Smith and Topin's super-convergence). On the development zoo the best 1cycle max LR sat
+5-10x above the reading on 4 of 12 tasks (a BatchNorm CNN, a residual net, a GRU, a
+noisy-label MLP) and below a third of it on 2; entrants above where a range test diverged
+are left out (`within_ceiling`)."""
+REACH_FROM = 3.0
+"""LR factors above this are the box's reach upward: raced when the budget pays for them
+after every batch size, cut before any (`fit_to_budget`)."""
+WIDE_LR_FACTORS = (1 / 30, 1 / 10, 1 / 3, 1.0, 3.0)
+"""... or these, when no seed's loss fell clearly in the test: the reading is then only
+where the plateau ended (divided by 10, `measure.suggest.smith`), a bound from above."""
+MIN_RUNG_STEPS = 30
+"""A rung whose cycle is fewer steps than this at the largest candidate batch is left out:
+too short to leave the initial plateau, so its ranking would be noise. At 50, every small-data
+task of the zoo (a few hundred samples, 7-25 steps an epoch) lost its first rung, so each
+entrant's first run cost a third of a full run and the budget paid for 9-13 entrants and one
+finalist; at 30 the epochs / 9 rung is kept there, and the same budget pays for half as many
+again."""
+FINALISTS = 2
+"""At most this many entrants run the full length."""
+BACKOFFS = 3
+"""How many times a rung where every run blew up runs again at a tenth of the max LRs."""
+PLATEAU_ORDER = (1 / 3, 1 / 10, 1.0, 1 / 30, 3.0)
+"""The LR factors in the order full-length runs are given to them when no run of a rung left
+its plateau (after the default entrant): below the reading first, since a reading with no
+clear fall is the end of the plateau / 10, a bound from above."""
+DEFAULT_MAX_LR = {"sgd": 0.1, "adamw": 3e-3}
+"""The default entrant's max LR by optimizer: what a user would try first."""
+DEFAULT_WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 1e-2}
+"""The default entrant's weight decay by optimizer."""
+RACE_MOMENTA = (0.9,)
+"""Maximum momenta raced beside the default cycle (0.95 down to 0.85) at each batch's
+reading, in place of the momentum range tests (0.9 cycles down to 0.8)."""
+
+
+@dataclass(frozen=True)
+class Entrant:
+    """One configuration in the race: a batch size, a max LR (``lr_factor`` times that
+    batch's range-test reading) and a weight decay; ``max_momentum`` when it sets its own
+    momentum (the default entrant: 0.95, cycling to 0.85), else the one the momentum test
+    chose; ``default`` marks the task's default configuration."""
+
+    batch_size: int
+    max_lr: float
+    weight_decay: float
+    lr_factor: float
+    max_momentum: float | None = None
+    default: bool = False
+
+    def label(self) -> str:
+        """A short name for tables and progress lines."""
+        text = f"batch {self.batch_size}, max LR {self.max_lr:.3g}, wd {self.weight_decay:g}"
+        if self.max_momentum is not None:
+            text += f", momentum {self.max_momentum:g}"
+        return text + (" (default)" if self.default else "")
+
+    def lowered(self, factor: float) -> Entrant:
+        """The same entrant with its max LR (and factor) divided by ``factor``."""
+        return replace(self, max_lr=self.max_lr / factor, lr_factor=self.lr_factor / factor)
+
+    def tie_rank(self) -> tuple[float, int]:
+        """How ties are broken, smallest first: nearest the range test's own reading, then
+        the larger batch (faster per epoch, and it permits the larger LR)."""
+        return (abs(math.log(self.lr_factor)), -self.batch_size)
+
+
+@dataclass(frozen=True)
+class RaceRun:
+    """One run of the race: the entrant, the rung (0 first), its cycle's epochs, the
+    score it was ranked by (the validation metric, higher better; -inf when it blew up),
+    the metric itself, and whether it went on to the next rung."""
+
+    entrant: Entrant
+    rung: int
+    epochs: float
+    score: float
+    metric: float
+    advanced: bool
+    key: str = ""
+    blew_up: bool = False
+    run_class: str = "ok"
+
+    def to_row(self) -> dict[str, Any]:
+        """A row of the race's evidence table."""
+        return {
+            "rung": self.rung,
+            "epochs": self.epochs,
+            "batch_size": self.entrant.batch_size,
+            "max_lr": self.entrant.max_lr,
+            "lr_factor": self.entrant.lr_factor,
+            "weight_decay": self.entrant.weight_decay,
+            "max_momentum": self.entrant.max_momentum,
+            "default": self.entrant.default,
+            "run_class": self.run_class,
+            "val_metric": self.metric,
+            "blew_up": self.blew_up,
+            "advanced": self.advanced,
+            "trial": self.key or None,
+        }
+
+
+def make_entrants(
+    readings: Mapping[int, tuple[float, bool]],
+    weight_decays: Sequence[float],
+    momenta: Sequence[float] = (),
+) -> list[Entrant]:
+    """Every batch size's reading ``(max LR, reliable)`` times its LR factors
+    (`LR_FACTORS`, or `WIDE_LR_FACTORS` when not reliable) at the first of ``weight_decays``
+    (the sweep's choice); the others (its runner-up) at each batch's reading; and each of
+    ``momenta`` (a maximum momentum, cycling as `studies.decide.cycle_min_momentum` says)
+    at each batch's reading and the first weight decay: the race's momentum test."""
+    if not readings:
+        raise ValueError("the race needs at least one batch size's reading")
+    if not weight_decays:
+        raise ValueError("the race needs at least one weight decay")
+    wds = list(dict.fromkeys(float(w) for w in weight_decays))
+    out = []
+    for b in sorted(readings):
+        lr, reliable = readings[b]
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the reading at batch {b} must be a positive LR, got {lr!r}")
+        for f in LR_FACTORS if reliable else WIDE_LR_FACTORS:
+            out.append(Entrant(int(b), lr * f, wds[0], f))
+        out += [Entrant(int(b), lr, wd, 1.0) for wd in wds[1:]]
+        out += [Entrant(int(b), lr, wds[0], 1.0, float(m)) for m in dict.fromkeys(momenta)]
+    return out
+
+
+CEILING_MARGIN = 3.0
+"""Entrants above the reading peak at most this many times below the LR at which a range
+test diverged (`within_ceiling`). A 1cycle spends many more steps near its peak than a
+range test does near any one LR: on the development zoo the grid's best max LR sat at 0.05
+to 0.5 of the (batch-scaled) LR where the test diverged, and runs collapsed from about 0.5
+of it on (a GRU at 0.75 of it collapsed on one seed of three, a wide MLP and a small
+classifier at 1-2x)."""
+
+
+def within_ceiling(entrants: Sequence[Entrant], ceilings: Mapping[int, float]) -> list[Entrant]:
+    """``entrants`` less those above the reading whose max LR passes their batch's ceiling
+    (``ceilings[batch]``: the lowest LR at which a range test's loss diverged, scaled to the
+    batch as the reading is, over `CEILING_MARGIN`; a batch not in it has none). A range
+    test that blew up at an LR drew the box's upper edge below it: a 1cycle run peaking near
+    it is not worth a place."""
+    out = []
+    for e in entrants:
+        top = ceilings.get(e.batch_size, math.inf)
+        if e.default or e.lr_factor <= 1.0 or e.max_lr <= top:
+            out.append(e)
+    return out
+
+
+def scaled_readings(
+    lr: float, reliable: bool, batch: int, sizes: Sequence[int], optimizer: str
+) -> dict[int, tuple[float, bool]]:
+    """Each of ``sizes``' max LR scaled from one range-test reading ``lr`` at ``batch``:
+    in proportion to the batch for SGD (the linear scaling rule, Goyal et al. 2017), by its
+    square root for AdamW (Malladi et al. 2022). The race spans each a few times either way,
+    so a range test per batch (two seeds each) is not worth its cost; Smith measured the
+    best LR growing with the batch, and so did `docs/design-notes.md` (about 3x from batch
+    32 to 128 on the MNIST-1D CNN)."""
+    power = 0.5 if optimizer == "adamw" else 1.0
+    return {int(b): (lr * (b / batch) ** power, reliable) for b in sizes}
+
+
+def rung_epochs(epochs: float, steps_per_epoch: int, levels: int = 3) -> tuple[float, ...]:
+    """The rungs' cycle lengths, shortest first: ``epochs / RACE_ETA**k`` for ``k = levels
+    - 1 ... 0``, leaving out those under `MIN_RUNG_STEPS` steps (``steps_per_epoch`` at the
+    largest candidate batch); the full length is always the last rung."""
+    if not (math.isfinite(epochs) and epochs > 0):
+        raise ValueError(f"epochs must be a finite number > 0, got {epochs!r}")
+    lengths = [epochs / RACE_ETA**k for k in range(levels - 1, 0, -1)]
+    kept = [round(e, 4) for e in lengths if e * steps_per_epoch >= MIN_RUNG_STEPS]
+    return (*kept, float(epochs))
+
+
+def rung_counts(n: int, rungs: int, finalists: int = FINALISTS) -> tuple[int, ...]:
+    """How many entrants run each rung: all ``n`` first, then the best third (rounded up)
+    of the rung before, the last rung at most ``finalists``; one rung runs them all."""
+    if n < 1 or rungs < 1:
+        raise ValueError(f"need at least one entrant and one rung, got {n} and {rungs}")
+    counts = [n]
+    for _ in range(rungs - 1):
+        counts.append(max(1, math.ceil(counts[-1] / RACE_ETA)))
+    if rungs > 1:
+        counts[-1] = min(counts[-1], finalists)
+    return tuple(counts)
+
+
+def race_cost(n: int, rungs: Sequence[float], finalists: int = FINALISTS) -> float:
+    """Epochs the race spends with ``n`` entrants over ``rungs``."""
+    return sum(c * e for c, e in zip(rung_counts(n, len(rungs), finalists), rungs, strict=True))
+
+
+def fit_to_budget(
+    entrants: list[Entrant], rungs: tuple[float, ...], room: float
+) -> tuple[list[Entrant], int, list[str]]:
+    """The entrants and the finalists the budget ``room`` (epochs) pays for, with a sentence
+    per cut: first one finalist; then the momentum entrants; then the entrants reaching
+    beyond 3x the reading (`REACH_FROM`: the speculative end of the box, which on the
+    BatchNorm CNN and the residual net, whose range tests leave the race about 3 final runs,
+    pushed the grid's best batch out of the race); then the smallest batch sizes;
+    then the LR factors furthest from each reading (never the reading itself); then the
+    weight decays' runner-up. What the range tests read least reliably stays longest: the
+    LR reading sits 3-10x from a cycle's best on several zoo tasks, and a weight-decay
+    sweep whose curves tie picks the largest value (on the MNIST-1D CNN at 10 epochs, 1e-2
+    on 3 seeds of 9, each then 54-63% where 1e-3 gave 88-93%). Cutting the LR spread before
+    the batches left that CNN at the reading alone, 2-4x too low (75% mean over 9 seeds). The
+    race always keeps one entrant (a single full run)."""
+    finalists, notes = FINALISTS, []
+
+    def cost() -> float:
+        return race_cost(len(entrants), rungs, finalists)
+
+    if cost() > room and finalists > 1 and race_cost(len(entrants), rungs, 1) < cost():
+        finalists = 1
+        notes.append("the budget left room for one full-length run")
+    if cost() > room and any(e.max_momentum is not None and not e.default for e in entrants):
+        entrants = [e for e in entrants if e.max_momentum is None or e.default]
+        notes.append("the budget left no room for the momentum entrants")
+    reach = [e for e in entrants if e.lr_factor > REACH_FROM and not e.default]
+    if cost() > room and reach:
+        entrants = [e for e in entrants if e not in reach]
+        notes.append(
+            "the budget left no room for "
+            + ", ".join(f"{f:.3g}x" for f in sorted({e.lr_factor for e in reach}))
+            + " the reading"
+        )
+    batches = sorted({e.batch_size for e in entrants if not e.default})
+    while cost() > room and len(batches) > 1:
+        entrants = [e for e in entrants if e.batch_size != batches[0] or e.default]
+        notes.append(f"the budget left no room for batch {batches.pop(0)}")
+    while cost() > room and any(e.lr_factor != 1.0 and not e.default for e in entrants):
+        far = max(
+            (e for e in entrants if e.lr_factor != 1.0 and not e.default), key=Entrant.tie_rank
+        )
+        entrants = [
+            e for e in entrants if e.default or not math.isclose(e.lr_factor, far.lr_factor)
+        ]
+        notes.append(f"the budget left no room for {far.lr_factor:.3g}x the reading")
+    wds = list(dict.fromkeys(e.weight_decay for e in entrants if not e.default))
+    if cost() > room and len(wds) > 1:
+        entrants = [e for e in entrants if e.weight_decay == wds[0] or e.default]
+        notes.append(
+            "the budget left no room for weight decay " + ", ".join(f"{w:g}" for w in wds[1:])
+        )
+    while cost() > room and len(entrants) > 1:
+        drop = max(entrants, key=lambda e: (not e.default, e.tie_rank()))
+        entrants = [e for e in entrants if e is not drop]
+        notes.append(f"the budget left no room for {drop.label()}")
+    return entrants, finalists, notes
+
+
+def _ranked(
+    runs: list[tuple[Entrant, float]], loss: Callable[[Entrant], float] | None = None
+) -> list[tuple[Entrant, float]]:
+    """Best score first; equal scores (a metric counted on a small validation split ties
+    often: 114 samples move accuracy in steps of 0.9 points) by the lower validation loss
+    ``loss(entrant)`` when given, then by `Entrant.tie_rank`."""
+
+    def lower_loss(e: Entrant) -> float:
+        value = loss(e) if loss is not None else math.nan
+        return value if math.isfinite(value) else math.inf
+
+    return sorted(runs, key=lambda p: (-p[1], lower_loss(p[0]), p[0].tie_rank()))
+
+
+def _scored(
+    alive: list[Entrant], scores: Sequence[float], loss: Callable[[Entrant], float] | None = None
+) -> list[tuple[Entrant, float]]:
+    clean = [sc if not math.isnan(sc) else -math.inf for sc in scores]
+    return _ranked(list(zip(alive, clean, strict=True)), loss)
+
+
+def halve(
+    entrants: Sequence[Entrant],
+    rungs: Sequence[float],
+    counts: Sequence[int],
+    run: Callable[[list[Entrant], float], list[float]],
+    learned: Callable[[Entrant, float], bool] | None = None,
+    loss: Callable[[Entrant, float], float] | None = None,
+) -> list[list[tuple[Entrant, float]]]:
+    """Successive halving: ``run(alive, epochs)`` scores each entrant alive at a rung
+    (higher is better; NaN or -inf: it blew up), and ``counts[k + 1]`` go on (`survivors`);
+    equal scores are ranked by the lower ``loss(entrant, epochs)`` (the validation loss of
+    that run) when given.
+    ``learned(entrant, epochs)`` says whether a run left its initial plateau (default: all
+    did). When no run of a rung below the last learned, the middle rungs are skipped and
+    what they would have cost buys full-length runs (at least ``counts[-1]``), chosen by
+    `plateau_pick`; their rows are empty. When every run of a rung blew up, it runs again
+    with every max LR a tenth as large, at most `BACKOFFS` times (the rung's row holds every
+    try). Returns each rung's ``(entrant, score)`` pairs, best first (ties by the loss, then
+    `Entrant.tie_rank`)."""
+    learned = learned or (lambda _e, _epochs: True)
+    alive, table, k = list(entrants), [], 0
+    while k < len(rungs):
+        epochs = rungs[k]
+        at = None if loss is None else (lambda e, ep=epochs: loss(e, ep))
+        ranked = _scored(alive, run(alive, epochs), at)
+        tried = ranked
+        for _ in range(BACKOFFS):
+            if any(sc > -math.inf for _, sc in ranked):
+                break
+            alive = [e.lowered(10.0) for e in alive]
+            ranked = _scored(alive, run(alive, epochs), at)
+            tried = _ranked(ranked + tried, at)
+        table.append(tried)
+        if k + 1 == len(rungs):
+            break
+        grew = [e for e, sc in tried if sc > -math.inf and learned(e, epochs)]
+        if grew:
+            alive = survivors(tried, counts[k + 1], lambda e, ep=epochs: learned(e, ep))
+            k += 1
+            continue
+        later = sum(c * r for c, r in zip(counts[k + 1 :], rungs[k + 1 :], strict=True))
+        n = max(counts[-1], int(later // rungs[-1]))
+        alive = plateau_pick([e for e, sc in tried if sc > -math.inf], n)
+        if not alive:  # nothing but blow-ups: the best-ranked go on, lowest LR first
+            alive = sorted((e for e, _ in tried), key=lambda e: e.max_lr)[: counts[-1]]
+        table += [[] for _ in range(len(rungs) - k - 2)]
+        k = len(rungs) - 1
+    return table
+
+
+def _distinct_first(entrants: Sequence[Entrant]) -> list[Entrant]:
+    seen: set[tuple[int, float]] = set()
+    first, rest = [], []
+    for e in entrants:
+        key = (e.batch_size, e.max_lr)
+        (rest if key in seen else first).append(e)
+        seen.add(key)
+    return first + rest
+
+
+def plateau_pick(entrants: Sequence[Entrant], n: int) -> list[Entrant]:
+    """``n`` of ``entrants`` chosen without a ranking (none of them left its plateau): the
+    default entrant first, then by LR factor in `PLATEAU_ORDER` (factors not in it after,
+    nearest a third first), the larger batch first, the weight decays in the order given;
+    one entrant per (batch size, max LR) before any twin."""
+    wd_order = {w: i for i, w in enumerate(dict.fromkeys(e.weight_decay for e in entrants))}
+
+    def factor_rank(f: float) -> tuple[int, float]:
+        for i, g in enumerate(PLATEAU_ORDER):
+            if math.isclose(f, g, rel_tol=1e-6):
+                return (i, 0.0)
+        return (len(PLATEAU_ORDER), abs(math.log(f * 3)))
+
+    ordered = sorted(
+        entrants,
+        key=lambda e: (
+            not e.default,
+            factor_rank(e.lr_factor),
+            -e.batch_size,
+            wd_order[e.weight_decay],
+        ),
+    )
+    return _distinct_first(ordered)[: max(0, n)]
+
+
+def survivors(
+    ranked: Sequence[tuple[Entrant, float]],
+    n: int,
+    learned: Callable[[Entrant], bool] | None = None,
+) -> list[Entrant]:
+    """The ``n`` entrants that go on from a rung ranked best first: those that learned
+    (``learned``, default all), the best of each distinct (batch size, max LR) first, in rank
+    order, then their twins; then, if places are left, runs still on their plateau in
+    `plateau_pick`'s order (their scores at chance are noise); runs that blew up last.
+
+    Entrants that differ only in weight decay score within noise of each other over a short
+    cycle, and a rung that kept them all would send twins on and push other LRs out. On the
+    zoo's GRU the last rung then held one max LR at two weight decays, and its full-length
+    run at that LR fell from 0.77 (at a third of the epochs) to 0.59: a finalist at another
+    LR is the evidence that catches a configuration that does not hold over the whole cycle.
+    """
+    learned = learned or (lambda _e: True)
+    live = [e for e, sc in ranked if sc > -math.inf]
+    picked = _distinct_first([e for e in live if learned(e)])[:n]
+    if len(picked) < n:
+        picked += plateau_pick([e for e in live if e not in picked], n - len(picked))
+    if len(picked) < n:
+        picked += [e for e, sc in ranked if sc == -math.inf][: n - len(picked)]
+    return picked
+
+
+def default_entrant(batch_size: int, optimizer: str, readings: Mapping[int, float]) -> Entrant:
+    """The task's default configuration as an entrant: `DEFAULT_MAX_LR` and
+    `DEFAULT_WEIGHT_DECAY` for ``optimizer``, momentum 0.95 (cycling to 0.85), at
+    ``batch_size``; its ``lr_factor`` is its max LR over the reading nearest that batch."""
+    if optimizer not in DEFAULT_MAX_LR:
+        raise ValueError(f"no default configuration for optimizer {optimizer!r}")
+    lr = DEFAULT_MAX_LR[optimizer]
+    near = min(readings, key=lambda b: abs(math.log(b / batch_size))) if readings else None
+    factor = lr / readings[near] if near is not None and readings[near] > 0 else 1.0
+    return Entrant(batch_size, lr, DEFAULT_WEIGHT_DECAY[optimizer], factor, 0.95, True)
+
+
+def pick_winner(last: Sequence[tuple[Entrant, float]], noise: float) -> tuple[Entrant, float]:
+    """The winner of the last rung: of the runs within ``noise`` of the best score, the one
+    `Entrant.tie_rank` puts first (nearest the reading, then the larger batch); when every
+    run blew up, the entrant at the lowest max LR (the retries go on below it)."""
+    if not last:
+        raise ValueError("the last rung ran no entrant")
+    best = max(s for _, s in last)
+    if best == -math.inf:
+        return min(last, key=lambda p: p[0].max_lr)
+    near = [p for p in last if p[1] >= best - noise]
+    return min(near, key=lambda p: p[0].tie_rank())
