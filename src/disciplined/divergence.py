@@ -121,7 +121,33 @@ def start_level(losses: Sequence[float]) -> float | None:
     return min(first, sum(head) / len(head))
 
 
-class RunDivergence:
+class _RunningLoss:
+    """The starting level and running average both step checks read: over the first
+    ``window`` steps (`start_window`) the plain mean, the start level then set to the lower of
+    the first loss and that mean; after it an exponential average (`RUN_BETA`)."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.window = start_window(total_steps)
+        self.base: float | None = None
+        self._first = math.nan
+        self._mean = 0.0
+
+    def update(self, step: int, loss: float) -> float | None:
+        """Take step ``step``'s finite ``loss``; the running average once past the window,
+        else None."""
+        if step < self.window:
+            if step == 0:
+                self._first = self._mean = loss
+            else:
+                self._mean = self._mean + (loss - self._mean) / (step + 1)
+            if step == self.window - 1:
+                self.base = min(self._first, self._mean)
+            return None
+        self._mean = RUN_BETA * self._mean + (1 - RUN_BETA) * loss
+        return self._mean
+
+
+class RunDivergence(_RunningLoss):
     """``fit``'s check, step by step: call it with each step's loss; it returns the reason
     once the run has diverged, else None.
 
@@ -136,33 +162,23 @@ class RunDivergence:
     def __init__(self, total_steps: int, factor: float | None = RUN_FACTOR) -> None:
         if factor is not None and not factor > 1:
             raise ValueError(f"factor must be > 1, got {factor}")
+        super().__init__(total_steps)
         self.factor = factor
-        self.window = start_window(total_steps)
-        self.base: float | None = None
-        self._first = math.nan
-        self._mean = 0.0
 
     def __call__(self, step: int, loss: float) -> str | None:
         """The reason the run diverged at ``step`` with ``loss``, or None."""
         if nonfinite(loss):
             return f"training loss is {loss} at step {step}"
-        if step < self.window:
-            if step == 0:
-                self._first = self._mean = loss
-            else:
-                self._mean = self._mean + (loss - self._mean) / (step + 1)
-            if step == self.window - 1:
-                self.base = min(self._first, self._mean)
-            return None
-        self._mean = RUN_BETA * self._mean + (1 - RUN_BETA) * loss
+        avg = self.update(step, loss)
         if (
-            self.factor is not None
+            avg is not None
+            and self.factor is not None
             and self.base is not None
             and self.base > 0
-            and self._mean > self.factor * self.base
+            and avg > self.factor * self.base
         ):
             return (
-                f"running training loss {self._mean:.4g} exceeded {self.factor:g}x its "
+                f"running training loss {avg:.4g} exceeded {self.factor:g}x its "
                 f"starting value {self.base:.4g} at step {step}"
             )
         return None
@@ -416,7 +432,7 @@ back down (a GRU at 2x its start for two epochs, then learning) or a noisy one s
 its start between near-zero batches (a binary MLP at batch 32) moves far more than that."""
 
 
-class RunCollapse:
+class RunCollapse(_RunningLoss):
     """``fit``'s collapse check, step by step: a run that had learned (its running loss
     `COLLAPSE_FALL` below its starting level) and then sank back to that level (within
     `COLLAPSE_TOL` of it, or above) and sat there, steady (`COLLAPSE_BAND`), for
@@ -433,11 +449,8 @@ class RunCollapse:
     """
 
     def __init__(self, total_steps: int, steps_per_epoch: int = 1) -> None:
-        self.window = start_window(total_steps)
+        super().__init__(total_steps)
         self.patience = max(int(steps_per_epoch), math.ceil(COLLAPSE_PATIENCE * total_steps))
-        self.base: float | None = None
-        self._first = math.nan
-        self._mean = 0.0
         self.low = math.inf
         self.streak = 0  # steps in a row back at the starting level, steady, after a fall
         self._lo = self._hi = math.nan  # the streak's lowest and highest running loss
@@ -446,17 +459,9 @@ class RunCollapse:
         """The reason the run collapsed at ``step`` with ``loss``, or None."""
         if nonfinite(loss):
             return None  # `RunDivergence`'s to report
-        if step < self.window:
-            if step == 0:
-                self._first = self._mean = loss
-            else:
-                self._mean = self._mean + (loss - self._mean) / (step + 1)
-            if step == self.window - 1:
-                self.base = min(self._first, self._mean)
-            return None
-        avg = self._mean = RUN_BETA * self._mean + (1 - RUN_BETA) * loss
+        avg = self.update(step, loss)
         base = self.base
-        if base is None or not base > 0:
+        if avg is None or base is None or not base > 0:
             return None
         self.low = min(self.low, avg)
         if self.low > (1 - COLLAPSE_FALL) * base or avg < (1 - COLLAPSE_TOL) * base:
