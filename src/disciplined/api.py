@@ -43,7 +43,8 @@ def tune(
     The recipe's settings come as a `TuneConfig` (``config``) or as its fields by name
     (``epochs=20``, ``budget=``, ``seed=``, ``device=``, ``compare_batch_sizes=``, ...;
     given both, the names replace the config's fields). ``epochs`` is the final run's
-    length; ``budget`` (epochs of the task, default 12 x ``epochs``) caps all compute.
+    length; ``budget`` (epochs of the task; default 8 x ``epochs`` with the race,
+    `recipe.plan.RACE_BUDGET_FACTOR`) caps all compute.
     Writes ``hparams.json``, ``tune.json``, ``history.json``, ``curves.png`` and
     ``report.html`` into ``out`` (`report.save`) and keeps the trials in ``store`` (default
     ``out/trials.sqlite``), from which a rerun resumes. ``task`` is a reference (a built-in
