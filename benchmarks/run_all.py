@@ -56,6 +56,7 @@ BENCHMARKS = (
     "anytime",
     "recipe_seeds",
     "head_to_head",
+    "ranking",
     "gpu_check",
 )
 SHARE_CACHE = (

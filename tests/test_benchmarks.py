@@ -30,6 +30,7 @@ SCRIPTS = (
     "anytime",
     "recipe_seeds",
     "head_to_head",
+    "ranking",
     "gpu_check",
 )
 HANG = 1800
