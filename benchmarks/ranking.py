@@ -20,12 +20,13 @@ momentum 0.95 down to 0.85), each on every seed:
 The reference is each configuration's full-length final metric, the mean over the seeds. Per
 task the table gives the Spearman rank correlation of each proxy (its mean over the seeds)
 with that reference, and whether the proxy's best configuration is within the noise of the
-best full-length one (the noise: the pooled standard deviation over seeds of a full-length
-run's final metric), and whether the reference's best is in the proxy's top third (what a
-rung of the race with reduction factor 3 keeps). A run that diverged, or has no finite metric
-at the point read, scores 0 there (the metric's worst, as in `benchmarks/oracle.py`). The
-rank correlation of the full runs' seeds with each other is shown beside, as the ceiling
-noise sets.
+best full-length one (the noise: the median over configurations that did not diverge of
+the standard deviation over seeds of a full-length run's final metric; a median, since one
+seed's collapse would swamp a pooled figure), and whether the reference's best is in the
+proxy's top third (what a rung of the race with reduction factor 3 keeps). A run that
+diverged, or has no finite metric at the point read, scores 0 there (the metric's worst, as
+in `benchmarks/oracle.py`). The rank correlation of the full runs' seeds with each other is
+shown beside, as the ceiling noise sets.
 
 Every run is appended as one JSON line to ``--cache``/``runs.jsonl`` as it finishes; a rerun
 skips the runs already there.
@@ -284,12 +285,10 @@ def measure(
     steady = [
         x
         for hp, x in zip(points, full_by_seed, strict=True)
-        if not any(get(hp, spec.epochs, s)["diverged"] for s in seeds) and min(x) > 0
+        if not any(get(hp, spec.epochs, s)["diverged"] for s in seeds)
     ]
     noise = (
-        math.sqrt(statistics.fmean(statistics.variance(x) for x in steady))
-        if len(seeds) > 1 and steady
-        else 0.0
+        statistics.median(statistics.stdev(x) for x in steady) if len(seeds) > 1 and steady else 0.0
     )
     proxies: dict[str, list[float]] = {}
     labels: dict[str, str] = {}
@@ -426,8 +425,8 @@ def main() -> None:
         "seeds; a diverged run, or one with no finite metric where it is read, scores 0\n"
         "- short 1cycle 1/k: a whole 1cycle of epochs/k (what the race's rungs run); partial "
         "curve ~1/k: the full run's validation metric after the whole epoch nearest epochs/k "
-        "(what a pruner reads); noise: the pooled standard deviation over seeds of a "
-        "full-length run's final metric\n"
+        "(what a pruner reads); noise: the median over configurations of the standard "
+        "deviation over seeds of a full-length run's final metric\n"
         "- max LRs: "
         + "; ".join(f"{r['task']} {', '.join(f'{x:g}' for x in r['lrs'])}" for r in results)
         + "\n"
