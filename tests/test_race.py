@@ -37,12 +37,15 @@ def test_entrants_span_each_batch_reading_and_widen_an_unreliable_one() -> None:
     at32 = [e for e in es if e.batch_size == 32]
     at64 = [e for e in es if e.batch_size == 64]
     # the LR factors at the sweep's choice; its runner-up and the momentum at the reading
-    assert len(at32) == len(LR_FACTORS) + 2 and len(at64) == len(WIDE_LR_FACTORS) + 2
+    assert len(at32) == len(LR_FACTORS) + 3 and len(at64) == len(WIDE_LR_FACTORS) + 2
     assert sorted({e.max_lr for e in at32}) == pytest.approx([0.1 / 3, 0.1, 0.3, 1.0])
     assert sorted({e.max_lr for e in at64}) == pytest.approx([0.2 / 30, 0.02, 0.2 / 3, 0.2, 0.6])
     assert {e.weight_decay for e in es} == {1e-3, 1e-4}  # the repeated value once
     runner_up = [e for e in es if e.weight_decay == 1e-4]
-    assert [(e.batch_size, e.lr_factor) for e in runner_up] == [(32, 1.0), (64, 1.0)]
+    # the smaller runner-up beside a larger LR; the unreliable reading's at the reading alone
+    assert [(e.batch_size, e.lr_factor) for e in runner_up] == [(32, 1.0), (32, 3.0), (64, 1.0)]
+    larger = make_entrants({32: (0.1, True)}, [1e-4, 1e-3])
+    assert [e.lr_factor for e in larger if e.weight_decay == 1e-3] == [1 / 3, 1.0]
     twins = [e for e in es if e.max_momentum is not None]
     assert [(e.batch_size, e.max_lr, e.weight_decay, e.max_momentum) for e in twins] == [
         (32, 0.1, 1e-3, 0.9),
@@ -87,34 +90,31 @@ def _entrants() -> list[Entrant]:
 
 def test_a_short_budget_cuts_a_finalist_momenta_the_reach_small_batches_then_far_lrs() -> None:
     es, rungs = _entrants(), (3.0, 9.0, 27.0)
-    # 3 batches x 4 LR factors + 3 runner-up weight decays: 15 x 3 + 5 x 9 + 2 x 27
-    assert len(es) == 15 and race_cost(15, rungs) == 144
-    kept, finalists, notes = fit_to_budget(es, rungs, 144)
+    # 3 batches x (4 LR factors + the runner-up weight decay at 1x and 3x): 18 entrants
+    assert len(es) == 18 and race_cost(18, rungs) == 18 * 3 + 6 * 9 + 2 * 27
+    kept, finalists, notes = fit_to_budget(es, rungs, 162)
     assert kept == es and finalists == 2 and notes == []
-    # 15 entrants with one finalist: 45 + 45 + 27 = 117
-    kept, finalists, notes = fit_to_budget(es, rungs, 130)
-    assert len(kept) == 15 and finalists == 1
+    # 18 entrants with one finalist: 54 + 54 + 27 = 135
+    kept, finalists, notes = fit_to_budget(es, rungs, 140)
+    assert len(kept) == 18 and finalists == 1
     assert notes == ["the budget left room for one full-length run"]
-    # then the reach beyond 3x, before any batch: 12 entrants cost 36 + 36 + 27 = 99
-    kept, finalists, notes = fit_to_budget(es, rungs, 100)
-    assert {e.batch_size for e in kept} == {16, 32, 64} and len(kept) == 12
+    # then the reach beyond 3x, before any batch: 15 entrants cost 45 + 45 + 27 = 117
+    kept, finalists, notes = fit_to_budget(es, rungs, 120)
+    assert {e.batch_size for e in kept} == {16, 32, 64} and len(kept) == 15
     assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0}
     assert notes[-1] == "the budget left no room for 10x the reading"
-    # then the smallest batch: 8 entrants cost 24 + 27 + 27 = 78
-    kept, finalists, notes = fit_to_budget(es, rungs, 90)
-    assert {e.batch_size for e in kept} == {32, 64} and len(kept) == 8
+    # then the smallest batch: 10 entrants cost 30 + 36 + 27 = 93
+    kept, finalists, notes = fit_to_budget(es, rungs, 100)
+    assert {e.batch_size for e in kept} == {32, 64} and len(kept) == 10
     assert notes[-1] == "the budget left no room for batch 16"
-    # then the next: 4 entrants cost 12 + 18 + 27 = 57, the LR spread and runner-up kept
+    # then the next: 5 entrants cost 15 + 18 + 27 = 60, the LR spread and runner-up kept
     kept, finalists, notes = fit_to_budget(es, rungs, 60)
-    assert {e.batch_size for e in kept} == {64} and race_cost(len(kept), rungs, finalists) == 57
+    assert {e.batch_size for e in kept} == {64} and race_cost(len(kept), rungs, finalists) == 60
     assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0}
     assert {e.weight_decay for e in kept} == {1e-3, 1e-4}
-    # then a factor furthest from the reading: 3 entrants cost 9 + 9 + 27 = 45
-    kept, finalists, notes = fit_to_budget(es, rungs, 50)
-    assert len(kept) == 3 and notes[-1] == "the budget left no room for 0.333x the reading"
-    kept, _, notes = fit_to_budget(es, rungs, 1.0)  # nothing fits: the reading at one batch
-    assert kept == [Entrant(64, 0.4, 1e-3, 1.0)]
-    assert notes[-1] == "the budget left no room for weight decay 0.0001"
+    # then a factor furthest from the reading: 4 entrants cost 12 + 18 + 27 = 57
+    kept, finalists, notes = fit_to_budget(es, rungs, 58)
+    assert len(kept) == 4 and notes[-1] == "the budget left no room for 0.333x the reading"
     # momentum entrants go before any batch
     twins = make_entrants({16: (0.1, True), 64: (0.4, True)}, [1e-3], (0.9,))
     kept, _, notes = fit_to_budget(twins, rungs, race_cost(8, rungs, 1))
@@ -135,9 +135,9 @@ def test_successive_halving_follows_the_scores_rung_by_rung() -> None:
         return [score(e, epochs) for e in alive]
 
     rungs = (3.0, 9.0, 27.0)
-    table = halve(_entrants(), rungs, rung_counts(15, 3), run)
-    assert calls == [(15, 3.0), (5, 9.0), (2, 27.0)]
-    assert [len(r) for r in table] == [15, 5, 2]
+    table = halve(_entrants(), rungs, rung_counts(18, 3), run)
+    assert calls == [(18, 3.0), (6, 9.0), (2, 27.0)]
+    assert [len(r) for r in table] == [18, 6, 2]
     winner, best = pick_winner(table[-1], noise=0.0)
     assert (winner.max_lr, winner.weight_decay) == (pytest.approx(0.2), 1e-4)
     assert best == pytest.approx(27.0)
@@ -149,7 +149,7 @@ def test_successive_halving_follows_the_scores_rung_by_rung() -> None:
     for e, _ in table[0]:
         if (e.batch_size, e.max_lr) not in {(b.batch_size, b.max_lr) for b in best_per_pair}:
             best_per_pair.append(e)
-    assert {e for e, _ in table[1]} == set(best_per_pair[:5])
+    assert {e for e, _ in table[1]} == set(best_per_pair[:6])
     pairs = [(e.batch_size, e.max_lr) for e, _ in table[1]]
     assert len(pairs) == len(set(pairs))
 
