@@ -44,10 +44,10 @@ def _tune_digits(tmp_path, seed):
     spent = sum(c["epochs"] for c in hp["compute"].values())
     assert 0 < spent <= 160 and r.meta["budget"] == 160
     # the race reads no momentum and no per-batch range test: it races them
-    assert set(hp["compute"]) == {"lr_range_test", "weight_decay", "race"}
+    assert set(hp["compute"]) == {"memory", "lr_range_test", "weight_decay", "race"}
     assert r.final_metric == hp["final"]["val_metric"]
     names = [d.name for d in r.decisions]
-    assert names == ["learning_rate", "weight_decay", "race"]
+    assert names == ["memory", "learning_rate", "weight_decay", "race"]
     for f in ("history.json", "curves.png", "tune.json", "weight_decay.png"):
         assert (tmp_path / f).exists(), f
     return hp["final"]["val_metric"]
@@ -466,12 +466,12 @@ def test_dropout_is_swept_only_when_asked_and_the_model_takes_it(tmp_path):
         tune_dropout=True,
     )
     names = [d.name for d in on.decisions]
-    assert names[:3] == ["learning_rate", "weight_decay", "dropout"]
-    drop = on.decisions[2]
+    assert names[:4] == ["memory", "learning_rate", "weight_decay", "dropout"]
+    drop = on.decisions[3]
     assert [row["value"] for row in drop.table] == [0.0, 0.1, 0.2, 0.3, 0.5]
     assert on.hparams.dropout == drop.value
     # the rate 0 is the weight decay's own test at the chosen value: read back, not rerun
-    wd = on.decisions[1]
+    wd = on.decisions[2]
     assert set(drop.trials) & set(wd.trials)
 
 

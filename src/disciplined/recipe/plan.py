@@ -59,12 +59,14 @@ FIXED_RUNS = 4
 SEARCHES = ("race", "bracket")
 """How the recipe's full runs settle what its range tests read (`TuneConfig.search`)."""
 
-RACE_STAGES = ("range_tests", "race", "diagnosis")
-"""The recipe's steps with ``search="race"``: the range tests, the race (`recipe.race`),
-whose winner's full run is the final run, and its diagnosis (a run that blew up repeated
+RACE_STAGES = ("memory", "range_tests", "race", "diagnosis")
+"""The recipe's steps with ``search="race"``: the memory probe (which caps the plan's
+candidates, `make_plan`'s ``largest``), the range tests, the race (`recipe.race`), whose
+winner's full run is the final run, and its diagnosis (a run that blew up repeated
 lower)."""
 
 STAGES = (
+    "memory",
     "range_tests",
     "batch_size",
     "final_lr",
@@ -74,7 +76,8 @@ STAGES = (
     "corrective_run",
 )
 """The recipe's steps in the order they run (`recipe.run.STEPS` maps each name to its
-function). The diagnosis repeats a diverged final run lower until one holds; the corrective
+function). The memory probe comes first, as a measured step: the plan trains nothing. The
+diagnosis repeats a diverged final run lower until one holds; the corrective
 run acts only on an over- or underfitting verdict."""
 
 
@@ -84,7 +87,10 @@ class Plan:
     the task), the final run's epochs, the range tests' steps, the batch-size comparison
     (mode and candidates), the weight-decay grid, sentences saying what was adjusted, and
     the steps to run in order (``stages``). ``batch_note`` says why no batch sizes are
-    compared (comparison off, fewer than two candidates, or the budget), else is empty."""
+    compared (comparison off, fewer than two candidates, or the budget), else is empty.
+    ``largest`` is the largest batch that fits in memory when the plan was made with the
+    memory probe's answer (the recipe's memory step re-makes it so), None before: then only
+    the training set caps the candidates."""
 
     budget: float
     epochs: float
@@ -96,6 +102,7 @@ class Plan:
     dropout: bool = False
     stages: tuple[str, ...] = STAGES
     batch_note: str = ""
+    largest: int | None = None
 
 
 def plan_steps(
@@ -181,8 +188,14 @@ class _Sizing:
         )
 
 
-def make_plan(task: Task, config: TuneConfig) -> Plan:
-    """Plan the recipe on ``task`` with ``config`` (`Plan`); nothing runs or is written.
+def make_plan(task: Task, config: TuneConfig, largest: int | None = None) -> Plan:
+    """Plan the recipe on ``task`` with ``config`` (`Plan`); nothing runs, trains or is
+    written.
+
+    The batch-size candidates are capped by ``largest``, the largest batch that fits in
+    memory, when the memory probe has run (the recipe's first step, which re-makes the plan
+    with its answer), else by the training set only. A probe that finds memory never binds
+    answers the training set's size, so the plan it re-makes is the same.
 
     The final run and room for a corrective run come first, then the range tests (11 at
     the task's batch size: the first, the weight-decay grid, four momenta, the final two) at
@@ -205,7 +218,7 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
     wd_values, _ = default_weight_decays(task)
     mode = batch_comparison(config.compare_batch_sizes)
     race = config.search == "race"
-    candidates = _candidates(task, hp, mode, config)
+    candidates = _candidates(task, mode, config, largest)
     if race:
         mode = "race"
     # the first test, the weight-decay grid, the dropout rates (the rate 0 is the weight
@@ -228,6 +241,7 @@ def make_plan(task: Task, config: TuneConfig) -> Plan:
         dropout=sweeps_dropout,
         stages=RACE_STAGES if race else STAGES,
         batch_note=_batch_note(config, task, wanted, candidates, note),
+        largest=largest,
     )
 
 
@@ -266,23 +280,18 @@ def _check(config: TuneConfig) -> None:
         )
 
 
-def _candidates(task: Task, hp: HParams, mode: str, config: TuneConfig) -> list[int]:
-    """The batch sizes to compare (none when ``mode`` is off or fewer than two fit); the
-    race takes the equal-epoch candidates."""
+def _candidates(task: Task, mode: str, config: TuneConfig, largest: int | None) -> list[int]:
+    """The batch sizes to compare (none when ``mode`` is off or fewer than two fit), capped
+    by ``largest`` (the memory probe's answer) or, before the probe, by the training set;
+    the race takes the equal-epoch candidates."""
     if mode == "off":
         return []
-    from disciplined.studies.batch import (
-        candidate_batch_sizes,
-        equal_epoch_candidates,
-        largest_batch_that_fits,
-    )
+    from disciplined.studies.batch import candidate_batch_sizes, equal_epoch_candidates
 
-    fits = largest_batch_that_fits(
-        task, hp, memory_limit=config.memory_limit, device=config.device
-    )
+    cap = task.num_train if largest is None else min(largest, task.num_train)
     pick = equal_epoch_candidates if mode == "epochs" else candidate_batch_sizes
     wanted = list(config.batch_sizes) if config.batch_sizes is not None else None
-    candidates = pick(task, fits.batch_size, wanted)
+    candidates = pick(task, cap, wanted)
     return candidates if len(candidates) >= 2 else []
 
 

@@ -1,5 +1,8 @@
 """The recipe of Smith's report (arXiv 1803.09820, section 5), end to end.
 
+0. Memory: the largest batch whose training step fits (`studies.batch.memory_step`), a
+   measured step charged to the ledger like the others; it caps the plan's batch-size
+   candidates (the plan itself trains nothing) and leaves the global RNGs as they were.
 1. LR range test at the task's batch size, momentum 0.9 held, no weight decay: a first max LR.
 2. Weight decay: validation-mode range tests at the report's grid for this task.
 3. Momentum: range tests at 0.99 / 0.97 / 0.95 / 0.9 with that weight decay.
@@ -66,6 +69,7 @@ from disciplined.studies import (
     range_test_steps,
     starting_hparams,
 )
+from disciplined.studies.batch import memory_step
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import History, device_and_amp
@@ -156,6 +160,20 @@ class TuneResult:
         }
 
 
+def _memory(s: RecipeState) -> None:
+    """The memory probe (`studies.batch.memory_step`): the largest batch that fits, kept in
+    the store (a resumed tune reads it back, probing nothing), and the plan re-made with it
+    so that no candidate batch size exceeds it (the same plan when memory never binds)."""
+    with s.ctx.step("memory"):
+        s.memory, d = memory_step(s.ctx, s.hp, memory_limit=s.config.memory_limit)
+    s.record("memory", d)
+    plan = make_plan(s.task, s.config, largest=s.memory.batch_size)
+    dropped = sorted(set(s.plan.candidates) - set(plan.candidates))
+    if dropped:
+        s.say(f"memory: batch sizes {dropped} do not fit; candidates {list(plan.candidates)}")
+    s.plan = plan
+
+
 def _range_tests(s: RecipeState) -> None:
     """LR, weight decay (dropout when asked) and momentum from range tests at the task's
     batch size (`studies.range_test_steps`)."""
@@ -190,6 +208,7 @@ def _batch_size(s: RecipeState) -> None:
             seed=s.config.seed,
             max_epochs=0.15 * plan.budget + candidate_test_epochs(s.task, plan.steps, candidates),
             why_off=plan.batch_note,
+            memory=s.memory,
         )
     s.batch = s.record("batch_size", d)
     s.hp = s.hp.with_(batch_size=int(s.batch.value))
@@ -252,6 +271,7 @@ def _corrective_run(s: RecipeState) -> None:
 
 
 STEPS: dict[str, Callable[[RecipeState], None]] = {
+    "memory": _memory,
     "range_tests": _range_tests,
     "race": run_race,
     "batch_size": _batch_size,
@@ -294,7 +314,8 @@ def run_recipe(
     device, amp = device_and_amp(config.device, config.amp)
     config = replace(config, device=device, amp=amp)
     task_obj, ref = _load(task, task_options, workers)
-    plan = make_plan(task_obj, config)  # refuses what it must before a file is written
+    plan = make_plan(task_obj, config)  # refuses what it must before a file is written;
+    # it trains nothing: the memory step re-makes it with the probe's answer
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     own_store = not isinstance(store, TrialStore)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from disciplined.measure.diagnose import Diagnosis
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.plan import Plan
-from disciplined.studies import StudyContext
+from disciplined.studies import MemoryFit, StudyContext
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task
 from disciplined.training.fit import History
@@ -23,7 +23,8 @@ class RecipeState:
     the study context (whose `studies.ledger.Ledger` holds the compute per step), the task,
     the plan and settings, the hyper-parameters chosen so far, each step's `Decision`, the
     batch-size decision, the final run's length (with the sentence saying why), its
-    `History` and its diagnosis."""
+    `History` and its diagnosis, and the memory probe's answer (``memory``, once the
+    memory step ran)."""
 
     ctx: StudyContext
     task: Task
@@ -37,6 +38,7 @@ class RecipeState:
     final_why: str = ""
     history: History | None = None
     verdict: Diagnosis | None = None
+    memory: MemoryFit | None = None
 
     @property
     def compute(self) -> dict[str, dict[str, float]]:

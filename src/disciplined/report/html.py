@@ -103,6 +103,11 @@ _HOW_TO_READ = {
         "within the metric's standard error going to the larger batch. The winner's run is "
         "the final run below; the seconds column shows what each batch costs."
     ),
+    "memory": (
+        "A training step at growing batch sizes, its memory measured, finds the largest batch "
+        "whose step fits under the limit less a safety margin; no candidate batch size may "
+        "exceed it. The probe trains nothing that is kept."
+    ),
     "largest_that_fits": (
         "Smith: use the largest batch size that fits in memory, since larger batches permit "
         "larger learning rates. Only that cap was applied here: {not_compared}."
@@ -155,6 +160,7 @@ _FINAL_RUN_HOW_TO_READ = (
 )
 
 _TITLES = {
+    "memory": "Memory: the largest batch that fits",
     "learning_rate": "Learning-rate range test",
     "final_learning_rate": "Final learning rate, at the chosen settings",
     "lr_bracket": "The max LR checked by full runs",
@@ -168,6 +174,7 @@ _TITLES = {
 }
 
 _COMPUTE_LABELS = {
+    "memory": "Memory probe",
     "lr_range_test": "LR range test",
     "weight_decay": "Weight decay",
     "momentum": "Momentum",

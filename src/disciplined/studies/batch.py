@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,7 @@ __all__ = [
     "equal_epoch_candidates",
     "largest_batch_that_fits",
     "memory_decision",
+    "memory_step",
     "metric_noise",
     "parse_memory",
     "step_memory",
@@ -221,6 +224,41 @@ class MemoryFit:
             "device": self.device,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MemoryFit:
+        """Rebuild from `to_dict` output (a probe kept in the store)."""
+        return cls(
+            batch_size=int(d["batch_size"]),
+            limit_bytes=int(d["limit_bytes"]),
+            probes=tuple(
+                (int(b), None if n is None else int(n), bool(ok)) for b, n, ok in d["probes"]
+            ),
+            capped_by=str(d["capped_by"]),
+            device=str(d["device"]),
+        )
+
+
+@contextmanager
+def _global_rng_kept(dev: torch.device) -> Iterator[None]:
+    """Run the block with the global RNGs (torch's CPU and ``dev``'s, numpy's, Python's)
+    restored afterwards to the state they had: the probe seeds its own model and leaves
+    the caller's random streams where they were."""
+    py_state = random.getstate()
+    try:
+        import numpy as np
+
+        np_state: Any = np.random.get_state()
+    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
+        np, np_state = None, None
+    devices = [dev] if dev.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py_state)
+        if np is not None:
+            np.random.set_state(np_state)
+
 
 def largest_batch_that_fits(
     task: Task,
@@ -239,13 +277,29 @@ def largest_batch_that_fits(
     On the CPU the limit is ``memory_limit`` or ``fraction`` of the memory available now,
     and a step's need is measured by `step_memory`. On CUDA each probe runs a real step and
     out-of-memory ends it. The batch never exceeds the training set (``capped_by="data"``)
-    or ``max_batch``. The task's model is built fresh; nothing of the caller's is touched.
+    or ``max_batch``. The task's model is built fresh (seeded with 0) and nothing of the
+    caller's is touched, the global RNGs included (`_global_rng_kept`).
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
     dev = resolve_device(device)
+    with _global_rng_kept(dev):
+        return _largest_batch(task, hp, memory_limit, fraction, margin, dev, start, max_batch)
+
+
+def _largest_batch(
+    task: Task,
+    hp: HParams,
+    memory_limit: int | str | None,
+    fraction: float,
+    margin: float,
+    dev: torch.device,
+    start: int,
+    max_batch: int | None,
+) -> MemoryFit:
+    """`largest_batch_that_fits` once its arguments are checked and the RNGs kept."""
     cap = min(task.num_train, max_batch or task.num_train)
     torch.manual_seed(0)
     model = task.model(dropout=hp.dropout) if task.takes_dropout else task.model()
@@ -425,6 +479,55 @@ def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
     )
 
 
+def memory_step(
+    ctx: StudyContext,
+    hp: HParams,
+    *,
+    memory_limit: int | str | None = None,
+    device: str | None = None,
+) -> tuple[MemoryFit, Decision]:
+    """The memory probe as a measured step: the largest batch that fits
+    (`largest_batch_that_fits`, on ``device``, default the context's) and its `Decision`
+    (name ``memory``, value that batch size, the limit and each probe's step memory in
+    the reason and table).
+
+    The probe is kept in the store's meta entries, keyed by optimizer, device and limit, so
+    a resumed tune reads it back without probing again (and decides the same, even where
+    the CPU's limit follows the memory available now). Its seconds are charged to the open
+    step of the ledger, once (read back, at what it cost when it ran); its epochs are
+    charged as 0: it keeps no training (one step at each size on a model thrown away, the
+    global RNGs left as they were), and the budget in epochs pays for training.
+    """
+    device = device or ctx.device
+    ctx.store.bind({"task": ctx.task, "task_options": ctx.task_options})
+    key = f"memory_probe:{hp.optimizer}:{device}:{memory_limit}"
+    stored = ctx.store.get_meta(key)
+    if stored is None:
+        started = time.perf_counter()
+        fit_ = largest_batch_that_fits(ctx.load(), hp, memory_limit=memory_limit, device=device)
+        seconds = time.perf_counter() - started
+        stored = ctx.store.setdefault_meta(key, {"fit": fit_.to_dict(), "seconds": seconds})
+    fit_, seconds = MemoryFit.from_dict(stored["fit"]), float(stored["seconds"])
+    ctx.ledger.charge(key, 0.0, seconds, trial=False)
+    rows = tuple({"batch_size": b, "step_bytes": need, "fits": ok} for b, need, ok in fit_.probes)
+    limit = f"{fit_.limit_bytes / 2**20:.0f} MiB less the safety margin"
+    top = max((need for _, need, ok in fit_.probes if ok and need is not None), default=None)
+    measured = f"; its step needs {top / 2**20:.3g} MiB" if top is not None else ""
+    if fit_.capped_by == "data":
+        reason = f"a step over the whole training set ({fit_.batch_size}) fits in {limit}"
+    else:
+        reason = f"{fit_.batch_size} is the largest batch whose step fits in {limit}"
+    return fit_, Decision(
+        name="memory",
+        value=fit_.batch_size,
+        rule="largest_that_fits",
+        reason=reason + measured + f" (probed on {fit_.device})",
+        table=rows,
+        extra={"memory": fit_.to_dict()},
+        compute={"seconds": seconds},  # no epochs, no trial of the store
+    )
+
+
 def best_at_equal_time(
     rows: Sequence[dict[str, Any]],
     higher_is_better: bool = True,
@@ -502,15 +605,15 @@ def batch_size_search(
     device: str | None = None,
     max_epochs: float | None = None,
     why_off: str = "",
+    memory: MemoryFit | None = None,
 ) -> Decision:
-    """Choose the batch size. The largest that fits in memory caps the candidates; then,
-    by ``compare`` (`batch_comparison`):
+    """Choose the batch size. The largest that fits in memory (``memory``, a probe made
+    already by `memory_step`, else probed here) caps the candidates; by ``compare``:
 
     - ``"epochs"`` (default): each candidate (`batch.equal_epoch_candidates`) gets its own
       range-test max LR and the full 1cycle run the recipe would make with it, ``epochs``
-      epochs of ``hp`` (the spec of `one_cycle_spec`); the best final validation metric
-      wins, ties within the metric's standard error going to the larger batch. The
-      seconds each took are in the table.
+      epochs of ``hp`` (`one_cycle_spec`); the best final validation metric wins, ties
+      within the metric's standard error going to the larger batch (seconds in the table).
     - ``"time"``: the same, but the runs are short and of equal wall-clock time (that of
       ``compare_epochs`` epochs at the middle candidate, shortened so the whole comparison
       stays within ``max_epochs`` epochs of compute). Step timings are kept in the store,
@@ -527,8 +630,8 @@ def batch_size_search(
     """
     mode = batch_comparison(compare)
     task = ctx.load()
-    device = device or ctx.device  # the memory probe and the timings run where the trials do
-    fit_ = largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
+    device = device or ctx.device  # the memory probe and the timings run where trials do
+    fit_ = memory or largest_batch_that_fits(task, hp, memory_limit=memory_limit, device=device)
     if mode == "off":
         return memory_decision(fit_, task, why=why_off)
     pick = equal_epoch_candidates if mode == "epochs" else candidate_batch_sizes
