@@ -68,6 +68,7 @@ from __future__ import annotations
 import argparse
 import binascii
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -521,31 +522,18 @@ def search_space(entry: ZooEntry, task_batch: int):
     the recipe compares (the task's, half, a quarter); for SGD tasks the fair benchmarks'
     space (`fair.space`), for AdamW tasks the same shape around AdamW's scale (max LR 3e-5
     to 0.1, weight decay 1e-5 to 0.3)."""
-    from disciplined.search import SearchSpace
+    import fair
 
-    batches = tuple(sorted({task_batch, max(1, task_batch // 2), max(1, task_batch // 4)}))
-    if entry.optimizer == "adamw":
-        return SearchSpace(
-            schedules=("one-cycle",),
-            lr=(3e-5, 0.1),
-            weight_decay=(1e-5, 0.3),
-            momentum=(0.8, 0.99),
-            lr_grid=(3e-4, 1e-3, 3e-3, 1e-2),
-            weight_decay_grid=(0.0, 1e-2, 1e-1),
-            momentum_grid=(0.9, 0.95),
-            batch_sizes=batches,
-            optimizer="adamw",
-        )
-    return SearchSpace(
-        schedules=("one-cycle",),
-        lr=(1e-3, 3.0),
-        weight_decay=(1e-6, 1e-2),
-        momentum=(0.8, 0.99),
-        lr_grid=(0.03, 0.1, 0.3, 1.0),
-        weight_decay_grid=(0.0, 1e-4, 1e-3),
-        momentum_grid=(0.9, 0.95),
-        batch_sizes=batches,
-        optimizer="sgd",
+    sgd = fair.space(task_batch)
+    if entry.optimizer != "adamw":
+        return sgd
+    return dataclasses.replace(
+        sgd,
+        lr=(3e-5, 0.1),
+        weight_decay=(1e-5, 0.3),
+        lr_grid=(3e-4, 1e-3, 3e-3, 1e-2),
+        weight_decay_grid=(0.0, 1e-2, 1e-1),
+        optimizer="adamw",
     )
 
 
