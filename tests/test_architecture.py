@@ -1,6 +1,7 @@
 """The layer rule of docs/architecture.md, checked on the source: no module imports from a
-layer below it in the data flow (imports inside functions included), and no function is
-longer than the limit the architecture page sets."""
+layer below it in the data flow (imports inside functions included), no module imports a
+private name (``_name``) of another, and no function is longer than the limit the
+architecture page sets."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "disciplined"
 
 # in the order data flows: a module may import from its own layer and those before it
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "files", "divergence"),
+    ("errors", "files", "divergence", "records", "outdir", "rules"),
     ("schedules",),
     ("training",),
     ("tasks",),
@@ -92,3 +93,74 @@ def test_no_function_is_longer_than_the_limit(module, path):
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, f"{module}: " + ", ".join(long)
+
+
+def _module_names() -> set[str]:
+    return {module for module, _ in _modules()}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _private_imports(module: str, path: Path, modules: set[str]) -> list[str]:
+    """Where ``module`` reaches a private name of another module of the package: ``from
+    disciplined.x import _name``, ``import disciplined.x._y``, or ``m._name`` on a module
+    ``m`` bound by an import."""
+    bad, bound = [], {}
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if not node.module.startswith("disciplined"):
+                continue
+            for alias in node.names:
+                target = f"{node.module}.{alias.name}"
+                if target in modules:
+                    bound[alias.asname or alias.name] = target
+                elif _private(alias.name) and node.module != module:
+                    line = getattr(alias, "lineno", node.lineno)  # the name's own line (3.10+)
+                    bad.append(f"{module}:{line} imports {alias.name} from {node.module}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] != "disciplined":
+                    continue
+                if any(_private(p) for p in parts):
+                    bad.append(f"{module}:{node.lineno} imports {alias.name}")
+                elif alias.asname:
+                    bound[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in bound
+            and bound[node.value.id] != module
+            and _private(node.attr)
+        ):
+            bad.append(f"{module}:{node.lineno} reads {bound[node.value.id]}.{node.attr}")
+    return bad
+
+
+def test_no_module_imports_a_private_name_of_another():
+    modules = _module_names()
+    bad = [line for module, path in _modules() for line in _private_imports(module, path, modules)]
+    assert not bad, "private names used across modules (make them public):\n" + "\n".join(bad)
+
+
+def test_the_private_rule_catches_each_form(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text(
+        "from disciplined.training.history import (\n    History,\n    _old,\n)\n"
+        "from disciplined.training import batching\n"
+        "import disciplined.trials.executors as ex\n"
+        "import disciplined._hidden\n"
+        "from disciplined.errors import __doc__\n"
+        "def f():\n    return batching._x, ex._y, batching.public\n"
+    )
+    got = _private_imports("disciplined.search.grid", path, _module_names())
+    assert got == [
+        "disciplined.search.grid:3 imports _old from disciplined.training.history",
+        "disciplined.search.grid:7 imports disciplined._hidden",
+        "disciplined.search.grid:10 reads disciplined.training.batching._x",
+        "disciplined.search.grid:10 reads disciplined.trials.executors._y",
+    ]

@@ -40,10 +40,10 @@ from disciplined.measure.suggest import (
     suggest,
     suggest_multi,
 )
+from disciplined.records import decode_float, encode_float
 from disciplined.schedules.policies import RangeSweep
 from disciplined.training.batching import Data, LossFn
 from disciplined.training.fit import History, fit, resolve_device
-from disciplined.training.history import _dec, _enc
 
 __all__ = ["RangeTest", "RangeTestConfig", "lr_range_test", "preserved_state"]
 
@@ -133,10 +133,10 @@ class RangeTest:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (non-finite numbers become strings)."""
         d = asdict(self)
-        d["losses"] = [_enc(x) for x in self.losses]
-        d["smoothed"] = [_enc(x) for x in self.smoothed]
-        d["val_losses"] = [_enc(x) for x in self.val_losses]
-        d["seed_smoothed"] = [[_enc(x) for x in s] for s in self.seed_smoothed]
+        d["losses"] = [encode_float(x) for x in self.losses]
+        d["smoothed"] = [encode_float(x) for x in self.smoothed]
+        d["val_losses"] = [encode_float(x) for x in self.val_losses]
+        d["seed_smoothed"] = [[encode_float(x) for x in s] for s in self.seed_smoothed]
         d["suggestion"] = self.suggestion.to_dict() if self.suggestion else None
         return d
 
@@ -147,8 +147,8 @@ class RangeTest:
         for key in ("lrs", "val_lrs"):
             d[key] = tuple(d[key])
         for key in ("losses", "smoothed", "val_losses"):
-            d[key] = tuple(_dec(x) for x in d[key])
-        d["seed_smoothed"] = tuple(tuple(_dec(x) for x in s) for s in d["seed_smoothed"])
+            d[key] = tuple(decode_float(x) for x in d[key])
+        d["seed_smoothed"] = tuple(tuple(decode_float(x) for x in s) for s in d["seed_smoothed"])
         d["suggestion"] = Suggestion.from_dict(d["suggestion"]) if d["suggestion"] else None
         return cls(**d)
 

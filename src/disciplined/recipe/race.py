@@ -18,12 +18,12 @@ from disciplined.search.race import (
     RACE_MOMENTA,
     Entrant,
     RaceRun,
-    _ranked,
     default_entrant,
     fit_to_budget,
     halve,
     make_entrants,
     pick_winner,
+    rank_runs,
     rung_counts,
     rung_epochs,
     scaled_readings,
@@ -161,7 +161,7 @@ def _default_safety_net(
     if not score > best + (noise if math.isfinite(noise) else 0.0):
         return None
     (full,) = run([default], rungs[-1])
-    table[-1] = _ranked([*last, (default, -math.inf if math.isnan(full) else full)])
+    table[-1] = rank_runs([*last, (default, -math.inf if math.isnan(full) else full)])
     return (
         f"the default scored {abs(score):.4g} at {rungs[k]:g} epochs, above every full run, "
         "so it also ran the full length"

@@ -1,5 +1,5 @@
 """What every search shares: the task, where its trials run, and how a point of the space
-becomes a `TrialSpec` (`_Search`); the checks of the arguments the searches have in common.
+becomes a `TrialSpec` (`Search`); the checks of the arguments the searches have in common.
 
 Each trial is a `TrialSpec` of kind ``train`` run by an `Executor` into a `TrialStore`, so a
 search that is interrupted resumes from its store without running a finished trial again, and
@@ -25,9 +25,11 @@ from disciplined.trials.store import MemoryStore, TrialStore
 Runner = Callable[[TrialSpec], TrialResult]
 OnResult = Callable[[TrialResult, bool], None]
 
+__all__ = ["OnResult", "Runner", "Search", "check_budget", "check_trials", "make_search"]
+
 
 @dataclass
-class _Search:
+class Search:
     """What every search shares: the task, where trials run, and how a point becomes a spec."""
 
     task: str
@@ -109,7 +111,7 @@ class _Search:
         )
 
 
-def _search(
+def make_search(
     task: str,
     space: SearchSpace | None,
     epochs: float,
@@ -120,10 +122,13 @@ def _search(
     runner: Runner,
     on_result: OnResult | None,
     pruning: MedianStop | None = None,
-) -> _Search:
+) -> Search:
+    """The `Search` of ``task`` over ``space`` (the default `SearchSpace` when None), its
+    trials run by ``executor`` (in process when None) into ``store`` (in memory when None);
+    ``pruning`` must be a `MedianStop` or None (`ValueError`)."""
     if pruning is not None and not isinstance(pruning, MedianStop):
         raise ValueError(f"pruning must be a MedianStop or None, got {pruning!r}")
-    return _Search(
+    return Search(
         task=task,
         space=space or SearchSpace(),
         epochs=float(epochs),
@@ -137,12 +142,14 @@ def _search(
     )
 
 
-def _check_trials(n_trials: int) -> None:
+def check_trials(n_trials: int) -> None:
+    """`ValueError` unless ``n_trials`` is an integer >= 1."""
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials must be an integer >= 1, got {n_trials!r}")
 
 
-def _check_budget(budget_seconds: float | None) -> None:
+def check_budget(budget_seconds: float | None) -> None:
+    """`ValueError` unless ``budget_seconds`` is None or a finite number > 0."""
     if budget_seconds is not None and not (
         isinstance(budget_seconds, int | float) and 0 < budget_seconds < math.inf
     ):

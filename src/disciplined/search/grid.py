@@ -6,7 +6,7 @@ import itertools
 import random
 from typing import Any
 
-from disciplined.search.common import OnResult, Runner, _check_budget, _check_trials, _search
+from disciplined.search.common import OnResult, Runner, check_budget, check_trials, make_search
 from disciplined.search.pruning import MedianStop
 from disciplined.search.result import SearchResult
 from disciplined.search.space import SearchSpace
@@ -45,8 +45,8 @@ def grid_search(
     initial weights of ``seed``. ``task`` is a
     reference (a built-in name or ``file.py:function``) so worker processes can rebuild it.
     """
-    _check_budget(budget_seconds)
-    s = _search(
+    check_budget(budget_seconds)
+    s = make_search(
         task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
     )
     points = [
@@ -62,7 +62,7 @@ def grid_search(
     if order_seed is not None:
         random.Random(order_seed).shuffle(points)
     if max_trials is not None:
-        _check_trials(max_trials)
+        check_trials(max_trials)
         points = points[:max_trials]
     trials = s.run_within(points, "grid", budget_seconds)
     return s.result("grid", trials, order_seed=order_seed, grid_size=s.space.grid_size)

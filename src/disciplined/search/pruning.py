@@ -12,7 +12,7 @@ from typing import Any
 from disciplined.training.history import whole_epoch
 from disciplined.trials.spec import TrialResult
 
-__all__ = ["MedianStop"]
+__all__ = ["MedianStop", "epoch_metrics"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class MedianStop:
         """The bound after each epoch ``1 .. ceil(epochs) - 1`` for a trial that starts after
         ``finished`` (only those with status ``ok`` count); None when nothing is checked."""
         done = [
-            _epoch_metrics(r.history)
+            epoch_metrics(r.history)
             for r in finished
             if r.status == "ok" and r.history is not None
         ]
@@ -63,7 +63,7 @@ class MedianStop:
         return out if any(b is not None for b in out) else None
 
 
-def _epoch_metrics(history: Any) -> dict[int, float]:
+def epoch_metrics(history: Any) -> dict[int, float]:
     """The finite validation metrics a history recorded at the end of whole epochs, by
     epoch number."""
     out = {}

@@ -73,6 +73,7 @@ __all__ = [
     "pick_winner",
     "plateau_pick",
     "race_cost",
+    "rank_runs",
     "rung_counts",
     "rung_epochs",
     "scaled_readings",
@@ -350,7 +351,7 @@ def fit_to_budget(
     return entrants, finalists, notes
 
 
-def _ranked(
+def rank_runs(
     runs: list[tuple[Entrant, float]], loss: Callable[[Entrant], float] | None = None
 ) -> list[tuple[Entrant, float]]:
     """Best score first; equal scores (a metric counted on a small validation split ties
@@ -368,7 +369,7 @@ def _scored(
     alive: list[Entrant], scores: Sequence[float], loss: Callable[[Entrant], float] | None = None
 ) -> list[tuple[Entrant, float]]:
     clean = [sc if not math.isnan(sc) else -math.inf for sc in scores]
-    return _ranked(list(zip(alive, clean, strict=True)), loss)
+    return rank_runs(list(zip(alive, clean, strict=True)), loss)
 
 
 def halve(
@@ -402,7 +403,7 @@ def halve(
                 break
             alive = [e.lowered(10.0) for e in alive]
             ranked = _scored(alive, run(alive, epochs), at)
-            tried = _ranked(ranked + tried, at)
+            tried = rank_runs(ranked + tried, at)
         table.append(tried)
         if k + 1 == len(rungs):
             break

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from disciplined.search.common import OnResult, Runner, _check_budget, _check_trials, _search
+from disciplined.search.common import OnResult, Runner, check_budget, check_trials, make_search
 from disciplined.search.pruning import MedianStop
 from disciplined.search.result import SearchResult
 from disciplined.search.space import SearchSpace, sample_point
@@ -38,9 +38,9 @@ def random_search(
     ``store``; a larger ``n_trials`` extends the same sequence. With ``budget_seconds`` it
     stops early once the trials' wall seconds reach that many (no trial starts after);
     ``pruning`` (`MedianStop`) stops trials that fall behind the median of those before."""
-    _check_trials(n_trials)
-    _check_budget(budget_seconds)
-    s = _search(
+    check_trials(n_trials)
+    check_budget(budget_seconds)
+    s = make_search(
         task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
     )
     rng = random.Random(seed)

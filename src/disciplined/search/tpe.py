@@ -7,8 +7,8 @@ import math
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.search.common import OnResult, Runner, _check_budget, _check_trials, _search
-from disciplined.search.pruning import MedianStop, _epoch_metrics
+from disciplined.search.common import OnResult, Runner, check_budget, check_trials, make_search
+from disciplined.search.pruning import MedianStop, epoch_metrics
 from disciplined.search.result import SearchResult, trial_metric
 from disciplined.search.space import SearchSpace
 from disciplined.trials.executors import Executor
@@ -58,12 +58,12 @@ def tpe_search(
 
     Raises `UsageError` when Optuna is not installed (``pip install disciplined[optuna]``).
     """
-    _check_trials(n_trials)
+    check_trials(n_trials)
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
-    _check_budget(budget_seconds)
+    check_budget(budget_seconds)
     optuna = _optuna()
-    s = _search(
+    s = make_search(
         task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
     )
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
@@ -107,7 +107,7 @@ def _tell(study: Any, trial: Any, result: TrialResult, states: Any) -> None:
     epoch and the state PRUNED (the sampler reads pruned trials by how far they got); or
     FAIL."""
     if result.status == "pruned" and result.history is not None:
-        for epoch, metric in _epoch_metrics(result.history).items():
+        for epoch, metric in epoch_metrics(result.history).items():
             trial.report(metric, epoch)
         study.tell(trial, state=states.PRUNED)
         return

@@ -43,9 +43,9 @@ from disciplined.tasks import Task
 from disciplined.training.batching import (
     BatchLoss,
     LoaderDataset,
-    _batch_loss,
-    _to_device,
+    batch_loss,
     batches_per_epoch,
+    to_device,
 )
 from disciplined.training.fit import History, resolve_device
 from disciplined.trials.hparams import HParams, build_optimizer
@@ -143,7 +143,7 @@ def step_memory(
     batch, one = _probe_batch(task, batch_size), _probe_batch(task, 1)
     with preserved_state(model, optimizer):
         model.train()
-        _batch_loss(model, task.loss_fn, one).backward()
+        batch_loss(model, task.loss_fn, one).backward()
         optimizer.step()  # creates momentum buffers / Adam moments
         optimizer.zero_grad(set_to_none=True)
         fixed = 2 * _tensor_bytes(model.parameters())  # weights and their gradients
@@ -360,8 +360,8 @@ def _cuda_probe(model, optimizer, task, b, dev) -> tuple[bool, int | None]:
         with preserved_state(model, optimizer):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)
-            batch = _to_device(_probe_batch(task, b), dev)
-            loss = _batch_loss(model, task.loss_fn, batch)
+            batch = to_device(_probe_batch(task, b), dev)
+            loss = batch_loss(model, task.loss_fn, batch)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -24,12 +24,17 @@ LossFn = Any  # loss_fn(outputs, targets) -> loss, or a `BatchLoss` (fn(model, b
 
 __all__ = [
     "BatchLoss",
+    "Batches",
     "Data",
     "LoaderDataset",
     "LossFn",
+    "batch_len",
+    "batch_loss",
     "batches_per_epoch",
+    "callable_name",
     "loss_of",
     "model_output",
+    "to_device",
 ]
 
 
@@ -63,32 +68,32 @@ class BatchLoss:
         return f"BatchLoss({getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def to_device(batch: Any, device: torch.device) -> Any:
     """A batch of any nesting of tensors, tuples, lists and dicts, moved to ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, tuple | list):
-        return type(batch)(_to_device(b, device) for b in batch)
+        return type(batch)(to_device(b, device) for b in batch)
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device) for k, v in batch.items()}
     to = getattr(batch, "to", None)  # e.g. a Hugging Face BatchEncoding
     return to(device) if callable(to) else batch
 
 
-def _batch_len(batch: Any) -> int:
+def batch_len(batch: Any) -> int:
     """Samples in a batch: the length of its first tensor."""
     if isinstance(batch, torch.Tensor):
         return len(batch) if batch.dim() else 1
     values = batch.values() if hasattr(batch, "values") else batch
     if isinstance(values, tuple | list) or hasattr(batch, "values"):
         for v in values:
-            n = _batch_len(v)
+            n = batch_len(v)
             if n:
                 return n
     return 0
 
 
-def _name(fn: Any) -> str:
+def callable_name(fn: Any) -> str:
     """A callable's name for a message: ``Net.forward``, ``cross_entropy``."""
     if isinstance(fn, nn.Module):
         return f"{type(getattr(fn, 'module', fn)).__name__}.forward"  # DDP: the user's module
@@ -99,21 +104,21 @@ def _name(fn: Any) -> str:
 
 def model_output(model: nn.Module, x: Any) -> Any:
     """``model(x)``; an exception raised in it is a `TaskCodeError` naming the model."""
-    with task_code(f"the model ({_name(model)})"):
+    with task_code(f"the model ({callable_name(model)})"):
         return model(x)
 
 
 def loss_of(loss_fn: Any, out: Any, y: Any) -> torch.Tensor:
     """``loss_fn(out, y)``; an exception raised in it is a `TaskCodeError` naming it."""
-    with task_code(f"the loss ({_name(loss_fn)})"):
+    with task_code(f"the loss ({callable_name(loss_fn)})"):
         return loss_fn(out, y)
 
 
-def _batch_loss(model: nn.Module, loss_fn: Any, batch: Any) -> torch.Tensor:
+def batch_loss(model: nn.Module, loss_fn: Any, batch: Any) -> torch.Tensor:
     """The loss of one batch: ``loss_fn(model(x), y)``, or a `BatchLoss`'s own; an
     exception raised in the task's code is a `TaskCodeError` naming the part."""
     if isinstance(loss_fn, BatchLoss):
-        with task_code(f"the loss step ({_name(loss_fn)})"):
+        with task_code(f"the loss step ({callable_name(loss_fn)})"):
             return loss_fn(model, batch)
     x, y = batch
     return loss_of(loss_fn, model_output(model, x), y)
@@ -214,7 +219,7 @@ class _IndexBatches:
             yield distributed.shard_batch(idx, self.rank, self.world)
 
 
-class _Batches:
+class Batches:
     """Endless shuffled mini-batches, epoch after epoch, already on the device.
 
     ``shard=(rank, world)`` gives rank's share of each global batch of ``batch_size x
@@ -300,7 +305,7 @@ class _Batches:
                     yield tuple(t[i : i + self.batch_size] for t in self.tensors)
         else:
             batches = iter(self.loader)
-            what = f"reading the data ({_name(type(self.loader.dataset))})"
+            what = f"reading the data ({callable_name(type(self.loader.dataset))})"
             while True:
                 with task_code(what):
                     try:
@@ -308,7 +313,7 @@ class _Batches:
                     except StopIteration:
                         break
                 if self.raw:
-                    yield _to_device(batch, self.device)
+                    yield to_device(batch, self.device)
                     continue
                 if not (isinstance(batch, tuple | list) and len(batch) == 2):
                     what = (

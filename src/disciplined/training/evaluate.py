@@ -11,12 +11,12 @@ from torch import nn
 from disciplined.errors import task_code
 from disciplined.training import distributed
 from disciplined.training.batching import (
+    Batches,
     BatchLoss,
     Data,
     LossFn,
-    _batch_len,
-    _Batches,
-    _name,
+    batch_len,
+    callable_name,
     loss_of,
     model_output,
 )
@@ -54,7 +54,7 @@ def evaluate(
     raw = isinstance(loss_fn, BatchLoss)
     if raw:
         metric = None  # a BatchLoss gives the loss, not outputs to score
-    batches = _Batches(data, batch_size, dev, shuffle=False, generator=torch.Generator(), raw=raw)
+    batches = Batches(data, batch_size, dev, shuffle=False, generator=torch.Generator(), raw=raw)
     cast = autocast(dev, amp)
     rank, world = distributed.rank(), distributed.world_size()
     try:
@@ -64,9 +64,9 @@ def evaluate(
             if i % world != rank:
                 continue
             if raw:
-                with cast, task_code(f"the loss step ({_name(loss_fn)})"):
+                with cast, task_code(f"the loss step ({callable_name(loss_fn)})"):
                     loss = loss_fn(model, batch)
-                n = max(1, _batch_len(batch))
+                n = max(1, batch_len(batch))
                 total_loss += loss.detach().double() * n
                 count += n
                 continue
@@ -77,7 +77,7 @@ def evaluate(
             n = len(y)
             total_loss += loss.double() * n
             if metric is not None:
-                with task_code(f"the metric ({_name(metric)})"):
+                with task_code(f"the metric ({callable_name(metric)})"):
                     score = metric(out.float(), y)
                 total_metric += score.double() * n
             count += n

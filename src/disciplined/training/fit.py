@@ -33,12 +33,12 @@ from disciplined.divergence import RUN_FACTOR, RunCollapse, RunDivergence
 from disciplined.errors import task_code
 from disciplined.training import distributed
 from disciplined.training.batching import (
+    Batches,
     BatchLoss,
     Data,
     LoaderDataset,
     LossFn,
-    _batch_loss,
-    _Batches,
+    batch_loss,
     batches_per_epoch,
 )
 from disciplined.training.devices import (
@@ -217,7 +217,7 @@ class _MicroBatches:
     """The mini-batches an optimizer step takes, epoch after epoch; a step never takes
     micro-batches from two epochs (the last step of an epoch may take fewer)."""
 
-    def __init__(self, batches: _Batches, accumulation_steps: int) -> None:
+    def __init__(self, batches: Batches, accumulation_steps: int) -> None:
         self.batches = batches
         self.accumulation_steps = accumulation_steps
         self.per_epoch = batches.per_epoch
@@ -263,7 +263,7 @@ def _optimizer_step(
         batch = micro.next()
         with net.no_sync() if ddp and i < n_micro - 1 else nullcontext():
             with cast:
-                loss = _batch_loss(net, config.loss_fn, batch)
+                loss = batch_loss(net, config.loss_fn, batch)
             scaled = loss / n_micro if n_micro > 1 else loss
             with task_code("the backward pass through the model"):
                 if scaler is not None:
@@ -483,7 +483,7 @@ def fit_with(
     model.train()
     raw = isinstance(config.loss_fn, BatchLoss)
     shard = (distributed.rank(), distributed.world_size())
-    batches = _Batches(
+    batches = Batches(
         train_data, config.batch_size, dev, shuffle=True, generator=gen, raw=raw, shard=shard
     )
     micro = _MicroBatches(batches, config.accumulation_steps)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.files import write_text_atomic
+from disciplined.records import decode_float, encode_float
 
 __all__ = ["EvalRecord", "History", "whole_epoch"]
 
@@ -19,17 +20,6 @@ def whole_epoch(epoch: float) -> int | None:
     2), else None (an evaluation mid-epoch, or the last one of a fractional run)."""
     n = round(epoch)
     return n if abs(epoch - n) <= 1e-9 else None
-
-
-def _enc(x: float | None) -> float | str | None:
-    """JSON has no NaN or infinity; write them as strings so they survive a round trip."""
-    if x is None or math.isfinite(x):
-        return x
-    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
-
-
-def _dec(x: float | str | None) -> float | None:
-    return float(x) if isinstance(x, str) else x
 
 
 @dataclass(frozen=True)
@@ -100,10 +90,10 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (non-finite numbers become strings)."""
         d = asdict(self)
-        d["train_losses"] = [_enc(x) for x in self.train_losses]
+        d["train_losses"] = [encode_float(x) for x in self.train_losses]
         d["lrs"] = list(self.lrs)
         d["momenta"] = list(self.momenta)
-        d["evals"] = [{k: _enc(v) for k, v in asdict(e).items()} for e in self.evals]
+        d["evals"] = [{k: encode_float(v) for k, v in asdict(e).items()} for e in self.evals]
         return d
 
     @classmethod
@@ -112,8 +102,10 @@ class History:
         d = dict(d)
         d["lrs"] = tuple(d["lrs"])
         d["momenta"] = tuple(d["momenta"])
-        d["train_losses"] = tuple(_dec(x) for x in d["train_losses"])
-        d["evals"] = tuple(EvalRecord(**{k: _dec(v) for k, v in e.items()}) for e in d["evals"])
+        d["train_losses"] = tuple(decode_float(x) for x in d["train_losses"])
+        d["evals"] = tuple(
+            EvalRecord(**{k: decode_float(v) for k, v in e.items()}) for e in d["evals"]
+        )
         return cls(**d)
 
     def to_json(self) -> str:

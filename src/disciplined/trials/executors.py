@@ -42,7 +42,9 @@ __all__ = [
     "InProcessExecutor",
     "ProcessExecutor",
     "Runner",
+    "check_threads",
     "make_executor",
+    "run_guarded",
 ]
 
 Runner = Callable[[TrialSpec], TrialResult]
@@ -56,7 +58,7 @@ def _failed(spec: TrialSpec, exc: BaseException) -> TrialResult:
     return TrialResult(spec.key, spec, "failed", 0.0, reason=last)
 
 
-def _guarded(runner: Runner, spec: TrialSpec) -> TrialResult:
+def run_guarded(runner: Runner, spec: TrialSpec) -> TrialResult:
     """``runner(spec)``, turning an exception or a wrong answer into a ``failed`` result;
     a `TrialCrash` (a bug) or a `TaskCodeError` (the task's code failed) is raised, not
     recorded."""
@@ -72,7 +74,8 @@ def _guarded(runner: Runner, spec: TrialSpec) -> TrialResult:
     return result
 
 
-def _check_threads(threads: int | None) -> None:
+def check_threads(threads: int | None) -> None:
+    """`ValueError` unless ``threads`` is None or an integer >= 1."""
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
 
@@ -160,7 +163,7 @@ class InProcessExecutor(Executor):
 
     def __init__(self, threads: int | None = None) -> None:
         """An executor running in this process, with ``threads`` torch threads if given."""
-        _check_threads(threads)
+        check_threads(threads)
         self.threads = threads
 
     def _execute(
@@ -171,7 +174,7 @@ class InProcessExecutor(Executor):
             torch.set_num_threads(self.threads)
         try:
             for spec in specs:
-                deliver(_guarded(runner, spec))
+                deliver(run_guarded(runner, spec))
         finally:
             if self.threads is not None:
                 torch.set_num_threads(previous)
@@ -239,7 +242,7 @@ class ProcessExecutor(Executor):
         """An executor with ``workers`` processes of ``threads`` torch threads each."""
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-        _check_threads(threads)
+        check_threads(threads)
         self.workers = workers
         self.threads = threads
         self.persistent = persistent
@@ -291,7 +294,7 @@ class ProcessExecutor(Executor):
         crash: Exception | None = None  # raised once the trials in flight are stored
         try:
             waiting: dict[Future[TrialResult], TrialSpec] = {
-                pool.submit(_guarded, runner, spec): spec for spec in specs
+                pool.submit(run_guarded, runner, spec): spec for spec in specs
             }
             while waiting:
                 done, _ = wait(waiting, return_when=FIRST_COMPLETED)

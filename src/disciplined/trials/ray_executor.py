@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from disciplined.errors import TaskCodeError, UsageError
-from disciplined.trials.executors import Executor, Runner, _check_threads, _guarded
+from disciplined.trials.executors import Executor, Runner, check_threads, run_guarded
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial, task_for
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "check_address", "import_ray"]
@@ -79,7 +79,7 @@ def check_address(address: str | None) -> str | None:
 
 
 def _run_on_worker(runner: Runner, spec: TrialSpec, threads: int) -> TrialResult:
-    """The Ray task: ``runner(spec)`` with ``threads`` torch threads, as `_guarded` runs it.
+    """The Ray task: ``runner(spec)`` with ``threads`` torch threads, as `run_guarded` runs it.
 
     With `run_trial`, the task is built first: the driver built it already, so a task that
     cannot be built here is this worker's environment (the task's code or data missing on
@@ -94,7 +94,7 @@ def _run_on_worker(runner: Runner, spec: TrialSpec, threads: int) -> TrialResult
                 "install the task's code on every node, or ship it with "
                 "init_options={'runtime_env': ...}"
             ) from None
-    return _guarded(runner, spec)
+    return run_guarded(runner, spec)
 
 
 def _last_line(exc: BaseException) -> str:
@@ -143,7 +143,7 @@ class RayExecutor(Executor):
             raise ValueError("num_cpus applies to a local Ray only (address=None)")
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        _check_threads(threads)
+        check_threads(threads)
         self.address = check_address(address)
         self.num_cpus = num_cpus
         self.trial_cpus = float(trial_cpus)
