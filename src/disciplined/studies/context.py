@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.studies.decide import CurveSummary, Decision, summarize_range_test
+from disciplined.studies.decide import (
+    CurveSummary,
+    Decision,
+    Payload,
+    UntypedPayload,
+    summarize_range_test,
+)
 from disciplined.studies.ledger import Ledger
 from disciplined.studies.plotspec import PlotSpec
 from disciplined.tasks import Task, load_task
@@ -215,12 +221,15 @@ def sweep_decision(
     *,
     compute: dict[str, float],
     rule: str = "lowest_val_loss_at_high_lr",
+    payload: Payload | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Decision:
     """The `Decision` of a sweep of range tests over one setting (weight decay, momentum,
-    dropout): the value chosen by ``rule`` with its reason, a row per value, the trials, and
-    the overlay of their validation curves (``name``.png, each labelled ``label=value``,
-    titled with the ``task``'s name and ``what`` the sweep varied)."""
+    dropout): the value chosen by ``rule`` with its reason, a row per value, the trials, the
+    study's typed ``payload``, and the overlay of their validation curves (``name``.png,
+    each labelled ``label=value``, titled with the ``task``'s name and ``what`` the sweep
+    varied). ``extra`` (an untyped dictionary, kept for older callers) is used only
+    without a ``payload``."""
     figure = sweep_figure(
         f"{name}.png",
         results,
@@ -235,7 +244,7 @@ def sweep_decision(
         table=tuple(r.to_row() for r in rows),
         trials=tuple(r.key for r in results),
         figures=(figure,),
-        extra=extra if extra is not None else {},
+        payload=payload if payload is not None or not extra else UntypedPayload(dict(extra)),
         compute=compute,
     )
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from disciplined.divergence import CLEAR_FALL
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
 from disciplined.measure.suggest import validation_cut
+from disciplined.rules import Rule, rule_named
 from disciplined.studies.plotspec import PlotSpec
 
 if TYPE_CHECKING:  # a record read by duck type: the rules do not import the trial layer
@@ -27,8 +28,13 @@ if TYPE_CHECKING:  # a record read by duck type: the rules do not import the tri
 __all__ = [
     "CurveSummary",
     "Decision",
+    "Payload",
+    "UntypedPayload",
     "lowest_val_loss_at_high_lr",
     "no_usable_curve",
+    "payload_type",
+    "payload_types",
+    "read_payload",
     "sgd_effective_lr_factor",
     "summarize_range_test",
     "train_last_lr",
@@ -36,12 +42,135 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class Payload:
+    """The typed record a study's `Decision` carries (``Decision.payload``): one frozen
+    dataclass per study, defined beside it, read by attribute.
+
+    ``KIND`` names it in the JSON (``"record"``, the record's fields under ``"extra"``);
+    ``NAMES`` are the decision names it is recorded under, so a decision written before the
+    records were typed (no ``"record"`` key) is read back by its name and rule; ``RULES``
+    are the `Rule`s its study applies, and ``HOW_TO_READ`` the study's reading for a rule
+    not among them. Fields named in ``OMITTED_WHEN_NONE`` are left out of the JSON when
+    None, as the untyped record left them out."""
+
+    KIND: ClassVar[str] = ""
+    NAMES: ClassVar[tuple[str, ...]] = ()
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    HOW_TO_READ: ClassVar[str] = ""
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary of the fields (tuples as lists, integer keys as strings)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name in self.OMITTED_WHEN_NONE:
+                continue
+            out[f.name] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Payload:
+        """Rebuild from `to_dict` output (keys it does not know are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def rule(cls, name: str) -> Rule | None:
+        """The rule of this study called ``name``, or None."""
+        return rule_named(cls.RULES, name)
+
+    @classmethod
+    def recorded_as(cls, name: str, rule: str) -> bool:
+        """Whether a decision ``name`` made by ``rule`` carries this record (for a decision
+        written without its ``"record"`` key)."""
+        return name in cls.NAMES and (not cls.RULES or cls.rule(rule) is not None)
+
+
+@dataclass(frozen=True)
+class UntypedPayload(Payload):
+    """A record no typed payload reads (a decision of an unknown kind, or one written by an
+    older version whose record does not fit): its entries as they were written."""
+
+    KIND: ClassVar[str] = "untyped"
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entries as they were written."""
+        return dict(self.data)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> UntypedPayload:
+        """Keep ``d`` as it is."""
+        return cls(dict(d))
+
+
+def _plain(value: Any) -> Any:
+    """A record's value as JSON holds it: tuples as lists, integer keys as strings, nested
+    records as their dictionaries."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+def payload_types() -> list[type[Payload]]:
+    """Every typed payload defined so far (the subclasses of `Payload` of the modules
+    imported), the untyped one left out."""
+    found, todo = [], list(Payload.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo.extend(cls.__subclasses__())
+        if cls is not UntypedPayload and cls.KIND:
+            found.append(cls)
+    return found
+
+
+def payload_type(
+    d: Mapping[str, Any], types: Sequence[type[Payload]] | None = None
+) -> type[Payload] | None:
+    """The payload type of a decision's dictionary ``d``, among ``types`` (default: every
+    one defined): the one its ``"record"`` key names, or, for a decision written before the
+    records were typed, the one recorded under its name that knows its rule (else the first
+    recorded under its name). None when none fits."""
+    types = payload_types() if types is None else types
+    kind, name, rule = d.get("record"), str(d.get("name", "")), str(d.get("rule", ""))
+    if kind:
+        return next((t for t in types if kind == t.KIND), None)
+    named = [t for t in types if name in t.NAMES]
+    return next((t for t in named if t.recorded_as(name, rule)), named[0] if named else None)
+
+
+def read_payload(
+    d: Mapping[str, Any], types: Sequence[type[Payload]] | None = None
+) -> Payload | None:
+    """The typed record of a decision's dictionary ``d``: by its ``"record"`` key, or, for a
+    decision written before the records were typed, by its name and rule; its ``"extra"``
+    entries kept as an `UntypedPayload` when no type fits (or, without the key, when no type
+    knows its rule). None when it has neither."""
+    extra = d.get("extra")
+    extra = extra if isinstance(extra, Mapping) else {}
+    cls = payload_type(d, types)
+    known = cls is not None and (bool(d.get("record")) or cls.rule(str(d.get("rule"))) is not None)
+    if cls is None or not known:  # a rule no type knows: keep every entry as it was
+        return UntypedPayload(dict(extra)) if extra else None
+    try:
+        return cls.from_dict(extra)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return UntypedPayload(dict(extra))
+
+
+@dataclass(frozen=True, init=False)
 class Decision:
-    """One step's choice with its evidence. ``table`` rows are plain dicts (the columns
-    depend on the study); ``trials`` are the store keys of the trials read; ``figures`` are
-    the plots of the evidence as data (`PlotSpec`; the first is the step's own), which the
-    outputs layer draws, filling ``plot`` with the first one's file; ``compute`` holds
-    ``epochs`` and ``seconds`` spent."""
+    """One step's choice with its evidence. ``rule`` is the name of the `Rule` applied (its
+    explanation: `applied`); ``table`` rows are plain dicts (the columns depend on the
+    study); ``trials`` are the store keys of the trials read; ``figures`` are the plots of
+    the evidence as data (`PlotSpec`; the first is the step's own), which the outputs layer
+    draws, filling ``plot`` with the first one's file; ``payload`` is the study's own typed
+    record (`Payload`); ``compute`` holds ``epochs`` and ``seconds`` spent."""
 
     name: str
     value: Any
@@ -51,25 +180,93 @@ class Decision:
     trials: tuple[str, ...] = ()
     plot: str | None = None
     figures: tuple[PlotSpec, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    payload: Payload | None = None
     compute: dict[str, float] = field(default_factory=dict)
 
+    def __init__(
+        self,
+        name: str,
+        value: Any,
+        rule: str,
+        reason: str,
+        table: tuple[dict[str, Any], ...] = (),
+        trials: tuple[str, ...] = (),
+        plot: str | None = None,
+        figures: tuple[PlotSpec, ...] = (),
+        payload: Payload | Mapping[str, Any] | None = None,
+        compute: dict[str, float] | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The fields as named; ``extra`` (an untyped dictionary, the record before it was
+        typed, also taken in ``payload``'s place) is kept as an `UntypedPayload`."""
+        if isinstance(payload, Mapping):
+            payload, extra = None, payload
+        if payload is None and extra:
+            payload = UntypedPayload(dict(extra))
+        for key, val in (
+            ("name", name),
+            ("value", value),
+            ("rule", rule),
+            ("reason", reason),
+            ("table", table),
+            ("trials", trials),
+            ("plot", plot),
+            ("figures", figures),
+            ("payload", payload),
+            ("compute", dict(compute) if compute is not None else {}),
+        ):
+            object.__setattr__(self, key, val)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The payload as the untyped dictionary ``tune.json`` keeps under ``"extra"``
+        (kept for older callers: read `payload`'s attributes instead)."""
+        return self.payload.to_dict() if self.payload is not None else {}
+
+    @property
+    def applied(self) -> Rule | None:
+        """The `Rule` this decision applied, found by name among its payload's rules (None
+        for a rule the payload does not know)."""
+        return type(self.payload).rule(self.rule) if self.payload is not None else None
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        d = asdict(self)
-        d["table"] = [_clean(r) for r in self.table]
-        d["trials"] = list(self.trials)
-        d["figures"] = [f.to_dict() for f in self.figures]
+        """JSON-ready dictionary: the payload's fields under ``"extra"``, its kind under
+        ``"record"``."""
+        d: dict[str, Any] = {
+            "name": self.name,
+            "value": self.value,
+            "rule": self.rule,
+            "reason": self.reason,
+            "table": [_clean(r) for r in self.table],
+            "trials": list(self.trials),
+            "plot": self.plot,
+            "figures": [f.to_dict() for f in self.figures],
+            "extra": self.extra,
+            "compute": dict(self.compute),
+        }
+        if self.payload is not None and not isinstance(self.payload, UntypedPayload):
+            d["record"] = self.payload.KIND
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Decision:
-        """Rebuild from `to_dict` output."""
-        d = dict(d)
-        d["table"] = tuple(d["table"])
-        d["trials"] = tuple(d["trials"])
-        d["figures"] = tuple(PlotSpec.from_dict(f) for f in d.get("figures") or ())
-        return cls(**d)
+    def from_dict(
+        cls, d: dict[str, Any], types: Sequence[type[Payload]] | None = None
+    ) -> Decision:
+        """Rebuild from `to_dict` output, or from a decision written before the records
+        were typed (`read_payload`; ``types`` default: every payload type defined)."""
+        return cls(
+            name=d["name"],
+            value=d["value"],
+            rule=d["rule"],
+            reason=d["reason"],
+            table=tuple(d.get("table") or ()),
+            trials=tuple(d.get("trials") or ()),
+            plot=d.get("plot"),
+            figures=tuple(PlotSpec.from_dict(f) for f in d.get("figures") or ()),
+            payload=read_payload(d, types),
+            compute=dict(d.get("compute") or {}),
+        )
 
     def save(self, path: str | Path) -> None:
         """Write as JSON."""

@@ -5,7 +5,10 @@ minimum momentum follows from the chosen maximum (`decide.cycle_min_momentum`)."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
+from disciplined.rules import Rule
 from disciplined.studies.context import (
     StudyContext,
     check_values,
@@ -15,6 +18,7 @@ from disciplined.studies.context import (
 )
 from disciplined.studies.decide import (
     Decision,
+    Payload,
     cycle_min_momentum,
     lowest_val_loss_at_high_lr,
     no_usable_curve,
@@ -22,7 +26,39 @@ from disciplined.studies.decide import (
 )
 from disciplined.trials.hparams import HParams
 
-__all__ = ["momentum_test"]
+__all__ = ["MOMENTUM_RULES", "MomentumChoice", "momentum_test"]
+
+_HOW_TO_READ = (
+    "Range tests at momentum {values}, read like weight decay: the value "
+    "whose validation loss goes lowest at the highest learning rate is kept. With SGD the "
+    "momentum multiplies the step by 1 / (1 - momentum), so near ties are ranked by that "
+    "effective learning rate. In the 1cycle the momentum then runs opposite to the "
+    "learning rate: from this maximum down to the minimum while the rate climbs, and back "
+    "up while it falls; the final range test is run at that minimum, where the peak runs."
+)
+
+MOMENTUM_RULES = (
+    Rule("lowest_val_loss_at_high_effective_lr", lowest_val_loss_at_high_lr, _HOW_TO_READ),
+    Rule("lowest_val_loss_at_high_lr", lowest_val_loss_at_high_lr, _HOW_TO_READ),
+    Rule("no_evidence_kept", lowest_val_loss_at_high_lr, _HOW_TO_READ),
+)
+"""The momentum study's rules: SGD ranks ties by the effective LR, AdamW by the raw LR;
+with no usable curve the fallback is kept."""
+
+
+@dataclass(frozen=True)
+class MomentumChoice(Payload):
+    """The momentum decision's record: the cycle's maximum and minimum momentum and the
+    optimizer's parameter that carries it (``momentum``, or ``betas[0]`` for AdamW)."""
+
+    KIND: ClassVar[str] = "momentum"
+    NAMES: ClassVar[tuple[str, ...]] = ("momentum",)
+    RULES: ClassVar[tuple[Rule, ...]] = MOMENTUM_RULES
+    HOW_TO_READ: ClassVar[str] = _HOW_TO_READ
+
+    max_momentum: float
+    min_momentum: float
+    parameter: str = "momentum"
 
 
 def momentum_test(
@@ -72,14 +108,11 @@ def momentum_test(
     min_m = cycle_min_momentum(chosen)
     min_m = min(min_m, chosen)
     param = "betas[0]" if hp.optimizer == "adamw" else "momentum"
+    rule = MOMENTUM_RULES[2] if no_usable_curve(rows) else MOMENTUM_RULES[0 if sgd else 1]
     return sweep_decision(
         task.name, "momentum", "momentum", "momentum", values, results, rows, chosen,
         f"{reason}; cyclical {param} {chosen:g} -> {min_m:g}",
-        rule="no_evidence_kept"
-        if no_usable_curve(rows)
-        else "lowest_val_loss_at_high_effective_lr"
-        if sgd
-        else "lowest_val_loss_at_high_lr",
-        extra={"max_momentum": chosen, "min_momentum": min_m, "parameter": param},
+        rule=rule.name,
+        payload=MomentumChoice(max_momentum=chosen, min_momentum=min_m, parameter=param),
         compute=ctx.ledger.since(start),
     )

@@ -11,7 +11,7 @@ from disciplined.studies.context import StudyContext
 from disciplined.studies.decide import Decision
 from disciplined.studies.dropout import dropout_sweep
 from disciplined.studies.learning_rate import learning_rate_test
-from disciplined.studies.momentum import momentum_test
+from disciplined.studies.momentum import MomentumChoice, momentum_test
 from disciplined.studies.weight_decay import default_weight_decays, weight_decay_sweep
 from disciplined.tasks import Task
 from disciplined.trials.hparams import HParams
@@ -92,8 +92,10 @@ def range_test_steps(
         mom = momentum_test(
             ctx, hp, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_MOMENTUM
         )
-    mom = keep("momentum", mom)
-    return hp.with_(max_momentum=mom.extra["max_momentum"], min_momentum=mom.extra["min_momentum"])
+    choice = keep("momentum", mom).payload
+    if not isinstance(choice, MomentumChoice):
+        raise TypeError(f"the momentum decision carries no MomentumChoice: {choice!r}")
+    return hp.with_(max_momentum=choice.max_momentum, min_momentum=choice.min_momentum)
 
 
 NO_EVIDENCE_WEIGHT_DECAY = 1e-4
