@@ -32,7 +32,8 @@ from disciplined.trials.bounds import (
     MAX_WORKERS,
     Bound,
 )
-from disciplined.trials.executors import EXECUTORS, Executor, make_executor
+from disciplined.trials.executors import Executor
+from disciplined.trials.factory import EXECUTORS, make_executor
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult
 
