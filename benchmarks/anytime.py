@@ -24,6 +24,13 @@ budget is the smallest such budget). A plot of the zoo-mean regret (and each tas
 against the budget in final runs is written to ``--plot`` (default
 ``benchmarks/results/anytime.png``; in ``--quick`` mode into the temporary cache).
 
+Every scored row is also appended to ``--results`` (default
+``benchmarks/results/anytime.jsonl``, committed; in ``--quick`` mode the temporary cache), one
+JSON line with its code commit, task, seed and budget, so a chunk run in one session and
+committed is read back in the next without its cache: a row of the current code commit found
+there is not tuned again. ``--commit C`` prints the page from the rows of an earlier code
+commit C (nothing is tuned then; a row C lacks is named and the run stops).
+
 Tune outputs go to ``--cache``/anytime/<task>-s<seed>-b<k> (``-bdefault`` for the default
 budget; not decision_quality's folder, so the two share no runs): a rerun resumes each tune
 from its trial store, so the benchmark runs in chunks, one budget at a time
@@ -35,7 +42,7 @@ is one);
 a rerun at the same code reads the row back without tuning or retraining.
 
     python benchmarks/anytime.py [--quick] [--budgets 6,9,12,18,default] [--tasks a,b]
-        [--seeds 3] [--workers 2] [--cache DIR] [--plot FILE]
+        [--seeds 3] [--workers 2] [--cache DIR] [--plot FILE] [--results FILE] [--commit C]
 """
 
 from __future__ import annotations
@@ -75,6 +82,8 @@ STEPS = 300
 QUICK_TASK = "cancer-mlp"
 QUICK_BUDGETS = "6,9,default"
 QUICK_STEPS = 100
+RESULTS = ROOT / "benchmarks" / "results" / "anytime.jsonl"
+"""The committed file every scored row is appended to, with its code commit."""
 ROW_FILE = "anytime.json"
 """The file in each tune folder that keeps its row (test score included) and code commit."""
 SCRIPT_DEPENDS = (
@@ -211,6 +220,41 @@ def write_row(folder: Path, commit: str, row: dict[str, Any]) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / ROW_FILE, json.dumps({"commit": commit, "row": row}))
+
+
+def results_rows(path: Path, commit: str) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """The scored rows kept in the results file ``path`` at code ``commit``, by (task, seed,
+    budget tag); a later line of the same key wins, a damaged or unscored line is skipped."""
+    rows: dict[tuple[str, int, str], dict[str, Any]] = {}
+    if commit == "unknown":
+        return rows
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            data = json.loads(line)
+            key = (str(data["task"]), int(data["seed"]), str(data["budget"]))
+            row = data["row"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if data.get("commit") == commit and isinstance(row, dict) and "test" in row:
+            rows[key] = row
+    return rows
+
+
+def append_row(
+    path: Path, commit: str, name: str, seed: int, k: float | None, row: dict[str, Any]
+) -> None:
+    """Append ``row`` (scored) to the results file ``path`` as one JSON line with its code
+    commit, task, seed and budget tag, flushed to disk before the next."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"commit": commit, "task": name, "seed": seed, "budget": tag(k), "row": row})
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # --------------------------------------------------------------------------- the tables
@@ -461,6 +505,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     ap.add_argument("--cache", default=None, help="folder for tune outputs (resume, chunks)")
     ap.add_argument("--plot", default=None, help="default: benchmarks/results/anytime.png")
+    ap.add_argument("--results", default=None, help=f"default: {RESULTS.relative_to(ROOT)}")
+    ap.add_argument("--commit", default=None, help="print the rows of this code commit, tune none")
     args = ap.parse_args()
     os.chdir(ROOT)
     torch.set_num_threads(1)
@@ -484,7 +530,12 @@ def main() -> None:
         )
     cache = cache_dir(args.cache, "bench-anytime-")
     workers = 1 if args.quick else args.workers
-    commit = code_commit()
+    commit = args.commit or code_commit()
+    if args.results:
+        results = Path(args.results)
+    else:  # quick numbers mean nothing: never into the committed file
+        results = cache / "anytime.jsonl" if args.quick else RESULTS
+    kept = results_rows(results, commit)
 
     runs: dict[tuple, dict[str, Any]] = {}
     jobs, keys = [], []
@@ -492,7 +543,7 @@ def main() -> None:
         for n in names:
             for s in seeds:
                 folder = cache / "anytime" / f"{n}-s{s}-b{tag(k)}"
-                row = read_row(folder, commit)
+                row = kept.get((n, s, tag(k))) or read_row(folder, commit)
                 if row is not None:
                     runs[(n, s, k)] = row
                     continue
@@ -500,6 +551,9 @@ def main() -> None:
                 jobs.append((n, s, str(folder), budget, steps))
                 keys.append((n, s, k))
     read_back = len(runs)
+    if args.commit and jobs:
+        lacking = ", ".join(f"{n} s{s} {label(k)}" for n, s, k in keys)
+        raise SystemExit(f"{results} holds no row at code commit {commit} for: {lacking}")
     started = time.perf_counter()
     with fair.sealed():  # the recipe never sees the test split
         outputs = pool_map(tune_at, jobs, workers)
@@ -510,6 +564,7 @@ def main() -> None:
         for (n, s), row in fresh.items():
             runs[(n, s, k)] = row
             write_row(cache / "anytime" / f"{n}-s{s}-b{tag(k)}", commit, row)
+            append_row(results, commit, n, s, k, row)
     scored = time.perf_counter() - started
 
     summary = summarize(names, seeds, budgets, runs, oracle)
@@ -529,8 +584,8 @@ def main() -> None:
         f"{', '.join(label(k) for k in budgets)} (final runs: multiples of the task's "
         f"epochs); {steps}-step range tests; {workers} worker process(es) of 1 torch thread\n"
         f"- rows: {len(jobs)} tuned now ({elapsed:.0f} s for the tunes, {scored:.0f} s with "
-        f"the test retraining), {read_back} read back from `anytime.json` at code commit "
-        f"{commit}\n"
+        f"the test retraining), {read_back} read back (`anytime.json` in the cache, or "
+        f"`{os.path.relpath(results, ROOT)}`) at code commit {commit}\n"
         "- recipe: `tune(task, epochs=<task's>, budget=<k x epochs>, optimizer=<task's>, "
         "seed=s)` on the validation split, the test split sealed (the default row: "
         "`budget=None`); a budget tune refuses as too small for 100-step range tests is "

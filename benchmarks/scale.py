@@ -14,6 +14,11 @@ order of the executors alternating between repeats. The break-even length is whe
 straight line through an executor's (steps, seconds) medians crosses in-process's line.
 
     python benchmarks/scale.py [--quick] [--repeats 3] [--steps 50,200,800] [--task NAME]
+        [--no-ray]
+
+``--quick`` (digits-mlp, 40 steps, one repeat) leaves the Ray rows out, as ``--no-ray``
+does: starting a local Ray three times costs about a minute, and the quick mode only shows the
+table works (Ray's executor has tests of its own).
 """
 
 from __future__ import annotations
@@ -69,9 +74,10 @@ def ray_executor():
         return None
 
 
-def one_repeat(lengths: list[int], times: dict, reverse: bool) -> None:
-    """Time every executor at every length once, appending to ``times[(row, steps)]``."""
-    blocks = ["in-process", "pool", "ray"]
+def one_repeat(lengths: list[int], times: dict, reverse: bool, ray: bool = True) -> None:
+    """Time every executor at every length once, appending to ``times[(row, steps)]``; Ray's
+    rows only with ``ray``."""
+    blocks = ["in-process", "pool", "ray"] if ray else ["in-process", "pool"]
     for block in blocks[::-1] if reverse else blocks:
         if block == "in-process":
             for steps in lengths:
@@ -139,17 +145,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", default="50,200,800", help="comma-separated trial lengths")
     ap.add_argument("--task", default=None, help="default mnist1d-cnn (--quick: digits-mlp)")
+    ap.add_argument("--no-ray", action="store_true", help="leave Ray's rows out (--quick does)")
     args = ap.parse_args()
+    ray = not (args.no_ray or args.quick)
     TASK["name"] = args.task or ("digits-mlp" if args.quick else "mnist1d-cnn")
     load_task(TASK["name"])  # as the command line does before any trial: built once here
-    lengths = [40, 60] if args.quick else sorted(int(s) for s in args.steps.split(","))
+    lengths = [40] if args.quick else sorted(int(s) for s in args.steps.split(","))
     repeats = 1 if args.quick else args.repeats
     torch.set_num_threads(1)
     sweep_seconds(InProcessExecutor(1), lengths[0], seed=1)  # and torch's first-call costs
     times: dict = {(k, s): [] for k in ROWS for s in lengths}
     load = [os.getloadavg()[0]]
     for r in range(repeats):
-        one_repeat(lengths, times, reverse=r % 2 == 1)
+        one_repeat(lengths, times, reverse=r % 2 == 1, ray=ray)
         load.append(os.getloadavg()[0])
     print(header("Scale-out: a weight-decay sweep in-process, on a process pool, on Ray"))
     have_ray = bool(times["ray-cold", lengths[0]])
@@ -158,7 +166,13 @@ def main() -> None:
         f"range tests at batch 128 of {', '.join(map(str, lengths))} steps; {repeats} "
         f"repeats, medians; {os.cpu_count()} cores, 2 workers (pool) or 2 CPUs (Ray), 1 torch "
         "thread per trial; ratio = seconds / in-process seconds at that length"
-        + ("" if have_ray else "; **Ray is not installed: its rows are left out**")
+        + (
+            ""
+            if have_ray
+            else "; Ray's rows left out (--quick or --no-ray)"
+            if not ray
+            else "; **Ray is not installed: its rows are left out**"
+        )
     )
     print(
         f"- load average (1 min) at the start and after each repeat: "

@@ -3,10 +3,15 @@ the 2-core CI machine."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+# the subprocesses the tests start (commands, benchmarks' quick modes, worker pools) too: two
+# xdist workers each running a 2-thread child would ask 4 threads of 2 cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -224,3 +224,27 @@ def test_the_plot_is_written(mods, tmp_path):
     path.parent.mkdir()
     anytime.plot(summary, names, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_results_file_keeps_scored_rows_by_commit_and_the_last_line_wins(mods, tmp_path):
+    anytime, _, _ = mods
+    path = tmp_path / "results" / "anytime.jsonl"
+    assert anytime.results_rows(path, "abc") == {}  # no file yet
+    row = {**_run(0.95), "hparams": {"batch_size": 16}, "seconds": math.nan}
+    anytime.append_row(path, "abc", "cancer-mlp", 0, 6.0, row)
+    anytime.append_row(path, "abd", "cancer-mlp", 0, 6.0, {**row, "test": 0.5})
+    anytime.append_row(path, "abc", "cancer-mlp", 1, None, {**row, "test": 0.9})
+    anytime.append_row(path, "abc", "cancer-mlp", 1, None, {**row, "test": 0.91})
+    anytime.append_row(
+        path, "abc", "wine-mlp", 0, 6.0, {k: v for k, v in row.items() if k != "test"}
+    )
+    with open(path, "a") as f:
+        f.write("{cut short\n")
+    rows = anytime.results_rows(path, "abc")
+    assert set(rows) == {("cancer-mlp", 0, "6"), ("cancer-mlp", 1, "default")}
+    assert rows["cancer-mlp", 0, "6"]["test"] == 0.95 and math.isnan(
+        rows["cancer-mlp", 0, "6"]["seconds"]
+    )
+    assert rows["cancer-mlp", 1, "default"]["test"] == 0.91  # the later line wins
+    assert anytime.results_rows(path, "abd")["cancer-mlp", 0, "6"]["test"] == 0.5
+    assert anytime.results_rows(path, "unknown") == {}

@@ -164,3 +164,100 @@ def test_the_private_rule_catches_each_form(tmp_path):
         "disciplined.search.grid:10 reads disciplined.training.batching._x",
         "disciplined.search.grid:10 reads disciplined.trials.executors._y",
     ]
+
+
+def _dependencies(path: Path, modules: set[str]) -> set[str]:
+    """The modules of the package that ``path`` imports, inside functions too: ``from a.b
+    import c`` depends on the module ``a.b.c`` when there is one, else on ``a.b`` (the
+    package root is ``disciplined.__init__``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                target = f"{node.module}.{alias.name}"
+                found.add(target if target in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    root = {"disciplined.__init__"} if "disciplined" in found else set()
+    return (found | root) & modules
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in graph.get(v, ()):
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle():
+    modules = _module_names()
+    graph = {m: _dependencies(path, modules) - {m} for m, path in _modules()}
+    cycles = _cycles(graph)
+    assert not cycles, "modules that import each other (lazy imports count):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
+def test_the_cycle_rule_catches_a_lazy_cycle(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("from disciplined.trials import b\n")
+    b.write_text("def f():\n    from disciplined.trials.a import x\n")
+    modules = {"disciplined.trials.a", "disciplined.trials.b", "disciplined.trials"}
+    graph = {
+        "disciplined.trials.a": _dependencies(a, modules),
+        "disciplined.trials.b": _dependencies(b, modules),
+    }
+    assert graph["disciplined.trials.a"] == {"disciplined.trials.b"}
+    assert _cycles(graph) == [["disciplined.trials.a", "disciplined.trials.b"]]
+    assert _cycles({"x": {"y"}, "y": set()}) == []
+
+
+def test_no_executor_imports_another():
+    modules = _module_names()
+    trials = SRC / "trials"
+    executors = {
+        "disciplined.trials.local_executors",
+        "disciplined.trials.ray_executor",
+        "disciplined.trials.executors",
+    }
+    for name in ("local_executors", "ray_executor"):
+        deps = _dependencies(trials / f"{name}.py", modules)
+        assert not deps & executors, f"{name} imports {sorted(deps & executors)}"
+
+
+def test_the_old_home_of_the_executors_still_names_them():
+    from disciplined.trials import executor_base, executors, factory, local_executors
+
+    assert executors.make_executor is factory.make_executor
+    assert executors.EXECUTORS == factory.EXECUTORS == ("inprocess", "process", "ray")
+    assert executors.Executor is executor_base.Executor
+    assert executors.ProcessExecutor is local_executors.ProcessExecutor
+    assert executors.InProcessExecutor is local_executors.InProcessExecutor
+    assert set(executors.__all__) >= {
+        "EXECUTORS", "Executor", "InProcessExecutor", "ProcessExecutor", "Runner", "make_executor"
+    }

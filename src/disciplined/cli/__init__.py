@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
+from disciplined.cli.common import release_out
 from disciplined.errors import TaskCodeError, Terminated, UsageError
 from disciplined.files import write_text_atomic
 
@@ -163,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # a bug: one line here, the traceback in a file
         return _internal_error(exc, args, argv)
-    finally:  # each command's output folder was released by its own guard (outdir.guard_out)
+    finally:
+        release_out()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

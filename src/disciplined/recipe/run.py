@@ -73,7 +73,8 @@ from disciplined.studies.batch import memory_step
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import History, device_and_amp
-from disciplined.trials.executors import Executor, make_executor
+from disciplined.trials.executors import Executor
+from disciplined.trials.factory import make_executor
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import TrialStore, open_store

@@ -7,22 +7,32 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest
+from disciplined.measure.suggest import RULES as SUGGESTION_RULES
 from disciplined.measure.suggest import smith, validation_curve
+from disciplined.rules import Rule
 from disciplined.studies.context import (
     StudyContext,
     default_range_budget,
     range_spec,
     range_test_figure,
 )
-from disciplined.studies.decide import Decision, train_last_lr
+from disciplined.studies.decide import Decision, Payload, train_last_lr
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult
 
-__all__ = ["SPREAD_LIMIT", "WIDEN", "learning_rate_test", "peak_momentum", "read_max_lr"]
+__all__ = [
+    "LEARNING_RATE_RULES",
+    "SPREAD_LIMIT",
+    "WIDEN",
+    "LearningRateReading",
+    "learning_rate_test",
+    "peak_momentum",
+    "read_max_lr",
+]
 
 
 def peak_momentum(hp: HParams) -> HParams:
@@ -74,6 +84,86 @@ def read_max_lr(test: RangeTest) -> tuple[float, str, bool]:
     return value, how, turned
 
 
+LEARNING_RATE_RULES = (
+    Rule(
+        "smith_train_and_validation",
+        read_max_lr,
+        "the largest learning rate before the loss stops falling, read on the training and on "
+        "the validation curve, the lower of the two",
+    ),
+    Rule(
+        "smith_train_and_validation_seeds",
+        read_max_lr,
+        "the largest learning rate before the loss stops falling, read on the training and on "
+        "the validation curve (the lower), on two seeds (the lower; the median of three when "
+        "they disagree by more than 2x)",
+    ),
+    # one curve's suggestion rules (`measure.suggest.RULES`), which older tunes named
+    Rule(
+        "smith",
+        SUGGESTION_RULES["smith"],
+        "the largest learning rate before the loss stops falling",
+    ),
+    Rule(
+        "valley",
+        SUGGESTION_RULES["valley"],
+        "two thirds of the way along the longest descent into the minimum",
+    ),
+    Rule(
+        "steepest",
+        SUGGESTION_RULES["steepest"],
+        "where the loss falls fastest, looking only before the minimum",
+    ),
+    Rule(
+        "minimum/10",
+        SUGGESTION_RULES["minimum/10"],
+        "the learning rate at the lowest loss, divided by 10",
+    ),
+)
+"""The rules a learning-rate decision reads its max LR by; each explanation completes the
+sentence "the rule reads max LR as ...". `learning_rate_test` applies the first two."""
+
+
+@dataclass(frozen=True)
+class LearningRateReading(Payload):
+    """A learning-rate range test's record: the 1cycle's min LR (max/10), whether the test
+    was inconclusive (the loss still falling at the widened sweep's end), whether any seed's
+    loss fell clearly (``reliable``: without a fall the reading is only where the plateau
+    ended, and the race spans it wider), and the batch size it ran at.
+
+    Its how-to-read texts, by the step that ran it: ``HOW_TO_READ`` (the recipe's first
+    test), ``FINAL_HOW_TO_READ`` (the final reading at the chosen settings) and
+    ``CANDIDATE_HOW_TO_READ`` (a candidate batch size's reading for the race)."""
+
+    KIND: ClassVar[str] = "learning_rate"
+    NAMES: ClassVar[tuple[str, ...]] = ("learning_rate",)
+    RULES: ClassVar[tuple[Rule, ...]] = LEARNING_RATE_RULES
+    HOW_TO_READ: ClassVar[str] = (
+        "In an LR range test the learning rate grows every mini-batch from a tiny value to a "
+        "large one while the loss is recorded. Smith takes the largest useful learning rate "
+        "where the loss stops falling and turns ragged or rises: that is the 1cycle's max LR, "
+        "and its min LR is a tenth of it."
+    )
+    FINAL_HOW_TO_READ: ClassVar[str] = (
+        "The range test again, now at the chosen batch size and weight decay and with the "
+        "momentum held at the cycle's minimum, where the 1cycle reaches its max LR, since "
+        "each of them moves the largest usable learning rate (larger batches allow larger "
+        "rates, and with SGD a larger momentum makes every step larger). Its max LR is the "
+        "one the final 1cycle run uses."
+    )
+    CANDIDATE_HOW_TO_READ: ClassVar[str] = (
+        "The range test at one of the candidate batch sizes, with the weight decay and "
+        "momentum chosen above and the momentum held at the cycle's minimum, where the 1cycle "
+        "reaches its max LR; read on two seeds. Larger batches allow larger learning rates, "
+        "so each candidate races at its own reading."
+    )
+
+    min_lr: float
+    inconclusive: bool = False
+    reliable: bool = True
+    batch_size: int | None = None
+
+
 def learning_rate_test(
     ctx: StudyContext,
     hp: HParams,
@@ -89,7 +179,7 @@ def learning_rate_test(
 
     A sweep that never turned (its loss still falling at the end LR) is run again once
     with an end LR `WIDEN` times higher and proportionally more steps; if it still has not
-    turned, the decision says the test is inconclusive (``extra["inconclusive"]``).
+    turned, the decision says the test is inconclusive (its `LearningRateReading`).
 
     ``repeats=True`` (the final reading) runs the test on two seeds; when their readings
     are more than `SPREAD_LIMIT` apart a third seed is run and the median of the three is
@@ -114,7 +204,7 @@ def learning_rate_test(
     for k, sd in enumerate([seed, seed + 1000] if repeats else [seed]):
         tests.read(sd, k)
     value, combine = _combine_seeds(tests, seed) if repeats else (tests.values[0], "")
-    rule = "smith_train_and_validation" + ("_seeds" if repeats else "")
+    rule = LEARNING_RATE_RULES[1 if repeats else 0].name
     figure = range_test_figure(
         f"{tag}_range_test.png",
         tests.results[0][0],
@@ -133,14 +223,12 @@ def learning_rate_test(
         table=tuple(_row(r, read) for r, read in tests.results),
         trials=tuple(r.key for r, _ in tests.results),
         figures=(figure,),
-        extra={
-            "min_lr": value / 10,
-            "inconclusive": tests.inconclusive,
-            # whether any seed's loss fell clearly: without a fall the reading is only where
-            # the plateau ended (`suggest.smith`), and the recipe's race spans it wider
-            "reliable": any(tests.reliable),
-            "batch_size": hp.batch_size,
-        },
+        payload=LearningRateReading(
+            min_lr=value / 10,
+            inconclusive=tests.inconclusive,
+            reliable=any(tests.reliable),
+            batch_size=hp.batch_size,
+        ),
         compute=ctx.ledger.since(start),
     )
 

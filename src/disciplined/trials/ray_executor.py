@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from disciplined.errors import TaskCodeError, UsageError
-from disciplined.trials.executors import Executor, Runner, check_threads, run_guarded
+from disciplined.trials.executor_base import Executor, Runner, check_threads, run_guarded
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec, run_trial, task_for
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "check_address", "import_ray"]
