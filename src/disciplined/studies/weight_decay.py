@@ -8,13 +8,15 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
+from disciplined.rules import Rule
 from disciplined.studies.context import (
     StudyContext,
     check_values,
@@ -25,13 +27,52 @@ from disciplined.studies.context import (
 from disciplined.studies.decide import (
     CurveSummary,
     Decision,
+    Payload,
     lowest_val_loss_at_high_lr,
     no_usable_curve,
 )
 from disciplined.tasks import Task
 from disciplined.trials.hparams import HParams
 
-__all__ = ["default_weight_decays", "weight_decay_sweep"]
+__all__ = [
+    "WEIGHT_DECAY_RULES",
+    "WeightDecayChoice",
+    "default_weight_decays",
+    "weight_decay_sweep",
+]
+
+_HOW_TO_READ = (
+    "One LR range test per candidate weight decay ({values}), read on the validation "
+    "loss. Smith: "
+    "the right value lets the network train at a high learning rate and reach the lowest "
+    "loss, so among values whose lowest losses are nearly equal, the one reaching it at "
+    "the highest learning rate wins. Weight decay then stays constant through training."
+)
+
+WEIGHT_DECAY_RULES = (
+    Rule("lowest_val_loss_at_high_lr", lowest_val_loss_at_high_lr, _HOW_TO_READ),
+    Rule("no_evidence_kept", lowest_val_loss_at_high_lr, _HOW_TO_READ),
+)
+"""The weight-decay sweep's rules: Smith's reading of the curves, or, when no curve fell
+below its start, the fallback kept."""
+
+
+@dataclass(frozen=True)
+class WeightDecayChoice(Payload):
+    """The weight-decay decision's record: why the grid was the one tried (``grid``, a
+    sentence, or "values given"), the ``method`` (``range_test`` or ``snapshot``), and
+    with the snapshot variant its run (weight decay, epochs, seconds, path, validation
+    loss)."""
+
+    KIND: ClassVar[str] = "weight_decay"
+    NAMES: ClassVar[tuple[str, ...]] = ("weight_decay",)
+    RULES: ClassVar[tuple[Rule, ...]] = WEIGHT_DECAY_RULES
+    HOW_TO_READ: ClassVar[str] = _HOW_TO_READ
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("snapshot",)
+
+    grid: str
+    method: str = "range_test"
+    snapshot: dict[str, Any] | None = None
 
 
 def default_weight_decays(task: Task) -> tuple[tuple[float, ...], str]:
@@ -122,13 +163,11 @@ def weight_decay_sweep(
             )
             results, rows, values = results + more, rows + more_rows, [*values, extra]
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance, fallback=fallback)
-    extra_info: dict[str, Any] = {"grid": why, "method": method}
-    if snapshot_cost is not None:
-        extra_info["snapshot"] = snapshot_cost
+    rule = WEIGHT_DECAY_RULES[1 if no_usable_curve(rows) else 0]
     return sweep_decision(
         task.name, "weight_decay", "wd", "weight decay", values, results, rows, chosen, reason,
-        rule="no_evidence_kept" if no_usable_curve(rows) else "lowest_val_loss_at_high_lr",
-        extra=extra_info,
+        rule=rule.name,
+        payload=WeightDecayChoice(grid=why, method=method, snapshot=snapshot_cost),
         compute=ctx.ledger.since(start),
     )
 
