@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 from disciplined.errors import UsageError
+from disciplined.rules import Rule
 from disciplined.studies.context import (
     StudyContext,
     check_values,
@@ -13,10 +16,37 @@ from disciplined.studies.context import (
     sweep,
     sweep_decision,
 )
-from disciplined.studies.decide import Decision, lowest_val_loss_at_high_lr, no_usable_curve
+from disciplined.studies.decide import (
+    Decision,
+    Payload,
+    lowest_val_loss_at_high_lr,
+    no_usable_curve,
+)
 from disciplined.trials.hparams import HParams
 
-__all__ = ["dropout_sweep"]
+__all__ = ["DROPOUT_RULES", "DropoutChoice", "dropout_sweep"]
+
+_HOW_TO_READ = (
+    "Chosen like weight decay: one validation-mode range test per dropout value "
+    "({values}); the value reaching the lowest loss at the highest learning rate wins."
+)
+
+DROPOUT_RULES = (
+    Rule("lowest_val_loss_at_high_lr", lowest_val_loss_at_high_lr, _HOW_TO_READ),
+    Rule("no_evidence_kept", lowest_val_loss_at_high_lr, _HOW_TO_READ),
+)
+"""The dropout sweep's rules, as the weight decay's."""
+
+
+@dataclass(frozen=True)
+class DropoutChoice(Payload):
+    """The dropout decision's record: nothing beyond the decision's value, table and
+    trials; the type carries the study's rules and how to read them."""
+
+    KIND: ClassVar[str] = "dropout"
+    NAMES: ClassVar[tuple[str, ...]] = ("dropout",)
+    RULES: ClassVar[tuple[Rule, ...]] = DROPOUT_RULES
+    HOW_TO_READ: ClassVar[str] = _HOW_TO_READ
 
 
 def dropout_sweep(
@@ -42,6 +72,7 @@ def dropout_sweep(
     chosen, reason = lowest_val_loss_at_high_lr(rows, tolerance=tolerance, fallback=fallback)
     return sweep_decision(
         task.name, "dropout", "dropout", "dropout rate", values, results, rows, chosen, reason,
-        rule="no_evidence_kept" if no_usable_curve(rows) else "lowest_val_loss_at_high_lr",
+        rule=DROPOUT_RULES[1 if no_usable_curve(rows) else 0].name,
+        payload=DropoutChoice(),
         compute=ctx.ledger.since(start),
     )
