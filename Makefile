@@ -33,8 +33,9 @@ test-fast: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
 
-# `make bench ONLY=name[,name]` reruns those tables and keeps the others, each marked stale
-# when its code changed after the commit that made it.
+# `make bench` reruns the tables under an hour (benchmarks/run_all.py DEFAULT); `make bench
+# ONLY=name[,name]` reruns those tables, the hour-long ones included (OWN_COMMAND), and keeps
+# the others, each marked stale when its code changed after the commit that made it.
 # The optional baselines (Optuna's TPE) and torch-lr-finder are installed best effort: a
 # benchmark without them leaves their rows out and says so.
 bench: $(STAMP)

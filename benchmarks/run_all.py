@@ -16,13 +16,21 @@ the introduction says whether every section is at one commit.
 background, or in chunks that resume from ``--cache``) on the page without running it again;
 its minutes are ``-``.
 
+Without ``--only`` (``make bench``) the benchmarks of `DEFAULT` run: the timing tables and the
+short comparisons, within an hour on 2 cores. The others (`OWN_COMMAND`: the oracle grid, the
+zoo's decision-quality, anytime and seed tables, the head-to-head, the ranking measurement and
+the tuning-cost searches) take one to many hours; each is rerun by ``--only NAME`` (``make
+bench ONLY=NAME``) or by the command its header prints, in chunks that resume, and its
+section names its commit and is marked stale on the page when its code changed since.
+``--all`` runs every benchmark.
+
 ``--only a,b`` runs those benchmarks and, when ``--out`` exists, keeps every other
 benchmark's section (and its row of the durations table) as the page had it, so one table can
 be regenerated without the others. ``--args NAME="--flags"`` passes flags to one benchmark
 (e.g. a reduced scale: ``--args tuning_cost="--tasks digits-mlp --seeds 2"``); each
 benchmark's header prints the command that reruns its table alone, flags included.
 
-    python benchmarks/run_all.py [--quick] [--out docs/benchmarks.md] [--only a,b]
+    python benchmarks/run_all.py [--quick] [--out docs/benchmarks.md] [--only a,b | --all]
         [--args NAME="--flags" ...] [--cache DIR]
 """
 
@@ -59,6 +67,19 @@ BENCHMARKS = (
     "ranking",
     "gpu_check",
 )
+OWN_COMMAND = (
+    "tuning_cost",
+    "oracle",
+    "decision_quality",
+    "anytime",
+    "recipe_seeds",
+    "head_to_head",
+    "ranking",
+)
+"""The benchmarks of an hour or more on 2 cores, rerun by name (``--only``) or by their own
+command, never by a plain ``make bench``."""
+DEFAULT = tuple(n for n in BENCHMARKS if n not in OWN_COMMAND)
+"""What ``make bench`` (no ``--only``) reruns: within an hour on 2 cores."""
 SHARE_CACHE = (
     "super_convergence",
     "tuning_cost",
@@ -69,17 +90,22 @@ SHARE_CACHE = (
 )
 
 INTRO = """\
-Every table below was produced by one command, `make bench` (`python benchmarks/run_all.py
---out docs/benchmarks.md`), on the machine its header names; each header gives the
-benchmark's own command, the machine, the versions, the date and the seeds, so any number
-can be rerun on its own. The baselines (grid, random, TPE and pruned-TPE search over the
-recipe's own 1cycle space with batch size, constant and step learning rates with their own
-grids) are measured in the same run, on the same machine, as the recipe. Compute is counted
-in wall-clock seconds, evaluation included (epochs beside). The recipe-against-baselines
-tables use three splits: the recipe and every search read the validation split, and every
-accuracy they headline is a chosen configuration retrained from fresh seeds and scored on a
-test split that is sealed (reading it raises) while they run. A target that a run misses
-says **MISSED** in its table.
+Every table below was produced by `python benchmarks/run_all.py`, on the machine its header
+names; each header gives the benchmark's own command, the machine, the versions, the date
+and the seeds, so any number can be rerun on its own. `make bench` reruns the timing tables
+and the short comparisons (loop_speed, range_test_overhead, suggestion_quality, sweep_speed,
+scale, super_convergence, gpu_check: within an hour on 2 cores); the tables of an hour or
+more (tuning_cost, oracle, decision_quality, anytime, recipe_seeds, head_to_head, ranking)
+are rerun one at a time, `make bench ONLY=name` or the command in their header, and the
+table below names the commit each was made at and marks it stale when its code changed
+since. The baselines (grid, random, TPE and pruned-TPE search over the recipe's own 1cycle
+space with batch size, constant and step learning rates with their own grids) are measured
+in the same run, on the same machine, as the recipe. Compute is counted in wall-clock
+seconds, evaluation included (epochs beside). The recipe-against-baselines tables use three
+splits: the recipe and every search read the validation split, and every accuracy they
+headline is a chosen configuration retrained from fresh seeds and scored on a test split
+that is sealed (reading it raises) while they run. A target that a run misses says
+**MISSED** in its table.
 """
 
 
@@ -311,8 +337,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="every benchmark's --quick mode")
     ap.add_argument("--out", default="docs/benchmarks.md")
     ap.add_argument(
-        "--only", default=None, help="comma-separated names (default: all, or none with --use)"
+        "--only",
+        default=None,
+        help="comma-separated names (default: those under an hour, or none with --use)",
     )
+    ap.add_argument("--all", action="store_true", help="every benchmark, the long ones too")
     ap.add_argument("--cache", default=None, help="shared trial stores; default: a temp folder")
     ap.add_argument(
         "--args",
@@ -333,7 +362,10 @@ def main() -> int:
     used = dict(u.split("=", 1) for u in args.use if "=" in u)
     if len(used) != len(args.use) or set(used) - set(BENCHMARKS):
         ap.error(f"--use takes NAME=FILE with NAME one of {list(BENCHMARKS)}")
-    only = args.only if args.only is not None else ("" if used else ",".join(BENCHMARKS))
+    if args.all and args.only is not None:
+        ap.error("--all and --only exclude each other")
+    every = BENCHMARKS if args.all else DEFAULT
+    only = args.only if args.only is not None else ("" if used else ",".join(every))
     names = [n for n in only.split(",") if n and n not in used]
     extra = dict(a.split("=", 1) for a in args.args if "=" in a)
     unknown = sorted((set(names) | set(extra)) - set(BENCHMARKS))

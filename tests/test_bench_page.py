@@ -210,3 +210,23 @@ def test_a_section_made_by_its_own_command_is_placed_without_running(tmp_path):
     text = page.read_text()
     assert "| [decision_quality](#decision-quality) | ok: 1 met, 0 MISSED | - |" in text
     assert "abc1234" in text and "## loop-speed" not in text  # nothing else ran
+
+
+def test_a_plain_make_bench_runs_the_short_tables_and_names_the_long_ones(run_all) -> None:
+    assert set(run_all.DEFAULT) | set(run_all.OWN_COMMAND) == set(run_all.BENCHMARKS)
+    assert not set(run_all.DEFAULT) & set(run_all.OWN_COMMAND)
+    assert {"head_to_head", "oracle", "decision_quality", "anytime"} <= set(run_all.OWN_COMMAND)
+    assert "loop_speed" in run_all.DEFAULT and "gpu_check" in run_all.DEFAULT
+    for name in (*run_all.DEFAULT, *run_all.OWN_COMMAND):  # the introduction names each
+        assert name in run_all.INTRO
+
+
+def test_all_and_only_exclude_each_other() -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--all", "--only", "loop_speed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "--all and --only exclude each other" in proc.stderr
