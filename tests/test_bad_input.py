@@ -242,6 +242,21 @@ def len_lies():
 
 def val_len_lies():
     return _task(val_data=Items(lie=1))
+
+# issue 33: silently accepted before
+
+def clustering():
+    return _task(kind="clustering")
+
+def nan_metric():
+    return _task(metric=lambda out, y: torch.tensor(float("nan")))
+
+def metric_nan_later():
+    calls = []
+    def fading(out, y):
+        calls.append(1)
+        return accuracy(out, y) if len(calls) == 1 else torch.tensor(float("nan"))
+    return _task(metric=fading)
 """
 
 TUNED = {
@@ -314,6 +329,16 @@ def env(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "hp").mkdir()
     for name, changes in HPARAMS_FILES.items():
         (tmp_path / "hp" / f"{name}.json").write_text(json.dumps({**TUNED, **changes}))
+    # issue 33: JSON nested 100k deep, histories with a bad steps_per_epoch, stores whose
+    # meta row is damaged or whose tables are another program's
+    (tmp_path / "hp" / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (out / "deep.json").write_text('{"evals": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    for name, value in (("zero", 0), ("negative", -3), ("text", "x")):
+        _history(out / f"steps_{name}.json", [2.0, 1.5, 1.2], [2.0, 1.6, 1.3])
+        data = json.loads((out / f"steps_{name}.json").read_text())
+        (out / f"steps_{name}.json").write_text(json.dumps({**data, "steps_per_epoch": value}))
+    _store_with_a_damaged_meta_row(out / "bad_meta.sqlite")
+    _store_of_another_schema(out / "schema.sqlite")
     return {"tasks": str(tmp_path / "tasks.py"), "tmp": str(tmp_path), "out": str(out)}
 
 
@@ -366,6 +391,26 @@ def _truncated_store(path: Path) -> None:
 def _store_of_another_task(path: Path) -> None:
     with SQLiteStore(path) as store:
         store.bind({"task": "mnist1d-cnn", "task_options": {}})
+
+
+def _store_with_a_damaged_meta_row(path: Path) -> None:
+    with SQLiteStore(path) as store:
+        store.bind({"task": "digits-mlp", "task_options": {}})
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE meta SET value = '{\"task\": ' WHERE name = 'identity'")
+    conn.close()
+
+
+def _store_of_another_schema(path: Path) -> None:
+    """An SQLite file with tables of our names and other columns, in the rollback journal
+    mode (opening it as a store would once switch it to WAL before refusing it)."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, blob TEXT)")
+        conn.execute("CREATE TABLE meta (k TEXT, v TEXT)")
+        conn.execute("INSERT INTO trials (blob) VALUES ('someone else''s row')")
+    conn.close()
 
 
 @dataclass(frozen=True)
@@ -736,6 +781,75 @@ CASES = [
     Case("report-missing", ("report", "{out}/absent"), "no such folder"),
     Case("report-a-file", ("report", "{out}/notes.txt"), "is not a folder"),
     Case("report-unfinished", ("report", "{out}/unfinished"), "the tune did not finish"),
+    # --------------------------------------------------------------- issue 33, the rest
+    Case(
+        "find-lr-start-lr-subnormal",
+        ("find-lr", *D, "--start-lr", "5e-324", "--steps", "20", "--out", "{out}"),
+        "--start-lr 5e-324 is too small for an exponential sweep to --end-lr 10: their "
+        "ratio overflows a float",
+    ),
+    Case(
+        "tune-memory-limit-one-byte",
+        ("tune", *D, "--device", "cpu", "--memory-limit", "1B", "--out", "{out}"),
+        "--memory-limit 1B: not even a batch of 1 fits in 0 MiB",
+    ),
+    Case(
+        "tune-batch-sizes-none-fit",
+        (
+            "tune", *D, "--device", "cpu", "--memory-limit", "300KB", "--batch-sizes", "512,1024",
+            "--out", "{out}",
+        ),
+        "--batch-sizes 512,1024: none fits in memory (300KB): the largest batch of task "
+        "'digits-mlp' that fits is",
+    ),
+    _hp_case("deep", "not a tune's hparams.json (its JSON is nested too deeply to read)"),
+    Case(
+        "diagnose-deep-json",
+        ("diagnose", "{out}/deep.json", "--out", "{out}"),
+        "is not a history: its JSON is nested too deeply to read",
+    ),
+    Case(
+        "diagnose-steps-per-epoch-zero",
+        ("diagnose", "{out}/steps_zero.json", "--out", "{out}"),
+        "steps_per_epoch must be an integer >= 1, got 0",
+    ),
+    Case(
+        "diagnose-steps-per-epoch-negative",
+        ("diagnose", "{out}/steps_negative.json", "--out", "{out}"),
+        "steps_per_epoch must be an integer >= 1, got -3",
+    ),
+    Case(
+        "diagnose-steps-per-epoch-text",
+        ("diagnose", "{out}/steps_text.json"),
+        "steps_per_epoch must be an integer >= 1, got 'x'",
+    ),
+    Case(
+        "sweep-store-damaged-meta-row",
+        ("sweep", "momentum", *D, "--store", "{out}/bad_meta.sqlite", "--out", "{out}"),
+        "holds a meta entry 'identity' that cannot be read (JSONDecodeError",
+    ),
+    Case(
+        "tune-store-damaged-meta-row",
+        ("tune", *D, "--epochs", "1", "--store", "{out}/bad_meta.sqlite", "--out", "{out}"),
+        "holds a meta entry 'identity' that cannot be read",
+    ),
+    Case(
+        "sweep-store-another-schema",
+        ("sweep", "momentum", *D, "--store", "{out}/schema.sqlite", "--out", "{out}"),
+        "is not a trial store (table 'trials' lacks columns ['created', 'key', 'payload'",
+    ),
+    Case(
+        "tune-store-another-schema",
+        ("tune", *D, "--epochs", "1", "--store", "{out}/schema.sqlite", "--out", "{out}"),
+        "is not a trial store (table 'trials' lacks columns",
+    ),
+    _task_case("clustering", "kind must be 'classification' or 'regression', got 'clustering'"),
+    _task_case(
+        "nan_metric",
+        "the metric 'accuracy' returned nan on the freshly built model's outputs for a batch "
+        "of 8: it must give a finite number for any batch",
+    ),
+    _task_case("nan_metric", "the metric 'accuracy' returned nan", command="tune"),
 ]
 
 
@@ -1313,3 +1427,104 @@ def test_find_lr_claims_its_folder_and_replaces_a_users_file_only_when_forced(tm
     assert _run(capsys, *argv)[0] == 0  # its own folder: a rerun writes there
     code, err = _run(capsys, "train", "--task", "digits-mlp", "--epochs", "1", "--out", str(out))
     assert code == 2 and "was written by `disciplined find-lr` on task 'digits-mlp'" in err
+
+
+# ------------------------------------------------------------------- issue 33: the rest
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("train", *D, "--epochs", "1", "--out", ""),
+        ("find-lr", *D, "--steps", "20", "--out", ""),
+        ("sweep", "momentum", *D, "--steps", "20", "--out", " "),
+        ("tune", *D, "--epochs", "1", "--out", ""),
+        ("diagnose", "{tmp}/h.json", "--out", ""),
+    ],
+    ids=["train", "find-lr", "sweep", "tune", "diagnose"],
+)
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(
+    argv, tmp_path, monkeypatch, capsys
+):
+    _history(tmp_path / "h.json", [2.0, 1.5, 1.2], [2.0, 1.6, 1.3])
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+    code, err = _run(capsys, *(a.format(tmp=tmp_path) for a in argv))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "disciplined: error: the output folder must be named, got '" in err
+    assert _snapshot(tmp_path) == before
+
+
+def test_diagnose_beside_a_history_in_a_read_only_folder_is_refused(tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    _history(folder / "history.json", [2.0, 1.5, 1.2], [2.0, 1.6, 1.3])
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("this user (root) writes into a read-only folder anyway")
+        before = _snapshot(folder)
+        code, err = _run(capsys, "diagnose", str(folder))
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"cannot write diagnosis.json beside {str(folder / 'history.json')!r}: its " in err
+        assert "give --out DIR" in err
+        assert _snapshot(folder) == before
+    finally:
+        folder.chmod(0o755)
+
+
+def test_diagnose_whose_write_is_denied_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    # what a read-only folder or file system does to the write (as root, os.access says yes)
+    import errno
+
+    _history(tmp_path / "history.json", [2.0, 1.5, 1.2], [2.0, 1.6, 1.3])
+
+    def denied(path, _text):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(cli_diagnose, "write_text_atomic", denied)
+    code, err = _run(capsys, "diagnose", str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.strip() == (
+        f"disciplined: error: cannot write {str(tmp_path / 'diagnosis.json')!r}: Read-only "
+        "file system; give --out DIR"
+    )
+
+
+def test_a_metric_that_turns_nan_in_training_is_labelled_not_printed_bare(env, capsys):
+    out = Path(env["tmp"]) / "run"
+    argv = ("train", "--task", f"{env['tasks']}:metric_nan_later", "--epochs", "1")
+    code = main([*argv, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "validation accuracy nan (the task's metric returned no finite number)" in captured.out
+    assert "accuracy nan," not in captured.out
+    assert common.metric_text(0.91234) == "0.9123"
+    assert common.metric_text(None) == "n/a"
+
+
+def test_a_task_of_an_unknown_kind_is_refused_from_python():
+    with pytest.raises(UsageError, match="kind must be 'classification' or 'regression', got 'c"):
+        _toy(kind="clustering")
+
+
+def test_a_store_of_another_schema_is_refused_before_it_is_modified(tmp_path):
+    path = tmp_path / "other.sqlite"
+    _store_of_another_schema(path)
+    before = path.read_bytes()
+    with pytest.raises(UsageError, match=r"is not a trial store \(table 'trials' lacks"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before  # the journal mode too: not switched to WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]
+
+
+def test_a_damaged_meta_row_is_a_usage_error_naming_the_entry(tmp_path):
+    path = tmp_path / "s.sqlite"
+    _store_with_a_damaged_meta_row(path)
+    with SQLiteStore(path) as store:
+        with pytest.raises(UsageError, match=r"holds a meta entry 'identity' that cannot be read"):
+            store.get_meta("identity")
+        with pytest.raises(UsageError, match="meta entry 'identity'"):
+            store.bind({"task": "digits-mlp", "task_options": {}})

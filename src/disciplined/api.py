@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from disciplined.outdir import guard_out
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.plan import BUDGET_FACTOR, RACE_BUDGET_FACTOR
 from disciplined.recipe.run import TuneResult, run_recipe
@@ -20,7 +21,7 @@ from disciplined.trials.executors import Executor
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import TrialStore
 
-__all__ = ["tune"]
+__all__ = ["tune", "tune_owner"]
 
 
 def tune(
@@ -36,6 +37,7 @@ def tune(
     progress: Callable[[str], None] | bool | None = True,
     on_result: Callable[[TrialResult, bool], None] | None = None,
     command: str | None = None,
+    force: bool = False,
     **settings: Any,
 ) -> TuneResult:
     """Run the recipe on ``task`` and train with what it chose; write the result into ``out``.
@@ -58,10 +60,50 @@ def tune(
     (or None) silences it; a callable receives the recipe's messages instead, and then
     nothing is printed. ``on_result(result, cached)`` is called for each finished trial
     either way.
+
+    The output folder is guarded as the command line guards it (`outdir.guard_out`): a
+    folder another command or task wrote, or one holding files of the names ``tune``
+    writes that it did not write, is refused (`UsageError`) unless ``force``; while the
+    tune runs the folder is locked, so a second tune into it (another process, or another
+    thread of this one) is refused naming the holder. A tune refused before it wrote
+    anything leaves no trace in ``out``.
     """
+    cfg = TuneConfig.from_settings(config, **settings)
+    with guard_out(out, tune_owner(task, task_options), force=force) as folder:
+        return _run_and_save(
+            task,
+            cfg,
+            folder,
+            progress,
+            on_result,
+            store=store,
+            workers=workers,
+            executor=executor,
+            task_options=task_options,
+            runner=runner,
+            command=command,
+        )
+
+
+def tune_owner(task: str | Task, task_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Who writes a tune's output folder (its `outdir.MARKER`): ``tune`` on the task's
+    reference (a `Task` object's name) and options, as ``disciplined tune`` writes it."""
+    ref = task.name if isinstance(task, Task) else task
+    return {"command": "tune", "task": ref, "task_options": dict(task_options or {})}
+
+
+def _run_and_save(
+    task: str | Task,
+    cfg: TuneConfig,
+    out: Path,
+    progress: Callable[[str], None] | bool | None,
+    on_result: Callable[[TrialResult, bool], None] | None,
+    **recipe: Any,
+) -> TuneResult:
+    """`tune` inside its guarded folder: the recipe (``recipe``: `run_recipe`'s other
+    arguments) with its progress shown, then its files."""
     from disciplined.cli.common import TuneProgress  # beside this module: the CLI's own
 
-    cfg = TuneConfig.from_settings(config, **settings)
     shown = TuneProgress(_planned_budget(cfg)) if progress is True else None
     say = shown.say if shown is not None else (progress or None)
 
@@ -76,14 +118,9 @@ def tune(
             task,
             cfg,
             out=out,
-            store=store,
-            workers=workers,
-            executor=executor,
-            task_options=task_options,
-            runner=runner,
             progress=say if callable(say) else None,
             on_result=each if shown is not None or on_result is not None else None,
-            command=command,
+            **recipe,
         )
     finally:
         if shown is not None:

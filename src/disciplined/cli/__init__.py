@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.cli import diagnose, find_lr, report, sweep, train, tune
-from disciplined.cli.common import release_out
 from disciplined.errors import TaskCodeError, Terminated, UsageError
 from disciplined.files import write_text_atomic
 
@@ -164,8 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # a bug: one line here, the traceback in a file
         return _internal_error(exc, args, argv)
-    finally:
-        release_out()
+    finally:  # each command's output folder was released by its own guard (outdir.guard_out)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -7,9 +7,7 @@ value outside it, or one that is not finite, is one line and exit 2 before any w
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable
@@ -17,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.files import open_no_follow, write_text_atomic
+from disciplined.outdir import (
+    LOCK,
+    MARKER,
+    OUTPUTS,
+    OutLock,
+    check_out,
+    guard_out,
+    lock_out,
+    prepare_out,
+    write_marker,
+)
 from disciplined.tasks import Task, load_task
 from disciplined.trials.bounds import (
     BOUNDS,
@@ -38,8 +46,11 @@ from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult
 
 # The numeric options' bounds are `trials.bounds`'s, the ones the library checks (`HParams`,
-# `TuneConfig`, ``train --hparams``); the names stay importable from here.
+# `TuneConfig`, ``train --hparams``), and the output folder's guard is `disciplined.outdir`'s;
+# the names stay importable from here.
 __all__ = [
+    "LOCK",
+    "MARKER",
     "MAX_BATCH_SIZE",
     "MAX_BUDGET",
     "MAX_DIV",
@@ -49,6 +60,10 @@ __all__ = [
     "MAX_STEPS",
     "MAX_WEIGHT_DECAY",
     "MAX_WORKERS",
+    "OUTPUTS",
+    "check_out",
+    "guard_out",
+    "prepare_out",
 ]
 
 ArgType = Callable[[str], Any]
@@ -327,6 +342,17 @@ def task_from_args(args: argparse.Namespace) -> Task:
     return load_task(args.task, parse_task_options(args))
 
 
+def metric_text(value: float | None) -> str:
+    """A validation metric as the summaries print it: 4 decimals, ``n/a`` when there is
+    none, or, when the task's metric gave NaN or infinity, that value said to be the
+    metric's (never a bare ``nan``)."""
+    if value is None:
+        return "n/a"
+    if math.isfinite(value):
+        return f"{value:.4f}"
+    return f"{value} (the task's metric returned no finite number)"
+
+
 def trial_line(result: TrialResult, cached: bool = False) -> str:
     """What a finished trial's progress line says after its name: a training run's outcome
     in the words of `disciplined.measure.diagnose.describe_run` (ok, plateau, collapsed or
@@ -372,18 +398,6 @@ def trial_progress() -> Callable[[TrialResult, bool], None]:
     return on_result
 
 
-def prepare_out(path: str) -> Path:
-    """Create the output folder (or reuse it) and check it is writable, before any work."""
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output folder {path!r}: {exc.strerror or exc}") from exc
-    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {path!r} is not writable")
-    return out
-
-
 def add_device_args(p: argparse.ArgumentParser) -> None:
     """``--device`` (default ``auto``: CUDA when the machine has it) and ``--amp``."""
     p.add_argument(
@@ -408,19 +422,9 @@ def device_from_args(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 # --------------------------------------------------------------------------- ownership
-
-MARKER = ".disciplined.json"
-"""The file in an output folder that says which command, on which task, writes there."""
-
-OUTPUTS: dict[str, tuple[str, ...]] = {
-    "train": ("history.json", "curves.png"),
-    "find-lr": ("range_test.json", "range_test.png"),
-    "sweep": ("decision.json", "*.png"),
-    "tune": ("hparams.json", "tune.json", "history.json", "report.html", "*.png"),
-}
-"""The files (glob patterns) each command writes into its output folder. The store,
-``trials.sqlite``, is not listed: it guards itself (`TrialStore.bind` refuses another
-task's trials, and a file that is not a store is refused)."""
+# The output folder's marker, lock and --force check live in the library (`disciplined.outdir`,
+# `guard_out`), so that `disciplined.tune(out=...)` is guarded as the commands are; the names
+# stay importable from here.
 
 
 def add_force_arg(parser: argparse.ArgumentParser) -> None:
@@ -439,101 +443,22 @@ def out_owner(command: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"command": command, "task": args.task, "task_options": parse_task_options(args)}
 
 
-def _describe_owner(owner: dict[str, Any]) -> str:
-    options = owner.get("task_options") or {}
-    text = f"`disciplined {owner.get('command')}` on task {owner.get('task')!r}"
-    if options:
-        text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")"
-    return text
-
-
-def check_out(path: str, owner: dict[str, Any], force: bool = False) -> None:
-    """Refuse (`UsageError`, nothing written) an output folder that another command or
-    task wrote (its `MARKER` says so), or that holds, without a marker, files of the names
-    this command writes: they are not the tool's to overwrite. ``force`` allows both."""
-    folder = Path(path)
-    if force or not folder.is_dir():
-        return
-    marker = folder / MARKER
-    if marker.is_file():
-        try:
-            held = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            held = None
-        if not isinstance(held, dict):
-            raise UsageError(
-                f"output folder {path!r} has an unreadable {MARKER}; use another --out, or "
-                "--force to write into it anyway"
-            )
-        if held != json.loads(json.dumps(owner)):
-            raise UsageError(
-                f"output folder {path!r} was written by {_describe_owner(held)}; use another "
-                "--out, or --force to write into it anyway"
-            )
-        return
-    found = sorted({p.name for pattern in OUTPUTS[owner["command"]] for p in folder.glob(pattern)})
-    if found:
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise UsageError(
-            f"output folder {path!r} holds {found[0]}{more}, not written by disciplined; "
-            "move it away, use another --out, or --force to replace it"
-        )
-
-
-LOCK = ".disciplined.lock"
-"""The file in an output folder that a running command holds locked (``flock``); it names
-the holder (command, pid, start time). The lock goes with the process, however it ends."""
-
-_HELD: list[Any] = []  # this process's open, locked LOCK files
+_HELD: list[OutLock] = []  # the locks `claim_out` took, for `release_out`
 
 
 def claim_out(out: Path, owner: dict[str, Any]) -> bool:
-    """Lock ``out`` for this command (another process writing there is refused with a
-    `UsageError` naming it) and write the `MARKER` naming ``owner``, just before the first
-    output; return whether there was no marker before. `release_out` lets go."""
-    _lock(out, owner)
-    marker = out / MARKER
-    new = not marker.exists()
-    write_text_atomic(marker, json.dumps(owner, sort_keys=True) + "\n")
-    return new
-
-
-def _lock(out: Path, owner: dict[str, Any]) -> None:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, as before
-        return
-    try:  # a link at the lock's name is refused, never followed out of the folder
-        f = open_no_follow(out / LOCK)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot open the lock {str(out / LOCK)!r}: {exc.strerror or exc}; remove it "
-            "(it is not a file disciplined wrote) or use another --out"
-        ) from None
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "another disciplined process"
-        f.close()
-        raise UsageError(
-            f"output folder {str(out)!r} is in use by {holder}; wait for it to finish or "
-            "use another --out"
-        ) from None
-    f.seek(0)
-    f.truncate()
-    f.write(
-        f"`disciplined {owner['command']}` (pid {os.getpid()}, since "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n"
-    )
-    f.flush()
-    _HELD.append(f)
+    """Lock ``out`` for this process (`outdir.lock_out`: another holder is refused with a
+    `UsageError` naming it) and write the `MARKER` naming ``owner``; return whether there was
+    no marker before. `release_out` lets go. Kept for callers of the old helper: the
+    commands use `outdir.guard_out`, which also releases by itself."""
+    _HELD.append(lock_out(out, owner))
+    return write_marker(out, owner)
 
 
 def release_out() -> None:
-    """Unlock the output folders this process locked (the lock files stay, unlocked)."""
+    """Unlock the output folders `claim_out` locked (the lock files stay, unlocked)."""
     while _HELD:
-        _HELD.pop().close()
+        _HELD.pop().release()
 
 
 def _clock(seconds: float) -> str:

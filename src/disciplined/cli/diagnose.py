@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
+import os
 from pathlib import Path
 
 from disciplined.cli.common import prepare_out
@@ -48,11 +50,21 @@ def load_history(path: str | Path) -> tuple[History, Path]:
         raise UsageError(f"{str(file)!r} is not a JSON text file: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
         raise UsageError(f"{str(file)!r} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError:
+        raise UsageError(
+            f"{str(file)!r} is not a history: its JSON is nested too deeply to read"
+        ) from None
     if not isinstance(data, dict):
         raise UsageError(f"{str(file)!r} is not a history: expected a JSON object")
     missing = [k for k in ("evals", "train_losses", "steps_per_epoch") if k not in data]
     if missing:
         raise UsageError(f"{str(file)!r} is not a history: no {missing[0]!r} field")
+    spe = data["steps_per_epoch"]
+    if isinstance(spe, bool) or not isinstance(spe, int) or spe < 1:
+        raise UsageError(
+            f"{str(file)!r} is not a valid history: steps_per_epoch must be an integer >= 1, "
+            f"got {spe!r}"
+        )
     try:
         history = History.from_dict(data)
     except KeyError as exc:
@@ -74,8 +86,20 @@ def run(args: argparse.Namespace) -> int:
     """Diagnose the history, write ``diagnosis.json``, print the verdict line."""
     history, file = load_history(args.path)
     out = prepare_out(args.out) if args.out is not None else file.parent
+    if args.out is None and not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write diagnosis.json beside {str(file)!r}: its folder is not writable; "
+            "give --out DIR"
+        )
     result = diagnose(history)
     target = out / "diagnosis.json"
-    write_text_atomic(target, json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    try:
+        write_text_atomic(target, json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise  # a full disk is said as such by the command line
+        raise UsageError(
+            f"cannot write {str(target)!r}: {exc.strerror or exc}; give --out DIR"
+        ) from None
     print(f"{result.line()} (wrote {target})")
     return 0

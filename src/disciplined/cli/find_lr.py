@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from contextlib import nullcontext
 from pathlib import Path
 
 from disciplined.cli.common import (
@@ -14,10 +16,10 @@ from disciplined.cli.common import (
     build_hparams,
     check_batch_size,
     check_out,
-    claim_out,
     device_from_args,
     float_in,
     fraction_arg,
+    guard_out,
     int_in,
     learning_rate_arg,
     momentum_pair,
@@ -30,11 +32,12 @@ from disciplined.cli.common import (
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
-from disciplined.measure.range_test import lr_range_test
+from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.measure.suggest import RULES
 from disciplined.report.plots import plot_range_test
+from disciplined.tasks import Task
 from disciplined.training import distributed
-from disciplined.trials.hparams import OPTIMIZERS, build_optimizer
+from disciplined.trials.hparams import OPTIMIZERS, HParams, build_optimizer
 
 
 def momentum_arg(text: str) -> float:
@@ -180,35 +183,30 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
-def _run(args: argparse.Namespace) -> int:
-    task = task_from_args(args)
-    device, amp = device_from_args(args)
+def _check_sweep(args: argparse.Namespace) -> None:
+    """Refuse a sweep that cannot run: a start at or above the end, or an exponential
+    sweep whose ratio ``--end-lr / --start-lr`` overflows a float (a subnormal start: every
+    LR after the first would be infinite)."""
     if args.start_lr >= args.end_lr:
         raise UsageError(f"--start-lr must be < --end-lr, got {args.start_lr} >= {args.end_lr}")
-    if args.dropout and not task.takes_dropout:
-        raise UsageError(f"task {task.name!r} has no dropout to set (--dropout {args.dropout})")
-    if args.batch_size is not None:
-        check_batch_size(task, args.batch_size)
-    hp = build_hparams(
-        max_lr=args.start_lr,
-        max_momentum=args.momentum,
-        min_momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size or task.default_batch_size,
-        dropout=args.dropout,
-        optimizer=args.optimizer,
-    )
-    owner = out_owner("find-lr", args)
-    check_out(args.out, owner, args.force)  # another command's folder, or the user's files
-    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
-    main = distributed.is_main()
-    out = prepare_out(args.out) if main else Path(args.out)
+    if args.mode == "exp" and not math.isfinite(args.end_lr / args.start_lr):
+        raise UsageError(
+            f"--start-lr {args.start_lr} is too small for an exponential sweep to --end-lr "
+            f"{args.end_lr:g}: their ratio overflows a float; raise --start-lr (default 1e-5) "
+            "or give --mode linear"
+        )
+
+
+def _range_test(
+    args: argparse.Namespace, task: Task, hp: HParams, device: str, amp: str | None
+) -> RangeTest:
+    """The range test the options ask for, on a freshly built model seeded with --seed."""
     import torch
 
     torch.manual_seed(args.seed)
     model = task.model(dropout=hp.dropout) if task.takes_dropout else task.model()
     optimizer = build_optimizer(model, hp)
-    test = lr_range_test(
+    return lr_range_test(
         model,
         optimizer,
         task.loss_fn,
@@ -230,11 +228,37 @@ def _run(args: argparse.Namespace) -> int:
         progress=True,
         meta={"task": task.name, "hparams": hp.to_dict()},
     )
-    if main:
-        claim_out(out, owner)
-        test.save(out / "range_test.json")
-        title = f"{task.name}: LR range test, batch {hp.batch_size}"
-        plot_range_test(test, out / "range_test.png", title=title)
+
+
+def _run(args: argparse.Namespace) -> int:
+    task = task_from_args(args)
+    device, amp = device_from_args(args)
+    _check_sweep(args)
+    if args.dropout and not task.takes_dropout:
+        raise UsageError(f"task {task.name!r} has no dropout to set (--dropout {args.dropout})")
+    if args.batch_size is not None:
+        check_batch_size(task, args.batch_size)
+    hp = build_hparams(
+        max_lr=args.start_lr,
+        max_momentum=args.momentum,
+        min_momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size or task.default_batch_size,
+        dropout=args.dropout,
+        optimizer=args.optimizer,
+    )
+    owner = out_owner("find-lr", args)
+    check_out(args.out, owner, args.force)  # another command's folder, or the user's files
+    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
+    main = distributed.is_main()
+    out = prepare_out(args.out) if main else Path(args.out)
+    # rank 0 holds the folder (lock and marker) from here until its files are written
+    with guard_out(out, owner, force=args.force) if main else nullcontext(out):
+        test = _range_test(args, task, hp, device, amp)
+        if main:
+            test.save(out / "range_test.json")
+            title = f"{task.name}: LR range test, batch {hp.batch_size}"
+            plot_range_test(test, out / "range_test.png", title=title)
     s = test.suggestion
     if s is None:
         raise UsageError(

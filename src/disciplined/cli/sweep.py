@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from disciplined.cli.common import (
     MAX_WEIGHT_DECAY,
@@ -15,11 +16,11 @@ from disciplined.cli.common import (
     build_hparams,
     check_batch_size,
     check_out,
-    claim_out,
     device_from_args,
     epochs_arg,
     executor_from_args,
     fraction_arg,
+    guard_out,
     out_owner,
     parse_task_options,
     prepare_out,
@@ -33,6 +34,7 @@ from disciplined.errors import UsageError
 from disciplined.report.save import save_decision
 from disciplined.studies import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
 from disciplined.studies.decide import Decision
+from disciplined.trials.executors import Executor
 from disciplined.trials.hparams import OPTIMIZERS, HParams
 from disciplined.trials.store import open_store
 
@@ -173,33 +175,42 @@ def run(args: argparse.Namespace) -> int:
     owner = out_owner("sweep", args)
     check_out(args.out, owner, args.force)
     executor = executor_from_args(args)
-    out = prepare_out(args.out)
-    store = open_store(args.store, out)
-    try:  # another task's store is refused before anything is written
-        store.bind({"task": args.task, "task_options": parse_task_options(args)})
-    except UsageError:
-        store.close()
-        executor.close()
-        raise
-    claim_out(out, owner)
-    ctx = StudyContext(
-        task=args.task,
-        task_options=parse_task_options(args),
-        store=store,
-        executor=executor,
-        out=out,
-        on_result=trial_progress(),
-        device=device,
-        amp=amp,
-    )
-    with store, ctx.executor:
-        decision = _study(ctx, hp, args)
-    decision = save_decision(decision, ctx.results, out)
+    with executor:
+        prepare_out(args.out)  # made first, so that an error's log has a place in it
+        with guard_out(args.out, owner, force=args.force) as out:
+            decision = _in_folder(args, hp, out, executor, device, amp)
     print(
         f"{task.name}: {decision.name} = {decision.value:g} ({decision.rule}); "
         f"wrote {out / 'decision.json'}"
     )
     return 0
+
+
+def _in_folder(
+    args: argparse.Namespace,
+    hp: HParams,
+    out: Path,
+    executor: Executor,
+    device: str,
+    amp: str | None,
+) -> Decision:
+    """The study in its guarded folder ``out``: its store (another task's is refused before
+    anything is written), its trials, and ``decision.json`` with the plot."""
+    store = open_store(args.store, out)
+    with store:
+        store.bind({"task": args.task, "task_options": parse_task_options(args)})
+        ctx = StudyContext(
+            task=args.task,
+            task_options=parse_task_options(args),
+            store=store,
+            executor=executor,
+            out=out,
+            on_result=trial_progress(),
+            device=device,
+            amp=amp,
+        )
+        decision = _study(ctx, hp, args)
+    return save_decision(decision, ctx.results, out)
 
 
 def _check_values(args: argparse.Namespace) -> None:

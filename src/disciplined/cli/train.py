@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ from disciplined.cli.common import (
     build_hparams,
     check_batch_size,
     check_out,
-    claim_out,
     device_from_args,
     div_arg,
     epochs_arg,
     fraction_arg,
+    guard_out,
     learning_rate_arg,
+    metric_text,
     momentum_pair,
     out_owner,
     positive_int,
@@ -137,20 +139,22 @@ def _run(args: argparse.Namespace) -> int:
     distributed.barrier()  # every rank has checked the folder before rank 0 creates it
     main = distributed.is_main()
     out = prepare_out(args.out) if main else Path(args.out)
-    _, history = train_task(
-        task,
-        hp,
-        epochs=epochs,
-        seed=args.seed,
-        device=device,
-        amp=amp or False,
-        eval_every=args.eval_every,
-        progress=True,
-    )
-    if main:
-        claim_out(out, owner)
-        history.save(out / "history.json")
-        plot_history(history, out / "curves.png", title=f"{task.name}: {_what(hp, history)}")
+    # rank 0 holds the folder (lock and marker) from here until its files are written
+    with guard_out(out, owner, force=args.force) if main else nullcontext(out):
+        _, history = train_task(
+            task,
+            hp,
+            epochs=epochs,
+            seed=args.seed,
+            device=device,
+            amp=amp or False,
+            eval_every=args.eval_every,
+            progress=True,
+        )
+        if main:
+            history.save(out / "history.json")
+            title = f"{task.name}: {_what(hp, history)}"
+            plot_history(history, out / "curves.png", title=title)
     if history.collapsed_step is not None:
         raise UsageError(
             f"training collapsed and was stopped early at epoch {history.epochs:.3g}: "
@@ -183,7 +187,7 @@ def _per_process(history: History) -> str:
 def _summary(name: str, history: History, out: Path) -> None:
     """Print the one summary line."""
     final = history.final
-    metric = f"{final.val_metric:.4f}" if final else "n/a"
+    metric = metric_text(final.val_metric) if final else "n/a"
     loss = f"{final.val_loss:.4f}" if final else "n/a"
     batch = ""
     if "total_batch_size" in history.meta:
@@ -239,6 +243,13 @@ def _read_hparams(path: str, task: Any) -> dict[str, Any]:
         raise UsageError(f"--hparams {path}: cannot read it ({exc.strerror or exc})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"--hparams {path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--hparams {path}: not a JSON text file ({exc.reason})") from None
+    except RecursionError:
+        raise UsageError(
+            f"--hparams {path}: not a tune's hparams.json (its JSON is nested too deeply to "
+            "read)"
+        ) from None
     needed = ("max_lr", "min_lr", "max_momentum", "min_momentum", "weight_decay", "batch_size")
     if not isinstance(data, dict) or any(
         not isinstance(data.get(k), int | float) or isinstance(data.get(k), bool) for k in needed

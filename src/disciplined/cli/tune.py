@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from disciplined.cli.common import (
-    LOCK,
-    MARKER,
     MAX_BATCH_SIZE,
     TuneProgress,
     add_device_args,
@@ -21,22 +19,21 @@ from disciplined.cli.common import (
     add_task_args,
     budget_arg,
     check_out,
-    claim_out,
     device_from_args,
     epochs_arg,
     executor_from_args,
     memory_size,
+    metric_text,
     out_owner,
     parse_task_options,
     positive_int,
-    prepare_out,
-    release_out,
     seed_arg,
     task_from_args,
 )
 from disciplined.errors import Terminated, UsageError
 from disciplined.recipe.plan import BUDGET_FACTOR, RACE_BUDGET_FACTOR, SEARCHES
 from disciplined.studies import BATCH_COMPARISONS
+from disciplined.tasks import Task
 from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS
 
@@ -172,14 +169,11 @@ def run(args: argparse.Namespace) -> int:
         "its trials run one to a device (--workers, --executor ray); run it once, then its "
         "final run with `torchrun ... disciplined train --hparams OUT/hparams.json`",
     )
-    task_from_args(args)  # a bad task fails here, before any folder is made
+    task = task_from_args(args)  # a bad task fails here, before any folder is made
     device, amp = device_from_args(args)
-    owner = out_owner("tune", args)
-    check_out(args.out, owner, args.force)
+    check_memory(args, task, device)
+    check_out(args.out, out_owner("tune", args), args.force)  # before Ray or workers start
     executor = executor_from_args(args)
-    out = prepare_out(args.out)
-    before = set(out.iterdir())
-    claimed = claim_out(out, owner)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     interrupts = _Interrupts()
     try:
@@ -189,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
                 task_options=parse_task_options(args),
                 budget=args.budget,
                 epochs=args.epochs,
-                out=out,
+                out=args.out,
+                force=args.force,
                 store=args.store,
                 executor=executor,
                 optimizer=args.optimizer,
@@ -207,13 +202,6 @@ def run(args: argparse.Namespace) -> int:
                 on_result=interrupts.on_result,
                 command=command,
             )
-    except UsageError:
-        mine = {out / MARKER, out / LOCK}
-        if claimed and set(out.iterdir()) <= before | mine:
-            release_out()  # refused before writing anything: leave no trace
-            for path in mine - before:
-                path.unlink()
-        raise
     except KeyboardInterrupt as exc:
         if isinstance(exc, Terminated):
             raise  # SIGTERM: the command line's own line and exit 143
@@ -225,8 +213,32 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         executor.close()
-    _summary(result, out)
+    _summary(result, Path(result.out))
     return 0
+
+
+def check_memory(args: argparse.Namespace, task: Task, device: str) -> None:
+    """With ``--memory-limit`` or ``--batch-sizes``: probe the largest batch that fits
+    (`studies.batch.largest_batch_that_fits`, as the recipe's memory step will), before any
+    folder is made, and refuse (`UsageError`) a limit in which not even a batch of 1 fits,
+    or candidates none of which fits. Without either, nothing is probed here."""
+    if args.memory_limit is None and args.batch_sizes is None:
+        return
+    from disciplined.studies.batch import largest_batch_that_fits
+    from disciplined.studies.steps import starting_hparams
+
+    hp = starting_hparams(task, args.optimizer)
+    limit = args.memory_limit or "half of the free memory"
+    try:
+        fit = largest_batch_that_fits(task, hp, memory_limit=args.memory_limit, device=device)
+    except ValueError as exc:  # not even a batch of 1 fits
+        raise UsageError(f"--memory-limit {limit}: {exc} for task {task.name!r}") from None
+    sizes = args.batch_sizes
+    if sizes and args.compare_batch_sizes != "off" and min(sizes) > fit.batch_size:
+        raise UsageError(
+            f"--batch-sizes {','.join(map(str, sizes))}: none fits in memory ({limit}): the "
+            f"largest batch of task {task.name!r} that fits is {fit.batch_size}"
+        )
 
 
 class _Interrupts:
@@ -295,7 +307,7 @@ def _summary(result: Any, out: Path) -> None:
     spent_e = sum(c["epochs"] for c in result.compute.values())
     spent_s = sum(c["seconds"] for c in result.compute.values())
     print(
-        f"validation {hj['final']['metric']} {hj['final']['val_metric']:.4f} "
+        f"validation {hj['final']['metric']} {metric_text(hj['final']['val_metric'])} "
         f"({result.diagnosis.verdict}); compute {spent_e:.1f} epochs, {spent_s:.0f} s"
     )
     print(f"report: {out / 'report.html'}")

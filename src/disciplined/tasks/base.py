@@ -88,9 +88,14 @@ class Task:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.metric is None:
-            from disciplined.errors import UsageError
+        from disciplined.errors import UsageError
 
+        if self.kind not in ("classification", "regression"):
+            raise UsageError(
+                f"task {self.name!r}: kind must be 'classification' or 'regression', got "
+                f"{self.kind!r}"
+            )
+        if self.metric is None:
             found = default_metric(self.loss_fn)
             if found is None and self.kind == "regression":
                 found = (r2_score, "r2")

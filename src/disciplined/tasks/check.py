@@ -6,7 +6,8 @@ targets)``, train and validation samples of different shapes, NaN or infinity in
 inputs, fewer samples than one batch, a dataset whose ``__len__`` claims more samples than
 it can read, bool targets, a model with nothing to train, a model or loss that raises, an
 output whose shape does not fit the loss and targets (a loss that broadcasts them, too),
-class labels outside the model's outputs. Torch's random number generators are left as they were.
+class labels outside the model's outputs, a metric that gives NaN or infinity. Torch's random
+number generators are left as they were.
 """
 
 from __future__ import annotations
@@ -201,13 +202,18 @@ def _forward(
     if not math.isfinite(float(loss)):
         raise _Bad(f"the loss of the freshly built model is {float(loss)}")
     try:
-        value = task.metric(out, y_try)
-        float(value)
+        value = float(task.metric(out, y_try))
     except Exception as exc:
         raise _Bad(
             f"the metric {task.metric_name!r} failed on model outputs of shape "
             f"{tuple(out.shape)}: {_first_line(exc)}"
         ) from exc
+    if not math.isfinite(value):
+        # runs are ranked by it: a NaN would lose every comparison without a word
+        raise _Bad(
+            f"the metric {task.metric_name!r} returned {value} on the freshly built model's "
+            f"outputs for a batch of {n}: it must give a finite number for any batch"
+        )
     return out, y
 
 

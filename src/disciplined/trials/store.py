@@ -58,11 +58,24 @@ def _decode(payload: str, location: str) -> TrialResult:
     the store (it was written by something else, or damaged)."""
     try:
         return TrialResult.from_dict(json.loads(payload))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise UsageError(
             f"store {location} holds a trial record that cannot be read "
             f"({type(exc).__name__}: {exc}); move the store away or give another --store"
         ) from exc
+
+
+def _decode_meta(text: Any, name: str, location: str) -> Any:
+    """The JSON value a stored meta row holds; a row that is not JSON (damaged, or written
+    by something else) is a `UsageError` naming the store and the entry."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise UsageError(
+            f"store {location} holds a meta entry {name!r} that cannot be read ({detail}); "
+            "move the store away or give another --store"
+        ) from None
 
 
 def _describe(identity: Any) -> str:
@@ -362,16 +375,17 @@ class SQLiteStore(TrialStore):
                 f"(it has tables {sorted(user_tables)}, not {sorted(_COLUMNS)})"
             )
         try:
-            if not user_tables:
+            if user_tables:  # checked before anything is written: a file refused is left as it is
+                for table, wanted in _COLUMNS.items():
+                    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                    if not wanted <= have:
+                        raise UsageError(
+                            f"store {self.location} is not a trial store (table {table!r} "
+                            f"lacks columns {sorted(wanted - have)})"
+                        )
+            else:
                 self._write(conn, lambda c: [c.execute(sql) for sql in _SCHEMA])
             self._set_wal(conn)
-            for table, wanted in _COLUMNS.items():
-                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-                if not wanted <= have:
-                    raise UsageError(
-                        f"store {self.location} is not a trial store (table {table!r} lacks "
-                        f"columns {sorted(wanted - have)})"
-                    )
         except sqlite3.Error as exc:
             raise UsageError(f"cannot use store {self.location}: {exc}") from None
 
@@ -473,7 +487,7 @@ class SQLiteStore(TrialStore):
                 .execute("SELECT value FROM meta WHERE name = ?", (name,))
                 .fetchone()
             )
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _decode_meta(row[0], name, self.location)
 
     def set_meta(self, name: str, value: Any) -> None:
         """Store ``value`` under ``name``, replacing any previous one (one transaction)."""
@@ -495,7 +509,7 @@ class SQLiteStore(TrialStore):
             return c.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0]
 
         with self._lock:
-            return json.loads(self._write(self._connection(), body))
+            return _decode_meta(self._write(self._connection(), body), name, self.location)
 
     def close(self) -> None:
         """Close this process's connection. Closing twice is harmless."""
