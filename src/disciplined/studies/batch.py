@@ -23,8 +23,8 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -32,12 +32,13 @@ from torch import nn
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import describe_run
 from disciplined.measure.range_test import preserved_state
+from disciplined.rules import Rule
 from disciplined.studies.context import (
     StudyContext,
     batch_figure,
     one_cycle_spec,
 )
-from disciplined.studies.decide import Decision
+from disciplined.studies.decide import Decision, Payload
 from disciplined.studies.learning_rate import learning_rate_test, peak_momentum
 from disciplined.tasks import Task
 from disciplined.training.batching import (
@@ -53,7 +54,14 @@ from disciplined.trials.spec import TrialResult, TrialSpec
 
 __all__ = [
     "BATCH_COMPARISONS",
+    "CAP_RULE",
+    "EQUAL_EPOCHS_RULE",
+    "EQUAL_TIME_RULE",
+    "MEMORY_RULE",
+    "BatchSizeCap",
+    "BatchSizeComparison",
     "MemoryFit",
+    "MemoryProbe",
     "available_memory",
     "batch_comparison",
     "batch_size_search",
@@ -447,11 +455,76 @@ def measure_step_seconds(
     return out
 
 
+MEMORY_RULE = Rule(
+    "largest_that_fits",
+    largest_batch_that_fits,
+    "A training step at growing batch sizes, its memory measured, finds the largest batch "
+    "whose step fits under the limit less a safety margin; no candidate batch size may "
+    "exceed it. The probe trains nothing that is kept.",
+)
+"""The memory step's rule: the largest batch whose step fits (`largest_batch_that_fits`)."""
+
+CAP_RULE = Rule(
+    "largest_that_fits",
+    largest_batch_that_fits,
+    "Smith: use the largest batch size that fits in memory, since larger batches permit "
+    "larger learning rates. Only that cap was applied here: {not_compared}.",
+)
+"""The batch size without a comparison: the task's own, capped by what fits
+(`memory_decision`)."""
+
+
+def _memory_fit(d: Any) -> MemoryFit | dict[str, Any]:
+    """A record's ``memory`` entry as a `MemoryFit`; one that does not read as one (written
+    by an older version, or in part) stays the dictionary it was."""
+    try:
+        return MemoryFit.from_dict(d)
+    except (KeyError, TypeError, ValueError):
+        return dict(d)
+
+
+@dataclass(frozen=True)
+class MemoryProbe(Payload):
+    """The memory step's record: the probe (`MemoryFit`: the largest batch that fits, the
+    limit, each probe's step memory, what capped it, the device)."""
+
+    KIND: ClassVar[str] = "memory"
+    NAMES: ClassVar[tuple[str, ...]] = ("memory",)
+    RULES: ClassVar[tuple[Rule, ...]] = (MEMORY_RULE,)
+    HOW_TO_READ: ClassVar[str] = MEMORY_RULE.explanation
+
+    memory: MemoryFit | dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, d: Any) -> MemoryProbe:
+        """Rebuild from `to_dict` output."""
+        return cls(memory=_memory_fit(d["memory"]))
+
+
+@dataclass(frozen=True)
+class BatchSizeCap(Payload):
+    """A batch-size decision without a comparison: the memory probe, and why no batch sizes
+    were compared (``not_compared``, None when the reason does not say)."""
+
+    KIND: ClassVar[str] = "batch_size_cap"
+    NAMES: ClassVar[tuple[str, ...]] = ("batch_size",)
+    RULES: ClassVar[tuple[Rule, ...]] = (CAP_RULE,)
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ("not_compared",)
+
+    memory: MemoryFit | dict[str, Any]
+    not_compared: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any) -> BatchSizeCap:
+        """Rebuild from `to_dict` output."""
+        return cls(memory=_memory_fit(d["memory"]), not_compared=d.get("not_compared"))
+
+
 def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
     """A `Decision` without a comparison: the task's own batch size, capped by what fits
     (memory is a cap, not a choice: a batch of the whole data set fits in memory but
     leaves too few steps to train). ``why`` says why no batch sizes were compared; it
-    ends the reason and is kept as ``extra["not_compared"]``."""
+    ends the reason and is kept as the record's ``not_compared`` (`BatchSizeCap`)."""
     rows = tuple({"batch_size": b, "step_bytes": need, "fits": ok} for b, need, ok in fit_.probes)
     value = min(task.default_batch_size, fit_.batch_size)
     if fit_.capped_by == "data":
@@ -472,10 +545,10 @@ def memory_decision(fit_: MemoryFit, task: Task, why: str = "") -> Decision:
     return Decision(
         name="batch_size",
         value=value,
-        rule="largest_that_fits",
+        rule=CAP_RULE.name,
         reason=reason + (f"; {why}" if why else ""),
         table=rows,
-        extra={"memory": fit_.to_dict(), **({"not_compared": why} if why else {})},
+        payload=BatchSizeCap(memory=fit_, not_compared=why or None),
     )
 
 
@@ -520,10 +593,10 @@ def memory_step(
     return fit_, Decision(
         name="memory",
         value=fit_.batch_size,
-        rule="largest_that_fits",
+        rule=MEMORY_RULE.name,
         reason=reason + measured + f" (probed on {fit_.device})",
         table=rows,
-        extra={"memory": fit_.to_dict()},
+        payload=MemoryProbe(memory=fit_),
         compute={"seconds": seconds},  # no epochs, no trial of the store
     )
 
@@ -569,6 +642,75 @@ def metric_noise(metric: float, n: int, kind: str) -> float:
         return 0.0
     p = min(max(metric, 0.0), 1.0)
     return math.sqrt(p * (1 - p) / n)
+
+
+EQUAL_TIME_RULE = Rule(
+    "best_at_equal_time",
+    best_at_equal_time,
+    "Larger batches permit larger learning rates, but on a small data set memory never "
+    "binds. As the report does, each candidate batch size ({batches}) gets its own "
+    "range-test max LR "
+    "and a 1cycle run of the same wall-clock time, and the best validation metric wins; "
+    "the largest batch that fits in memory only caps the candidates.",
+)
+"""The candidates compared by short runs of equal wall-clock time."""
+
+EQUAL_EPOCHS_RULE = Rule(
+    "best_at_equal_epochs",
+    best_at_equal_time,
+    "Larger batches permit larger learning rates; smaller ones take more, noisier steps "
+    "in the same epochs, which regularize. Each candidate batch size ({batches}, capped "
+    "by memory) got its own range-test max LR and the "
+    "full 1cycle run of the final run's epochs; the best validation metric won, ties "
+    "within the metric's standard error going to the larger batch. The winner's run is "
+    "the final run below; the seconds column shows what each batch costs.",
+)
+"""The candidates compared by the final run's full 1cycle runs (`best_at_equal_time` with
+the final run's epochs as the budget)."""
+
+
+def _by_batch(d: Any, kind: type) -> dict[int, Any] | None:
+    """A record's mapping keyed by batch size (strings in the JSON) with ``kind`` values."""
+    return None if d is None else {int(b): kind(v) for b, v in d.items()}
+
+
+@dataclass(frozen=True)
+class BatchSizeComparison(Payload):
+    """A batch-size comparison's record, by candidate batch size: the memory probe that
+    capped them, each candidate's max LR and the key of its (first) range test; at equal
+    epochs each candidate's run and the tie tolerance (the metric's noise); at equal time
+    the seconds each run got and each batch's measured seconds per step."""
+
+    KIND: ClassVar[str] = "batch_size"
+    NAMES: ClassVar[tuple[str, ...]] = ("batch_size",)
+    RULES: ClassVar[tuple[Rule, ...]] = (EQUAL_TIME_RULE, EQUAL_EPOCHS_RULE)
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = (
+        "seconds_each",
+        "seconds_per_step",
+        "run_trials",
+        "noise",
+    )
+
+    memory: MemoryFit | dict[str, Any]
+    seconds_each: float | None = None
+    seconds_per_step: dict[int, float] | None = None
+    max_lr: dict[int, float] = field(default_factory=dict)
+    lr_trials: dict[int, str] = field(default_factory=dict)
+    run_trials: dict[int, str] | None = None
+    noise: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any) -> BatchSizeComparison:
+        """Rebuild from `to_dict` output (batch sizes back to integers)."""
+        return cls(
+            memory=_memory_fit(d["memory"]),
+            seconds_each=d.get("seconds_each"),
+            seconds_per_step=_by_batch(d.get("seconds_per_step"), float),
+            max_lr=_by_batch(d.get("max_lr") or {}, float) or {},
+            lr_trials=_by_batch(d.get("lr_trials") or {}, str) or {},
+            run_trials=_by_batch(d.get("run_trials"), str),
+            noise=d.get("noise"),
+        )
 
 
 BATCH_COMPARISONS = ("epochs", "time", "off")
@@ -620,13 +762,13 @@ def batch_size_search(
       so a resumed search plans the same runs.
     - ``"off"``: the task's batch size, capped by memory; ``why_off`` says why no batch
       sizes were compared (the recipe's plan: the budget, or the comparison turned off),
-      in the reason and in ``extra["not_compared"]``.
+      in the reason and in the record's ``not_compared`` (`BatchSizeCap`).
 
     ``hp`` carries the final run's settings (cyclical momentum included); the range tests
     hold momentum at the cycle's minimum (`peak_momentum`), where its max LR is reached.
-    The decision's ``extra["max_lr"]`` holds each candidate's max LR and
-    ``extra["lr_trials"]`` the keys of their range tests; at equal epochs
-    ``extra["run_trials"]`` holds each candidate's run.
+    The decision's record (`BatchSizeComparison`) holds each candidate's max LR
+    (``max_lr``) and the keys of their range tests (``lr_trials``); at equal epochs
+    ``run_trials`` holds each candidate's run.
     """
     mode = batch_comparison(compare)
     task = ctx.load()
@@ -668,7 +810,7 @@ def batch_size_search(
         trials=tuple(k for d in lr_decisions.values() for k in d.trials)
         + tuple(r.key for r in results),
         figures=(figure, *(f for d in lr_decisions.values() for f in d.figures)),
-        extra=_extra(plan, fit_, sizes, lr_decisions, results, noise),
+        payload=_comparison(plan, fit_, sizes, lr_decisions, results, noise),
         compute=ctx.ledger.since(start),
     )
 
@@ -696,13 +838,15 @@ def candidate_readings(
 class _Runs:
     """The candidates' runs a comparison makes: their specs (in the candidates' order), the
     steps each takes at equal time (None at equal epochs), the rule's name, what the runs
-    have the same of (for the reason) and what the plan adds to the decision's extra."""
+    have the same of (for the reason), and at equal time the seconds each run gets and each
+    batch's seconds per step."""
 
     specs: list[TrialSpec]
     steps: dict[int, int] | None
     rule: str
     same: str
-    extra: dict[str, Any]
+    seconds_each: float | None = None
+    seconds_per_step: dict[int, float] | None = None
 
 
 def _equal_epoch_runs(
@@ -717,7 +861,7 @@ def _equal_epoch_runs(
     specs = [
         one_cycle_spec(ctx, hp.with_(batch_size=b, max_lr=max_lr[b]), epochs, seed) for b in sizes
     ]
-    return _Runs(specs, None, "best_at_equal_epochs", f"{epochs:g} epochs", {})
+    return _Runs(specs, None, EQUAL_EPOCHS_RULE.name, f"{epochs:g} epochs")
 
 
 def _equal_time_runs(
@@ -768,8 +912,8 @@ def _equal_time_runs(
                 tag=f"batch_size={b}",
             )
         )
-    extra = {"seconds_each": seconds, "seconds_per_step": {str(b): per_step[b] for b in sizes}}
-    return _Runs(specs, steps, "best_at_equal_time", "wall-clock time", extra)
+    timings = {b: per_step[b] for b in sizes}
+    return _Runs(specs, steps, EQUAL_TIME_RULE.name, "wall-clock time", seconds, timings)
 
 
 def _usable(row: dict[str, Any]) -> bool:
@@ -835,24 +979,25 @@ def _choose(rows: list[dict[str, Any]], task: Task, same: str) -> tuple[int, str
     return chosen, reason, noise
 
 
-def _extra(
+def _comparison(
     plan: _Runs,
     fit_: MemoryFit,
     sizes: list[int],
     lr_decisions: dict[int, Decision],
     results: list[TrialResult],
     noise: float,
-) -> dict[str, Any]:
-    """The decision's extra: memory, the plan's own entries, each candidate's max LR and
+) -> BatchSizeComparison:
+    """The decision's record: memory, the plan's timings, each candidate's max LR and
     range test, and at equal epochs each candidate's run and the tie tolerance."""
-    extra: dict[str, Any] = {
-        "memory": fit_.to_dict(),
-        **plan.extra,
-        "max_lr": {str(b): lr_decisions[b].value for b in sizes},
-        "lr_trials": {str(b): lr_decisions[b].trials[0] for b in sizes},
-    }
-    if plan.steps is None:
-        extra["run_trials"] = {str(b): r.key for b, r in zip(sizes, results, strict=True)}
-        extra["noise"] = noise
-    return extra
-
+    equal_epochs = plan.steps is None
+    return BatchSizeComparison(
+        memory=fit_,
+        seconds_each=plan.seconds_each,
+        seconds_per_step=plan.seconds_per_step,
+        max_lr={b: lr_decisions[b].value for b in sizes},
+        lr_trials={b: lr_decisions[b].trials[0] for b in sizes},
+        run_trials={b: r.key for b, r in zip(sizes, results, strict=True)}
+        if equal_epochs
+        else None,
+        noise=noise if equal_epochs else None,
+    )
