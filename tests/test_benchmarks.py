@@ -32,6 +32,7 @@ SCRIPTS = (
     "head_to_head",
     "ranking",
     "gpu_check",
+    "demo_time",
 )
 HANG = 1800
 """Seconds after which a benchmark subprocess counts as hung: not a speed limit (a quick run
