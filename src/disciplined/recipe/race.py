@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import classify_run
+from disciplined.rules import Rule
 from disciplined.search.race import (
     CEILING_MARGIN,
     RACE_MOMENTA,
@@ -31,7 +33,9 @@ from disciplined.search.race import (
 )
 from disciplined.studies import one_cycle_spec
 from disciplined.studies.batch import metric_noise
-from disciplined.studies.decide import Decision, cycle_min_momentum
+from disciplined.studies.decide import Decision, Payload, cycle_min_momentum
+from disciplined.studies.learning_rate import LearningRateReading
+from disciplined.studies.weight_decay import WEIGHT_DECAY_RULES
 from disciplined.training.batching import batches_per_epoch
 from disciplined.training.history import History
 from disciplined.trials.hparams import HParams
@@ -40,7 +44,53 @@ from disciplined.trials.spec import TrialResult
 if TYPE_CHECKING:
     from disciplined.recipe.state import RecipeState
 
-__all__ = ["race_weight_decays", "run_race"]
+__all__ = ["RACE_RULE", "RaceRecord", "race_weight_decays", "run_race"]
+
+RACE_RULE = Rule(
+    "successive_halving",
+    halve,
+    "The range tests draw a box, and full 1cycle runs decide inside it: each candidate "
+    "batch size at its own range-test max LR times {factors}, at weight decay {wds}. "
+    "They race over complete 1cycle runs of {rungs} epochs: after each rung the best "
+    "third by validation metric goes on (successive halving), and the best run of the "
+    "full length wins; its lead counts only beyond the metric's noise, ties going to the "
+    "range test's own reading and then to the larger batch. The winner's run is the "
+    "final run below. A run that blew up scores worst; a run that never left its "
+    "starting level did not learn, and is ranked by its metric like any other.",
+)
+"""The race's rule: successive halving over whole 1cycle runs (`search.race.halve`)."""
+
+
+@dataclass(frozen=True)
+class RaceRecord(Payload):
+    """The race's record: the winner's settings (batch size, max LR, weight decay, the
+    factor its max LR is of its batch's reading, its maximum momentum, None when it kept
+    the cycle's default, and whether it was the task's default entrant), the rungs' epochs,
+    how many runs each rung made, and the metric's noise the winner's lead is judged by."""
+
+    KIND: ClassVar[str] = "race"
+    NAMES: ClassVar[tuple[str, ...]] = ("race",)
+    RULES: ClassVar[tuple[Rule, ...]] = (RACE_RULE,)
+    HOW_TO_READ: ClassVar[str] = RACE_RULE.explanation
+
+    batch_size: int
+    max_lr: float
+    weight_decay: float
+    lr_factor: float
+    max_momentum: float | None
+    default: bool
+    rungs: tuple[float, ...]
+    counts: tuple[int, ...]
+    noise: float
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RaceRecord:
+        """Rebuild from `to_dict` output."""
+        names = set(cls.__dataclass_fields__)
+        fields_ = {k: v for k, v in d.items() if k in names}
+        fields_["rungs"] = tuple(d["rungs"])
+        fields_["counts"] = tuple(d["counts"])
+        return cls(**fields_)
 
 def race_weight_decays(decisions: Sequence[Decision], grid: Sequence[float]) -> list[float]:
     """The weight decays that race: the sweep's choice and its runner-up (the usable curve
@@ -53,7 +103,7 @@ def race_weight_decays(decisions: Sequence[Decision], grid: Sequence[float]) -> 
     rows = [r for r in wd.table if r.get("status") == "ok" and r.get("note", "") == ""]
     rows = [r for r in rows if math.isfinite(r.get("lowest_val_loss", math.nan))]
     others = sorted((r for r in rows if r["value"] != chosen), key=lambda r: r["lowest_val_loss"])
-    if wd.rule != "no_evidence_kept" and others:
+    if wd.rule != WEIGHT_DECAY_RULES[1].name and others:
         return [chosen, float(others[0]["value"])]
     up = sorted(v for v in grid if v > chosen)
     return [chosen, up[0]] if up else [chosen]
@@ -67,9 +117,10 @@ def run_race(s: RecipeState) -> None:
     task, plan = s.task, s.plan
     sizes = list(plan.candidates) or [s.hp.batch_size]
     first = next(d for d in s.decisions if d.name == "learning_rate")
+    reading = first.payload
     pairs = scaled_readings(
         float(first.value),
-        bool(first.extra.get("reliable", True)),
+        reading.reliable if isinstance(reading, LearningRateReading) else True,
         s.hp.batch_size,
         sizes,
         s.hp.optimizer,
@@ -275,20 +326,20 @@ def _decision(
     return Decision(
         name="race",
         value=winner.max_lr,
-        rule="successive_halving",
+        rule=RACE_RULE.name,
         reason=reason,
         table=tuple(rows),
         trials=tuple(keys),
-        extra={
-            "batch_size": winner.batch_size,
-            "max_lr": winner.max_lr,
-            "weight_decay": winner.weight_decay,
-            "lr_factor": winner.lr_factor,
-            "max_momentum": winner.max_momentum,
-            "default": winner.default,
-            "rungs": list(rungs),
-            "counts": counts,
-            "noise": noise,
-        },
+        payload=RaceRecord(
+            batch_size=winner.batch_size,
+            max_lr=winner.max_lr,
+            weight_decay=winner.weight_decay,
+            lr_factor=winner.lr_factor,
+            max_momentum=winner.max_momentum,
+            default=winner.default,
+            rungs=tuple(rungs),
+            counts=tuple(counts),
+            noise=noise,
+        ),
         compute=s.ctx.ledger.cost("race"),
     )
