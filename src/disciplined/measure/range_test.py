@@ -14,7 +14,6 @@ groups, and the torch (CPU and CUDA), numpy and Python random generators.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import random
@@ -32,7 +31,6 @@ from torch import nn
 
 from disciplined.divergence import SWEEP_FACTOR, TRAIN_CUT, SweepStop
 from disciplined.errors import UsageError
-from disciplined.files import write_text_atomic
 from disciplined.measure.suggest import (
     MIN_POINTS,
     Suggestion,
@@ -40,7 +38,7 @@ from disciplined.measure.suggest import (
     suggest,
     suggest_multi,
 )
-from disciplined.records import decode_float, encode_float
+from disciplined.records import JsonRecord, decode_floats, encode_floats
 from disciplined.schedules.policies import RangeSweep
 from disciplined.training.batching import Data, LossFn
 from disciplined.training.fit import History, fit, resolve_device
@@ -49,7 +47,7 @@ __all__ = ["RangeTest", "RangeTestConfig", "lr_range_test", "preserved_state"]
 
 
 @dataclass(frozen=True)
-class RangeTest:
+class RangeTest(JsonRecord):
     """The record of a range test: the curve, where it stopped, and the suggestion.
 
     ``suggestion`` is None when the loss diverged before the curve had enough finite points
@@ -133,10 +131,10 @@ class RangeTest:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (non-finite numbers become strings)."""
         d = asdict(self)
-        d["losses"] = [encode_float(x) for x in self.losses]
-        d["smoothed"] = [encode_float(x) for x in self.smoothed]
-        d["val_losses"] = [encode_float(x) for x in self.val_losses]
-        d["seed_smoothed"] = [[encode_float(x) for x in s] for s in self.seed_smoothed]
+        d["losses"] = encode_floats(self.losses)
+        d["smoothed"] = encode_floats(self.smoothed)
+        d["val_losses"] = encode_floats(self.val_losses)
+        d["seed_smoothed"] = [encode_floats(s) for s in self.seed_smoothed]
         d["suggestion"] = self.suggestion.to_dict() if self.suggestion else None
         return d
 
@@ -147,28 +145,10 @@ class RangeTest:
         for key in ("lrs", "val_lrs"):
             d[key] = tuple(d[key])
         for key in ("losses", "smoothed", "val_losses"):
-            d[key] = tuple(decode_float(x) for x in d[key])
-        d["seed_smoothed"] = tuple(tuple(decode_float(x) for x in s) for s in d["seed_smoothed"])
+            d[key] = decode_floats(d[key])
+        d["seed_smoothed"] = tuple(decode_floats(s) for s in d["seed_smoothed"])
         d["suggestion"] = Suggestion.from_dict(d["suggestion"]) if d["suggestion"] else None
         return cls(**d)
-
-    def to_json(self) -> str:
-        """Serialize to a JSON string."""
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> RangeTest:
-        """Parse `to_json` output."""
-        return cls.from_dict(json.loads(text))
-
-    def save(self, path: str | Path) -> None:
-        """Write the JSON to ``path``."""
-        write_text_atomic(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> RangeTest:
-        """Read a `RangeTest` written by `save`."""
-        return cls.from_json(Path(path).read_text())
 
 
 

@@ -1,16 +1,20 @@
 """What a training run records: `History` (per-step values and evaluations) and its
-`EvalRecord`s, with their JSON form (non-finite numbers survive the round trip)."""
+`EvalRecord`s, with their JSON form (`disciplined.records.JsonRecord`: non-finite numbers
+survive the round trip)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from disciplined.files import write_text_atomic
-from disciplined.records import decode_float, encode_float
+from disciplined.records import (
+    JsonRecord,
+    decode_float,
+    decode_floats,
+    encode_float,
+    encode_floats,
+)
 
 __all__ = ["EvalRecord", "History", "whole_epoch"]
 
@@ -39,7 +43,7 @@ class EvalRecord:
 
 
 @dataclass(frozen=True)
-class History:
+class History(JsonRecord):
     """What a training run recorded: per-step values, evaluations, and whether it diverged.
 
     ``lrs``, ``momenta`` and ``train_losses`` have one entry per optimizer step taken (the
@@ -90,7 +94,7 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (non-finite numbers become strings)."""
         d = asdict(self)
-        d["train_losses"] = [encode_float(x) for x in self.train_losses]
+        d["train_losses"] = encode_floats(self.train_losses)
         d["lrs"] = list(self.lrs)
         d["momenta"] = list(self.momenta)
         d["evals"] = [{k: encode_float(v) for k, v in asdict(e).items()} for e in self.evals]
@@ -102,26 +106,8 @@ class History:
         d = dict(d)
         d["lrs"] = tuple(d["lrs"])
         d["momenta"] = tuple(d["momenta"])
-        d["train_losses"] = tuple(decode_float(x) for x in d["train_losses"])
+        d["train_losses"] = decode_floats(d["train_losses"])
         d["evals"] = tuple(
             EvalRecord(**{k: decode_float(v) for k, v in e.items()}) for e in d["evals"]
         )
         return cls(**d)
-
-    def to_json(self) -> str:
-        """Serialize to a JSON string."""
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> History:
-        """Parse `to_json` output."""
-        return cls.from_dict(json.loads(text))
-
-    def save(self, path: str | Path) -> None:
-        """Write the JSON to ``path``."""
-        write_text_atomic(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> History:
-        """Read a `History` written by `save`."""
-        return cls.from_json(Path(path).read_text())
