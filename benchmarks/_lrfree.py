@@ -47,9 +47,13 @@ BN_BATCHES = 50
 BatchNorm, to reset its running statistics at the averaged weights."""
 
 
-def config(name: str, task_optimizer: str, weight_decay: float, total_steps: int) -> dict:
+def config(
+    name: str, task_optimizer: str, weight_decay: float, total_steps: int, scale: float = 1.0
+) -> dict:
     """What a run of ``name`` uses on a task trained with ``task_optimizer``: the record a
-    results row keeps as the method's pick."""
+    results row keeps as the method's pick. ``scale`` multiplies the one knob each leaves to
+    its user (Prodigy's ``d_coef``, the step-size estimate's factor; Schedule-Free's LR):
+    1 is the README's setting, other values are the head to head's equal-seconds search."""
     if name == "prodigy":
         return {
             "optimizer": "prodigy",
@@ -58,12 +62,15 @@ def config(name: str, task_optimizer: str, weight_decay: float, total_steps: int
             "weight_decay": weight_decay,
             "decouple": True,
             "schedule": "cosine",
+            "d_coef": scale,
+            "scale": scale,
         }
     if name == "schedulefree":
         sgd = task_optimizer == "sgd"
         return {
             "optimizer": "sgd-schedulefree" if sgd else "adamw-schedulefree",
-            "lr": 1.0 if sgd else 0.0025,
+            "lr": (1.0 if sgd else 0.0025) * scale,
+            "scale": scale,
             "momentum": 0.9,
             "weight_decay": weight_decay,
             "warmup_steps": max(1, round(WARMUP * total_steps)),
@@ -84,6 +91,7 @@ def _build(cfg: dict, params: list[nn.Parameter], total_steps: int) -> tuple[Any
                 betas=tuple(cfg["betas"]),
                 weight_decay=cfg["weight_decay"],
                 decouple=cfg["decouple"],
+                d_coef=cfg.get("d_coef", 1.0),
             )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps))
         return opt, sched
@@ -158,11 +166,13 @@ def train(
     weight_decay: float,
     epochs: float,
     seed: int,
+    scale: float = 1.0,
 ) -> dict[str, Any]:
     """Train task ``ref`` (its ``split`` swapped in as validation data) for ``epochs`` epochs
-    with the optimizer ``name`` from ``seed``: the final metric on that split (NaN when the
-    loss turned non-finite or the metric is not finite), the wall seconds, the pick (`config`)
-    and, for Prodigy, its final step-size estimate ``d``."""
+    with the optimizer ``name`` from ``seed``, its knob scaled by ``scale`` (`config`): the
+    final metric on that split (NaN when the loss turned non-finite or the metric is not
+    finite), the wall seconds, the pick (`config`) and, for Prodigy, its final step-size
+    estimate ``d``."""
     from disciplined import load_task
     from disciplined.training.batching import batches_per_epoch
 
@@ -172,7 +182,7 @@ def train(
     batch = task.default_batch_size
     per_epoch = batches_per_epoch(task.train_data, batch)
     total = max(1, round(epochs * per_epoch))
-    cfg = config(name, task_optimizer, weight_decay, total)
+    cfg = config(name, task_optimizer, weight_decay, total, scale)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     model = task.build_model({})

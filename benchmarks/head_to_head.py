@@ -53,10 +53,14 @@ The held-out tasks (`zoo/heldout.py`) have never been tuned by the recipe: befor
 chunk that runs them, `benchmarks/zoo/HELDOUT.md` records the commit the rules are frozen at
 (its rule); the page names each task's zoo.
 
-Not done yet (issue 36): the "equal seconds" variant of each one-run alternative (a small
-LR search of its own within the recipe's seconds: default and fastai over max LR, Prodigy
-over ``d_coef``, Schedule-Free over its LR) is a TODO; today they are compared at their own
-cost (one run) only.
+- the same one-run alternatives at the recipe's seconds (``default-eq``, ``fastai-eq``,
+  ``prodigy-eq``, ``schedulefree-eq``): each is given the recipe's seconds on that task and
+  seed as a small search of its own over the one knob it leaves its user, full runs at
+  `EQUAL_FACTORS` times its own setting, centre out (1, a third, 3, a tenth, 10, ...), a run
+  starting only while the runs' seconds (fastai's range test included) are under the
+  recipe's, at least one run; its best validation run is its pick. The knob: the max LR of
+  the default 1cycle and of fastai's reading, Prodigy's ``d_coef`` (the factor on its
+  step-size estimate), Schedule-Free's LR.
 
     python benchmarks/head_to_head.py [--tasks a,b] [--seeds 5 | 2-4 | 0,3] [--methods m,n]
         [--results FILE] [--workers 1] [--max-minutes M] [--cache DIR] [--quick]
@@ -113,10 +117,15 @@ RETRAINS = 3
 SEARCHES = ("random", "tpe-median", "tpe-hyperband", "grid")
 MULTIPLES = (1, 2)
 ONE_RUN = ("default", "fastai", "prodigy", "schedulefree")
+EQUAL_SECONDS = tuple(f"{m}-eq" for m in ONE_RUN)
+"""The one-run alternatives given the recipe's seconds as a search over their one knob."""
+EQUAL_FACTORS = (1.0, 1 / 3, 3.0, 0.1, 10.0, 1 / 30, 30.0, 0.01, 100.0)
+"""The factors an equal-seconds row tries on its method's knob, in order, centre out."""
 METHODS = (
     "recipe",
     *(f"{s}-{m}x" for s in SEARCHES for m in MULTIPLES),
     *ONE_RUN,
+    *EQUAL_SECONDS,
 )
 QUICK_METHODS = (
     "recipe",
@@ -127,6 +136,8 @@ QUICK_METHODS = (
     "fastai",
     "prodigy",
     "schedulefree",
+    "default-eq",
+    "prodigy-eq",
 )
 QUICK_TASK = "cancer-mlp"
 QUICK_SEARCH_S = 1.5
@@ -737,6 +748,22 @@ def run_fastai(entry: ZooEntry, seed: int) -> dict[str, Any]:
     """fastai's habit: one range test (1e-7 to 10, 100 steps, exponential) at the default
     configuration, its ``valley`` reading as the max LR of one 1cycle run."""
     import fair
+
+    pick, test_s, info = fastai_reading(entry, seed)
+    val, run_s = fair.run_on(entry.ref, "val", pick, entry.epochs, seed)
+    return {
+        "pick": pick,
+        "val": _num(val),
+        "seconds": test_s + run_s,
+        "epochs": entry.epochs,
+        **info,
+    }
+
+
+def fastai_reading(entry: ZooEntry, seed: int) -> tuple[dict[str, Any], float, dict[str, Any]]:
+    """fastai's range test at the default configuration: the default with the ``valley``
+    reading as max LR (the default's where there is none), the test's seconds, and the
+    reading's reason and reliability."""
     import torch
 
     from disciplined import HParams, load_task, lr_range_test
@@ -764,15 +791,68 @@ def run_fastai(entry: ZooEntry, seed: int) -> dict[str, Any]:
     test_s = time.perf_counter() - t0
     s = test.suggestion
     pick = HParams.from_dict({**hp, "max_lr": s.max_lr if s is not None else hp["max_lr"]})
-    val, run_s = fair.run_on(entry.ref, "val", pick.to_dict(), entry.epochs, seed)
-    return {
-        "pick": pick.to_dict(),
-        "val": _num(val),
-        "seconds": test_s + run_s,
-        "epochs": entry.epochs,
+    info = {
         "reading": None if s is None else s.reason,
         "reliable": None if s is None else s.reliable,
     }
+    return pick.to_dict(), test_s, info
+
+
+def run_equal_seconds(
+    method: str, entry: ZooEntry, seed: int, budget_s: float, default: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """The one-run alternative ``method`` (``default-eq``, ...) given ``budget_s`` seconds as
+    a search over its knob (`EQUAL_FACTORS`, centre out; a run starts only while the seconds
+    spent, fastai's range test included, are under ``budget_s``; at least one run): its best
+    validation run as the pick, the seconds, the runs made and the factor picked; and the
+    kind of retraining its pick needs (``hparams`` or ``lrfree``)."""
+    import fair
+
+    from disciplined import HParams
+
+    base = method.removesuffix("-eq")
+    spent, info, centre = 0.0, {}, default
+    if base == "fastai":
+        centre, spent, info = fastai_reading(entry, seed)
+    tried: list[dict[str, Any]] = []
+    for f in EQUAL_FACTORS:
+        if tried and spent >= budget_s:
+            break
+        if base in ("default", "fastai"):
+            try:
+                pick = HParams.from_dict({**centre, "max_lr": centre["max_lr"] * f}).to_dict()
+            except ValueError:  # outside the bounds a trial accepts
+                continue
+            val, sec = fair.run_on(entry.ref, "val", pick, entry.epochs, seed)
+        else:
+            import _lrfree
+
+            got = _lrfree.train(
+                entry.ref,
+                "val",
+                base,
+                entry.optimizer,
+                default["weight_decay"],
+                entry.epochs,
+                seed,
+                scale=f,
+            )
+            val, sec, pick = got["metric"], got["seconds"], got["pick"]
+        spent += sec
+        tried.append({"factor": f, "val": _num(val), "pick": pick})
+    good = [t for t in tried if t["val"] is not None]
+    best = max(good, key=lambda t: t["val"]) if good else None
+    res = {
+        "pick": None if best is None else best["pick"],
+        "val": None if best is None else best["val"],
+        "seconds": spent,
+        "epochs": entry.epochs,
+        "budget_seconds": budget_s,
+        "trials": len(tried),
+        "factor": None if best is None else best["factor"],
+        **info,
+    }
+    return res, "hparams" if base in ("default", "fastai") else "lrfree"
 
 
 def retrain(kind: str, entry: ZooEntry, pick: dict[str, Any] | None, epochs: float, seed: int):
@@ -787,7 +867,14 @@ def retrain(kind: str, entry: ZooEntry, pick: dict[str, Any] | None, epochs: flo
 
             name = "prodigy" if pick["optimizer"] == "prodigy" else "schedulefree"
             m = _lrfree.train(
-                entry.ref, "test", name, entry.optimizer, pick["weight_decay"], epochs, s
+                entry.ref,
+                "test",
+                name,
+                entry.optimizer,
+                pick["weight_decay"],
+                epochs,
+                s,
+                scale=pick.get("scale", 1.0),
             )["metric"]
         else:
             import fair
@@ -805,7 +892,7 @@ def warm_up(entry: ZooEntry, methods: Sequence[str], default: dict[str, Any]) ->
 
     fair.run_on(entry.ref, "val", default, 1.0, 0)
     for name in ("prodigy", "schedulefree"):
-        if name in methods:
+        if name in methods or f"{name}-eq" in methods:
             import _lrfree
 
             _lrfree.train(entry.ref, "val", name, entry.optimizer, 0.0, 1.0, 0)
@@ -893,7 +980,9 @@ def run_unit(
             warm_up(entry, methods, default_hparams(entry, task_batch))
 
     searches = [m for m in methods if family(m) in SEARCHES]
-    if ("recipe" in methods or searches) and "recipe" not in have and not late():
+    equal = [m for m in EQUAL_SECONDS if m in methods]
+    needs_recipe = "recipe" in methods or searches or equal
+    if needs_recipe and "recipe" not in have and not late():
         out = str(Path(cache) / "zoo-tune" / f"{task}-s{seed}-r{100 if quick else RANGE_STEPS}")
         with _sealed():
             res = run_recipe(entry, seed, out, 100 if quick else RANGE_STEPS)
@@ -945,6 +1034,13 @@ def run_unit(
                 )
                 res = {"pick": got["pick"], "val": _num(got["metric"]), "seconds": got["seconds"]}
                 kind = "lrfree"
+        emit(m, kind, res)
+    for m in equal:
+        if late() or recipe_s is None:
+            break
+        one = min(recipe_s, QUICK_SEARCH_S) if quick else recipe_s
+        with _sealed():
+            res, kind = run_equal_seconds(m, entry, seed, one, default)
         emit(m, kind, res)
     return written
 

@@ -244,3 +244,52 @@ def test_the_page_from_a_results_file(h2h, tmp_path, monkeypatch):
     assert "32 rows at commit abc" in text and "load average (1 min) 1.50 to 2.50" in text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(path.read_text().splitlines()[0])["commit"] == "abc"
+
+
+# ------------------------------------------------------------------ equal seconds
+
+
+@pytest.mark.slow
+def test_an_equal_seconds_row_searches_its_knob_centre_out_within_the_recipes_seconds(
+    h2h, monkeypatch
+):
+    monkeypatch.chdir(ROOT)  # zoo task references are relative to the repository root
+    entry = h2h.TASKS["cancer-mlp"]
+    default = h2h.default_hparams(entry, 16)
+    # no seconds to spend: the one run at the method's own setting, as its one-run row
+    res, kind = h2h.run_equal_seconds("default-eq", entry, 0, 0.0, default)
+    assert kind == "hparams" and res["trials"] == 1 and res["factor"] == 1.0
+    assert res["pick"]["max_lr"] == pytest.approx(default["max_lr"])
+    # seconds for every factor: each tried once, the best validation run picked
+    calls = []
+    import fair
+
+    def fake(ref, split, hp, epochs, seed):  # validation peaks at 3x the default's max LR
+        calls.append(hp["max_lr"])
+        return 1.0 - abs(math.log(hp["max_lr"] / (3 * default["max_lr"]))), 1.0
+
+    monkeypatch.setattr(fair, "run_on", fake)
+    res, _ = h2h.run_equal_seconds("default-eq", entry, 0, 1e9, default)
+    factors = [x / default["max_lr"] for x in calls]
+    assert factors == pytest.approx(list(h2h.EQUAL_FACTORS))  # all within the LR bounds
+    assert res["factor"] == 3.0 and res["pick"]["max_lr"] == pytest.approx(3 * default["max_lr"])
+    assert res["seconds"] == pytest.approx(len(calls))
+    # 2.5 s allowed at 1 s a run: a third run starts at 2 s spent, a fourth does not
+    calls.clear()
+    res, _ = h2h.run_equal_seconds("default-eq", entry, 0, 2.5, default)
+    assert res["trials"] == 3 and res["factor"] == 3.0
+
+
+@pytest.mark.slow
+def test_the_lr_free_optimizers_knob_is_scaled_and_kept_in_the_pick(h2h, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    import _lrfree
+
+    cfg = _lrfree.config("schedulefree", "sgd", 0.0, 100, scale=3.0)
+    assert cfg["lr"] == pytest.approx(3.0) and cfg["scale"] == 3.0
+    cfg = _lrfree.config("prodigy", "adamw", 0.0, 100, scale=0.1)
+    assert cfg["d_coef"] == pytest.approx(0.1) and cfg["lr"] == 1.0
+    entry = h2h.TASKS["cancer-mlp"]
+    default = h2h.default_hparams(entry, 16)
+    res, kind = h2h.run_equal_seconds("prodigy-eq", entry, 0, 0.0, default)
+    assert kind == "lrfree" and res["trials"] == 1 and res["pick"]["d_coef"] == 1.0
