@@ -9,13 +9,16 @@ charged to its own step of the context's ledger (``lr_bracket``, ``divergence_re
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 from disciplined.errors import UsageError
 from disciplined.measure.diagnose import blew_up, classify_run, describe_run, diagnose
 from disciplined.recipe.state import RecipeState
+from disciplined.rules import Rule
 from disciplined.studies import StudyContext, one_cycle_spec
-from disciplined.studies.batch import metric_noise
-from disciplined.studies.decide import Decision
+from disciplined.studies.batch import BatchSizeComparison, metric_noise
+from disciplined.studies.decide import Decision, Payload
 from disciplined.tasks import Task
 from disciplined.training.fit import History, batches_per_epoch
 from disciplined.trials.hparams import HParams
@@ -27,14 +30,15 @@ def final_epochs(task: Task, bs: Decision, epochs: float, room: float) -> tuple[
     run gets the time ``epochs`` epochs take at the task's own batch size: a faster batch
     trains more epochs in it (at most 4x, and within ``room``: the budget left, halved
     when a corrective run may follow)."""
-    timing = bs.extra.get("seconds_per_step")
+    record = bs.payload
+    timing = record.seconds_per_step if isinstance(record, BatchSizeComparison) else None
     chosen = int(bs.value)
     ref = task.default_batch_size
-    if not timing or str(ref) not in timing or str(chosen) not in timing or chosen == ref:
+    if not timing or ref not in timing or chosen not in timing or chosen == ref:
         return epochs, ""
     per_epoch = {b: batches_per_epoch(task.train_data, b) for b in (ref, chosen)}
-    seconds = epochs * per_epoch[ref] * timing[str(ref)]
-    equal = seconds / (per_epoch[chosen] * timing[str(chosen)])
+    seconds = epochs * per_epoch[ref] * timing[ref]
+    equal = seconds / (per_epoch[chosen] * timing[chosen])
     final = max(epochs, min(equal, 4 * epochs, room))
     return round(final, 2), (
         f"; the time of {epochs:g} epochs at batch {ref} "
@@ -172,11 +176,11 @@ def _bracket_decision(
     return Decision(
         name="learning_rate",
         value=best,
-        rule="best_full_run_of_bracket",
+        rule=BRACKET_RULE.name,
         reason=reason,
         table=tuple(rows),
         trials=tuple(r["trial"] for r in rows if r["trial"]),
-        extra={"noise": noise, "reading": base},
+        payload=LrBracket(noise=noise, reading=base),
         compute=compute,
     )
 
@@ -234,7 +238,7 @@ def retry_lower(s: RecipeState) -> None:
         Decision(
             name="correction",
             value=hp.max_lr,
-            rule="lower_max_lr_until_stable",
+            rule=RETRY_RULE.name,
             reason=(
                 f"the final run at max LR {first_lr:.4g} diverged; repeated at 1/"
                 f"{RETRY_FACTOR:g} of the max LR each time until a run held: {tried}; kept "
@@ -242,7 +246,7 @@ def retry_lower(s: RecipeState) -> None:
             ),
             table=tuple(rows),
             trials=tuple(keys),
-            extra={"parameter": "max_lr"},
+            payload=Correction(parameter="max_lr"),
             compute=ctx.ledger.cost("divergence_retries"),
         )
     )
@@ -273,7 +277,7 @@ def _corrections(
         out.append(
             (
                 hp.with_(max_lr=new),
-                "larger_max_lr_when_underfitting",
+                LARGER_LR_RULE.name,
                 "max_lr",
                 f"max LR {hp.max_lr:.4g} -> {new:.4g}",
             )
@@ -283,7 +287,7 @@ def _corrections(
         out.append(
             (
                 hp.with_(weight_decay=wd),
-                "one_grid_step_as_advised",
+                GRID_STEP_RULE.name,
                 "weight_decay",
                 f"weight decay {hp.weight_decay:g} -> {wd:g}",
             )
@@ -333,7 +337,7 @@ def corrective_round(s: RecipeState) -> None:
                 reason=reason,
                 table=(row,),
                 trials=(r2.key,),
-                extra={"parameter": key},
+                payload=Correction(parameter=key),
                 compute={"epochs": cost["epochs"], "seconds": cost["seconds"]},
             )
         )
@@ -369,3 +373,77 @@ def _better(new: History, old: History, higher_is_better: bool) -> bool:
     if not math.isfinite(b):
         return True
     return a > b if higher_is_better else a < b
+
+
+# The rules these steps apply and the records their decisions carry.
+
+BRACKET_RULE = Rule(
+    "best_full_run_of_bracket",
+    lr_bracket,
+    "A range test reads where the loss stops falling over a few hundred steps; a 1cycle "
+    "run warms up and trains for many epochs, and the largest rate it takes well can lie "
+    "a few times either side of that reading. So the final run is flanked by two more "
+    "full runs, at max LR {bracket}; the best validation metric wins, the reading "
+    "keeping a lead within the metric's noise, and when an end wins clearly one more run "
+    "goes a step further that way.",
+)
+"""The bracket's rule: the best of the full runs around the reading, ties within the
+metric's noise going to the reading."""
+
+
+@dataclass(frozen=True)
+class LrBracket(Payload):
+    """The LR bracket's record: the metric's noise the runs were judged by and the range
+    test's reading the bracket was drawn around."""
+
+    KIND: ClassVar[str] = "lr_bracket"
+    NAMES: ClassVar[tuple[str, ...]] = ("learning_rate",)
+    RULES: ClassVar[tuple[Rule, ...]] = (BRACKET_RULE,)
+
+    noise: float
+    reading: float
+
+
+_CORRECTION_HOW_TO_READ = (
+    "The final run was read for under- or overfitting (below). Since the regularizers must "
+    "balance, weight decay moved one grid step the advised way (up when overfitting, down "
+    "when underfitting): {change}, and the run was repeated; the run with the better "
+    "validation metric is kept."
+)
+
+RETRY_RULE = Rule(
+    "lower_max_lr_until_stable",
+    retry_lower,
+    "The final run diverged: its loss blew up or collapsed back to where it started, so "
+    "the 1cycle's peak was past what the network takes. The run was repeated at lower "
+    "max LRs until one held (max LR {tried}); a diverged run is never returned as the "
+    "answer.",
+)
+"""A diverged final run repeated at lower max LRs until one holds (`retry_lower`)."""
+
+LARGER_LR_RULE = Rule(
+    "larger_max_lr_when_underfitting",
+    corrective_round,
+    "The final run underfit: its validation loss was still falling when the cycle ended. "
+    "Smith reads a test loss that falls faster at a larger learning rate as underfitting "
+    "at the smaller one, so the run was repeated at a larger max LR ({change}); the run "
+    "with the better validation metric is kept (a run that diverges never is).",
+)
+"""An underfitting run repeated at a larger max LR (`corrective_round`)."""
+
+GRID_STEP_RULE = Rule("one_grid_step_as_advised", corrective_round, _CORRECTION_HOW_TO_READ)
+"""An over- or underfitting run repeated with the weight decay one grid step the advised
+way (`corrective_round`)."""
+
+
+@dataclass(frozen=True)
+class Correction(Payload):
+    """A correction's record: the hyper-parameter it changed (``max_lr`` or
+    ``weight_decay``)."""
+
+    KIND: ClassVar[str] = "correction"
+    NAMES: ClassVar[tuple[str, ...]] = ("correction",)
+    RULES: ClassVar[tuple[Rule, ...]] = (RETRY_RULE, LARGER_LR_RULE, GRID_STEP_RULE)
+    HOW_TO_READ: ClassVar[str] = _CORRECTION_HOW_TO_READ
+
+    parameter: str
