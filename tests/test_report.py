@@ -495,3 +495,32 @@ def test_vertical_lines_in_the_plots_are_labelled(monkeypatch: pytest.MonkeyPatc
             labelled = {t.get_text() for t in (ax.get_legend().get_texts() if vlines else [])}
             for line in vlines:
                 assert line.get_label() in labelled, line.get_label()
+
+
+@pytest.mark.parametrize("which", ["tuned", "bracket_tuned"])
+def test_a_tune_json_of_the_untyped_format_reports_the_same(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Issue 35: a tune.json written before the decision records were typed (no "record"
+    key: each decision's record only as its "extra" entries) reads back into the same typed
+    records and renders the same page, how-to-read texts from the rules included."""
+    from disciplined.report.html import _RECORDS
+    from disciplined.studies.decide import Decision, UntypedPayload
+
+    folder = _copy(request.getfixturevalue(which), tmp_path)
+    typed = json.loads((folder / "tune.json").read_text(encoding="utf-8"))["decisions"]
+    assert all("record" in d for d in typed)
+
+    def untype(data: dict) -> None:
+        for d in data["decisions"]:
+            del d["record"]
+
+    _edit(folder, untype)
+    old = json.loads((folder / "tune.json").read_text(encoding="utf-8"))["decisions"]
+    back = [Decision.from_dict(d, _RECORDS) for d in old]
+    assert [Decision.from_dict(d, _RECORDS) for d in typed] == back
+    assert not any(isinstance(d.payload, UntypedPayload) for d in back)
+    before = (request.getfixturevalue(which) / "report.html").read_text(encoding="utf-8")
+    text = write_report(folder).read_text(encoding="utf-8")
+    assert text == before
+    assert "Rule <code>smith_train_and_validation" in text and "How to read this." in text

@@ -23,6 +23,14 @@ from typing import Any
 
 from disciplined.errors import UsageError
 from disciplined.files import write_text_atomic
+from disciplined.recipe.final import Correction, LrBracket
+from disciplined.recipe.race import RaceRecord
+from disciplined.studies.batch import BatchSizeCap, BatchSizeComparison, MemoryProbe
+from disciplined.studies.decide import Payload, payload_type, read_payload
+from disciplined.studies.dropout import DropoutChoice
+from disciplined.studies.learning_rate import LearningRateReading
+from disciplined.studies.momentum import MomentumChoice
+from disciplined.studies.weight_decay import WeightDecayChoice
 
 __all__ = ["REPORT_FILE", "render_report", "write_report"]
 
@@ -34,123 +42,21 @@ _DASH = "–"
 
 # --------------------------------------------------------------------------- wording
 
-# What each step does, in the terms of Smith's report (arXiv 1803.09820).
-_HOW_TO_READ = {
-    "learning_rate": (
-        "In an LR range test the learning rate grows every mini-batch from a tiny value to a "
-        "large one while the loss is recorded. Smith takes the largest useful learning rate "
-        "where the loss stops falling and turns ragged or rises: that is the 1cycle's max LR, "
-        "and its min LR is a tenth of it."
-    ),
-    "final_learning_rate": (
-        "The range test again, now at the chosen batch size and weight decay and with the "
-        "momentum held at the cycle's minimum, where the 1cycle reaches its max LR, since "
-        "each of them moves the largest usable learning rate (larger batches allow larger "
-        "rates, and with SGD a larger momentum makes every step larger). Its max LR is the "
-        "one the final 1cycle run uses."
-    ),
-    "lr_bracket": (
-        "A range test reads where the loss stops falling over a few hundred steps; a 1cycle "
-        "run warms up and trains for many epochs, and the largest rate it takes well can lie "
-        "a few times either side of that reading. So the final run is flanked by two more "
-        "full runs, at max LR {bracket}; the best validation metric wins, the reading "
-        "keeping a lead within the metric's noise, and when an end wins clearly one more run "
-        "goes a step further that way."
-    ),
-    "race_learning_rate": (
-        "The range test at one of the candidate batch sizes, with the weight decay and "
-        "momentum chosen above and the momentum held at the cycle's minimum, where the 1cycle "
-        "reaches its max LR; read on two seeds. Larger batches allow larger learning rates, "
-        "so each candidate races at its own reading."
-    ),
-    "race": (
-        "The range tests draw a box, and full 1cycle runs decide inside it: each candidate "
-        "batch size at its own range-test max LR times {factors}, at weight decay {wds}. "
-        "They race over complete 1cycle runs of {rungs} epochs: after each rung the best "
-        "third by validation metric goes on (successive halving), and the best run of the "
-        "full length wins; its lead counts only beyond the metric's noise, ties going to the "
-        "range test's own reading and then to the larger batch. The winner's run is the "
-        "final run below. A run that blew up scores worst; a run that never left its "
-        "starting level did not learn, and is ranked by its metric like any other."
-    ),
-    "weight_decay": (
-        "One LR range test per candidate weight decay ({values}), read on the validation "
-        "loss. Smith: "
-        "the right value lets the network train at a high learning rate and reach the lowest "
-        "loss, so among values whose lowest losses are nearly equal, the one reaching it at "
-        "the highest learning rate wins. Weight decay then stays constant through training."
-    ),
-    "momentum": (
-        "Range tests at momentum {values}, read like weight decay: the value "
-        "whose validation loss goes lowest at the highest learning rate is kept. With SGD the "
-        "momentum multiplies the step by 1 / (1 - momentum), so near ties are ranked by that "
-        "effective learning rate. In the 1cycle the momentum then runs opposite to the "
-        "learning rate: from this maximum down to the minimum while the rate climbs, and back "
-        "up while it falls; the final range test is run at that minimum, where the peak runs."
-    ),
-    "best_at_equal_time": (
-        "Larger batches permit larger learning rates, but on a small data set memory never "
-        "binds. As the report does, each candidate batch size ({batches}) gets its own "
-        "range-test max LR "
-        "and a 1cycle run of the same wall-clock time, and the best validation metric wins; "
-        "the largest batch that fits in memory only caps the candidates."
-    ),
-    "best_at_equal_epochs": (
-        "Larger batches permit larger learning rates; smaller ones take more, noisier steps "
-        "in the same epochs, which regularize. Each candidate batch size ({batches}, capped "
-        "by memory) got its own range-test max LR and the "
-        "full 1cycle run of the final run's epochs; the best validation metric won, ties "
-        "within the metric's standard error going to the larger batch. The winner's run is "
-        "the final run below; the seconds column shows what each batch costs."
-    ),
-    "memory": (
-        "A training step at growing batch sizes, its memory measured, finds the largest batch "
-        "whose step fits under the limit less a safety margin; no candidate batch size may "
-        "exceed it. The probe trains nothing that is kept."
-    ),
-    "largest_that_fits": (
-        "Smith: use the largest batch size that fits in memory, since larger batches permit "
-        "larger learning rates. Only that cap was applied here: {not_compared}."
-    ),
-    "dropout": (
-        "Chosen like weight decay: one validation-mode range test per dropout value "
-        "({values}); the value reaching the lowest loss at the highest learning rate wins."
-    ),
-    "correction": (
-        "The final run was read for under- or overfitting (below). Since the regularizers must "
-        "balance, weight decay moved one grid step the advised way (up when overfitting, down "
-        "when underfitting): {change}, and the run was repeated; the run with the better "
-        "validation metric is kept."
-    ),
-    "larger_max_lr_when_underfitting": (
-        "The final run underfit: its validation loss was still falling when the cycle ended. "
-        "Smith reads a test loss that falls faster at a larger learning rate as underfitting "
-        "at the smaller one, so the run was repeated at a larger max LR ({change}); the run "
-        "with the better validation metric is kept (a run that diverges never is)."
-    ),
-    "lower_max_lr_until_stable": (
-        "The final run diverged: its loss blew up or collapsed back to where it started, so "
-        "the 1cycle's peak was past what the network takes. The run was repeated at lower "
-        "max LRs until one held (max LR {tried}); a diverged run is never returned as the "
-        "answer."
-    ),
-}
-
-_LR_RULES = {
-    "smith": "the largest learning rate before the loss stops falling",
-    "smith_train_and_validation": (
-        "the largest learning rate before the loss stops falling, read on the training and on "
-        "the validation curve, the lower of the two"
-    ),
-    "smith_train_and_validation_seeds": (
-        "the largest learning rate before the loss stops falling, read on the training and on "
-        "the validation curve (the lower), on two seeds (the lower; the median of three when "
-        "they disagree by more than 2x)"
-    ),
-    "valley": "two thirds of the way along the longest descent into the minimum",
-    "steepest": "where the loss falls fastest, looking only before the minimum",
-    "minimum/10": "the learning rate at the lowest loss, divided by 10",
-}
+# What each step does is its rule's explanation, defined beside the rule (`rules.Rule`): the
+# record types of the decisions below name their study's rules, and the report reads them.
+_RECORDS: tuple[type[Payload], ...] = (
+    MemoryProbe,
+    LearningRateReading,
+    WeightDecayChoice,
+    DropoutChoice,
+    MomentumChoice,
+    BatchSizeCap,
+    BatchSizeComparison,
+    RaceRecord,
+    LrBracket,
+    Correction,
+)
+"""Every decision's typed record, as `tune.json` names them (a first match wins)."""
 
 _FINAL_RUN_HOW_TO_READ = (
     "Smith reads the validation loss: still falling steeply with no gap to the training loss "
@@ -344,6 +250,11 @@ def _load(out: Path) -> dict[str, Any]:
 
 def _mapping(x: Any) -> Mapping[str, Any]:
     return x if isinstance(x, Mapping) else {}
+
+
+def _record(decision: Mapping[str, Any]) -> Payload | None:
+    """The decision's typed record (`studies.decide.read_payload`), read by attribute."""
+    return read_payload(decision, _RECORDS)
 
 
 def read_history(out_dir: str | Path) -> tuple[Any, str | None]:
@@ -646,7 +557,8 @@ def _step_ids(decisions: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _title(key: str, decision: Mapping[str, Any]) -> str:
     base = key.split(":")[0]
-    batch = _mapping(decision.get("extra")).get("batch_size")
+    record = _record(decision)
+    batch = record.batch_size if isinstance(record, LearningRateReading) else None
     if base == "race_learning_rate" and batch is not None:
         return f"Max LR at batch size {_fmt(batch)}"
     return _TITLES.get(base) or _label(str(decision.get("name") or "step")).capitalize()
@@ -692,7 +604,8 @@ def _listed(values: Sequence[Any], unit: str = "") -> str:
 
 def _bracket_runs(decision: Mapping[str, Any]) -> str:
     """The bracket's runs as they ran: "0.01, 0.03 (the reading) and 0.09"."""
-    reading = _mapping(decision.get("extra")).get("reading")
+    record = _record(decision)
+    reading = record.reading if isinstance(record, LrBracket) else None
     return _listed(
         [
             f"{_fmt(lr)} (the reading)" if lr == reading else lr
@@ -703,7 +616,8 @@ def _bracket_runs(decision: Mapping[str, Any]) -> str:
 
 def _change(decision: Mapping[str, Any]) -> str:
     """A correction's change as it ran: "weight decay 0.0001 -> 0.001"."""
-    parameter = _mapping(decision.get("extra")).get("parameter")
+    record = _record(decision)
+    parameter = record.parameter if isinstance(record, Correction) else None
     rows = [r for r in decision.get("table") or () if isinstance(r, Mapping)]
     if not rows or parameter not in rows[0]:
         return "as its table shows"
@@ -717,6 +631,18 @@ def _race_factors(decision: Mapping[str, Any]) -> str:
     return _listed(sorted({r["lr_factor"] for r in rows if r.get("rung") == 0}))
 
 
+def _race_rungs(decision: Mapping[str, Any]) -> tuple[float, ...]:
+    """The epochs of the race's rungs, as its record holds them."""
+    record = _record(decision)
+    return record.rungs if isinstance(record, RaceRecord) else ()
+
+
+def _not_compared(decision: Mapping[str, Any]) -> str | None:
+    """Why a batch-size decision compared no batch sizes, as its record says."""
+    record = _record(decision)
+    return record.not_compared if isinstance(record, BatchSizeCap) else None
+
+
 def _race_wds(decision: Mapping[str, Any]) -> str:
     rows = [r for r in decision.get("table") or () if isinstance(r, Mapping)]
     return _listed(sorted({r["weight_decay"] for r in rows if r.get("rung") == 0}))
@@ -725,70 +651,91 @@ def _race_wds(decision: Mapping[str, Any]) -> str:
 _FACTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "factors": _race_factors,
     "wds": _race_wds,
-    "rungs": lambda d: _listed(_mapping(d.get("extra")).get("rungs") or ()),
+    "rungs": lambda d: _listed(_race_rungs(d)),
     "values": _values_tried,
     "batches": lambda d: _listed(_column(d, "batch_size")),
     "bracket": _bracket_runs,
     "change": _change,
     "tried": lambda d: _listed(_column(d, "max_lr")),
-    "not_compared": lambda d: str(
-        _mapping(d.get("extra")).get("not_compared") or "no batch sizes were compared"
-    ),
+    "not_compared": lambda d: _not_compared(d) or "no batch sizes were compared",
 }
 """What each ``{name}`` in a how-to-read text is filled with: a fact read off the decision
 that ran, so the prose quotes the values tried, not the defaults."""
 
 
+def _explanation(key: str, decision: Mapping[str, Any]) -> tuple[str, str]:
+    """The text that says how to read this step, and for a learning-rate reading the
+    sentence of its rule: both read from the rule the decision applied (`rules.Rule`, by
+    name among its record type's rules), else from the record type's own reading."""
+    base = key.split(":")[0]
+    rule_name = str(decision.get("rule", ""))
+    readings = {
+        "learning_rate": LearningRateReading.HOW_TO_READ,
+        "final_learning_rate": LearningRateReading.FINAL_HOW_TO_READ,
+        "race_learning_rate": LearningRateReading.CANDIDATE_HOW_TO_READ,
+    }
+    if base in readings:  # one study, read at three steps of the recipe
+        rule = LearningRateReading.rule(rule_name)
+        if rule is None or base == "race_learning_rate":
+            return readings[base], ""
+        said = f" Rule <code>{_e(rule.name)}</code> reads max LR as {_e(rule.explanation)}."
+        return readings[base], said
+    kind = payload_type(decision, _RECORDS)
+    if kind is None:
+        return "", ""
+    rule = kind.rule(rule_name)
+    return (rule.explanation if rule is not None else kind.HOW_TO_READ), ""
+
+
 def _how_to_read(key: str, decision: Mapping[str, Any]) -> str:
     """Smith's reading of this step in a sentence or three (and the LR rule's, if known)."""
-    base, _, rule_key = key.partition(":")
-    text = _HOW_TO_READ.get(rule_key) or _HOW_TO_READ.get(base)
+    text, rule_sentence = _explanation(key, decision)
     if not text:
         return ""
     for name, fill in _FACTS.items():
         if "{" + name + "}" in text:
             text = text.replace("{" + name + "}", fill(decision))
-    body = _e(text)
-    rule = str(decision.get("rule", ""))
-    if base in ("learning_rate", "final_learning_rate") and rule in _LR_RULES:
-        body += f" Rule <code>{_e(rule)}</code> reads max LR as {_e(_LR_RULES[rule])}."
-    return f'<p class="how"><b>How to read this.</b> {body}</p>'
+    return f'<p class="how"><b>How to read this.</b> {_e(text)}{rule_sentence}</p>'
 
 
 def _decision_value(decision: Mapping[str, Any]) -> str:
     name, value = decision.get("name"), decision.get("value")
-    extra = _mapping(decision.get("extra"))
+    record = _record(decision)
     text = _fmt(value)
-    if name == "learning_rate" and "min_lr" in extra:
-        text = f"max LR {_fmt(value)}, min LR {_fmt(extra['min_lr'])}"
-    elif name == "momentum" and "min_momentum" in extra:
-        parameter = extra.get("parameter") or "momentum"
+    if name == "learning_rate" and isinstance(record, LearningRateReading):
+        text = f"max LR {_fmt(value)}, min LR {_fmt(record.min_lr)}"
+    elif name == "momentum" and isinstance(record, MomentumChoice):
         text = (
-            f"{_e(parameter)} {_fmt(extra.get('max_momentum', value))} → "
-            f"{_fmt(extra['min_momentum'])} (cyclical)"
+            f"{_e(record.parameter or 'momentum')} {_fmt(record.max_momentum)} → "
+            f"{_fmt(record.min_momentum)} (cyclical)"
         )
     elif name == "correction":
-        label = "max LR" if extra.get("parameter") == "max_lr" else "weight decay"
+        parameter = record.parameter if isinstance(record, Correction) else None
+        label = "max LR" if parameter == "max_lr" else "weight decay"
         text = f"{label} {_fmt(value)}"
-    elif name == "race" and "batch_size" in extra:
+    elif name == "race" and isinstance(record, RaceRecord):
         text = (
-            f"batch {_fmt(extra['batch_size'])}, max LR {_fmt(value)}, weight decay "
-            f"{_fmt(extra.get('weight_decay'))}"
+            f"batch {_fmt(record.batch_size)}, max LR {_fmt(value)}, weight decay "
+            f"{_fmt(record.weight_decay)}"
         )
     return text
 
 
+_SHOWN: dict[type[Payload], tuple[str, ...]] = {
+    LearningRateReading: ("min_lr",),
+    MomentumChoice: ("max_momentum", "min_momentum"),
+    BatchSizeCap: ("not_compared",),  # the reason and the how-to-read text say it
+}
+"""The fields of a record that the value line or the how-to-read text already shows."""
+
+
 def _extra(decision: Mapping[str, Any]) -> str:
-    """The decision's extra facts that the value line does not already show."""
-    name = decision.get("name")
-    shown = {
-        "learning_rate": {"min_lr"},
-        "momentum": {"max_momentum", "min_momentum"},
-        "batch_size": {"not_compared"},  # the reason and the how-to-read text say it
-    }
-    extra = {
-        k: v for k, v in _mapping(decision.get("extra")).items() if k not in shown.get(name, ())
-    }
+    """The record's fields that the value line does not already show."""
+    record = _record(decision)
+    if record is None:
+        return ""
+    shown = _SHOWN.get(type(record), ())
+    extra = {k: v for k, v in record.to_dict().items() if k not in shown}
     if not extra:
         return ""
     pairs = []
@@ -804,7 +751,8 @@ def _extra(decision: Mapping[str, Any]) -> str:
 
 def _candidate_plots(out: Path, decision: Mapping[str, Any]) -> str:
     """For the batch-size comparison: each candidate's own range test, when its PNG exists."""
-    max_lrs = _mapping(_mapping(decision.get("extra")).get("max_lr"))
+    record = _record(decision)
+    max_lrs = record.max_lr if isinstance(record, BatchSizeComparison) else {}
     files = {b: PurePath(f"batch{b}_range_test.png").name for b in max_lrs}
     figures = [
         _image(out, file, f"LR range test at batch size {b}")
@@ -982,6 +930,12 @@ def _compute(data: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         where = ", ".join(f"{_e(str(k))} ({_fmt(v)})" for k, v in devices.items())
         amp = f", mixed precision {_e(str(meta['amp']))}" if meta.get("amp") else ""
         notes.append(f"Trials ran on: {where}{amp}.")
+    threads = _mapping(meta.get("threads"))
+    if threads.get("threads"):
+        notes.append(
+            f"Torch CPU threads per trial: {_fmt(threads['threads'])} "
+            f"({_e(str(threads.get('reason', '')))})."
+        )
     retries = meta.get("trial_retries")
     if isinstance(retries, int) and retries > 0:
         notes.append(
