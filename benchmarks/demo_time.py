@@ -48,19 +48,19 @@ def run_demo(task: str, out: Path, extra: list[str]) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"the demo's command failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    data = json.loads((out / "tune.json").read_text())
-    compute = data["compute"]
+    compute = json.loads((out / "tune.json").read_text())["compute"]
     epochs = sum(c.get("epochs", 0.0) for c in compute.values())
     seconds = sum(c.get("seconds", 0.0) for c in compute.values())
     box = sum(c.get("epochs", 0.0) for k, c in compute.items() if k in RANGE_STEPS)
-    final_epochs = float(json.loads((out / "hparams.json").read_text())["epochs"])
+    chosen = json.loads((out / "hparams.json").read_text())
+    final_epochs = float(chosen["epochs"])
     return {
         "wall": wall,
         "epochs": epochs,
         "seconds": seconds,
         "box": box,
         "final_epochs": final_epochs,
-        "val": data.get("final", {}).get("val_metric"),
+        "val": chosen.get("final", {}).get("val_metric"),
         "tail": proc.stdout.strip().splitlines()[-14:],
     }
 
