@@ -152,12 +152,13 @@ def test_comparison_at_equal_time_plans_from_the_recorded_timings(tmp_path):
     )
     assert d.name == "batch_size" and d.rule == "best_at_equal_time" and d.value == 128
     epoch = batches_per_epoch(load_task("digits-mlp").train_data, 128)
-    assert d.extra["seconds_each"] == epoch * step["128"]
-    assert d.extra["seconds_per_step"] == step
+    assert d.payload.seconds_each == epoch * step["128"]
+    assert d.payload.seconds_per_step == {int(b): s for b, s in step.items()}
+    assert d.extra["seconds_per_step"] == step  # the JSON keeps the batch sizes as strings
     rows = {r["batch_size"]: r for r in d.table}
     assert rows[128]["steps"] == epoch and rows[32]["steps"] == 2 * epoch
     assert rows[32]["outcome"] == "diverged" and rows[128]["outcome"] == "ok"
-    assert rows[128]["val_metric"] > 0 and rows[128]["max_lr"] == d.extra["max_lr"]["128"] > 0
+    assert rows[128]["val_metric"] > 0 and rows[128]["max_lr"] == d.payload.max_lr[128] > 0
     assert "batch 128 reached" in d.reason
     fig = d.figures[0]
     assert (fig.kind, fig.file, fig.labels) == (
@@ -202,7 +203,7 @@ def test_comparison_at_equal_epochs_rejects_a_batch_that_leaves_few_steps(tmp_pa
     assert rows[32]["val_metric"] > rows[720]["val_metric"] + 0.1
     assert rows[32]["epochs"] == rows[720]["epochs"] == 2
     assert rows[1437]["outcome"] == "failed" and math.isnan(rows[1437]["val_metric"])
-    assert rows[32]["max_lr"] == d.extra["max_lr"]["32"] > 0
+    assert rows[32]["max_lr"] == d.payload.max_lr[32] > 0
     assert "same 2 epochs" in d.reason
     # the comparison's plot, then each candidate's range test, drawn from the trials
     files = [f.file for f in d.figures]
@@ -213,7 +214,7 @@ def test_comparison_at_equal_epochs_rejects_a_batch_that_leaves_few_steps(tmp_pa
     assert all((tmp_path / f).read_bytes().startswith(b"\x89PNG") for f in files)
     # the winner's run is the recipe's final-run spec: the store hands it back as is
     final = one_cycle_spec(ctx, hp.with_(batch_size=32, max_lr=rows[32]["max_lr"]), 2, 0)
-    assert final.key == rows[32]["trial"] == d.extra["run_trials"]["32"]
+    assert final.key == rows[32]["trial"] == d.payload.run_trials[32]
     assert ctx.store.get(final.key) is not None
 
 

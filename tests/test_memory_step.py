@@ -100,7 +100,7 @@ def test_the_memory_step_decides_as_a_plan_time_probe_did(tmp_path, monkeypatch,
     assert "MiB" in memory.reason and memory.table
     assert memory.compute == {"seconds": r.compute["memory"]["seconds"]}
     if options:
-        assert memory.value == 24 and memory.extra["memory"]["capped_by"] == "memory"
+        assert memory.value == 24 and memory.payload.memory.capped_by == "memory"
         assert set(plans[0].candidates) == {6, 12, 24}
         assert "24 is the largest batch whose step fits" in memory.reason
     else:

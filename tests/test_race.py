@@ -320,8 +320,8 @@ def test_the_race_trains_each_run_once_and_its_winners_full_run_is_the_final_run
     assert len(calls) == len(set(calls))  # no trial trained twice
     # the rungs as planned, each rung's survivors the best of the one before
     rows = race.table
-    counts = race.extra["counts"]
-    assert race.extra["rungs"] == [0.6667, 2.0, 6.0] and counts[0] > counts[1] >= counts[2] >= 1
+    counts = list(race.payload.counts)
+    assert race.payload.rungs == (0.6667, 2.0, 6.0) and counts[0] > counts[1] >= counts[2] >= 1
     assert [sum(row["rung"] == k for row in rows) for k in range(len(counts))] == counts
     assert sum(row["advanced"] for row in rows if row["rung"] == 0) == counts[1]
     # the answer is the winner's full-length run, read back as the final run
@@ -336,7 +336,7 @@ def test_the_race_trains_each_run_once_and_its_winners_full_run_is_the_final_run
     assert "\n" not in text and len(text) < 300
     assert f"batch_size={r.hparams.batch_size}" in text and "verdict=" in text
     best = max(row["val_metric"] for row in rows if row["rung"] == len(counts) - 1)
-    assert best - race.extra["noise"] <= won["val_metric"] <= best
+    assert best - race.payload.noise <= won["val_metric"] <= best
     # every trial counted once: the compute is what the store holds
     with SQLiteStore(tmp_path / "trials.sqlite") as s:
         unique = sum(t.epochs for t in s.results())
@@ -399,7 +399,7 @@ def test_range_tests_that_never_fall_still_end_in_a_trained_answer(tmp_path):
     assert "momentum" not in by  # the race runs momentum as entrants
     assert r.hparams.max_momentum in (NO_EVIDENCE_MOMENTUM, 0.9)
     race = by["race"]
-    assert race.extra["default"] or race.extra["lr_factor"] in WIDE_LR_FACTORS
+    assert race.payload.default or race.payload.lr_factor in WIDE_LR_FACTORS
     first = [row for row in race.table if row["rung"] == 0]
     factors = {row["lr_factor"] for row in first if not row["default"]}
     # the wide spread, less what lies above a third of where the real sweep diverged

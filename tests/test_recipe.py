@@ -197,7 +197,7 @@ def test_the_winning_batch_run_is_the_final_run_trained_once(tmp_path):
     chosen = rows[r.hparams.batch_size]
     bracket = next(d for d in r.decisions if d.rule == "best_full_run_of_bracket")
     # the bracket is centred on the winner's max LR and its run is the comparison's run
-    assert bracket.extra["reading"] == chosen["max_lr"]
+    assert bracket.payload.reading == chosen["max_lr"]
     centre = next(row for row in bracket.table if row["max_lr"] == chosen["max_lr"])
     assert centre["val_metric"] == chosen["val_metric"]
     assert r.hparams.max_lr == bracket.value
@@ -222,7 +222,7 @@ def test_tune_keeps_the_batch_when_the_budget_cannot_pay_for_the_comparison(tmp_
     assert any("cannot pay for comparing batch sizes" in m for m in said)
     # the decision says why no batch sizes were compared: the budget (issue 34)
     assert "cannot pay for comparing batch sizes" in bs.reason
-    assert bs.extra["not_compared"] in bs.reason
+    assert bs.payload.not_compared in bs.reason
 
 
 def test_the_comparison_shortens_the_range_tests_by_a_third_at_most(tmp_path):
@@ -277,7 +277,7 @@ def test_a_diverged_final_run_is_repeated_lower_until_one_holds(tmp_path):
     r = _small_tune(tmp_path, _hot(30, {"final", "bracket"}), progress=said.append)
     fix = r.decisions[-1]
     bracket = next(d for d in r.decisions if d.rule == "best_full_run_of_bracket")
-    read = bracket.extra["reading"]
+    read = bracket.payload.reading
     assert len(bracket.table) == 3
     assert all(row["outcome"].startswith(("diverged", "collapsed")) for row in bracket.table)
     assert bracket.value == pytest.approx(read / 3) and "every run diverged" in bracket.reason
@@ -436,7 +436,7 @@ def test_the_bracket_follows_full_runs_toward_a_better_max_lr(tmp_path):
         search="bracket",
     )
     b = next(d for d in r.decisions if d.rule == "best_full_run_of_bracket")
-    read = b.extra["reading"]
+    read = b.payload.reading
     assert [row["max_lr"] for row in b.table] == pytest.approx([read / 9, read / 3, read, 3 * read])
     assert b.value == pytest.approx(read / 9) and r.hparams.max_lr == b.value
     assert "one step further" in b.reason
@@ -445,12 +445,12 @@ def test_the_bracket_follows_full_runs_toward_a_better_max_lr(tmp_path):
 def test_the_bracket_keeps_the_reading_when_the_runs_tie(tmp_path):
     r = _small_tune(tmp_path, _scored(lambda lr: 0.9))
     b = next(d for d in r.decisions if d.rule == "best_full_run_of_bracket")
-    assert len(b.table) == 3 and b.value == b.extra["reading"] == r.hparams.max_lr
+    assert len(b.table) == 3 and b.value == b.payload.reading == r.hparams.max_lr
     assert "kept the range test's" in b.reason
     # a lead within the noise of the metric (one standard error on 360 samples) is a tie
     r2 = _small_tune(tmp_path / "b", _scored(lambda lr: 0.9 + 0.005 * math.log10(lr)))
     b2 = next(d for d in r2.decisions if d.rule == "best_full_run_of_bracket")
-    assert b2.extra["noise"] > 0.005 * math.log10(3) and b2.value == b2.extra["reading"]
+    assert b2.payload.noise > 0.005 * math.log10(3) and b2.value == b2.payload.reading
 
 
 def test_dropout_is_swept_only_when_asked_and_the_model_takes_it(tmp_path):

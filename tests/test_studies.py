@@ -30,6 +30,8 @@ from disciplined.studies.decide import (
     sgd_effective_lr_factor,
     summarize_range_test,
 )
+from disciplined.studies.learning_rate import LearningRateReading
+from disciplined.studies.momentum import MOMENTUM_RULES, MomentumChoice
 from disciplined.tasks import load_task
 from disciplined.trials.executors import InProcessExecutor
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
@@ -236,19 +238,19 @@ def test_momentum_test_sets_the_cycle_bounds_and_ranks_sgd_ties_by_the_effective
     runner = _curve_runner("max_momentum", {0.95: LOW_AT_015, 0.9: LOW_AT_02})
     d = momentum_test(_ctx(runner=runner), HParams(batch_size=64), values=(0.95, 0.9))
     assert d.value == 0.95, d.reason
-    assert d.extra == {"max_momentum": 0.95, "min_momentum": 0.85, "parameter": "momentum"}
-    assert d.rule == "lowest_val_loss_at_high_effective_lr"
+    assert d.payload == MomentumChoice(max_momentum=0.95, min_momentum=0.85, parameter="momentum")
+    assert d.rule == "lowest_val_loss_at_high_effective_lr" and d.applied is MOMENTUM_RULES[0]
     assert "0.95: 3, 0.9: 2" in d.reason and d.reason.endswith("cyclical momentum 0.95 -> 0.85")
     assert [r["lr_at_lowest"] for r in d.table] == [0.15, 0.2]
     adam = HParams(batch_size=64, optimizer="adamw")
     d2 = momentum_test(_ctx(runner=runner), adam, values=(0.95, 0.9))
     assert d2.value == 0.9, d2.reason
-    assert d2.extra == {"max_momentum": 0.9, "min_momentum": 0.8, "parameter": "betas[0]"}
+    assert d2.payload == MomentumChoice(max_momentum=0.9, min_momentum=0.8, parameter="betas[0]")
     assert d2.rule == "lowest_val_loss_at_high_lr"
     # a clearly lower loss wins whatever its LR
     runner = _curve_runner("max_momentum", {0.95: HIGH_AT_015, 0.9: LOW_AT_015})
     d3 = momentum_test(_ctx(runner=runner), HParams(batch_size=64), values=(0.95, 0.9))
-    assert d3.value == 0.9 and d3.extra["min_momentum"] == 0.8 and "lowest of all" in d3.reason
+    assert d3.value == 0.9 and d3.payload.min_momentum == 0.8 and "lowest of all" in d3.reason
 
 
 def test_dropout_sweep_takes_the_lowest_curve_and_refuses_a_task_without_dropout(tmp_path):
@@ -287,15 +289,15 @@ def test_snapshot_method_records_its_cost_and_reuses_the_snapshot(tmp_path):
     d = weight_decay_sweep(
         ctx, hp, values=(1e-3, 1e-4, 0.0), num_steps=60, method="snapshot", snapshot_epochs=1
     )
-    snap = d.extra["snapshot"]
-    assert d.extra["method"] == "snapshot" and snap["weight_decay"] == 1e-4
+    snap = d.payload.snapshot
+    assert d.payload.method == "snapshot" and snap["weight_decay"] == 1e-4
     assert snap["epochs"] == 1 and os.path.exists(snap["path"])
     tests = sum(ctx.store.get(k).epochs for k in d.trials)
     assert tests > 0 and d.compute["epochs"] == pytest.approx(snap["epochs"] + tests)
     again = weight_decay_sweep(
         ctx, hp, values=(1e-3, 1e-4, 0.0), num_steps=60, method="snapshot", snapshot_epochs=1
     )
-    assert again.value == d.value and again.extra["snapshot"] == snap
+    assert again.value == d.value and again.payload.snapshot == snap
 
 
 def test_refinement_adds_the_half_exponent():
@@ -333,12 +335,9 @@ def test_the_final_reading_takes_the_lower_of_two_seeds_or_the_median_of_three()
     hp = HParams(batch_size=64)
     close = _reading_runner({(0, 10.0): (0.1, True), (1000, 10.0): (0.15, True)})
     d = learning_rate_test(_ctx(runner=close), hp, repeats=True)
-    assert d.value == 0.1 and d.extra == {
-        "min_lr": 0.01,
-        "inconclusive": False,
-        "reliable": True,
-        "batch_size": 64,
-    }
+    assert d.value == 0.1 and d.payload == LearningRateReading(
+        min_lr=0.01, inconclusive=False, reliable=True, batch_size=64
+    )
     assert d.rule == "smith_train_and_validation_seeds" and len(d.trials) == 2
     assert d.reason.endswith("two seeds read 0.1 and 0.15: the lower was taken")
     apart = _reading_runner(
@@ -399,7 +398,7 @@ def test_a_capped_reading_adds_no_test_and_keeps_both_readings_in_the_box():
     assert "the one reading with a clear fall, 0.03, was taken" in d.reason
     flat = _reading_runner({(0, 10.0): (0.1, False), (1000, 10.0): (0.12, True)})
     d = learning_rate_test(_ctx(runner=flat), hp, repeats=True, spend=never)
-    assert len(d.trials) == 2 and d.extra["inconclusive"]
+    assert len(d.trials) == 2 and d.payload.inconclusive
     assert "no room for a wider rerun" in d.reason
     # with room, the same readings call the third seed as before
     roomy = _reading_runner(
@@ -413,12 +412,12 @@ def test_a_sweep_that_never_turned_is_widened_once_then_called_inconclusive():
     hp = HParams(batch_size=64)
     widened = _reading_runner({(0, 10.0): (9.0, False), (0, 1000.0): (30.0, True)})
     d = learning_rate_test(_ctx(runner=widened), hp)
-    assert d.value == 30.0 and not d.extra["inconclusive"] and len(d.trials) == 2
+    assert d.value == 30.0 and not d.payload.inconclusive and len(d.trials) == 2
     assert [(r["end_lr"], r["max_lr"]) for r in d.table] == [(10.0, 9.0), (1000.0, 30.0)]
     assert [r["steps"] for r in d.table] == [3, 3] and "rerun to 1000" in d.reason
     still = _reading_runner({(0, 10.0): (9.0, False), (0, 1000.0): (900.0, False)})
     d = learning_rate_test(_ctx(runner=still), hp)
-    assert d.value == 900.0 and d.extra["inconclusive"]
+    assert d.value == 900.0 and d.payload.inconclusive
     assert "where it still had not turned: inconclusive" in d.reason
 
 

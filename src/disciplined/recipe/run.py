@@ -69,7 +69,7 @@ from disciplined.studies import (
     range_test_steps,
     starting_hparams,
 )
-from disciplined.studies.batch import memory_step
+from disciplined.studies.batch import EQUAL_EPOCHS_RULE, memory_step
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import History, device_and_amp
@@ -220,7 +220,7 @@ def _final_lr(s: RecipeState) -> None:
     the cycle's peak runs (`studies.peak_momentum`); at equal epochs the batch-size
     comparison already ran it, and it is read back from the store."""
     range_hp = peak_momentum(s.hp)
-    compared = s.batch is not None and s.batch.rule == "best_at_equal_epochs"
+    compared = s.batch is not None and s.batch.rule == EQUAL_EPOCHS_RULE.name
     with s.ctx.step("final_lr"):  # read back at equal epochs: the ledger charges nothing
         lr_d = learning_rate_test(
             s.ctx,

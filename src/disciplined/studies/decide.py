@@ -8,17 +8,15 @@ answer.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from disciplined.divergence import CLEAR_FALL
 from disciplined.errors import UsageError
-from disciplined.files import write_text_atomic
 from disciplined.measure.suggest import validation_cut
+from disciplined.records import JsonRecord
 from disciplined.rules import Rule, rule_named
 from disciplined.studies.plotspec import PlotSpec
 
@@ -164,13 +162,16 @@ def read_payload(
 
 
 @dataclass(frozen=True, init=False)
-class Decision:
+class Decision(JsonRecord):
     """One step's choice with its evidence. ``rule`` is the name of the `Rule` applied (its
     explanation: `applied`); ``table`` rows are plain dicts (the columns depend on the
     study); ``trials`` are the store keys of the trials read; ``figures`` are the plots of
     the evidence as data (`PlotSpec`; the first is the step's own), which the outputs layer
     draws, filling ``plot`` with the first one's file; ``payload`` is the study's own typed
-    record (`Payload`); ``compute`` holds ``epochs`` and ``seconds`` spent."""
+    record (`Payload`); ``compute`` holds ``epochs`` and ``seconds`` spent. It saves and
+    loads itself as JSON through `records.JsonRecord` (``decision.json``)."""
+
+    JSON_INDENT: ClassVar[int | None] = 1
 
     name: str
     value: Any
@@ -267,15 +268,6 @@ class Decision:
             payload=read_payload(d, types),
             compute=dict(d.get("compute") or {}),
         )
-
-    def save(self, path: str | Path) -> None:
-        """Write as JSON."""
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Decision:
-        """Read a decision written by `save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
