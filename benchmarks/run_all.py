@@ -56,6 +56,7 @@ BENCHMARKS = (
     "range_test_overhead",
     "suggestion_quality",
     "sweep_speed",
+    "threads",
     "scale",
     "super_convergence",
     "tuning_cost",
@@ -95,8 +96,8 @@ Every table below was produced by `python benchmarks/run_all.py`, on the machine
 names; each header gives the benchmark's own command, the machine, the versions, the date
 and the seeds, so any number can be rerun on its own. `make bench` reruns the timing tables
 and the short comparisons (loop_speed, range_test_overhead, suggestion_quality, sweep_speed,
-scale, super_convergence, gpu_check, demo_time: within an hour on 2 cores); the tables of an
-hour or more (tuning_cost, oracle, decision_quality, anytime, recipe_seeds, head_to_head,
+threads, scale, super_convergence, gpu_check, demo_time: within an hour on 2 cores); the tables
+of an hour or more (tuning_cost, oracle, decision_quality, anytime, recipe_seeds, head_to_head,
 ranking) are rerun one at a time, `make bench ONLY=name` or the command in their header, and
 the table below names the commit each was made at and marks it stale when its code changed
 since. The baselines (grid, random, TPE and pruned-TPE search over the recipe's own 1cycle

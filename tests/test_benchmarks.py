@@ -22,6 +22,7 @@ SCRIPTS = (
     "range_test_overhead",
     "suggestion_quality",
     "sweep_speed",
+    "threads",
     "scale",
     "super_convergence",
     "tuning_cost",

@@ -8,16 +8,20 @@ reaches up to the other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from disciplined.errors import UsageError
 from disciplined.outdir import guard_out
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.plan import BUDGET_FACTOR, RACE_BUDGET_FACTOR
 from disciplined.recipe.run import TuneResult, run_recipe
 from disciplined.report.save import save
-from disciplined.tasks import Task
-from disciplined.trials.executors import Executor
+from disciplined.tasks import Task, load_task
+from disciplined.trials.executor_base import check_threads, thread_choice
+from disciplined.trials.executors import Executor, InProcessExecutor
+from disciplined.trials.factory import make_executor
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import TrialStore
 
@@ -38,6 +42,7 @@ def tune(
     on_result: Callable[[TrialResult, bool], None] | None = None,
     command: str | None = None,
     force: bool = False,
+    threads: int | None = None,
     **settings: Any,
 ) -> TuneResult:
     """Run the recipe on ``task`` and train with what it chose; write the result into ``out``.
@@ -61,6 +66,13 @@ def tune(
     nothing is printed. ``on_result(result, cached)`` is called for each finished trial
     either way.
 
+    ``threads`` is torch's CPU thread count for each trial (in this process, or in each
+    worker with ``workers``); by default trials in this process take the cores free now
+    (the load average deducted) and no more than the model's size pays for
+    (`trials.executor_base.choose_threads`: the built-in tasks get one), and torch's count is
+    restored afterwards. The choice is recorded in ``tune.json`` (``meta["threads"]``) and the
+    report. With ``executor`` given, its own threads hold and ``threads`` must be None.
+
     The output folder is guarded as the command line guards it (`outdir.guard_out`): a
     folder another command or task wrote, or one holding files of the names ``tune``
     writes that it did not write, is refused (`UsageError`) unless ``force``; while the
@@ -69,6 +81,15 @@ def tune(
     anything leaves no trace in ``out``.
     """
     cfg = TuneConfig.from_settings(config, **settings)
+    try:
+        check_threads(threads)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if executor is not None and threads is not None:
+        raise UsageError(
+            f"threads={threads} applies to the executor tune makes; with executor= given, "
+            "give that executor its threads"
+        )
     with guard_out(out, tune_owner(task, task_options), force=force) as folder:
         return _run_and_save(
             task,
@@ -79,6 +100,7 @@ def tune(
             store=store,
             workers=workers,
             executor=executor,
+            threads=threads,
             task_options=task_options,
             runner=runner,
             command=command,
@@ -98,12 +120,22 @@ def _run_and_save(
     out: Path,
     progress: Callable[[str], None] | bool | None,
     on_result: Callable[[TrialResult, bool], None] | None,
+    *,
+    executor: Executor | None,
+    threads: int | None,
+    workers: int,
     **recipe: Any,
 ) -> TuneResult:
     """`tune` inside its guarded folder: the recipe (``recipe``: `run_recipe`'s other
-    arguments) with its progress shown, then its files."""
+    arguments) with its progress shown, through ``executor`` or one made here with its
+    torch threads chosen (`_own_executor`), then its files."""
     from disciplined.cli.common import TuneProgress  # beside this module: the CLI's own
 
+    own = None
+    if executor is None:
+        options = recipe.get("task_options")
+        own = executor = _own_executor(task, options, workers, threads)
+    choice = executor.thread_choice
     shown = TuneProgress(_planned_budget(cfg)) if progress is True else None
     say = shown.say if shown is not None else (progress or None)
 
@@ -113,6 +145,8 @@ def _run_and_save(
         if on_result is not None:
             on_result(result, cached)
 
+    if choice is not None and callable(say):
+        say = _first_saying(say, f"torch threads per trial: {choice.threads} ({choice.reason})")
     try:
         result = run_recipe(
             task,
@@ -120,13 +154,49 @@ def _run_and_save(
             out=out,
             progress=say if callable(say) else None,
             on_result=each if shown is not None or on_result is not None else None,
+            workers=workers,
+            executor=executor,
             **recipe,
         )
     finally:
         if shown is not None:
             shown.close()
+        if own is not None:
+            own.close()
+    if choice is not None:
+        result = replace(result, meta={**result.meta, "threads": choice.to_dict()})
     save(result, out)
     return result
+
+
+def _first_saying(say: Callable[[str], None], first: str) -> Callable[[str], None]:
+    """``say``, saying ``first`` before the recipe's first message (so not when the plan
+    refuses the settings before anything runs)."""
+    pending = [first]
+
+    def said(message: str) -> None:
+        while pending:
+            say(pending.pop())
+        say(message)
+
+    return said
+
+
+def _own_executor(
+    task: str | Task,
+    task_options: dict[str, Any] | None,
+    workers: int,
+    threads: int | None,
+) -> Executor:
+    """The executor `tune` makes when given none: worker processes for ``workers > 1``
+    (``threads`` each, by default the cores over the workers), else this process with
+    ``threads`` torch threads, by default `thread_choice`'s (the free cores, the model's
+    size)."""
+    if workers != 1:
+        return make_executor(workers, threads)
+    task_obj = task if isinstance(task, Task) else load_task(task, task_options)
+    choice = thread_choice(threads, task_obj)
+    return InProcessExecutor(choice.threads, reason=choice.reason)
 
 
 def _planned_budget(config: TuneConfig) -> float:

@@ -40,7 +40,8 @@ from disciplined.trials.bounds import (
     MAX_WORKERS,
     Bound,
 )
-from disciplined.trials.executors import Executor
+from disciplined.trials.executor_base import ThreadChoice, thread_choice
+from disciplined.trials.executors import Executor, InProcessExecutor
 from disciplined.trials.factory import EXECUTORS, make_executor
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult
@@ -162,6 +163,31 @@ seed_arg = bound_arg(BOUNDS["seed"])
 """A random seed: an integer in [0, 2**63 - 1]."""
 workers_arg = bound_arg(BOUNDS["workers"])
 """A number of worker processes: an integer in [1, `MAX_WORKERS`]."""
+threads_arg = int_in(1, MAX_WORKERS)
+"""A number of torch threads: an integer in [1, `MAX_WORKERS`]."""
+
+
+def add_threads_arg(p: argparse.ArgumentParser, *, workers: bool = False) -> None:
+    """``--threads``: torch's CPU threads for the work this command runs in its own process
+    (`threads_from_args`); with ``workers``, also each worker's."""
+    where = (
+        "each trial's torch CPU threads, in [1, 1024]; in this process (default: the cores "
+        "free now, the load average deducted, and no more than the model's size pays for: "
+        "1 for the built-in tasks) or in each worker (default: the cores over --workers)"
+        if workers
+        else "torch CPU threads for the run, in [1, 1024] (default: the cores free now, the "
+        "load average deducted, and no more than the model's size pays for: 1 for the "
+        "built-in tasks)"
+    )
+    p.add_argument("--threads", type=threads_arg, default=None, metavar="N", help=where)
+
+
+def threads_from_args(
+    args: argparse.Namespace, task: Task, batch_size: int | None = None
+) -> ThreadChoice:
+    """The torch threads ``--threads`` asks for, or the default rule's choice for ``task``
+    at ``batch_size`` on this machine (`trials.executor_base.thread_choice`)."""
+    return thread_choice(args.threads, task, batch_size)
 
 
 def add_executor_args(p: argparse.ArgumentParser) -> None:
@@ -201,10 +227,12 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def executor_from_args(args: argparse.Namespace) -> Executor:
-    """The executor the options of `add_executor_args` ask for, connected (a local Ray
-    started) so that a bad combination, a missing Ray or an unreachable cluster is a
-    `UsageError` before any folder is made."""
+def executor_from_args(args: argparse.Namespace, task: Task | None = None) -> Executor:
+    """The executor the options of `add_executor_args` (and ``--threads``) ask for,
+    connected (a local Ray started) so that a bad combination, a missing Ray or an
+    unreachable cluster is a `UsageError` before any folder is made. In this process its
+    torch threads are ``--threads`` or the default rule's for ``task``
+    (`threads_from_args`)."""
     kind = args.executor or ("process" if (args.workers or 1) > 1 else "inprocess")
     ray_only = (("--address", args.address), ("--trial-cpus", args.trial_cpus))
     for flag, value in (*ray_only, ("--trial-gpus", args.trial_gpus)):
@@ -223,9 +251,14 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
         from disciplined.trials.ray_executor import check_address
 
         check_address(args.address)
+    threads = getattr(args, "threads", None)
+    if kind == "inprocess" and task is not None:
+        choice = threads_from_args(args, task)
+        return InProcessExecutor(choice.threads, reason=choice.reason)
     try:
         executor = make_executor(
             args.workers,
+            threads,
             kind=kind,
             address=args.address,
             trial_cpus=1.0 if args.trial_cpus is None else args.trial_cpus,

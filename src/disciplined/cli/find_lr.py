@@ -12,6 +12,7 @@ from disciplined.cli.common import (
     add_device_args,
     add_force_arg,
     add_task_args,
+    add_threads_arg,
     batch_size_arg,
     build_hparams,
     check_batch_size,
@@ -29,6 +30,7 @@ from disciplined.cli.common import (
     range_steps_arg,
     seed_arg,
     task_from_args,
+    threads_from_args,
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
@@ -37,6 +39,7 @@ from disciplined.measure.suggest import RULES
 from disciplined.report.plots import plot_range_test
 from disciplined.tasks import Task
 from disciplined.training import distributed
+from disciplined.trials.executor_base import torch_threads
 from disciplined.trials.hparams import OPTIMIZERS, HParams, build_optimizer
 
 
@@ -62,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_sweep_args(p)
     _add_held_args(p)
     add_device_args(p)
+    add_threads_arg(p)
     p.add_argument(
         "--out",
         default="runs/find-lr",
@@ -253,8 +257,10 @@ def _run(args: argparse.Namespace) -> int:
     main = distributed.is_main()
     out = prepare_out(args.out) if main else Path(args.out)
     # rank 0 holds the folder (lock and marker) from here until its files are written
+    threads = threads_from_args(args, task, hp.batch_size).threads
     with guard_out(out, owner, force=args.force) if main else nullcontext(out):
-        test = _range_test(args, task, hp, device, amp)
+        with torch_threads(threads):
+            test = _range_test(args, task, hp, device, amp)
         if main:
             test.save(out / "range_test.json")
             title = f"{task.name}: LR range test, batch {hp.batch_size}"

@@ -12,6 +12,7 @@ from disciplined.cli.common import (
     add_executor_args,
     add_force_arg,
     add_task_args,
+    add_threads_arg,
     batch_size_arg,
     build_hparams,
     check_batch_size,
@@ -75,6 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated candidates (default: the report's grid)",
     )
     add_executor_args(p)
+    add_threads_arg(p, workers=True)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default: OUT/trials.sqlite)"
     )
@@ -174,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     )
     owner = out_owner("sweep", args)
     check_out(args.out, owner, args.force)
-    executor = executor_from_args(args)
+    executor = executor_from_args(args, task)
     with executor:
         prepare_out(args.out)  # made first, so that an error's log has a place in it
         with guard_out(args.out, owner, force=args.force) as out:

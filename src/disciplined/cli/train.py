@@ -16,6 +16,7 @@ from disciplined.cli.common import (
     add_device_args,
     add_force_arg,
     add_task_args,
+    add_threads_arg,
     batch_size_arg,
     build_hparams,
     check_batch_size,
@@ -33,6 +34,7 @@ from disciplined.cli.common import (
     prepare_out,
     seed_arg,
     task_from_args,
+    threads_from_args,
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
@@ -40,6 +42,7 @@ from disciplined.report.plots import plot_history
 from disciplined.training import distributed
 from disciplined.training.history import History
 from disciplined.trials.bounds import check_value
+from disciplined.trials.executor_base import torch_threads
 from disciplined.trials.hparams import OPTIMIZERS, SCHEDULES, HParams, train_task
 
 
@@ -101,6 +104,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default 0)",
     )
     add_device_args(p)
+    add_threads_arg(p)
     p.add_argument(
         "--eval-every",
         type=positive_int,
@@ -140,17 +144,19 @@ def _run(args: argparse.Namespace) -> int:
     main = distributed.is_main()
     out = prepare_out(args.out) if main else Path(args.out)
     # rank 0 holds the folder (lock and marker) from here until its files are written
+    threads = threads_from_args(args, task, hp.batch_size).threads
     with guard_out(out, owner, force=args.force) if main else nullcontext(out):
-        _, history = train_task(
-            task,
-            hp,
-            epochs=epochs,
-            seed=args.seed,
-            device=device,
-            amp=amp or False,
-            eval_every=args.eval_every,
-            progress=True,
-        )
+        with torch_threads(threads):
+            _, history = train_task(
+                task,
+                hp,
+                epochs=epochs,
+                seed=args.seed,
+                device=device,
+                amp=amp or False,
+                eval_every=args.eval_every,
+                progress=True,
+            )
         if main:
             history.save(out / "history.json")
             title = f"{task.name}: {_what(hp, history)}"

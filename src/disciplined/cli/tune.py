@@ -17,6 +17,7 @@ from disciplined.cli.common import (
     add_executor_args,
     add_force_arg,
     add_task_args,
+    add_threads_arg,
     budget_arg,
     check_out,
     device_from_args,
@@ -121,6 +122,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--search bracket)",
     )
     add_executor_args(p)
+    add_threads_arg(p, workers=True)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default OUT/trials.sqlite)"
     )
@@ -173,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     device, amp = device_from_args(args)
     check_memory(args, task, device)
     check_out(args.out, out_owner("tune", args), args.force)  # before Ray or workers start
-    executor = executor_from_args(args)
+    executor = executor_from_args(args, task)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     interrupts = _Interrupts()
     try:

@@ -27,9 +27,11 @@ from disciplined.errors import TaskCodeError
 from disciplined.trials.executor_base import (
     Executor,
     Runner,
+    ThreadChoice,
     check_threads,
     failed_result,
     run_guarded,
+    torch_threads,
 )
 from disciplined.trials.spec import TrialCrash, TrialResult, TrialSpec
 
@@ -40,26 +42,25 @@ class InProcessExecutor(Executor):
     """Runs trials one after another in this process.
 
     ``threads``, when given, is torch's CPU thread count while `run` runs; the previous
-    count is restored afterwards. The runner may be any callable (a closure is fine).
+    count is restored afterwards (None leaves torch's count as it is). ``reason`` says why
+    that count (`executor_base.thread_choice` gives both: the command line and
+    `disciplined.tune` choose it from the free cores and the model's size). The runner may be
+    any callable (a closure is fine).
     """
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, *, reason: str | None = None) -> None:
         """An executor running in this process, with ``threads`` torch threads if given."""
         check_threads(threads)
         self.threads = threads
+        if threads is not None:
+            self.thread_choice = ThreadChoice(threads, reason or "asked for")
 
     def _execute(
         self, specs: list[TrialSpec], runner: Runner, deliver: Callable[[TrialResult], None]
     ) -> None:
-        previous = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
+        with torch_threads(self.threads):
             for spec in specs:
                 deliver(run_guarded(runner, spec))
-        finally:
-            if self.threads is not None:
-                torch.set_num_threads(previous)
 
     def __repr__(self) -> str:
         return f"InProcessExecutor(threads={self.threads})"
@@ -160,6 +161,14 @@ class ProcessExecutor(Executor):
     def worker_threads(self) -> int:
         """Torch threads per worker."""
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    @property
+    def thread_choice(self) -> ThreadChoice:  # type: ignore[override]
+        """Each worker's torch threads and why."""
+        if self.threads is not None:
+            return ThreadChoice(self.threads, "asked for")
+        cpus = os.cpu_count() or 1
+        return ThreadChoice(self.worker_threads, f"default: {cpus} cores / {self.workers} workers")
 
     def _execute(
         self, specs: list[TrialSpec], runner: Runner, deliver: Callable[[TrialResult], None]
