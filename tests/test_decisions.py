@@ -41,7 +41,9 @@ def good_band(name: str) -> tuple[tuple, float, float]:
     return (b, wd, m), min(good), max(good)
 
 
-@pytest.mark.parametrize("name", ["imbalanced-mlp", "wide-overfit-mlp"])
+# resnet1d has BatchNorm: read on its training curve (the validation curve read 0.025-0.039
+# there, at the band's edge and below it, and 0.0985 on bn-cnn, whose band is 0.3-1)
+@pytest.mark.parametrize("name", ["imbalanced-mlp", "wide-overfit-mlp", "resnet1d"])
 def test_the_max_lr_reading_lands_inside_the_oracles_good_band(name, monkeypatch):
     monkeypatch.chdir(ROOT)  # zoo task references are relative to the repository
     (b, wd, m), low, high = good_band(name)
