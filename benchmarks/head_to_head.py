@@ -90,7 +90,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _common  # noqa: E402
-from zoo.heldout import HELDOUT  # noqa: E402
+from zoo.heldout import HELDOUT, MOVED_TO_DEV  # noqa: E402
 from zoo.tasks import ZOO, ZooEntry  # noqa: E402
 
 TASKS: dict[str, ZooEntry] = {**ZOO, **HELDOUT}
@@ -948,7 +948,7 @@ def run_unit(
             "commit": commit,
             "head": head,
             "task": task,
-            "zoo": "heldout" if task in HELDOUT else "dev",
+            "zoo": "heldout" if task in HELDOUT and task not in MOVED_TO_DEV else "dev",
             "method": method,
             "seed": seed,
             "seconds": res["seconds"],
