@@ -340,6 +340,11 @@ class RangeSweep(_Serializable):
             )
         _set_int(self, "num_steps", 2)
         _choice("mode", self.mode, ("exp", "linear"))
+        if self.mode == "exp" and not math.isfinite(self.end_lr / self.start_lr):
+            raise ValueError(
+                f"end_lr / start_lr must be finite for an exponential sweep, got "
+                f"start_lr={self.start_lr!r}, end_lr={self.end_lr!r}"
+            )
 
     @property
     def total_steps(self) -> int:

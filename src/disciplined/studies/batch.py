@@ -351,7 +351,7 @@ def _largest_batch(
         else:
             hi = mid
     if lo < 1:
-        raise ValueError(
+        raise UsageError(
             f"not even a batch of 1 fits in {limit / 2**20:.0f} MiB (less {margin:.0%} margin)"
         )
     return MemoryFit(
@@ -392,7 +392,7 @@ def candidate_batch_sizes(
     if base is not None:
         out = sorted({int(b) for b in base if 1 <= int(b) <= largest})
         if not out:
-            raise ValueError(f"no candidate batch size fits (largest that fits: {largest})")
+            raise UsageError(f"no candidate batch size fits (largest that fits: {largest})")
         return out
     out = [b for b in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if b <= ceiling]
     return out or [max(1, ceiling)]
