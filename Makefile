@@ -1,6 +1,7 @@
 # Each target creates or reuses .venv, with the optional integrations (Lightning, Hugging Face,
-# Optuna, Ray) installed so their tests run. torch is pinned to the CPU build this machine has
-# on disk before the package is installed, so the open range in pyproject installs nothing more.
+# Optuna, Ray, TensorBoard and MLflow) installed so their tests run. torch is pinned to the CPU
+# build this machine has on disk before the package is installed, so the open range in pyproject
+# installs nothing more.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +14,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,lightning,transformers,optuna,ray,lrfree]"
+	$(PY) -m pip install -q -e ".[dev,lightning,transformers,optuna,ray,lrfree,logging]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -7,12 +7,13 @@ reaches up to the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from disciplined.errors import UsageError
+from disciplined.integrations.trackers import LogTarget, TrialLogger
 from disciplined.outdir import guard_out
 from disciplined.recipe.config import TuneConfig
 from disciplined.recipe.plan import BUDGET_FACTOR, RACE_BUDGET_FACTOR
@@ -43,6 +44,7 @@ def tune(
     command: str | None = None,
     force: bool = False,
     threads: int | None = None,
+    log_to: str | LogTarget | Iterable[str | LogTarget] | TrialLogger | None = None,
     **settings: Any,
 ) -> TuneResult:
     """Run the recipe on ``task`` and train with what it chose; write the result into ``out``.
@@ -73,6 +75,12 @@ def tune(
     restored afterwards. The choice is recorded in ``tune.json`` (``meta["threads"]``) and the
     report. With ``executor`` given, its own threads hold and ``threads`` must be None.
 
+    ``log_to`` writes each finished trial's curves and hyper-parameters to TensorBoard or
+    MLflow as the trial is stored: ``"tensorboard:DIR"``, ``"mlflow:URI"``, several of them,
+    or a `integrations.trackers.TrialLogger` (extra ``disciplined[logging]``; a missing
+    package is a `UsageError` before anything runs). A trial logged before is not logged
+    again, so a resumed tune logs what it has not.
+
     The output folder is guarded as the command line guards it (`outdir.guard_out`): a
     folder another command or task wrote, or one holding files of the names ``tune``
     writes that it did not write, is refused (`UsageError`) unless ``force``; while the
@@ -81,15 +89,9 @@ def tune(
     anything leaves no trace in ``out``.
     """
     cfg = TuneConfig.from_settings(config, **settings)
-    try:
-        check_threads(threads)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if executor is not None and threads is not None:
-        raise UsageError(
-            f"threads={threads} applies to the executor tune makes; with executor= given, "
-            "give that executor its threads"
-        )
+    _check_threads(threads, executor)
+    if log_to is not None:
+        on_result = _logging(log_to, on_result)
     with guard_out(out, tune_owner(task, task_options), force=force) as folder:
         return _run_and_save(
             task,
@@ -167,6 +169,36 @@ def _run_and_save(
         result = replace(result, meta={**result.meta, "threads": choice.to_dict()})
     save(result, out)
     return result
+
+
+def _check_threads(threads: int | None, executor: Executor | None) -> None:
+    """Refuse (`UsageError`) ``threads`` that is not an integer >= 1, or given beside an
+    ``executor`` (whose own threads hold)."""
+    try:
+        check_threads(threads)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if executor is not None and threads is not None:
+        raise UsageError(
+            f"threads={threads} applies to the executor tune makes; with executor= given, "
+            "give that executor its threads"
+        )
+
+
+def _logging(
+    log_to: str | LogTarget | Iterable[str | LogTarget] | TrialLogger,
+    on_result: Callable[[TrialResult, bool], None] | None,
+) -> Callable[[TrialResult, bool], None]:
+    """``on_result`` with each result logged to ``log_to`` first (its targets opened now:
+    a missing package is a `UsageError` before anything runs)."""
+    logger = log_to if isinstance(log_to, TrialLogger) else TrialLogger(log_to)
+
+    def each(result: TrialResult, cached: bool) -> None:
+        logger(result, cached)
+        if on_result is not None:
+            on_result(result, cached)
+
+    return each
 
 
 def _first_saying(say: Callable[[str], None], first: str) -> Callable[[str], None]:

@@ -227,6 +227,41 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def log_target(text: str) -> Any:
+    """An argparse type for ``--log-to``: ``tensorboard:DIR`` or ``mlflow:URI``."""
+    from disciplined.integrations.trackers import LogTarget
+
+    try:
+        return LogTarget.parse(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--log-to ")) from None
+
+
+def add_log_to_arg(p: argparse.ArgumentParser, what: str = "each trial's") -> None:
+    """``--log-to KIND:WHERE``, repeatable (`logger_from_args`)."""
+    p.add_argument(
+        "--log-to",
+        type=log_target,
+        action="append",
+        default=None,
+        metavar="tensorboard:DIR|mlflow:URI",
+        help=f"also write {what} curves (loss, metric, LR per step and epoch) and "
+        "hyper-parameters to TensorBoard (a log folder) or MLflow (a tracking URI such as "
+        "sqlite:///mlflow.db or http://host:5000); repeatable; needs pip install "
+        "'disciplined[logging]' (default: neither)",
+    )
+
+
+def logger_from_args(args: argparse.Namespace) -> Any:
+    """The `integrations.trackers.TrialLogger` of ``--log-to``, its targets opened (a missing
+    package is a `UsageError` now), or None without the option."""
+    if not getattr(args, "log_to", None):
+        return None
+    from disciplined.integrations.trackers import TrialLogger
+
+    return TrialLogger(args.log_to)
+
+
 def executor_from_args(args: argparse.Namespace, task: Task | None = None) -> Executor:
     """The executor the options of `add_executor_args` (and ``--threads``) ask for,
     connected (a local Ray started) so that a bad combination, a missing Ray or an

@@ -11,6 +11,7 @@ from disciplined.cli.common import (
     MAX_DIV,
     add_device_args,
     add_force_arg,
+    add_log_to_arg,
     add_task_args,
     add_threads_arg,
     batch_size_arg,
@@ -23,6 +24,7 @@ from disciplined.cli.common import (
     guard_out,
     int_in,
     learning_rate_arg,
+    logger_from_args,
     momentum_pair,
     out_owner,
     positive_int,
@@ -66,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_held_args(p)
     add_device_args(p)
     add_threads_arg(p)
+    add_log_to_arg(p, "the range test's")
     p.add_argument(
         "--out",
         default="runs/find-lr",
@@ -253,8 +256,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     owner = out_owner("find-lr", args)
     check_out(args.out, owner, args.force)  # another command's folder, or the user's files
-    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
     main = distributed.is_main()
+    logger = logger_from_args(args) if main else None
+    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
     out = prepare_out(args.out) if main else Path(args.out)
     # rank 0 holds the folder (lock and marker) from here until its files are written
     threads = threads_from_args(args, task, hp.batch_size).threads
@@ -265,6 +269,11 @@ def _run(args: argparse.Namespace) -> int:
             test.save(out / "range_test.json")
             title = f"{task.name}: LR range test, batch {hp.batch_size}"
             plot_range_test(test, out / "range_test.png", title=title)
+        if logger is not None:
+            from disciplined.integrations.trackers import range_test_curves
+
+            params = {**hp.to_dict(), "task": task.name, "seed": args.seed}
+            logger.write(range_test_curves(f"find-lr-{task.name}-{out.name}", test, params))
     s = test.suggestion
     if s is None:
         raise UsageError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from disciplined.cli.common import (
@@ -11,6 +12,7 @@ from disciplined.cli.common import (
     add_device_args,
     add_executor_args,
     add_force_arg,
+    add_log_to_arg,
     add_task_args,
     add_threads_arg,
     batch_size_arg,
@@ -22,6 +24,7 @@ from disciplined.cli.common import (
     executor_from_args,
     fraction_arg,
     guard_out,
+    logger_from_args,
     out_owner,
     parse_task_options,
     prepare_out,
@@ -32,11 +35,13 @@ from disciplined.cli.common import (
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
+from disciplined.integrations.trackers import TrialLogger
 from disciplined.report.save import save_decision
 from disciplined.studies import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
 from disciplined.studies.decide import Decision
 from disciplined.trials.executors import Executor
 from disciplined.trials.hparams import OPTIMIZERS, HParams
+from disciplined.trials.spec import TrialResult
 from disciplined.trials.store import open_store
 
 STUDIES = ("weight-decay", "momentum", "dropout")
@@ -77,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_executor_args(p)
     add_threads_arg(p, workers=True)
+    add_log_to_arg(p)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default: OUT/trials.sqlite)"
     )
@@ -176,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     )
     owner = out_owner("sweep", args)
     check_out(args.out, owner, args.force)
+    args.logger = logger_from_args(args)
     executor = executor_from_args(args, task)
     with executor:
         prepare_out(args.out)  # made first, so that an error's log has a place in it
@@ -207,12 +214,24 @@ def _in_folder(
             store=store,
             executor=executor,
             out=out,
-            on_result=trial_progress(),
+            on_result=_shown_and_logged(args.logger),
             device=device,
             amp=amp,
         )
         decision = _study(ctx, hp, args)
     return save_decision(decision, ctx.results, out)
+
+
+def _shown_and_logged(logger: TrialLogger | None) -> Callable[[TrialResult, bool], None]:
+    """Each finished trial shown on stderr (`trial_progress`), and logged by ``logger``."""
+    shown = trial_progress()
+
+    def each(result: TrialResult, cached: bool) -> None:
+        if logger is not None:
+            logger(result, cached)
+        shown(result, cached)
+
+    return each
 
 
 def _check_values(args: argparse.Namespace) -> None:

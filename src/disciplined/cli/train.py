@@ -15,6 +15,7 @@ from typing import Any
 from disciplined.cli.common import (
     add_device_args,
     add_force_arg,
+    add_log_to_arg,
     add_task_args,
     add_threads_arg,
     batch_size_arg,
@@ -27,6 +28,7 @@ from disciplined.cli.common import (
     fraction_arg,
     guard_out,
     learning_rate_arg,
+    logger_from_args,
     metric_text,
     momentum_pair,
     out_owner,
@@ -105,6 +107,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_device_args(p)
     add_threads_arg(p)
+    add_log_to_arg(p, "the run's")
     p.add_argument(
         "--eval-every",
         type=positive_int,
@@ -140,8 +143,9 @@ def _run(args: argparse.Namespace) -> int:
     hp = build_hparams(**settings)
     owner = out_owner("train", args)
     check_out(args.out, owner, args.force)
-    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
     main = distributed.is_main()
+    logger = logger_from_args(args) if main else None
+    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
     out = prepare_out(args.out) if main else Path(args.out)
     # rank 0 holds the folder (lock and marker) from here until its files are written
     threads = threads_from_args(args, task, hp.batch_size).threads
@@ -161,6 +165,9 @@ def _run(args: argparse.Namespace) -> int:
             history.save(out / "history.json")
             title = f"{task.name}: {_what(hp, history)}"
             plot_history(history, out / "curves.png", title=title)
+        if logger is not None:
+            params = {**hp.to_dict(), "task": task.name, "seed": args.seed, "epochs": epochs}
+            logger.log_history(f"train-{task.name}-{out.name}", history, params)
     if history.collapsed_step is not None:
         raise UsageError(
             f"training collapsed and was stopped early at epoch {history.epochs:.3g}: "

@@ -16,6 +16,7 @@ from disciplined.cli.common import (
     add_device_args,
     add_executor_args,
     add_force_arg,
+    add_log_to_arg,
     add_task_args,
     add_threads_arg,
     budget_arg,
@@ -23,6 +24,7 @@ from disciplined.cli.common import (
     device_from_args,
     epochs_arg,
     executor_from_args,
+    logger_from_args,
     memory_size,
     metric_text,
     out_owner,
@@ -123,6 +125,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_executor_args(p)
     add_threads_arg(p, workers=True)
+    add_log_to_arg(p)
     p.add_argument(
         "--store", default=None, help="SQLite file of trials (default OUT/trials.sqlite)"
     )
@@ -175,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     device, amp = device_from_args(args)
     check_memory(args, task, device)
     check_out(args.out, out_owner("tune", args), args.force)  # before Ray or workers start
+    logger = logger_from_args(args)
     executor = executor_from_args(args, task)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     interrupts = _Interrupts()
@@ -202,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
                 tune_dropout=args.tune_dropout,
                 progress=interrupts.say,
                 on_result=interrupts.on_result,
+                log_to=logger,
                 command=command,
             )
     except KeyboardInterrupt as exc:
