@@ -185,7 +185,10 @@ def test_the_tables_are_built_from_the_runs_as_judge_scores_them(mods):
     assert "| 6x | " in table and "| 1 / 2 |" in table and table.count("\n") == 5
     tasks = anytime.task_table(summary, names)
     assert tasks.splitlines()[0] == "| task | 6x | default (8x) | 18x |"
-    assert "| zoo mean | " in tasks and len(tasks.splitlines()) == 2 + len(names) + 1
+    assert "| zoo mean | " in tasks and len(tasks.splitlines()) == 2 + len(names) + 2
+    # the median row (of two tasks: their mean)
+    assert tasks.splitlines()[-1] == "| zoo median | 51.00 | 0.40 | 0.30 |"
+    assert summary[0]["median"] == pytest.approx(51.0) and summary[0]["regret"] == 51.0
     page = table + tasks + anytime.target_table(summary)
     assert run_all.status(page) == "ok: 1 met, 0 MISSED"  # 0.4 <= 0.3 + 0.2
 
