@@ -323,15 +323,16 @@ def largest(summary: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def smallest_within(
-    summary: list[dict[str, Any]], tolerance: float = TOLERANCE
+    summary: list[dict[str, Any]], tolerance: float = TOLERANCE, key: str = "regret"
 ) -> dict[str, Any] | None:
-    """The entry of the smallest budget (a multiple, not the default) whose zoo-mean regret
-    is within ``tolerance`` points of the largest budget's; ``None`` without budgets."""
+    """The entry of the smallest budget (a multiple, or the default at its multiple) whose
+    zoo-mean regret (``key="median"``: zoo-median) is within ``tolerance`` points of the
+    largest budget's; ``None`` without budgets."""
     top = largest(summary)
     if top is None:
         return None
-    sized = sorted((e for e in summary if e["budget"] is not None), key=lambda e: e["factor"])
-    return next(e for e in sized if e["regret"] <= top["regret"] + tolerance)
+    ordered = sorted(summary, key=lambda e: (e["factor"], e["budget"] is None))
+    return next(e for e in ordered if e[key] <= top[key] + tolerance)
 
 
 def default_target(
@@ -370,6 +371,12 @@ def conclusion(summary: list[dict[str, Any]], tolerance: float = TOLERANCE) -> s
         )
     elif best["factor"] > RACE_BUDGET_FACTOR:
         text += f" It is above the default ({RACE_BUDGET_FACTOR:g}x)."
+    by_median = smallest_within(summary, tolerance, key="median")
+    if by_median is not None and "median" in top:
+        text += (
+            f" By the zoo-median regret, which one seed-fragile task cannot move: "
+            f"{by_median['label']} ({by_median['median']:.2f} against {top['median']:.2f})."
+        )
     return text
 
 
@@ -582,7 +589,17 @@ def main() -> None:
     inside = plot_path.resolve().is_relative_to(ROOT)
     link = os.path.relpath(plot_path.resolve(), ROOT / "docs") if inside else str(plot_path)
 
-    print(header("The race's anytime curve: zoo regret against the budget"))
+    head = header("The race's anytime curve: zoo regret against the budget")
+    if args.commit:  # the rows' commit is the table's: the code that printed it made none
+        head = re.sub(
+            r"^- commit: (\S+)",
+            lambda m: f"- commit: {args.commit}\n- printed at: {m[1]}, from the rows of the "
+            "commit above (--commit)",
+            head,
+            count=1,
+            flags=re.M,
+        )
+    print(head)
     print(
         f"- tasks: {', '.join(names)} (`benchmarks/zoo/tasks.py`); seeds {seeds}; budgets "
         f"{', '.join(label(k) for k in budgets)} (final runs: multiples of the task's "

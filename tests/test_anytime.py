@@ -32,6 +32,7 @@ def _entry(budget, regret, factor=None):
         "factor": factor if budget is None else float(budget),
         "label": f"default ({factor:g}x)" if budget is None else f"{budget:g}x",
         "regret": regret,
+        "median": regret,
     }
 
 
@@ -102,10 +103,15 @@ def test_the_smallest_budget_within_the_tolerance_of_the_largest(mods):
     assert pick(curve, tolerance=0.0)["budget"] == 18.0
     # not monotone: the smallest within counts, not the first after the last miss
     assert pick(_curve(anytime, {6: 0.45, 9: 0.9, 12: 0.3, 18: 0.3}))["budget"] == 6.0
-    # the default is never the answer (it is not a multiple asked for), even when best
+    # the default is a budget too, at its multiple (8x: between 6x and 9x)
     curve = _curve(anytime, {6: 1.0, 9: 0.6, 18: 0.3}, default=0.0)
-    assert pick(curve)["budget"] == 18.0
-    assert anytime.largest(curve)["budget"] == 18.0
+    assert pick(curve)["budget"] is None and pick(curve)["factor"] == 8.0
+    assert anytime.largest(curve)["budget"] == 18.0  # the largest is a multiple asked for
+    # by the median: a task's outlier moves the mean, not the median
+    curve = [{**e, "median": m} for e, m in zip(curve, (0.9, 0.2, 0.6, 0.1), strict=True)]
+    assert [e["factor"] for e in curve] == [6.0, 8.0, 9.0, 18.0]
+    assert pick(curve, key="median")["factor"] == 8.0
+    assert "By the zoo-median regret" in anytime.conclusion(curve)
     # a larger budget doing worse: measured against the largest, whatever its regret
     assert pick(_curve(anytime, {6: 1.1, 9: 0.5, 18: 0.8}))["budget"] == 9.0
     assert pick(_curve(anytime, {}, default=0.1)) is None
