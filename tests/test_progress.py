@@ -61,3 +61,55 @@ def test_the_overall_line_on_a_terminal_is_one_bar() -> None:
     text = stream.getvalue()
     assert "[tune] hello" in text and "0 trials done, 0 of 12 epochs of budget (0%)" in text
     assert "[tune] progress:" not in text
+
+
+def _train_a_little(steps: int = 6) -> None:
+    import torch
+    from torch import nn
+
+    from disciplined.training.fit import fit
+
+    torch.manual_seed(0)
+    x, y = torch.randn(6 * steps, 4), torch.randint(0, 2, (6 * steps,))
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, opt, (x, y), loss_fn=nn.functional.cross_entropy, epochs=1, batch_size=6)
+
+
+def test_fit_tells_its_step_listeners_each_step_until_removed() -> None:
+    from disciplined.training.fit import add_step_listener, remove_step_listener
+
+    seen: list[tuple[int, int, float]] = []
+
+    def listen(step: int, total: int, loss: float) -> None:
+        seen.append((step, total, loss))
+
+    add_step_listener(listen)
+    try:
+        _train_a_little(6)
+    finally:
+        remove_step_listener(listen)
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5, 6] and {t for _, t, _ in seen} == {6}
+    assert all(loss > 0 for _, _, loss in seen)
+    _train_a_little(6)
+    assert len(seen) == 6  # removed: told nothing more
+    remove_step_listener(listen)  # removing twice is nothing
+
+
+def test_a_running_trial_shows_its_steps_on_a_plain_stream_and_in_the_bar() -> None:
+    stream = io.StringIO()
+    shown = TuneProgress(10.0, stream=stream, every=0.0)
+    _train_a_little(4)  # a trial's fit in this process
+    assert shown.running is not None and shown.running[:2] == (4, 4)
+    lines = [ln for ln in stream.getvalue().splitlines() if "running trial" in ln]
+    assert lines[0].startswith("[tune] running trial: step 1 of 4, loss ")  # then every 0 s
+    assert len(lines) == 3  # steps 1-3; the last step's line is the trial's own line
+    shown.close()
+    _train_a_little(4)
+    assert len([ln for ln in stream.getvalue().splitlines() if "running trial" in ln]) == 3
+
+    stream = io.StringIO()
+    shown = TuneProgress(10.0, stream=stream, bar=True)
+    _train_a_little(4)
+    shown.close()
+    assert "| trial: step 4 of 4, loss " in stream.getvalue()

@@ -550,10 +550,13 @@ class TuneProgress:
     counts once).
 
     On a terminal the overall line is one tqdm bar that updates in place; elsewhere (a file,
-    CI) it is a plain line printed after a trial at most every ``every`` seconds. ``budget``
-    is the plan's budget in epochs, None until known; a message saying "budget N epochs"
-    (the recipe says it before its first trial) sets it. ``bar`` forces the bar on or off.
-    Call `close` at the end.
+    CI) it is a plain line printed after a trial at most every ``every`` seconds. A training
+    trial running in this process shows its steps and loss as it goes (`on_step`, a
+    `training.fit` step listener from construction to `close`): in the bar, redrawn at most
+    twice a second, or as a plain line when nothing was written for ``every`` seconds, so a
+    long trial is not silent. ``budget`` is the plan's budget in epochs, None until known; a
+    message saying "budget N epochs" (the recipe says it before its first trial) sets it.
+    ``bar`` forces the bar on or off. Call `close` at the end.
     """
 
     def __init__(
@@ -576,6 +579,9 @@ class TuneProgress:
         self.ran_seconds = 0.0
         self.seen: set[str] = set()
         self.last_line = -math.inf
+        self.running: tuple[int, int, float] | None = None  # the trial's step, total, loss
+        self._drawn = -math.inf
+        self._last_write = self.started
         isatty = getattr(self.stream, "isatty", None)
         self._bar: Any = None
         if bar if bar is not None else bool(isatty and isatty()):
@@ -585,8 +591,31 @@ class TuneProgress:
                 total=1000, file=self.stream, bar_format="[tune] {bar:20}| {postfix}",
                 dynamic_ncols=True, leave=True,
             )
+        from disciplined.training.fit import add_step_listener
+
+        add_step_listener(self.on_step)
+
+    def on_step(self, step: int, total: int, loss: float) -> None:
+        """A step of the running trial: the bar shows it (at most twice a second); a plain
+        stream gets a line when nothing was written for ``every`` seconds."""
+        self.running = (step, total, loss)
+        now = time.monotonic()
+        if self._bar is not None:
+            if now - self._drawn >= 0.5 or step == total:
+                self._drawn = now
+                self._overall()
+        elif now - self._last_write >= self.every and step < total:
+            self._write(f"[tune] running trial: {self.step_text()}; {self.line()}")
+
+    def step_text(self) -> str:
+        """The running trial's "step S of T, loss L" (empty when none is running)."""
+        if self.running is None:
+            return ""
+        step, total, loss = self.running
+        return f"step {step} of {total}, loss {loss:.4g}"
 
     def _write(self, text: str) -> None:
+        self._last_write = time.monotonic()
         if self._bar is not None:
             self._bar.write(text, file=self.stream)
         else:
@@ -603,6 +632,7 @@ class TuneProgress:
 
     def on_result(self, result: TrialResult, cached: bool) -> None:
         """Show a finished trial and the overall line."""
+        self.running = None
         self.trials += 1
         epochs = float(getattr(result, "epochs", 0.0) or 0.0)
         if result.key in self.seen:  # read back again: counted once, as the ledger does
@@ -635,7 +665,8 @@ class TuneProgress:
         if self._bar is not None:
             share = min(self.epochs / self.budget, 1.0) if self.budget else 0.0
             self._bar.n = int(1000 * share)
-            self._bar.set_postfix_str(self.line(), refresh=True)
+            trial = f" | trial: {self.step_text()}" if self.running is not None else ""
+            self._bar.set_postfix_str(self.line() + trial, refresh=True)
             return
         now = time.monotonic()
         if now - self.last_line >= self.every:
@@ -643,7 +674,11 @@ class TuneProgress:
             self._write(f"[tune] progress: {self.line()}")
 
     def close(self) -> None:
-        """End the bar (on a terminal); a plain stream gets the last overall line."""
+        """End the bar (on a terminal); a plain stream gets the last overall line. Stops
+        listening to the trials' steps."""
+        from disciplined.training.fit import remove_step_listener
+
+        remove_step_listener(self.on_step)
         if self._bar is not None:
             self._bar.close()
             self._bar = None

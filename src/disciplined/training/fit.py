@@ -62,6 +62,8 @@ __all__ = [
     "FitConfig",
     "History",
     "LoaderDataset",
+    "StepListener",
+    "add_step_listener",
     "batches_per_epoch",
     "device_and_amp",
     "device_name",
@@ -69,8 +71,27 @@ __all__ = [
     "fit",
     "fit_with",
     "group_momentum",
+    "remove_step_listener",
     "resolve_device",
 ]
+
+StepListener = Callable[[int, int, float], None]
+"""Called by `fit` after each training step with the step, the run's total steps and the
+step's loss (after it was read from the device)."""
+_STEP_LISTENERS: list[StepListener] = []
+
+
+def add_step_listener(listener: StepListener) -> None:
+    """Have ``listener(step, total, loss)`` called after every training step of every `fit`
+    in this process (a tune's progress shows the running trial with it); a trial running in
+    a worker process calls the worker's listeners, none. `remove_step_listener` stops it."""
+    _STEP_LISTENERS.append(listener)
+
+
+def remove_step_listener(listener: StepListener) -> None:
+    """Stop calling ``listener`` (nothing when it was not added)."""
+    if listener in _STEP_LISTENERS:
+        _STEP_LISTENERS.remove(listener)
 
 
 def group_momentum(group: dict[str, Any]) -> float | None:
@@ -520,6 +541,9 @@ def fit_with(
             bar.update(1)
         if report is not None:
             report(step, total)
+        if _STEP_LISTENERS and run.losses:
+            for listen in tuple(_STEP_LISTENERS):
+                listen(step, total, run.losses[-1])
         if config.max_seconds is not None and _over_time(run, config.max_seconds):
             stopped = f"time limit of {config.max_seconds:g} s reached"
             run.flush()
