@@ -4,7 +4,8 @@ The public surface: policies in `disciplined.schedules.policies`, the torch adap
 `OneCycleScheduler`, the training loop `fit` and its `History`, `fit_one_cycle` (the steps
 counted, the max LR read from a range test when not given), `lr_range_test` (its options
 in a `RangeTestConfig`; drawn by `plot_range_test` and `plot_range_overlay`), `diagnose`, the
-recipe `tune` (its settings in a `TuneConfig`), tasks, and `HParams` with `train_task`.
+recipe `tune` (its settings in a `TuneConfig`, how it runs in a `Runtime`), tasks, and
+`HParams` with `train_task`.
 """
 
 import importlib
@@ -21,6 +22,7 @@ from disciplined.schedules.scheduler import OneCycleScheduler, PolicyScheduler
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import EvalRecord, History, evaluate, fit
 from disciplined.trials.hparams import HParams, train_task
+from disciplined.trials.runtime import Runtime
 
 __version__ = "0.1.0"
 
@@ -52,6 +54,7 @@ __all__ = [
     "RangeSweep",
     "RangeTest",
     "RangeTestConfig",
+    "Runtime",
     "Task",
     "TriangularPolicy",
     "TuneConfig",

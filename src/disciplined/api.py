@@ -23,7 +23,8 @@ from disciplined.tasks import Task, load_task
 from disciplined.trials.executor_base import check_threads, thread_choice
 from disciplined.trials.executors import Executor, InProcessExecutor
 from disciplined.trials.factory import make_executor
-from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
+from disciplined.trials.runtime import Runtime
+from disciplined.trials.spec import TrialResult
 from disciplined.trials.store import TrialStore
 
 __all__ = ["tune", "tune_owner"]
@@ -33,12 +34,12 @@ def tune(
     task: str | Task,
     config: TuneConfig | None = None,
     *,
+    runtime: Runtime | None = None,
     out: str | Path = "runs/tune",
     store: TrialStore | str | None = None,
     workers: int = 1,
     executor: Executor | None = None,
     task_options: dict[str, Any] | None = None,
-    runner: Callable[[TrialSpec], TrialResult] = run_trial,
     progress: Callable[[str], None] | bool | None = True,
     on_result: Callable[[TrialResult, bool], None] | None = None,
     command: str | None = None,
@@ -53,7 +54,9 @@ def tune(
     (``epochs=20``, ``budget=``, ``seed=``, ``device=``, ``compare_batch_sizes=``, ...;
     given both, the names replace the config's fields). ``epochs`` is the final run's
     length; ``budget`` (epochs of the task; default 8 x ``epochs`` with the race,
-    `recipe.plan.RACE_BUDGET_FACTOR`) caps all compute.
+    `recipe.plan.RACE_BUDGET_FACTOR`) caps all compute. How it runs (``out`` to ``log_to``
+    below) comes as a `trials.runtime.Runtime` (``runtime``) or as those keywords; a keyword
+    given beside a runtime, away from its default, replaces the runtime's field.
     Writes ``hparams.json``, ``tune.json``, ``history.json``, ``curves.png`` and
     ``report.html`` into ``out`` (`report.save`) and keeps the trials in ``store`` (default
     ``out/trials.sqlite``), from which a rerun resumes. ``task`` is a reference (a built-in
@@ -88,25 +91,37 @@ def tune(
     thread of this one) is refused naming the holder. A tune refused before it wrote
     anything leaves no trace in ``out``.
     """
+    given = {"out": out, "store": store, "workers": workers, "executor": executor}
+    given |= {"progress": progress, "on_result": on_result, "command": command}
+    given |= {"force": force, "threads": threads, "log_to": log_to}
+    if "runner" in settings:  # the test hook, no longer in the signature (`Runtime.runner`)
+        given["runner"] = settings.pop("runner")
     cfg = TuneConfig.from_settings(config, **settings)
-    _check_threads(threads, executor)
-    if log_to is not None:
-        on_result = _logging(log_to, on_result)
-    with guard_out(out, tune_owner(task, task_options), force=force) as folder:
-        return _run_and_save(
-            task,
-            cfg,
-            folder,
-            progress,
-            on_result,
-            store=store,
-            workers=workers,
-            executor=executor,
-            threads=threads,
-            task_options=task_options,
-            runner=runner,
-            command=command,
-        )
+    return _tune(task, cfg, _runtime(runtime, given), task_options)
+
+
+def _tune(
+    task: str | Task,
+    config: TuneConfig,
+    runtime: Runtime,
+    task_options: dict[str, Any] | None = None,
+) -> TuneResult:
+    """`tune` with its settings in a `TuneConfig` and how it runs in a `Runtime`: the
+    runtime's threads checked, its ``log_to`` opened, its folder guarded, then the recipe
+    run and its files written."""
+    rt = runtime
+    _check_threads(rt.threads, rt.executor)
+    if rt.log_to is not None:
+        rt = replace(rt, on_result=_logging(rt.log_to, rt.on_result), log_to=None)
+    with guard_out(rt.out, tune_owner(task, task_options), force=rt.force) as folder:
+        return _run_and_save(task, config, replace(rt, out=folder), task_options)
+
+
+def _runtime(runtime: Runtime | None, given: dict[str, Any]) -> Runtime:
+    """``runtime`` (default: the defaults) with each of ``given`` that differs from
+    `Runtime`'s default replacing its field."""
+    default = Runtime()
+    return Runtime.of(runtime, **{k: v for k, v in given.items() if v != getattr(default, k)})
 
 
 def tune_owner(task: str | Task, task_options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -119,27 +134,22 @@ def tune_owner(task: str | Task, task_options: dict[str, Any] | None = None) -> 
 def _run_and_save(
     task: str | Task,
     cfg: TuneConfig,
-    out: Path,
-    progress: Callable[[str], None] | bool | None,
-    on_result: Callable[[TrialResult, bool], None] | None,
-    *,
-    executor: Executor | None,
-    threads: int | None,
-    workers: int,
-    **recipe: Any,
+    rt: Runtime,
+    task_options: dict[str, Any] | None,
 ) -> TuneResult:
-    """`tune` inside its guarded folder: the recipe (``recipe``: `run_recipe`'s other
-    arguments) with its progress shown, through ``executor`` or one made here with its
-    torch threads chosen (`_own_executor`), then its files."""
+    """`tune` inside its guarded folder ``rt.out``: the recipe with its progress shown,
+    through the runtime's executor or one made here with its torch threads chosen
+    (`_own_executor`), then its files."""
     from disciplined.cli.common import TuneProgress  # beside this module: the CLI's own
 
     own = None
+    executor = rt.executor
     if executor is None:
-        options = recipe.get("task_options")
-        own = executor = _own_executor(task, options, workers, threads)
+        own = executor = _own_executor(task, task_options, rt.workers, rt.threads)
     choice = executor.thread_choice
-    shown = TuneProgress(_planned_budget(cfg)) if progress is True else None
-    say = shown.say if shown is not None else (progress or None)
+    shown = TuneProgress(_planned_budget(cfg)) if rt.progress is True else None
+    say = shown.say if shown is not None else (rt.progress or None)
+    on_result = rt.on_result
 
     def each(result: TrialResult, cached: bool) -> None:
         if shown is not None:
@@ -153,12 +163,13 @@ def _run_and_save(
         result = run_recipe(
             task,
             cfg,
-            out=out,
-            progress=say if callable(say) else None,
-            on_result=each if shown is not None or on_result is not None else None,
-            workers=workers,
-            executor=executor,
-            **recipe,
+            runtime=replace(
+                rt,
+                progress=say if callable(say) else None,
+                on_result=each if shown is not None or on_result is not None else None,
+                executor=executor,
+            ),
+            task_options=task_options,
         )
     finally:
         if shown is not None:
@@ -167,7 +178,7 @@ def _run_and_save(
             own.close()
     if choice is not None:
         result = replace(result, meta={**result.meta, "threads": choice.to_dict()})
-    save(result, out)
+    save(result, rt.out)
     return result
 
 

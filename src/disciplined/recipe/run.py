@@ -73,9 +73,9 @@ from disciplined.studies.batch import EQUAL_EPOCHS_RULE, memory_step
 from disciplined.studies.decide import Decision
 from disciplined.tasks import Task, load_task
 from disciplined.training.fit import History, device_and_amp
-from disciplined.trials.executors import Executor
 from disciplined.trials.factory import make_executor
 from disciplined.trials.hparams import HParams
+from disciplined.trials.runtime import Runtime
 from disciplined.trials.spec import TrialResult, TrialSpec, run_trial
 from disciplined.trials.store import TrialStore, open_store
 
@@ -293,42 +293,45 @@ def run_recipe(
     task: str | Task,
     config: TuneConfig | None = None,
     *,
-    out: str | Path = "runs/tune",
-    store: TrialStore | str | None = None,
-    workers: int = 1,
-    executor: Executor | None = None,
+    runtime: Runtime | None = None,
     task_options: dict[str, Any] | None = None,
-    runner: Callable[[TrialSpec], TrialResult] = run_trial,
-    progress: Callable[[str], None] | None = None,
-    on_result: Callable[[TrialResult, bool], None] | None = None,
-    command: str | None = None,
+    **how: Any,
 ) -> TuneResult:
     """Run the recipe on ``task`` with ``config`` and return what it chose (`TuneResult`).
 
-    Writes nothing but its trials, kept in ``store`` (default ``out/trials.sqlite``), from
+    How it runs comes as a `trials.runtime.Runtime` (``runtime``) or as its fields by name
+    (``out=``, ``store=``, ``workers=``, ``executor=``, ``progress=``, ``on_result=``,
+    ``command=``; given both, the names replace the runtime's fields; an unknown name is a
+    `TypeError`). It reads the runtime's ``out``, ``store``, ``executor`` (or ``workers``
+    and ``threads`` for one made and closed here), ``progress`` (called when callable),
+    ``on_result`` and ``command``; ``log_to`` and ``force`` are `disciplined.tune`'s.
+
+    Writes nothing but its trials, kept in the store (default ``out/trials.sqlite``), from
     which a rerun resumes; `report.save` writes the result's files, and `disciplined.tune`
     does both. ``task`` is a reference (a built-in name or ``file.py:function``) so worker
     processes can rebuild it; a `Task` object works with the in-process executor only.
     """
     started = time.perf_counter()
+    rt = Runtime.of(runtime, **how)
     config = config or TuneConfig()
     device, amp = device_and_amp(config.device, config.amp)
     config = replace(config, device=device, amp=amp)
-    task_obj, ref = _load(task, task_options, workers)
+    task_obj, ref = _load(task, task_options, rt.workers)
     plan = make_plan(task_obj, config)  # refuses what it must before a file is written;
     # it trains nothing: the memory step re-makes it with the probe's answer
-    out = Path(out)
+    out = Path(rt.out)
     out.mkdir(parents=True, exist_ok=True)
+    store = rt.store
     own_store = not isinstance(store, TrialStore)
     store_obj = store if isinstance(store, TrialStore) else open_store(store, out)
     ctx = StudyContext(
         task=ref,
         task_options=dict(task_options or {}),
         store=store_obj,
-        executor=executor or make_executor(workers),  # closed below when it is ours
-        runner=_in_process(task_obj) if isinstance(task, Task) else runner,
+        executor=rt.executor or make_executor(rt.workers, rt.threads),  # closed below if ours
+        runner=_in_process(task_obj) if isinstance(task, Task) else rt.runner,
         out=out,
-        on_result=on_result,
+        on_result=rt.on_result,
         task_obj=task_obj,
         device=device,
         amp=amp,
@@ -336,15 +339,14 @@ def run_recipe(
     try:
         # a store holding another task's trials is refused before any progress is shown
         store_obj.bind({"task": ref, "task_options": dict(task_options or {})})
-        say = progress or (lambda _msg: None)
         state = RecipeState(
-            ctx, task_obj, plan, config, say, starting_hparams(task_obj, config.optimizer)
+            ctx, task_obj, plan, config, rt.say(), starting_hparams(task_obj, config.optimizer)
         )
         for stage in plan.stages:
             STEPS[stage](state)
-        return _result(state, out, started, command)
+        return _result(state, out, started, rt.command)
     finally:
-        if executor is None:
+        if rt.executor is None:
             ctx.executor.close()  # the workers this tune started
         if own_store:
             store_obj.close()
