@@ -3,14 +3,17 @@ becomes a `TrialSpec` (`Search`); the checks of the arguments the searches have 
 
 Each trial is a `TrialSpec` of kind ``train`` run by an `Executor` into a `TrialStore`, so a
 search that is interrupted resumes from its store without running a finished trial again, and
-trials can run in worker processes. Given ``budget_seconds``, a search stops once its trials'
-wall seconds reach it (no trial starts after; the last may overshoot).
+trials can run in worker processes. Where they run and who watches them is a
+`trials.runtime.Runtime` (its ``store``, ``executor``, ``runner`` and ``on_result``): each
+search takes one as ``runtime=``, or those fields as keywords (`Runtime.of`). Given
+``budget_seconds``, a search stops once its trials' wall seconds reach it (no trial starts
+after; the last may overshoot).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +21,10 @@ from disciplined.search.pruning import MedianStop
 from disciplined.search.result import SearchResult
 from disciplined.search.space import SearchSpace, hparams_for
 from disciplined.tasks import load_task
-from disciplined.trials.executors import Executor, InProcessExecutor
+from disciplined.trials.executors import Executor, InProcessExecutor, OnResult, Runner
+from disciplined.trials.runtime import Runtime
 from disciplined.trials.spec import TrialResult, TrialSpec
 from disciplined.trials.store import MemoryStore, TrialStore
-
-Runner = Callable[[TrialSpec], TrialResult]
-OnResult = Callable[[TrialResult, bool], None]
 
 __all__ = ["OnResult", "Runner", "Search", "check_budget", "check_trials", "make_search"]
 
@@ -117,27 +118,26 @@ def make_search(
     epochs: float,
     seed: int,
     task_options: dict[str, Any] | None,
-    store: TrialStore | None,
-    executor: Executor | None,
-    runner: Runner,
-    on_result: OnResult | None,
+    runtime: Runtime,
     pruning: MedianStop | None = None,
 ) -> Search:
     """The `Search` of ``task`` over ``space`` (the default `SearchSpace` when None), its
-    trials run by ``executor`` (in process when None) into ``store`` (in memory when None);
+    trials run by the runtime's ``executor`` (in process when None) into its ``store`` (in
+    memory when None), through its ``runner``, each reported to its ``on_result``;
     ``pruning`` must be a `MedianStop` or None (`ValueError`)."""
     if pruning is not None and not isinstance(pruning, MedianStop):
         raise ValueError(f"pruning must be a MedianStop or None, got {pruning!r}")
+    store = runtime.store
     return Search(
         task=task,
         space=space or SearchSpace(),
         epochs=float(epochs),
         seed=seed,
         task_options=dict(task_options or {}),
-        store=store if store is not None else MemoryStore(),
-        executor=executor or InProcessExecutor(),
-        runner=runner,
-        on_result=on_result,
+        store=store if store is not None else MemoryStore(),  # type: ignore[arg-type]
+        executor=runtime.executor or InProcessExecutor(),
+        runner=runtime.runner,
+        on_result=runtime.on_result,
         pruning=pruning,
     )
 

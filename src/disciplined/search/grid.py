@@ -6,13 +6,11 @@ import itertools
 import random
 from typing import Any
 
-from disciplined.search.common import OnResult, Runner, check_budget, check_trials, make_search
+from disciplined.search.common import check_budget, check_trials, make_search
 from disciplined.search.pruning import MedianStop
 from disciplined.search.result import SearchResult
 from disciplined.search.space import SearchSpace
-from disciplined.trials.executors import Executor
-from disciplined.trials.spec import run_trial
-from disciplined.trials.store import TrialStore
+from disciplined.trials.runtime import Runtime
 
 __all__ = ["grid_search"]
 
@@ -28,10 +26,8 @@ def grid_search(
     pruning: MedianStop | None = None,
     seed: int = 0,
     task_options: dict[str, Any] | None = None,
-    store: TrialStore | None = None,
-    executor: Executor | None = None,
-    runner: Runner = run_trial,
-    on_result: OnResult | None = None,
+    runtime: Runtime | None = None,
+    **how: Any,
 ) -> SearchResult:
     """Train ``task`` for ``epochs`` epochs at every point of the grid: schedules x
     ``lr_grid`` x ``weight_decay_grid`` x ``momentum_grid`` of ``space``.
@@ -44,11 +40,14 @@ def grid_search(
     that fall behind the median of those before them. Every trial is trained from the
     initial weights of ``seed``. ``task`` is a
     reference (a built-in name or ``file.py:function``) so worker processes can rebuild it.
+
+    Where the trials run is a `trials.runtime.Runtime` (``runtime``: its ``store``, default
+    in memory, ``executor``, default in process, ``runner`` and ``on_result``), or those
+    fields by name (``store=``, ``executor=``, ``on_result=``), replacing the runtime's.
     """
     check_budget(budget_seconds)
-    s = make_search(
-        task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
-    )
+    rt = Runtime.of(runtime, **how)
+    s = make_search(task, space, epochs, seed, task_options, rt, pruning)
     points = [
         {"schedule": sch, "max_lr": lr, "weight_decay": wd, "momentum": m, "batch_size": b}
         for sch, lr, wd, m, b in itertools.product(

@@ -6,13 +6,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from disciplined.search.common import OnResult, Runner, check_budget, check_trials, make_search
+from disciplined.search.common import check_budget, check_trials, make_search
 from disciplined.search.pruning import MedianStop
 from disciplined.search.result import SearchResult
 from disciplined.search.space import SearchSpace, sample_point
-from disciplined.trials.executors import Executor
-from disciplined.trials.spec import run_trial
-from disciplined.trials.store import TrialStore
+from disciplined.trials.runtime import Runtime
 
 __all__ = ["random_search"]
 
@@ -27,22 +25,24 @@ def random_search(
     budget_seconds: float | None = None,
     pruning: MedianStop | None = None,
     task_options: dict[str, Any] | None = None,
-    store: TrialStore | None = None,
-    executor: Executor | None = None,
-    runner: Runner = run_trial,
-    on_result: OnResult | None = None,
+    runtime: Runtime | None = None,
+    **how: Any,
 ) -> SearchResult:
     """Train ``task`` for ``epochs`` epochs at ``n_trials`` random points of ``space``
     (`sample_point`, drawn from ``random.Random(seed)``). ``seed`` also sets every trial's
     initial weights. The same arguments draw the same points, so a rerun resumes from
     ``store``; a larger ``n_trials`` extends the same sequence. With ``budget_seconds`` it
     stops early once the trials' wall seconds reach that many (no trial starts after);
-    ``pruning`` (`MedianStop`) stops trials that fall behind the median of those before."""
+    ``pruning`` (`MedianStop`) stops trials that fall behind the median of those before.
+
+    Where the trials run is a `trials.runtime.Runtime` (``runtime``: its ``store``, default
+    in memory, ``executor``, default in process, ``runner`` and ``on_result``), or those
+    fields by name (``store=``, ``executor=``, ``on_result=``), replacing the runtime's.
+    """
     check_trials(n_trials)
     check_budget(budget_seconds)
-    s = make_search(
-        task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
-    )
+    rt = Runtime.of(runtime, **how)
+    s = make_search(task, space, epochs, seed, task_options, rt, pruning)
     rng = random.Random(seed)
     points = [sample_point(s.space, rng) for _ in range(n_trials)]
     trials = s.run_within(points, "random", budget_seconds)

@@ -7,13 +7,12 @@ import math
 from typing import Any
 
 from disciplined.errors import UsageError
-from disciplined.search.common import OnResult, Runner, check_budget, check_trials, make_search
+from disciplined.search.common import check_budget, check_trials, make_search
 from disciplined.search.pruning import MedianStop, epoch_metrics
 from disciplined.search.result import SearchResult, trial_metric
 from disciplined.search.space import SearchSpace
-from disciplined.trials.executors import Executor
-from disciplined.trials.spec import TrialResult, run_trial
-from disciplined.trials.store import TrialStore
+from disciplined.trials.runtime import Runtime
+from disciplined.trials.spec import TrialResult
 
 __all__ = ["tpe_search"]
 
@@ -40,10 +39,8 @@ def tpe_search(
     budget_seconds: float | None = None,
     pruning: MedianStop | None = None,
     task_options: dict[str, Any] | None = None,
-    store: TrialStore | None = None,
-    executor: Executor | None = None,
-    runner: Runner = run_trial,
-    on_result: OnResult | None = None,
+    runtime: Runtime | None = None,
+    **how: Any,
 ) -> SearchResult:
     """Train ``task`` for ``epochs`` epochs at ``n_trials`` points proposed by Optuna's
     ``TPESampler(seed=seed, n_startup_trials=n_startup_trials)`` over ``space`` (LR and weight
@@ -56,6 +53,10 @@ def tpe_search(
     the median of the trials finished before its batch was asked; Optuna is told its
     per-epoch metrics and that it was pruned.
 
+    Where the trials run is a `trials.runtime.Runtime` (``runtime``: its ``store``, default
+    in memory, ``executor``, default in process, ``runner`` and ``on_result``), or those
+    fields by name (``store=``, ``executor=``, ``on_result=``), replacing the runtime's.
+
     Raises `UsageError` when Optuna is not installed (``pip install disciplined[optuna]``).
     """
     check_trials(n_trials)
@@ -63,9 +64,8 @@ def tpe_search(
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     check_budget(budget_seconds)
     optuna = _optuna()
-    s = make_search(
-        task, space, epochs, seed, task_options, store, executor, runner, on_result, pruning
-    )
+    rt = Runtime.of(runtime, **how)
+    s = make_search(task, space, epochs, seed, task_options, rt, pruning)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
