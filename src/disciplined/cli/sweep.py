@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from disciplined.cli.common import (
@@ -39,8 +40,8 @@ from disciplined.integrations.trackers import TrialLogger
 from disciplined.report.save import save_decision
 from disciplined.studies import StudyContext, dropout_sweep, momentum_test, weight_decay_sweep
 from disciplined.studies.decide import Decision
-from disciplined.trials.executors import Executor
 from disciplined.trials.hparams import OPTIMIZERS, HParams
+from disciplined.trials.runtime import Runtime
 from disciplined.trials.spec import TrialResult
 from disciplined.trials.store import open_store
 
@@ -184,10 +185,18 @@ def run(args: argparse.Namespace) -> int:
     check_out(args.out, owner, args.force)
     args.logger = logger_from_args(args)
     executor = executor_from_args(args, task)
+    runtime = Runtime(
+        store=args.store,
+        executor=executor,
+        on_result=_shown_and_logged(args.logger),
+        log_to=args.logger,
+        out=args.out,
+        force=args.force,
+    )
     with executor:
         prepare_out(args.out)  # made first, so that an error's log has a place in it
-        with guard_out(args.out, owner, force=args.force) as out:
-            decision = _in_folder(args, hp, out, executor, device, amp)
+        with guard_out(runtime.out, owner, force=runtime.force) as out:
+            decision = _in_folder(args, hp, replace(runtime, out=out), device, amp)
     print(
         f"{task.name}: {decision.name} = {decision.value:g} ({decision.rule}); "
         f"wrote {out / 'decision.json'}"
@@ -198,23 +207,24 @@ def run(args: argparse.Namespace) -> int:
 def _in_folder(
     args: argparse.Namespace,
     hp: HParams,
-    out: Path,
-    executor: Executor,
+    runtime: Runtime,
     device: str,
     amp: str | None,
 ) -> Decision:
-    """The study in its guarded folder ``out``: its store (another task's is refused before
-    anything is written), its trials, and ``decision.json`` with the plot."""
-    store = open_store(args.store, out)
+    """The study in its guarded folder ``runtime.out``: its store (another task's is refused
+    before anything is written), its trials through the runtime's executor, and
+    ``decision.json`` with the plot."""
+    out = Path(runtime.out)
+    store = open_store(runtime.store, out)
     with store:
         store.bind({"task": args.task, "task_options": parse_task_options(args)})
         ctx = StudyContext(
             task=args.task,
             task_options=parse_task_options(args),
             store=store,
-            executor=executor,
+            executor=runtime.executor,  # type: ignore[arg-type]  # run() made it
             out=out,
-            on_result=_shown_and_logged(args.logger),
+            on_result=runtime.on_result,
             device=device,
             amp=amp,
         )

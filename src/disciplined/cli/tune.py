@@ -39,6 +39,7 @@ from disciplined.studies import BATCH_COMPARISONS
 from disciplined.tasks import Task
 from disciplined.training import distributed
 from disciplined.trials.hparams import OPTIMIZERS
+from disciplined.trials.runtime import Runtime
 
 
 def _sizes(text: str) -> list[int]:
@@ -182,17 +183,24 @@ def run(args: argparse.Namespace) -> int:
     executor = executor_from_args(args, task)
     command = "disciplined " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     interrupts = _Interrupts()
+    runtime = Runtime(
+        out=args.out,
+        force=args.force,
+        store=args.store,
+        executor=executor,
+        progress=interrupts.say,
+        on_result=interrupts.on_result,
+        log_to=logger,
+        command=command,
+    )
     try:
         with interrupts:
             result = tune(
                 args.task,
+                runtime=runtime,
                 task_options=parse_task_options(args),
                 budget=args.budget,
                 epochs=args.epochs,
-                out=args.out,
-                force=args.force,
-                store=args.store,
-                executor=executor,
                 optimizer=args.optimizer,
                 seed=args.seed,
                 device=device,
@@ -204,10 +212,6 @@ def run(args: argparse.Namespace) -> int:
                 memory_limit=args.memory_limit,
                 correct=not args.no_correction,
                 tune_dropout=args.tune_dropout,
-                progress=interrupts.say,
-                on_result=interrupts.on_result,
-                log_to=logger,
-                command=command,
             )
     except KeyboardInterrupt as exc:
         if isinstance(exc, Terminated):
