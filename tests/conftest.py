@@ -26,3 +26,11 @@ def mnist1d_cnn():
     from disciplined.tasks import load_task
 
     return load_task("mnist1d-cnn")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (whole tunes, subprocesses, benchmarks), the rest after in their
+    order: pytest-xdist hands tests out in this order, so the long ones start while every
+    worker is free and the short ones fill the gaps at the end (longest first, not a long
+    test starting last and running alone)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
