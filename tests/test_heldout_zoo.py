@@ -24,8 +24,8 @@ from zoo.tasks import ZOO  # noqa: E402
 from disciplined import UsageError, load_task  # noqa: E402
 from disciplined.trials.hparams import HParams  # noqa: E402
 
-REPEATED_ROWS = {"affairs-tabular"}
-"""Tasks whose data has identical rows (a survey's discrete answers: two women can answer
+REPEATED_ROWS = {"affairs-tabular", "randhie-counts"}
+"""Tasks whose data has identical rows (surveys' discrete answers: two people can answer
 alike), so their splits are disjoint by sample, not by value."""
 
 

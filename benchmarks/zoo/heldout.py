@@ -18,6 +18,8 @@ them as `zoo.tasks.ZooEntry` records whose ``ref`` names this file, so the oracl
 | affairs_tabular | mid-size noisy tabular (Fair, statsmodels) | 3820/1273/1273 | MLP 20-128-128-2 |
 | wide_resmlp | wide residual net, BatchNorm (MNIST-1D) | 3000/1000/1000 | 3 res. blocks of 384 |
 | dropout_overfit | dropout net, p > n (synthetic, 400 features) | 300/600/600 | MLP 400-512-512-4 |
+| digits_vit | vision transformer, LayerNorm, AdamW (digits) | 1078/359/360 | ViT 16 patches, 2x64 |
+| randhie_counts | counts, Poisson loss, D^2 (RAND HIE) | 12114/4038/4038 | MLP 9-64-64-1 |
 
 The time-ordered task (co2_forecast) splits chronologically (train the earliest 60% of
 forecast origins, validation the next 20%, test the last 20%, with no window's target
@@ -373,6 +375,112 @@ def dropout_overfit(split: str = "val", seed: int = 0) -> Task:
     )
 
 
+# --------------------------------------------------------------------------- transformer
+
+
+class _TinyViT(nn.Module):
+    """A vision transformer at the scale of 8x8 images: 2x2 patches (16 tokens), a linear
+    patch embedding with learned positions, ``depth`` pre-norm encoder blocks (LayerNorm,
+    multi-head attention, GELU feed-forward), a final LayerNorm, mean pooling, a linear
+    head."""
+
+    def __init__(self, dim: int = 64, depth: int = 2, heads: int = 4, classes: int = 10) -> None:
+        super().__init__()
+        self.embed = nn.Linear(4, dim)
+        self.pos = nn.Parameter(0.02 * torch.randn(1, 16, dim))
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 2 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patches = x.reshape(-1, 4, 2, 4, 2).permute(0, 1, 3, 2, 4).reshape(-1, 16, 4)
+        h = self.blocks(self.embed(patches) + self.pos)
+        return self.head(self.norm(h).mean(1))
+
+
+def digits_vit(split: str = "val", seed: int = 0) -> Task:
+    """A small vision transformer (LayerNorm, attention, no convolution) on scikit-learn's
+    8x8 digits (1,797 images, standardized per pixel), trained with AdamW; 60/20/20 split
+    at random by ``seed``."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x.astype(np.float64), tr)
+    name = "heldout-digits-vit"
+    return _classifier(
+        name,
+        lambda hp: _TinyViT(),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        32,
+        "digits 8x8 (1078 train), ViT: 16 patches of 2x2, 2 pre-norm blocks of 64, 4 heads",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- counts
+
+
+@lru_cache(maxsize=1)
+def _randhie() -> tuple[np.ndarray, np.ndarray]:
+    """statsmodels' RAND Health Insurance Experiment (20,190 person-years): nine
+    covariates (coinsurance, deductible, income, family size, health status, chronic
+    disease) and the number of outpatient doctor visits (mean 2.9, up to 77)."""
+    import statsmodels.api as sm
+
+    d = sm.datasets.randhie.load_pandas().data
+    return d.drop(columns="mdvis").to_numpy(dtype=np.float64), d["mdvis"].to_numpy(np.float64)
+
+
+def _poisson_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Poisson negative log-likelihood of counts given the model's log-rate."""
+    return nn.functional.poisson_nll_loss(outputs.reshape(targets.shape), targets)
+
+
+def poisson_d2(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The share of Poisson deviance explained (D^2, higher is better) within one batch:
+    one minus the model's deviance over that of the batch's mean rate; ``outputs`` are
+    log-rates."""
+    rate = outputs.reshape(targets.shape).clamp(max=30.0).exp()
+
+    def deviance(mu: torch.Tensor) -> torch.Tensor:
+        ylogy = torch.where(targets > 0, targets * torch.log(targets / mu), 0.0)
+        return 2.0 * (ylogy - (targets - mu)).sum()
+
+    null = deviance(targets.mean().clamp_min(1e-8).expand_as(targets))
+    return 1.0 - deviance(rate) / null.clamp_min(1e-12)
+
+
+def randhie_counts(split: str = "val", seed: int = 0) -> Task:
+    """Count regression on mid-size noisy survey data: doctor visits in the RAND Health
+    Insurance Experiment (statsmodels' ``randhie``, 20,190 rows, 9 covariates,
+    standardized), an MLP 9-64-64-1 giving a log-rate, Poisson loss, scored by the share of
+    Poisson deviance explained; 60/20/20 split at random by ``seed``."""
+    x, y = _randhie()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    name = "heldout-randhie-counts"
+    f32 = torch.float32
+    return Task(
+        name=name,
+        build_model=lambda hp: _mlp([x.shape[1], 64, 64, 1]),
+        train_data=_tensors(x, y, tr, f32),
+        val_data=_pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        loss_fn=_poisson_loss,
+        metric=poisson_d2,
+        metric_name="d2",
+        kind="regression",
+        higher_is_better=True,
+        default_batch_size=128,
+        description="RAND HIE doctor visits (12114 train), MLP 9-64-64-1, Poisson loss",
+        options={"split": split, "seed": seed},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -385,6 +493,8 @@ HELDOUT: dict[str, ZooEntry] = {
         ZooEntry("affairs-tabular", "affairs_tabular", 15, module="heldout"),
         ZooEntry("wide-resmlp", "wide_resmlp", 10, module="heldout"),
         ZooEntry("dropout-overfit", "dropout_overfit", 40, module="heldout"),
+        ZooEntry("digits-vit", "digits_vit", 20, optimizer="adamw", module="heldout"),
+        ZooEntry("randhie-counts", "randhie_counts", 10, module="heldout"),
     )
 }
 """The held-out zoo by name (no name is also a development zoo task's)."""
