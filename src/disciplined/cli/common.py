@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from disciplined.outdir import (
     write_marker,
 )
 from disciplined.tasks import Task, load_task
+from disciplined.training import distributed
 from disciplined.trials.bounds import (
     BOUNDS,
     MAX_BATCH_SIZE,
@@ -511,6 +515,45 @@ def out_owner(command: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"command": command, "task": args.task, "task_options": parse_task_options(args)}
 
 
+@dataclass(frozen=True)
+class CommandFolder:
+    """What `command_folder` set up for a command's run: the output folder (created and
+    locked on rank 0), whether this process is rank 0 (the one that writes and prints), the
+    ``--log-to`` logger (rank 0 only, else None) and the torch threads to run with."""
+
+    out: Path
+    main: bool
+    logger: Any
+    threads: int
+
+
+@contextmanager
+def command_folder(
+    command: str, args: argparse.Namespace, task: Task, batch_size: int | None = None
+) -> Iterator[CommandFolder]:
+    """Set up the output folder ``args.out`` of a command that runs once and writes its
+    files there (``train``, ``find-lr``), and hold it for the ``with`` block.
+
+    In order: the folder is checked in every process (`check_out`: another command's or
+    task's folder, or files of the names it writes, are a `UsageError` unless ``--force``);
+    rank 0 opens the ``--log-to`` logger (a missing package is a `UsageError`); every rank
+    waits for the others (`distributed.barrier`) before rank 0 creates the folder
+    (`prepare_out`); the threads are ``--threads`` or the default rule's for ``task`` at
+    ``batch_size`` (`threads_from_args`). Rank 0 then holds the folder, its lock and marker
+    (`guard_out`), until the block ends, however it ends; the other ranks create and hold
+    nothing."""
+    owner = out_owner(command, args)
+    check_out(args.out, owner, args.force)  # another command's folder, or the user's files
+    main = distributed.is_main()
+    logger = logger_from_args(args) if main else None
+    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
+    out = prepare_out(args.out) if main else Path(args.out)
+    threads = threads_from_args(args, task, batch_size).threads
+    # rank 0 holds the folder (lock and marker) from here until its files are written
+    with guard_out(out, owner, force=args.force) if main else nullcontext(out):
+        yield CommandFolder(out=out, main=main, logger=logger, threads=threads)
+
+
 _HELD: list[OutLock] = []  # the locks `claim_out` took, for `release_out`
 
 
@@ -537,6 +580,76 @@ def _clock(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+PROGRESS_EVERY = 20.0
+"""Seconds between two of `RunProgress`'s plain lines (read when one is made)."""
+
+
+class RunProgress:
+    """A ``train`` or ``find-lr`` run's progress as plain lines on a stream that is not a
+    terminal (a file, CI), where `training.fit`'s tqdm bar (``disable=None``) shows nothing.
+
+    While in its ``with`` block it is a `training.fit` step listener: a line
+    ``[LABEL] TEXT, 1m05s elapsed`` (TEXT is ``describe(step, total, loss)``) when
+    ``every`` seconds (default `PROGRESS_EVERY`) passed since the run started or since the
+    last line, never at a run's last step (the command's summary follows). With ``runs``
+    above 1 (a range test on several seeds: one `fit` each) the line starts ``run R of N``,
+    R counted up each time the steps start again. On a terminal (the bar shows), or in a
+    process other than rank 0 of a ``torchrun``, it prints nothing and listens to nothing;
+    ``enabled`` forces either way. ``stream`` defaults to stderr, where the bar would be.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        describe: Callable[[int, int, float], str],
+        *,
+        runs: int = 1,
+        stream: Any = None,
+        every: float | None = None,
+        enabled: bool | None = None,
+    ) -> None:
+        self.label = label
+        self.describe = describe
+        self.runs = runs
+        self.stream = stream if stream is not None else sys.stderr
+        self.every = PROGRESS_EVERY if every is None else every
+        if enabled is None:
+            isatty = getattr(self.stream, "isatty", None)
+            enabled = distributed.is_main() and not (isatty and isatty())
+        self.enabled = enabled
+        self.run = 0  # the run (`fit`) now going, from 1
+        self._step = math.inf  # the last step seen: a smaller one starts the next run
+        self.started = self._last_write = time.monotonic()
+
+    def __enter__(self) -> RunProgress:
+        self.started = self._last_write = time.monotonic()
+        if self.enabled:
+            from disciplined.training.fit import add_step_listener
+
+            add_step_listener(self.on_step)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from disciplined.training.fit import remove_step_listener
+
+        remove_step_listener(self.on_step)
+
+    def on_step(self, step: int, total: int, loss: float) -> None:
+        """A step of the run: a line when ``every`` seconds passed without one."""
+        if step <= self._step:
+            self.run += 1
+        self._step = step
+        now = time.monotonic()
+        if now - self._last_write < self.every or step >= total:
+            return
+        self._last_write = now
+        text = self.describe(step, total, loss)
+        if self.runs > 1:
+            text = f"run {self.run} of {self.runs}, {text}"
+        elapsed = _clock(now - self.started)
+        print(f"[{self.label}] {text}, {elapsed} elapsed", file=self.stream, flush=True)
 
 
 _BUDGET_SAID = re.compile(r"\bbudget (\d+(?:\.\d+)?(?:e[+-]?\d+)?) epochs\b")
@@ -588,8 +701,11 @@ class TuneProgress:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=1000, file=self.stream, bar_format="[tune] {bar:20}| {postfix}",
-                dynamic_ncols=True, leave=True,
+                total=1000,
+                file=self.stream,
+                bar_format="[tune] {bar:20}| {postfix}",
+                dynamic_ncols=True,
+                leave=True,
             )
         from disciplined.training.fit import add_step_listener
 

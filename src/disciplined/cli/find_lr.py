@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from contextlib import nullcontext
-from pathlib import Path
+from collections.abc import Callable
 
 from disciplined.cli.common import (
     MAX_DIV,
+    RunProgress,
     add_device_args,
     add_force_arg,
     add_log_to_arg,
@@ -17,28 +17,24 @@ from disciplined.cli.common import (
     batch_size_arg,
     build_hparams,
     check_batch_size,
-    check_out,
+    command_folder,
     device_from_args,
     float_in,
     fraction_arg,
-    guard_out,
     int_in,
     learning_rate_arg,
-    logger_from_args,
     momentum_pair,
-    out_owner,
     positive_int,
-    prepare_out,
     range_steps_arg,
     seed_arg,
     task_from_args,
-    threads_from_args,
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest, lr_range_test
 from disciplined.measure.suggest import RULES
 from disciplined.report.plots import plot_range_test
+from disciplined.schedules.policies import RangeSweep
 from disciplined.tasks import Task
 from disciplined.training import distributed
 from disciplined.trials.executor_base import torch_threads
@@ -166,9 +162,7 @@ def _add_held_args(p: argparse.ArgumentParser) -> None:
         metavar="M",
         help="momentum (betas[0] for adamw) held during the test, in [0, 1) (default 0.9)",
     )
-    p.add_argument(
-        "--dropout", type=fraction_arg, default=0.0, help="in [0, 1) (default 0)"
-    )
+    p.add_argument("--dropout", type=fraction_arg, default=0.0, help="in [0, 1) (default 0)")
     p.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
@@ -254,26 +248,20 @@ def _run(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         optimizer=args.optimizer,
     )
-    owner = out_owner("find-lr", args)
-    check_out(args.out, owner, args.force)  # another command's folder, or the user's files
-    main = distributed.is_main()
-    logger = logger_from_args(args) if main else None
-    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
-    out = prepare_out(args.out) if main else Path(args.out)
-    # rank 0 holds the folder (lock and marker) from here until its files are written
-    threads = threads_from_args(args, task, hp.batch_size).threads
-    with guard_out(out, owner, force=args.force) if main else nullcontext(out):
-        with torch_threads(threads):
+    with command_folder("find-lr", args, task, hp.batch_size) as folder:
+        out = folder.out
+        progress = RunProgress("find-lr", _step_text(args), runs=args.repeats)
+        with torch_threads(folder.threads), progress:
             test = _range_test(args, task, hp, device, amp)
-        if main:
+        if folder.main:
             test.save(out / "range_test.json")
             title = f"{task.name}: LR range test, batch {hp.batch_size}"
             plot_range_test(test, out / "range_test.png", title=title)
-        if logger is not None:
+        if folder.logger is not None:
             from disciplined.integrations.trackers import range_test_curves
 
             params = {**hp.to_dict(), "task": task.name, "seed": args.seed}
-            logger.write(range_test_curves(f"find-lr-{task.name}-{out.name}", test, params))
+            folder.logger.write(range_test_curves(f"find-lr-{task.name}-{out.name}", test, params))
     s = test.suggestion
     if s is None:
         raise UsageError(
@@ -281,9 +269,23 @@ def _run(args: argparse.Namespace) -> int:
             f"lower --start-lr (wrote {out / 'range_test.json'})"
         )
     stop = f"; stopped at LR {test.stop_lr:.3g}" if test.stop_lr is not None else ""
-    if main:
+    if folder.main:
         print(
             f"{task.name}: max LR {s.max_lr:.3g}, min LR {s.min_lr:.3g} (rule {s.rule}{stop}); "
             f"wrote {out / 'range_test.json'}"
         )
     return 0
+
+
+def _step_text(args: argparse.Namespace) -> Callable[[int, int, float], str]:
+    """What a progress line off a terminal says of a step of the sweep (`RunProgress`):
+    "step S of T, LR X, loss L", X the learning rate that step trained at."""
+    sweep = RangeSweep(
+        start_lr=args.start_lr, end_lr=args.end_lr, num_steps=args.steps, mode=args.mode
+    )
+
+    def text(step: int, total: int, loss: float) -> str:
+        lr = sweep.lr(min(step, sweep.num_steps) - 1)
+        return f"step {step} of {total}, LR {lr:.3g}, loss {loss:.4g}"
+
+    return text

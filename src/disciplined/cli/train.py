@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import nullcontext
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from disciplined.cli.common import (
+    RunProgress,
     add_device_args,
     add_force_arg,
     add_log_to_arg,
@@ -21,22 +22,17 @@ from disciplined.cli.common import (
     batch_size_arg,
     build_hparams,
     check_batch_size,
-    check_out,
+    command_folder,
     device_from_args,
     div_arg,
     epochs_arg,
     fraction_arg,
-    guard_out,
     learning_rate_arg,
-    logger_from_args,
     metric_text,
     momentum_pair,
-    out_owner,
     positive_int,
-    prepare_out,
     seed_arg,
     task_from_args,
-    threads_from_args,
     weight_decay_arg,
 )
 from disciplined.errors import UsageError
@@ -102,8 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--seed",
         type=seed_arg,
         default=0,
-        help="seeds the initial weights, the data order and dropout; an integer >= 0 "
-        "(default 0)",
+        help="seeds the initial weights, the data order and dropout; an integer >= 0 (default 0)",
     )
     add_device_args(p)
     add_threads_arg(p)
@@ -141,16 +136,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     check_batch_size(task, settings["batch_size"])
     hp = build_hparams(**settings)
-    owner = out_owner("train", args)
-    check_out(args.out, owner, args.force)
-    main = distributed.is_main()
-    logger = logger_from_args(args) if main else None
-    distributed.barrier()  # every rank has checked the folder before rank 0 creates it
-    out = prepare_out(args.out) if main else Path(args.out)
-    # rank 0 holds the folder (lock and marker) from here until its files are written
-    threads = threads_from_args(args, task, hp.batch_size).threads
-    with guard_out(out, owner, force=args.force) if main else nullcontext(out):
-        with torch_threads(threads):
+    with command_folder("train", args, task, hp.batch_size) as folder:
+        out = folder.out
+        with torch_threads(folder.threads), RunProgress("train", _step_text(epochs)):
             _, history = train_task(
                 task,
                 hp,
@@ -161,13 +149,13 @@ def _run(args: argparse.Namespace) -> int:
                 eval_every=args.eval_every,
                 progress=True,
             )
-        if main:
+        if folder.main:
             history.save(out / "history.json")
             title = f"{task.name}: {_what(hp, history)}"
             plot_history(history, out / "curves.png", title=title)
-        if logger is not None:
+        if folder.logger is not None:
             params = {**hp.to_dict(), "task": task.name, "seed": args.seed, "epochs": epochs}
-            logger.log_history(f"train-{task.name}-{out.name}", history, params)
+            folder.logger.log_history(f"train-{task.name}-{out.name}", history, params)
     if history.collapsed_step is not None:
         raise UsageError(
             f"training collapsed and was stopped early at epoch {history.epochs:.3g}: "
@@ -179,9 +167,20 @@ def _run(args: argparse.Namespace) -> int:
             f"training diverged: {history.diverged_reason}; try a lower --max-lr "
             f"(history written to {out / 'history.json'})"
         )
-    if main:
+    if folder.main:
         _summary(task.name, history, out)
     return 0
+
+
+def _step_text(epochs: float) -> Callable[[int, int, float], str]:
+    """What a progress line off a terminal says of a step (`RunProgress`): "epoch E of N,
+    step S of T, loss L"."""
+
+    def text(step: int, total: int, loss: float) -> str:
+        epoch = epochs * step / total
+        return f"epoch {epoch:.3g} of {epochs:g}, step {step} of {total}, loss {loss:.4g}"
+
+    return text
 
 
 def _what(hp: HParams, history: History) -> str:
@@ -260,8 +259,7 @@ def _read_hparams(path: str, task: Any) -> dict[str, Any]:
         raise UsageError(f"--hparams {path}: not a JSON text file ({exc.reason})") from None
     except RecursionError:
         raise UsageError(
-            f"--hparams {path}: not a tune's hparams.json (its JSON is nested too deeply to "
-            "read)"
+            f"--hparams {path}: not a tune's hparams.json (its JSON is nested too deeply to read)"
         ) from None
     needed = ("max_lr", "min_lr", "max_momentum", "min_momentum", "weight_decay", "batch_size")
     if not isinstance(data, dict) or any(
@@ -272,9 +270,8 @@ def _read_hparams(path: str, task: Any) -> dict[str, Any]:
             f"{', '.join(needed)})"
         )
     if data.get("task") not in (None, task.name):
-        raise UsageError(
-            f"--hparams {path} was tuned on task {data['task']!r}, not {task.name!r}"
-        )
+        raise UsageError(f"--hparams {path} was tuned on task {data['task']!r}, not {task.name!r}")
+
     def checked(key: str, bound: str | None = None) -> Any:
         return check_value(bound or key, data[key], label=f"--hparams {path}: {key}")
 
