@@ -40,8 +40,9 @@ when those have uncommitted changes; committing the results file itself does not
 it, so chunks committed as they finish resume. A rerun skips the rows already present at
 that commit, so the benchmark runs in chunks (``--tasks``, ``--methods``, ``--seeds``,
 ``--max-minutes``: no new method starts after that many minutes). ``--page`` rebuilds the
-table and the plot from the results file without running anything (the rows of
-``--commit``, default the current commit, else the file's last).
+table and the plot from the results file without running anything: each task's rows at the
+last commit that ran it (`latest_per_task`), the header naming each commit's tasks, or with
+``--commit C`` only that commit's rows.
 
 The page: per task, each method's mean ± std test metric over the tuning seeds and its mean
 seconds, and the paired difference to the recipe (method - recipe, by tuning seed) with a
@@ -494,17 +495,52 @@ def plot(rows: list[dict[str, Any]], path: str | Path) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
+def latest_per_task(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each task's rows at the last commit that ran it (the commit of its last row in the
+    file's order): a chunk run after the library changed stands beside the tasks run
+    before, each under its own commit (`page` names them), instead of hiding them."""
+    rows = list(rows)
+    last = {r["task"]: r.get("commit") for r in rows}
+    return [r for r in rows if r.get("commit") == last[r["task"]]]
+
+
+def commits_by_task(rows: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each commit among ``rows`` and the tasks it ran, in order of first appearance."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        tasks = out.setdefault(str(r.get("commit")), [])
+        if r["task"] not in tasks:
+            tasks.append(r["task"])
+    return out
+
+
+def oldest_commit(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The commit of the earliest-dated row: the one a page of several commits is stamped
+    with, so that it is marked stale as soon as any of its rows is."""
+    dated = [r for r in rows if r.get("commit")]
+    return min(dated, key=lambda r: str(r.get("date", "")))["commit"] if dated else None
+
+
 def page(rows: list[dict[str, Any]], commit: str, results: Path, plot_path: Path | None) -> str:
-    """The header (its commit line the rows' commit; the results file, its rows' dates and
-    load) and `page_body`."""
+    """The header (its commit line ``commit``; with rows from several commits, a line naming
+    each commit's tasks; the results file, its rows' dates and load) and `page_body`."""
     head = _common.header("Head to head: the recipe against searches and one-run methods")
     lines = head.splitlines()
     lines = [f"- commit: {commit}" if ln.startswith("- commit: ") else ln for ln in lines]
+    by_commit = commits_by_task(rows)
+    if len(by_commit) > 1:
+        lines.append(
+            "- commits by task (each task's rows are from the last commit that ran it; the "
+            "commit line above is the oldest): "
+            + "; ".join(f"{c}: {', '.join(ts)}" for c, ts in by_commit.items())
+        )
     loads = [r["load"] for r in rows if isinstance(r.get("load"), int | float)]
     dates = sorted(str(r.get("date", ""))[:10] for r in rows)
     heads = sorted({str(r.get("head", "?")) for r in rows})
     lines.append(
-        f"- results: `{_rel(results)}`, {len(rows)} rows at commit {commit} (run at HEAD "
+        f"- results: `{_rel(results)}`, {len(rows)} rows at "
+        + (f"commit {commit}" if len(by_commit) <= 1 else f"{len(by_commit)} commits")
+        + " (run at HEAD "
         f"{', '.join(heads) or '-'}; dated {dates[0] if dates else '-'} to "
         f"{dates[-1] if dates else '-'}"
         + (f"; load average (1 min) {min(loads):.2f} to {max(loads):.2f}" if loads else "")
@@ -1131,10 +1167,11 @@ def main() -> int:
             file=sys.stderr,
         )
     rows = rows_here()
-    chosen = args.commit or commit
-    if args.page and args.commit is None and not any(r.get("commit") == chosen for r in rows):
-        chosen = rows[-1]["commit"] if rows else commit
-    mine = [r for r in rows if r.get("commit") == chosen]
+    if args.commit:
+        mine, chosen = [r for r in rows if r.get("commit") == args.commit], args.commit
+    else:
+        mine = latest_per_task(rows)
+        chosen = oldest_commit(mine) or commit
     print(page(mine, chosen, results, plot_path if mine else None))
     return 0
 

@@ -293,3 +293,29 @@ def test_the_lr_free_optimizers_knob_is_scaled_and_kept_in_the_pick(h2h, monkeyp
     default = h2h.default_hparams(entry, 16)
     res, kind = h2h.run_equal_seconds("prodigy-eq", entry, 0, 0.0, default)
     assert kind == "lrfree" and res["trials"] == 1 and res["pick"]["d_coef"] == 1.0
+
+
+def test_the_page_takes_each_tasks_last_commit_and_names_every_commit(h2h, tmp_path, monkeypatch):
+    rows = [
+        _row("bn-cnn", "recipe", 0, 0.80, commit="old"),
+        _row("co2-forecast", "recipe", 0, 0.70, commit="old"),
+        _row("bn-cnn", "recipe", 0, 0.90, commit="new"),
+        _row("bn-cnn", "random-1x", 0, 0.85, commit="new"),
+    ]
+    rows[0]["date"] = rows[1]["date"] = "2026-12-06T10:00:00"
+    rows[2]["date"] = rows[3]["date"] = "2026-12-07T10:00:00"
+    picked = h2h.latest_per_task(rows)
+    assert [(r["task"], r["commit"], r["method"]) for r in picked] == [
+        ("co2-forecast", "old", "recipe"),
+        ("bn-cnn", "new", "recipe"),
+        ("bn-cnn", "new", "random-1x"),
+    ]
+    assert h2h.oldest_commit(picked) == "old"
+    assert h2h.commits_by_task(picked) == {"old": ["co2-forecast"], "new": ["bn-cnn"]}
+    monkeypatch.setattr(sys, "argv", ["benchmarks/head_to_head.py", "--page"])
+    text = h2h.page(picked, "old", tmp_path / "x.jsonl", None)
+    assert "\n- commit: old\n" in text
+    assert "- commits by task" in text and "old: co2-forecast; new: bn-cnn" in text
+    assert "3 rows at 2 commits" in text
+    single = h2h.page(picked[1:], "new", tmp_path / "x.jsonl", None)
+    assert "commits by task" not in single and "2 rows at commit new" in single
