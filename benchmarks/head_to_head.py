@@ -108,6 +108,8 @@ DEFAULT_TASKS = (
     "affairs-tabular",  # 0.4 / 0.8 s
     "wide-resmlp",  # 2.3 / 2.0 s
     "dropout-overfit",  # 0.8 / 1.3 s
+    "randhie-counts",  # 1.2 / 0.8 s
+    "digits-vit",  # 4.0 / 6.9 s, AdamW
 )
 """Tasks whose tune (about 8 final runs of range tests and race) finishes in under a minute:
 at most about 2.5 s per run; the slower ones (gru-seq, resnet1d, attention-seq, char-lm)
