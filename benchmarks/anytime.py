@@ -67,7 +67,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import fair  # noqa: E402
 from _common import cache_dir, header, pool_map  # noqa: E402
-from decision_quality import RETRAIN, judge, score_on_test, tune_zoo  # noqa: E402
+from decision_quality import (  # noqa: E402
+    RETRAIN,
+    final_seconds,
+    judge,
+    score_on_test,
+    tune_zoo,
+)
 from oracle import load, reference  # noqa: E402
 from zoo.tasks import ZOO  # noqa: E402
 
@@ -148,14 +154,6 @@ def needed(error: str | None) -> float | None:
 
 
 # --------------------------------------------------------------------------- running
-
-
-def final_seconds(out: str | Path) -> float:
-    """The final run's seconds, read from the tune folder's ``history.json`` (NaN without)."""
-    try:
-        return float(json.loads((Path(out) / "history.json").read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return math.nan
 
 
 def tune_at(name: str, seed: int, out: str, budget: float | None, steps: int) -> dict[str, Any]:
@@ -593,8 +591,10 @@ def main() -> None:
     if args.commit:  # the rows' commit is the table's: the code that printed it made none
         head = re.sub(
             r"^- commit: (\S+)",
-            lambda m: f"- commit: {args.commit}\n- printed at: {m[1]}, from the rows of the "
-            "commit above (--commit)",
+            lambda m: (
+                f"- commit: {args.commit}\n- printed at: {m[1]}, from the rows of the "
+                "commit above (--commit)"
+            ),
             head,
             count=1,
             flags=re.M,

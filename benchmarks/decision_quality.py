@@ -2,7 +2,7 @@
 scored on a test split neither saw.
 
 For every task of `benchmarks/zoo/tasks.py`, `disciplined.tune` runs at its default budget
-(12x the final run's epochs) with the task's epochs and optimizer, once per seed, on the
+(8x the final run's epochs) with the task's epochs and optimizer, once per seed, on the
 validation split, with the test split sealed (reading it raises). Its choice is then
 retrained from a fresh seed (seed + 100) and scored on the test split. The oracle
 (`benchmarks/oracle.py`: an exhaustive 1cycle grid of batch size x max LR x weight decay x
@@ -15,8 +15,11 @@ The tune's own final validation metric is shown beside.
 
 A second table sets the recipe against random search over the oracle's own grid at equal
 seconds (issue 32): a random search that drew grid points in random order, one seed's runs,
-until their wall seconds reached the recipe's mean tune seconds on that task, picking the best
-validation metric, would have trained exactly such a draw of the oracle's rows. So
+until their wall seconds reached the recipe's tune seconds on that task, picking the best
+validation metric, would have trained exactly such a draw of the oracle's rows. Both sides
+are counted on the oracle's clock (`random_budget`): the recipe's tune in final runs (its
+seconds over its own final run's, timed in the same process, so the load cancels) times the
+oracle's seconds for one run at the recipe's final batch size. So
 `RANDOM_DRAWS` draws are made from `benchmarks/zoo/oracle.json` (no training), each pick is
 retrained from the fresh seeds 100-102 and scored on the test split (cached in
 ``--cache``/``random-picks-test.json``), and random's test metric is the mean over draws.
@@ -62,6 +65,14 @@ RETRAIN = 100
 the oracle's fresh seeds, `oracle.FRESH`)."""
 
 
+def final_seconds(out: str | Path) -> float:
+    """The final run's seconds, read from the tune folder's ``history.json`` (NaN without)."""
+    try:
+        return float(json.loads((Path(out) / "history.json").read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return math.nan
+
+
 def tune_zoo(name: str, seed: int, out: str, budget: float | None, steps: int) -> dict[str, Any]:
     """Run (or resume from ``out``) the recipe on a zoo task's validation split; what it
     chose, its own final validation metric and its compute."""
@@ -93,6 +104,7 @@ def tune_zoo(name: str, seed: int, out: str, budget: float | None, steps: int) -
         }
     return {
         "hparams": r.hparams.to_dict(),
+        "final_seconds": final_seconds(out),
         "tuned": r.final_metric,
         "final_epochs": r.epochs,
         "epochs": sum(c["epochs"] for c in r.compute.values()),
@@ -189,6 +201,39 @@ def random_picks(
     return counts
 
 
+def oracle_run_seconds(summary: dict[str, Any], batch: int) -> float:
+    """The oracle's seconds for one run at ``batch``: the median over its grid's rows at the
+    grid's batch size nearest ``batch`` (log scale), times that size over ``batch`` (an
+    epoch's steps, and so its seconds, go as one over the batch)."""
+    sizes = sorted({int(r["batch_size"]) for r in summary["rows"]})
+    near = min(sizes, key=lambda b: abs(math.log(b / batch)))
+    rows = [r["seconds"] for r in summary["rows"] if int(r["batch_size"]) == near]
+    return statistics.median(rows) * near / batch
+
+
+def final_runs(run: dict[str, Any]) -> float:
+    """The recipe's tune seconds in final runs: over its own final run's seconds, both
+    timed in the same process, so the ratio does not move with the machine's load (NaN
+    without a final run)."""
+    final = run.get("final_seconds", math.nan)
+    ok = run.get("hparams") is not None and math.isfinite(final) and final > 0
+    return run["seconds"] / final if ok else math.nan
+
+
+def random_budget(run: dict[str, Any], summary: dict[str, Any]) -> float:
+    """The seconds a random search over the oracle's rows gets against one recipe run: the
+    recipe's cost in final runs (`final_runs`) times the oracle's seconds for one run at the
+    recipe's final batch size (`oracle_run_seconds`), so that both sides are counted on the
+    oracle's clock. The tune's own seconds measure the load it ran under as much as its
+    work: the same twelve tunes took 1.2-44 s at load 3 and 12-170 s at load 5, and random
+    search drew its rows, timed at yet another load, against them. Without a final run,
+    the tune's own seconds."""
+    k = final_runs(run)
+    if not math.isfinite(k):
+        return run["seconds"]
+    return k * oracle_run_seconds(summary, int(run["hparams"]["batch_size"]))
+
+
 def random_at_equal_seconds(
     names: list[str],
     seeds: list[int],
@@ -205,7 +250,7 @@ def random_at_equal_seconds(
     out = {}
     for n in names:
         rs = [runs[(n, s)] for s in seeds]
-        seconds = statistics.fmean(r["seconds"] for r in rs)
+        seconds = statistics.fmean(random_budget(r, oracle[n]) for r in rs)
         counts = random_picks(oracle[n], seconds)
         total, kept, covered = sum(counts.values()), {}, 0
         for k, c in sorted(counts.items(), key=lambda kc: -kc[1]):
@@ -228,6 +273,8 @@ def random_at_equal_seconds(
         recipe = statistics.fmean(0.0 if r["collapsed"] else max(r["test"], 0.0) for r in rs)
         out[n] = {
             "seconds": seconds,
+            "recipe_seconds": statistics.fmean(r["seconds"] for r in rs),
+            "final_runs": statistics.fmean(final_runs(r) for r in rs),
             "random": rand / covered,
             "cover": covered / total,
             "recipe": recipe,
@@ -241,23 +288,27 @@ def print_random_table(cmp: dict[str, dict[str, Any]]) -> None:
     print("#### Against random search over the oracle's grid at the recipe's seconds\n")
     print(
         f"- {RANDOM_DRAWS} random searches per task drawn from the oracle's rows (one seed's "
-        "grid, random order, while their seconds stay within the recipe's mean tune "
-        "seconds; best validation metric picked), the most frequent picks (covering "
+        "grid, random order, while their seconds, as the oracle timed them, stay within the "
+        "recipe's: its tune in final runs (its seconds over its own final run's, both timed "
+        "in one process, so the load cancels) times the oracle's seconds for one run at the "
+        "recipe's final batch size, mean over seeds; best validation metric picked), the most "
+        "frequent picks (covering "
         f"{100 * RANDOM_COVER:.0f}% of the draws or a little more) retrained from seeds "
         f"{list(FRESH)} on the test split; target: the recipe at least level with random on "
         "all development tasks but two\n"
     )
     print(
-        "| task | recipe seconds | picks retrained (share of draws) | random test | recipe test "
-        "| recipe - random |"
+        "| task | recipe seconds [final runs] | random's seconds (oracle's clock) | picks "
+        "retrained (share of draws) | random test | recipe test | recipe - random |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     behind = 0
     for n, c in cmp.items():
         diff = 100 * (c["recipe"] - c["random"])
         behind += diff < 0
         print(
-            f"| {n} | {c['seconds']:.1f} | {c['picks']} ({100 * c['cover']:.0f}%) | "
+            f"| {n} | {c['recipe_seconds']:.1f} [{c['final_runs']:.1f}] | {c['seconds']:.1f} | "
+            f"{c['picks']} ({100 * c['cover']:.0f}%) | "
             f"{100 * c['random']:.2f} | "
             f"{100 * c['recipe']:.2f} | {diff:+.2f} |"
         )
@@ -269,19 +320,34 @@ def print_random_table(cmp: dict[str, dict[str, Any]]) -> None:
     )
 
 
-def score_on_test(runs: dict[tuple, dict[str, Any]], workers: int) -> None:
+def score_on_test(
+    runs: dict[tuple, dict[str, Any]], workers: int, cache: Path | None = None
+) -> None:
     """Retrain each run's choice from seed + `RETRAIN` and score it on the test split
-    (``run["test"]``, NaN when it diverged or the tune refused to answer)."""
-    keys = [k for k, r in runs.items() if r["hparams"] is not None]
+    (``run["test"]``, NaN when it diverged or the tune refused to answer); with ``cache``,
+    each score is kept in ``cache/recipe-test.json`` under its task, seed and choice, so a
+    rerun over the same tune folders retrains nothing."""
+    path = cache / "recipe-test.json" if cache is not None else None
+    done: dict[str, float] = json.loads(path.read_text()) if path and path.exists() else {}
+
+    def name(key: tuple) -> str:
+        n, s = key
+        r = runs[key]
+        return f"{n}|{s}|{json.dumps(r['hparams'], sort_keys=True)}|{r['final_epochs']}"
+
+    keys = [k for k, r in runs.items() if r["hparams"] is not None and name(k) not in done]
     jobs = [
         (ZOO[n].ref, "test", runs[(n, s)]["hparams"], runs[(n, s)]["final_epochs"], s + RETRAIN)
         for n, s in keys
     ]
     for key, (metric, _) in zip(keys, pool_map(fair.run_on, jobs, workers), strict=True):
-        runs[key]["test"] = metric
-        runs[key]["collapsed"] = runs[key]["collapsed"] or not math.isfinite(metric)
-    for r in runs.values():
-        r.setdefault("test", math.nan)
+        done[name(key)] = metric if math.isfinite(metric) else None
+    if path is not None:
+        path.write_text(json.dumps(done))
+    for key, r in runs.items():
+        got = done.get(name(key)) if r["hparams"] is not None else None
+        r["test"] = math.nan if got is None else float(got)
+        r["collapsed"] = r["collapsed"] or not math.isfinite(r["test"])
 
 
 def main() -> None:
@@ -318,7 +384,7 @@ def main() -> None:
         outputs = pool_map(tune_zoo, jobs, workers)
     runs = {(j[0], j[1]): o for j, o in zip(jobs, outputs, strict=True)}
     elapsed = time.perf_counter() - started
-    score_on_test(runs, workers)
+    score_on_test(runs, workers, cache)
     print_table(names, seeds, runs, oracle, workers, elapsed)
     print_random_table(random_at_equal_seconds(names, seeds, runs, oracle, cache, workers))
 

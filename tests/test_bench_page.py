@@ -5,6 +5,7 @@ provenance lines."""
 from __future__ import annotations
 
 import importlib
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +182,33 @@ def test_random_search_draws_are_what_a_search_of_those_seconds_would_pick(monke
     assert dq.random_picks(summary, 2.0, draws=100, seed=3) == dq.random_picks(
         summary, 2.0, draws=100, seed=3
     )
+
+
+def test_random_searchs_seconds_are_the_recipes_final_runs_on_the_oracles_clock(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import decision_quality as dq
+
+    rows = [{"batch_size": 32, "seconds": s} for s in (1.0, 2.0, 9.0)]
+    rows += [{"batch_size": 64, "seconds": s} for s in (0.5, 0.6, 0.7)]
+    summary = {"rows": rows}
+    assert dq.oracle_run_seconds(summary, 32) == 2.0  # the median at that batch
+    assert dq.oracle_run_seconds(summary, 64) == 0.6
+    assert dq.oracle_run_seconds(summary, 16) == 4.0  # nearest 32, an epoch's steps x 2
+    assert math.isclose(dq.oracle_run_seconds(summary, 128), 0.3)
+    # a tune of 30 s whose final run took 3 s cost 10 final runs, whatever the load: at the
+    # oracle's 2 s a run at batch 32, random search gets 20 s
+    run = {"seconds": 30.0, "final_seconds": 3.0, "hparams": {"batch_size": 32}}
+    assert dq.final_runs(run) == 10.0
+    assert dq.random_budget(run, summary) == 20.0
+    slow = {
+        **run,
+        "seconds": 90.0,
+        "final_seconds": 9.0,
+    }  # the same tune under three times the load
+    assert dq.random_budget(slow, summary) == 20.0
+    # no final run (the tune refused to answer): its own seconds
+    refused = {"seconds": 12.0, "final_seconds": math.nan, "hparams": None}
+    assert math.isnan(dq.final_runs(refused)) and dq.random_budget(refused, summary) == 12.0
 
 
 def test_a_section_made_by_its_own_command_is_placed_without_running(tmp_path):
