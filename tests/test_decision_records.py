@@ -160,6 +160,10 @@ def test_every_rule_explains_itself_and_names_are_unique_per_record():
         assert all(isinstance(r, Rule) for r in record.RULES)
 
 
+# Recorded before the decisions were typed (issue 35). One entry moved since, by a rule
+# change, not the typing: digits-race's race winner under the tie rule "the better score
+# before the larger batch" is batch 8 at max LR 0.038 (batch 16 at 0.076 before; both at
+# their readings, within the noise).
 EXPECTED: dict[str, Any] = json.loads(
     r"""
 {
@@ -193,14 +197,14 @@ EXPECTED: dict[str, Any] = json.loads(
    },
    {
     "extra": {
-     "batch_size": 16,
+     "batch_size": 8,
      "counts": [
       13,
       2
      ],
      "default": false,
      "lr_factor": 1.0,
-     "max_lr": 0.07599555414764673,
+     "max_lr": 0.03799777707382337,
      "max_momentum": null,
      "noise": 0.010531773851868648,
      "rungs": [
@@ -211,17 +215,17 @@ EXPECTED: dict[str, Any] = json.loads(
     },
     "name": "race",
     "rule": "successive_halving",
-    "value": 0.07599555414764673
+    "value": 0.03799777707382337
    }
   ],
   "hparams": {
    "annihilation": 0.1,
-   "batch_size": 16,
+   "batch_size": 8,
    "div": 10.0,
    "dropout": 0.0,
-   "max_lr": 0.07599555414764673,
+   "max_lr": 0.03799777707382337,
    "max_momentum": 0.95,
-   "min_lr": 0.007599555414764673,
+   "min_lr": 0.0037997777073823366,
    "min_momentum": 0.85,
    "optimizer": "sgd",
    "schedule": "one-cycle",

@@ -195,11 +195,22 @@ def test_entrants_above_where_a_range_test_diverged_are_left_out() -> None:
     assert within_ceiling(es, {}) == es
 
 
-def test_ties_within_the_noise_go_to_the_reading_then_the_larger_batch() -> None:
+def test_ties_within_the_noise_go_to_the_reading_then_the_better_score_then_the_batch() -> None:
     a = Entrant(32, 0.3, 0.0, 3.0)
     b = Entrant(32, 0.1, 0.0, 1.0)
     c = Entrant(64, 0.2, 0.0, 1.0)
+    # equal scores at the reading: the larger batch
     assert pick_winner([(a, 0.905), (b, 0.9), (c, 0.9)], noise=0.01) == (c, 0.9)
+    # equally near the reading, the better score wins whatever the batch
+    assert pick_winner([(a, 0.91), (b, 0.902), (c, 0.9)], noise=0.015) == (b, 0.902)
+    # the reading still comes first: a better score further from it loses within the noise
+    assert pick_winner([(a, 0.91), (c, 0.9)], noise=0.015) == (c, 0.9)
+    # the deep MLP's last rung (seed 0 of the development zoo): batch 64 and 128, each at a
+    # third of its reading, within the noise; the better run wins, not the larger batch
+    d64, d128 = Entrant(64, 0.0821, 1e-4, 1 / 3), Entrant(128, 0.1641, 1e-4, 1 / 3)
+    default = Entrant(128, 0.1, 1e-4, 0.203, 0.95, True)
+    last = [(d64, 0.517), (d128, 0.510), (default, 0.316)]
+    assert pick_winner(last, noise=0.016) == (d64, 0.517)
     assert pick_winner([(a, 0.95), (b, 0.9)], noise=0.01) == (a, 0.95)  # a lead beyond it
     # every run blew up: the lowest max LR, from which the retries go lower
     assert pick_winner([(a, -math.inf), (b, -math.inf)], noise=0.0)[0] == b

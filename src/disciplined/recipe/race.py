@@ -54,7 +54,8 @@ RACE_RULE = Rule(
     "They race over complete 1cycle runs of {rungs} epochs: after each rung the best "
     "third by validation metric goes on (successive halving), and the best run of the "
     "full length wins; its lead counts only beyond the metric's noise, ties going to the "
-    "range test's own reading and then to the larger batch. The winner's run is the "
+    "range test's own reading, then to the better score, then to the larger batch. The "
+    "winner's run is the "
     "final run below. A run that blew up scores worst; a run that never left its "
     "starting level did not learn, and is ranked by its metric like any other.",
 )
@@ -91,6 +92,7 @@ class RaceRecord(Payload):
         fields_["rungs"] = tuple(d["rungs"])
         fields_["counts"] = tuple(d["counts"])
         return cls(**fields_)
+
 
 def race_weight_decays(decisions: Sequence[Decision], grid: Sequence[float]) -> list[float]:
     """The weight decays that race: the sweep's choice and its runner-up (the usable curve
@@ -316,8 +318,8 @@ def _decision(
         f"({' -> '.join(map(str, counts))} runs, the best third going on); the full runs: "
         f"{last}; {winner.label()} won"
         + (
-            f" (ties within the metric's noise {noise:.3g} go to the reading, then the larger "
-            "batch)"
+            f" (ties within the metric's noise {noise:.3g} go to the reading, then the better "
+            "score, then the larger batch)"
             if noise
             else ""
         )
