@@ -223,6 +223,15 @@ def test_decision_quality_judges_on_test_scores():
     assert not bad["ok"]
     low = dq.judge(ref, test, [{**run, "test": 0.89}] * 3)
     assert not low["beats_default"] and not low["ok"]
+    # a regret of exactly the allowance is within it, float32's last bits aside (resnet1d's
+    # three test accuracies as they came back); a tenth of a point more is not
+    edge = {"best": [0.9860000014305115, 0.9810000061988831, 0.9800000190734863]}
+    edge["default"] = [0.97, 0.97, 0.97]
+    at = [0.9789999723434448, 0.9729999899864197, 0.9800000190734863]
+    j = dq.judge(ref, edge, [{**run, "test": x} for x in at])
+    assert j["regret"] > 0.5 and j["allowed"] == 0.5 and j["ok"]
+    over = dq.judge(ref, edge, [{**run, "test": x - 0.001} for x in at])
+    assert not over["ok"]
 
 
 def test_run_all_regenerates_one_section_and_keeps_the_others():
