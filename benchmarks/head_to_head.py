@@ -184,11 +184,12 @@ def _git(args: list[str], root: Path) -> subprocess.CompletedProcess[str] | None
 
 def code_commit(root: Path = ROOT) -> str:
     """The short hash of the last commit that changed what the numbers depend on (this
-    script, `_lrfree.py`, `run_all.DEPENDS`), ``+dirty`` when those paths differ from HEAD;
+    script, `_lrfree.py`, `run_all.DEPENDS`, notes aside: `run_all.NOT_CODE`), ``+dirty``
+    when those paths differ from HEAD;
     ``unknown`` without git. Results committed on their own leave it as it was."""
-    from run_all import DEPENDS
+    from run_all import DEPENDS, NOT_CODE
 
-    paths = [*SCRIPT_DEPENDS, *DEPENDS]
+    paths = [*SCRIPT_DEPENDS, *DEPENDS, *NOT_CODE]
     last = _git(["rev-list", "-1", "--abbrev-commit", "HEAD", "--", *paths], root)
     if last is None or last.returncode != 0 or not last.stdout.strip():
         return "unknown"

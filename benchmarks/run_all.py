@@ -202,6 +202,9 @@ DEPENDS = (
 )
 """What every benchmark's numbers also depend on, beside its own script: the shared helpers,
 the zoo's tasks and oracles, the library and its pinned dependencies."""
+NOT_CODE = (":(exclude,glob)**/*.md",)
+"""Pathspecs left out of `DEPENDS`: the notes beside the code (the zoo's HELDOUT.md) change
+no number."""
 SCRIPT_DEPENDS = {
     "anytime": ("benchmarks/decision_quality.py", "benchmarks/oracle.py"),
 }
@@ -230,6 +233,7 @@ def stale_since(commit: str, name: str, root: Path = HERE.parent) -> str | None:
                 f"benchmarks/{name}.py",
                 *SCRIPT_DEPENDS.get(name, ()),
                 *DEPENDS,
+                *NOT_CODE,
             ],
             cwd=root,
             capture_output=True,

@@ -106,6 +106,10 @@ def test_a_section_is_stale_since_the_first_change_to_its_script_or_the_library(
     lib = _git(repo, "rev-parse", "--short", "HEAD")
     assert run_all.stale_since(first, "one", repo) == lib
     assert run_all.stale_since(lib, "one", repo) is None
+    (repo / "src" / "NOTES.md").write_text("a note beside the code\n")  # changes no number
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "notes")
+    assert run_all.stale_since(lib, "one", repo) is None
     assert run_all.stale_since(f"{lib}+dirty", "two", repo) is None
     assert run_all.stale_since("-", "one", repo) == "unknown"
     assert run_all.stale_since("0000000", "one", repo) == "unknown"
