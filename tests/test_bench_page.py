@@ -215,6 +215,31 @@ def test_random_searchs_seconds_are_the_recipes_final_runs_on_the_oracles_clock(
     assert math.isnan(dq.final_runs(refused)) and dq.random_budget(refused, summary) == 12.0
 
 
+def test_a_zoo_tune_runs_in_a_warmed_up_process_and_the_warm_up_draws_nothing(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import decision_quality as dq
+    import torch
+
+    import disciplined
+    from disciplined.errors import UsageError
+
+    monkeypatch.setattr(dq, "_WARM", [])
+    state = torch.random.get_rng_state()
+    dq.warm_up()
+    dq.warm_up()  # once a process
+    assert dq._WARM == [True] and torch.equal(state, torch.random.get_rng_state())
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append("tune")
+        raise UsageError("refused")
+
+    monkeypatch.setattr(dq, "warm_up", lambda: calls.append("warm"))
+    monkeypatch.setattr(disciplined, "tune", refuse)
+    row = dq.tune_zoo("wine-mlp", 0, "unused", None, 100)
+    assert calls == ["warm", "tune"] and row["error"] == "refused"
+
+
 def test_a_section_made_by_its_own_command_is_placed_without_running(tmp_path):
     import subprocess
     import sys
