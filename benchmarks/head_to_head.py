@@ -314,11 +314,14 @@ def verdict(lo: float, hi: float, n: int) -> str:
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per task and method: the test score and the seconds by tuning seed, and the zoo."""
+    """Per task and method: the test score and the seconds by tuning seed, and the zoo (a
+    held-out task moved to the development zoo since, `MOVED_TO_DEV`, reads ``dev: moved``
+    whatever its rows were labelled when they ran)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:
+        zoo = "dev: moved" if r["task"] in MOVED_TO_DEV else r.get("zoo", "?")
         cell = out.setdefault(r["task"], {}).setdefault(
-            r["method"], {"test": {}, "seconds": {}, "zoo": r.get("zoo", "?")}
+            r["method"], {"test": {}, "seconds": {}, "zoo": zoo}
         )
         cell["test"][int(r["seed"])] = score(r.get("test"))
         cell["seconds"][int(r["seed"])] = float(r["seconds"])

@@ -232,7 +232,7 @@ def test_the_page_from_a_results_file(h2h, tmp_path, monkeypatch):
     assert "| 5 | 80." in line("bn-cnn", "recipe") and "| 10.0 | - | - |" in line(
         "bn-cnn", "recipe"
     )
-    assert "co2-forecast (heldout)" in body and "bn-cnn (dev)" in body
+    assert "co2-forecast (dev: moved)" in body and "bn-cnn (dev)" in body  # MOVED_TO_DEV
     assert "| random-1x | 1 | 1 | 1 | 3 |" in body  # ahead, level, behind, tasks
     assert "default |" not in body.split("| method | recipe ahead |")[1]  # no verdict, no count
     assert "![Test metric against tuning seconds, per task](plot.png)" in body
