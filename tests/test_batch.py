@@ -99,6 +99,28 @@ def test_largest_batch_is_the_boundary_of_the_limit():
     assert all(ok == (n <= limit * 0.8) for _, n, ok in fit.probes)
 
 
+def test_the_probe_runs_on_a_batchnorm_mlp():
+    # BatchNorm1d in training mode refuses a batch of one sample: the probe's step that
+    # creates the optimizer's state used one, and the held-out wide-resmlp failed there
+    torch.manual_seed(0)
+    x, y = torch.randn(200, 8), torch.randint(0, 2, (200,))
+    task = Task(
+        name="bn-mlp",
+        build_model=lambda hp: nn.Sequential(
+            nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2)
+        ),
+        train_data=(x, y),
+        val_data=(x[:50], y[:50]),
+        loss_fn=nn.functional.cross_entropy,
+        default_batch_size=32,
+    )
+    fit = largest_batch_that_fits(task, HParams(batch_size=32), memory_limit="4GB")
+    assert fit.batch_size == 200 and fit.capped_by == "data"
+    model = task.model()
+    need = step_memory(model, build_optimizer(model, HParams()), task, 16)
+    assert need > 0
+
+
 def test_memory_never_binds_on_a_small_data_set():
     fit = largest_batch_that_fits(load_task("digits-mlp"), HParams(), memory_limit="4GB")
     assert fit.batch_size == 1437 and fit.capped_by == "data"

@@ -148,7 +148,10 @@ def step_memory(
     every tensor autograd saves during the forward pass (counted once per storage) + the
     output. Model and optimizer are left as they were.
     """
-    batch, one = _probe_batch(task, batch_size), _probe_batch(task, 1)
+    # two samples, not one, for the step that creates the optimizer's state: a BatchNorm
+    # layer in training mode refuses a single value per channel (a BatchNorm1d MLP's
+    # probe failed so on every seed of the held-out wide-resmlp; its state is the same)
+    batch, one = _probe_batch(task, batch_size), _probe_batch(task, min(2, batch_size))
     with preserved_state(model, optimizer):
         model.train()
         batch_loss(model, task.loss_fn, one).backward()
