@@ -240,3 +240,49 @@ def test_mixed_precision_on_cuda_trains(digits, amp):
     hp = HParams(max_lr=0.1, batch_size=32)
     _, h = train_task(digits, hp, epochs=5, seed=0, device="cuda", amp=amp)
     assert not h.diverged and h.final.val_metric >= 0.93
+
+
+def test_batch_bounds_never_leave_a_single_sample_when_asked():
+    from disciplined.training.batching import batch_bounds
+
+    assert batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_bounds(9, 4) == [(0, 4), (4, 8), (8, 9)]
+    # 9 = 2 x 4 + 1: the last two batches share their 5 samples, 3 and 2; same count
+    assert batch_bounds(9, 4, no_single=True) == [(0, 4), (4, 7), (7, 9)]
+    assert batch_bounds(10, 4, no_single=True) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_bounds(1, 4, no_single=True) == [(0, 1)]  # one batch: nothing to share
+    for n in range(2, 60):
+        for step in range(3, 9):  # at batch 2, 3 samples make 2 batches: one holds 1
+            got = batch_bounds(n, step, no_single=True)
+            assert len(got) == len(batch_bounds(n, step))
+            assert [b for a, b in got][-1] == n and got[0][0] == 0
+            assert all(got[i][1] == got[i + 1][0] for i in range(len(got) - 1))
+            assert all(b - a >= 2 for a, b in got)
+
+
+@pytest.mark.parametrize("wrap", [lambda x, y: (x, y), TensorDataset])
+def test_a_batchnorm_model_trains_on_a_set_that_leaves_one_sample_over(wrap):
+    # 65 samples at batch 16: the last batch of each epoch would hold a single sample, which
+    # a BatchNorm layer in training mode refuses ("Expected more than 1 value per channel")
+    x, y = _linear_problem(n=65)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    h = fit(model, opt, wrap(x, y), loss_fn=nn.MSELoss(), batch_size=16, epochs=3, seed=0)
+    assert h.steps_per_epoch == 5 and h.steps == 15  # the schedule's count is unchanged
+    assert all(math.isfinite(v) for v in h.train_losses)
+
+
+def test_a_model_without_batchnorm_keeps_its_batches_of_one():
+    # no BatchNorm: batches are exactly the plain split, the last one a single sample
+    x, y = _linear_problem(n=65)
+    seen = []
+
+    def loss(out, target):
+        seen.append(len(target))
+        return nn.functional.mse_loss(out, target)
+
+    opt_model = _linear_model()
+    opt = torch.optim.SGD(opt_model.parameters(), lr=0.01)
+    fit(opt_model, opt, (x, y), loss_fn=loss, batch_size=16, epochs=1, seed=0)
+    assert seen == [16, 16, 16, 16, 1]

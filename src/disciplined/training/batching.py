@@ -28,6 +28,7 @@ __all__ = [
     "Data",
     "LoaderDataset",
     "LossFn",
+    "batch_bounds",
     "batch_len",
     "batch_loss",
     "batches_per_epoch",
@@ -190,6 +191,21 @@ def batches_per_epoch(data: Data, batch_size: int, world_size: int | None = None
     return max(1, math.ceil(n / (batch_size * world)))
 
 
+def batch_bounds(n: int, step: int, no_single: bool = False) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each of one pass's batches of ``step`` samples over ``n``
+    (the last one may be short). With ``no_single``, a last batch of a single sample is
+    avoided by splitting the last two batches' ``step + 1`` samples in halves: the count
+    of batches, and so every schedule's steps, stays the same. A BatchNorm layer in
+    training mode refuses a batch of one sample ("Expected more than 1 value per channel"),
+    which a data set of ``k x batch + 1`` samples would hand it once an epoch."""
+    bounds = [(i, min(i + step, n)) for i in range(0, n, step)]
+    if no_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1 and step > 1:
+        start = bounds[-2][0]
+        middle = start + (step + 2) // 2
+        bounds[-2:] = [(start, middle), (middle, n)]
+    return bounds
+
+
 class _IndexBatches:
     """Batches of indices from one permutation per pass (or in order when not shuffling);
     with ``shard=(rank, world)``, rank's share of each global batch of ``batch_size x world``."""
@@ -201,9 +217,11 @@ class _IndexBatches:
         shuffle: bool,
         generator: torch.Generator,
         shard: tuple[int, int] = (0, 1),
+        no_single: bool = False,
     ):
         self.n, self.batch_size, self.shuffle, self.generator = n, batch_size, shuffle, generator
         self.rank, self.world = shard
+        self.no_single = no_single and self.world == 1
 
     def __len__(self) -> int:
         return math.ceil(self.n / (self.batch_size * self.world))
@@ -211,11 +229,8 @@ class _IndexBatches:
     def __iter__(self) -> Iterator[list[int]]:
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
         step = self.batch_size * self.world
-        for i in range(0, self.n, step):
-            if order is None:
-                idx = list(range(i, min(i + step, self.n)))
-            else:
-                idx = order[i : i + step].tolist()
+        for i, j in batch_bounds(self.n, step, self.no_single):
+            idx = list(range(i, j)) if order is None else order[i:j].tolist()
             yield distributed.shard_batch(idx, self.rank, self.world)
 
 
@@ -224,7 +239,9 @@ class Batches:
 
     ``shard=(rank, world)`` gives rank's share of each global batch of ``batch_size x
     world`` samples (`distributed.shard_batch`); a `DataLoader`, which batches by itself,
-    cannot be sharded."""
+    cannot be sharded. ``no_single`` (for a model with BatchNorm layers, on one process)
+    never hands out a batch of a single sample (`batch_bounds`); a `DataLoader` batches as
+    its owner built it."""
 
     def __init__(
         self,
@@ -235,9 +252,11 @@ class Batches:
         generator: torch.Generator,
         raw: bool = False,
         shard: tuple[int, int] = (0, 1),
+        no_single: bool = False,
     ) -> None:
         self.device = device
         self.rank, self.world = shard
+        self.no_single = no_single and self.world == 1
         self.raw = raw
         self.generator = generator
         self.shuffle = shuffle
@@ -273,7 +292,9 @@ class Batches:
             parts = data if isinstance(data, LoaderDataset) else None
             self.loader = DataLoader(
                 parts.dataset if parts else data,
-                batch_sampler=_IndexBatches(len(data), batch_size, shuffle, generator, shard),
+                batch_sampler=_IndexBatches(
+                    len(data), batch_size, shuffle, generator, shard, self.no_single
+                ),
                 generator=side,
                 collate_fn=parts.collate_fn if parts else None,
                 num_workers=parts.num_workers if parts else 0,
@@ -292,8 +313,8 @@ class Batches:
             step = self.batch_size * self.world
             if self.shuffle:
                 order = torch.randperm(self.n, generator=self.generator).to(self.device)
-                for i in range(0, self.n, step):
-                    idx = distributed.shard_batch(order[i : i + step], self.rank, self.world)
+                for i, j in batch_bounds(self.n, step, self.no_single):
+                    idx = distributed.shard_batch(order[i:j], self.rank, self.world)
                     yield tuple(t[idx] for t in self.tensors)
             elif self.world > 1:
                 for i in range(0, self.n, step):

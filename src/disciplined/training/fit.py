@@ -486,6 +486,12 @@ def _progress(config: FitConfig, total: int) -> tuple[Any, Callable[[int, int], 
     return bar, report
 
 
+def _has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer (any of torch's, synchronised or lazy): in
+    training mode it refuses a batch of one sample, so `Batches` never hands it one."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def _over_time(run: _RunState, max_seconds: float) -> bool:
     """Whether training has taken more than ``max_seconds`` (on any rank)."""
     return distributed.all_reduce_max(run.train_seconds()) > max_seconds
@@ -505,7 +511,14 @@ def fit_with(
     raw = isinstance(config.loss_fn, BatchLoss)
     shard = (distributed.rank(), distributed.world_size())
     batches = Batches(
-        train_data, config.batch_size, dev, shuffle=True, generator=gen, raw=raw, shard=shard
+        train_data,
+        config.batch_size,
+        dev,
+        shuffle=True,
+        generator=gen,
+        raw=raw,
+        shard=shard,
+        no_single=_has_batch_norm(model),
     )
     micro = _MicroBatches(batches, config.accumulation_steps)
     steps_per_epoch = max(1, math.ceil(micro.per_epoch / config.accumulation_steps))
