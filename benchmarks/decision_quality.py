@@ -152,6 +152,7 @@ def tune_zoo(name: str, seed: int, out: str, budget: float | None, steps: int) -
         "final_epochs": r.epochs,
         "epochs": sum(c["epochs"] for c in r.compute.values()),
         "seconds": sum(c["seconds"] for c in r.compute.values()),
+        "steps": {k: float(c["seconds"]) for k, c in r.compute.items()},
         "verdict": r.diagnosis.verdict,
         "collapsed": r.diagnosis.verdict == "diverged" or not math.isfinite(r.final_metric),
         "error": None,
@@ -271,6 +272,33 @@ def final_runs(run: dict[str, Any]) -> float:
     return run["seconds"] / final if ok else math.nan
 
 
+RANGE_TEST_STEPS = ("lr_range_test", "weight_decay", "momentum")
+"""The tune's steps that are range tests (the LR test, the weight-decay sweep of short
+tests, the momentum tests where the plan still runs them)."""
+COST_LIMIT = 8.0
+"""Issue 32: a default tune costs at most this many final runs in seconds ..."""
+RANGE_TEST_LIMIT = 3.0
+"""... and its range tests at most this many."""
+
+
+def range_test_runs(run: dict[str, Any]) -> float:
+    """The tune's range tests (`RANGE_TEST_STEPS`) in final runs, by seconds, as
+    `final_runs` counts the whole tune (NaN without a final run or per-step seconds)."""
+    final = run.get("final_seconds", math.nan)
+    steps = run.get("steps")
+    if not steps or not (math.isfinite(final) and final > 0) or run.get("hparams") is None:
+        return math.nan
+    return sum(v for k, v in steps.items() if k in RANGE_TEST_STEPS) / final
+
+
+def cost_verdicts(cmp: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The tasks whose mean tune cost passes `COST_LIMIT` final runs, and those whose range
+    tests pass `RANGE_TEST_LIMIT` (a NaN counts as over: the cost was not measured)."""
+    over = [n for n, c in cmp.items() if not c["final_runs"] <= COST_LIMIT]
+    tests = [n for n, c in cmp.items() if not c["range_runs"] <= RANGE_TEST_LIMIT]
+    return over, tests
+
+
 def random_budget(run: dict[str, Any], summary: dict[str, Any]) -> float:
     """The seconds a random search over the oracle's rows gets against one recipe run: the
     recipe's cost in final runs (`final_runs`) times the oracle's seconds for one run at the
@@ -326,6 +354,7 @@ def random_at_equal_seconds(
             "seconds": seconds,
             "recipe_seconds": statistics.fmean(r["seconds"] for r in rs),
             "final_runs": statistics.fmean(final_runs(r) for r in rs),
+            "range_runs": statistics.fmean(range_test_runs(r) for r in rs),
             "random": rand / covered,
             "cover": covered / total,
             "recipe": recipe,
@@ -349,8 +378,9 @@ def print_random_table(cmp: dict[str, dict[str, Any]]) -> None:
         "all development tasks but two\n"
     )
     print(
-        "| task | recipe seconds [final runs] | random's seconds (oracle's clock) | picks "
-        "retrained (share of draws) | random test | recipe test | recipe - random |"
+        "| task | recipe seconds [final runs; of them range tests] | random's seconds "
+        "(oracle's clock) | picks retrained (share of draws) | random test | recipe test | "
+        "recipe - random |"
     )
     print("|---|---|---|---|---|---|---|")
     behind = 0
@@ -358,16 +388,30 @@ def print_random_table(cmp: dict[str, dict[str, Any]]) -> None:
         diff = 100 * (c["recipe"] - c["random"])
         behind += diff < 0
         print(
-            f"| {n} | {c['recipe_seconds']:.1f} [{c['final_runs']:.1f}] | {c['seconds']:.1f} | "
+            f"| {n} | {c['recipe_seconds']:.1f} [{c['final_runs']:.1f}; "
+            f"{c['range_runs']:.1f}] | {c['seconds']:.1f} | "
             f"{c['picks']} ({100 * c['cover']:.0f}%) | "
             f"{100 * c['random']:.2f} | "
             f"{100 * c['recipe']:.2f} | {diff:+.2f} |"
         )
     verdict = "met" if behind <= 2 else "**MISSED**"
+    over, tests = cost_verdicts(cmp)
+    runs = [c["final_runs"] for c in cmp.values()]
+    ranges = [c["range_runs"] for c in cmp.values()]
+
+    def span(xs: list[float]) -> str:
+        return f"{min(xs):.1f}-{max(xs):.1f}" if xs else "-"
+
     print(
         f"\n| target | measured | verdict |\n|---|---|---|\n"
         f"| recipe >= random on all tasks but two | behind on {behind} of {len(cmp)} | "
         f"{verdict} |\n"
+        f"| tune <= {COST_LIMIT:g} final runs (seconds, mean over seeds) on every task | "
+        f"{span(runs)}" + (f"; over on {', '.join(over)}" if over else "") + " | "
+        f"{'met' if not over else '**MISSED**'} |\n"
+        f"| range tests <= {RANGE_TEST_LIMIT:g} final runs on every task | {span(ranges)}"
+        + (f"; over on {', '.join(tests)}" if tests else "")
+        + f" | {'met' if not tests else '**MISSED**'} |\n"
     )
 
 

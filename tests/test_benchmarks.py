@@ -7,6 +7,7 @@ workers like any other test; quick-mode numbers mean nothing, so sharing the CPU
 from __future__ import annotations
 
 import datetime
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -234,6 +235,26 @@ def test_decision_quality_judges_on_test_scores():
     assert not over["ok"]
 
 
+def test_decision_quality_counts_the_tune_and_its_range_tests_in_final_runs():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import decision_quality as dq
+    finally:
+        sys.path.remove(str(BENCH))
+    steps = {"memory": 0.1, "lr_range_test": 1.0, "weight_decay": 1.5, "race": 4.4}
+    run = {"hparams": {"batch_size": 32}, "final_seconds": 1.0, "seconds": 7.0, "steps": steps}
+    assert dq.final_runs(run) == pytest.approx(7.0)
+    assert dq.range_test_runs(run) == pytest.approx(2.5)  # the probe and the race are not tests
+    assert math.isnan(dq.range_test_runs({**run, "steps": None}))
+    assert math.isnan(dq.range_test_runs({**run, "hparams": None}))
+    cmp = {
+        "a": {"final_runs": 7.0, "range_runs": 2.5},
+        "b": {"final_runs": 8.5, "range_runs": 3.2},
+        "c": {"final_runs": math.nan, "range_runs": math.nan},
+    }
+    assert dq.cost_verdicts(cmp) == (["b", "c"], ["b", "c"])
+
+
 def test_run_all_regenerates_one_section_and_keeps_the_others():
     sys.path.insert(0, str(BENCH))
     try:
@@ -250,7 +271,10 @@ def test_run_all_regenerates_one_section_and_keeps_the_others():
     kept = run_all.previous(old)
     today = datetime.date.today().isoformat()
     assert kept["oracle"] == (
-        "ok: no targets", "2.0", today, "### Oracle\n\n#### sub\n\n| b |\n|---|\n| 2 |"
+        "ok: no targets",
+        "2.0",
+        today,
+        "### Oracle\n\n#### sub\n\n| b |\n|---|\n| 2 |",
     )
     new = run_all.assemble(
         [("loop_speed", "### Loop\n\n| a |\n|---|\n| 9 |", 3, 30.0, "x")], quick=False, kept=kept
@@ -258,11 +282,10 @@ def test_run_all_regenerates_one_section_and_keeps_the_others():
     assert f"| [loop_speed](#loop-speed) | **failed** (exit 3) | 0.5 | {today} |" in new
     assert f"| [oracle](#oracle) | ok: no targets | 2.0 | {today} |" in new
     # a page from before the date column, and a section with no row: "-" for what is unsaid
-    older = (
-        "| [oracle](#oracle) | ok | 10 |\n\n## oracle\n\n### O\n\n## scale\n\n### S\n"
-    )
+    older = "| [oracle](#oracle) | ok | 10 |\n\n## oracle\n\n### O\n\n## scale\n\n### S\n"
     assert run_all.previous(older) == {
-        "oracle": ("ok", "10", "-", "### O"), "scale": ("ok", "-", "-", "### S")
+        "oracle": ("ok", "10", "-", "### O"),
+        "scale": ("ok", "-", "-", "### S"),
     }
     assert new.index("## loop-speed") < new.index("## oracle")  # the order of BENCHMARKS
     assert "| 9 |" in new and "| 1 |" not in new and "#### sub\n\n| b |" in new
