@@ -20,11 +20,15 @@ them as `zoo.tasks.ZooEntry` records whose ``ref`` names this file, so the oracl
 | dropout_overfit | dropout net, p > n (synthetic, 400 features) | 300/600/600 | MLP 400-512-512-4 |
 | digits_vit | vision transformer, LayerNorm, AdamW (digits) | 1079/359/359 | ViT 16 patches, 2x64 |
 | randhie_counts | counts, Poisson loss, D^2 (RAND HIE) | 12114/4038/4038 | MLP 9-64-64-1 |
+| mackey_forecast | recurrent forecasting, R^2 (Mackey-Glass) | 1776/590/590 | GRU(48) + linear |
+| multilabel_bce | multi-label, BCE, label accuracy (synthetic) | 2400/800/800 | MLP 40-128-128-8 |
+| embed_tabular | categorical embeddings, AdamW (synthetic) | 6000/2000/2000 | 6 embeddings + MLP |
+| hetero_nll | Gaussian NLL, mean and variance (Friedman #1) | 3000/1000/1000 | MLP 10-64-64-2 |
 
-The time-ordered task (co2_forecast) splits chronologically (train the earliest 60% of
-forecast origins, validation the next 20%, test the last 20%, with no window's target
-reaching into a later split), so its ``seed`` does not move the split; every other task
-splits at random by ``seed`` like the development zoo.
+The time-ordered tasks (co2_forecast, mackey_forecast) split chronologically (train the
+earliest 60% of forecast origins, validation the next 20%, test the last 20%, with no
+window's target reaching into a later split), so their ``seed`` does not move the split;
+every other task splits at random by ``seed`` like the development zoo.
 """
 
 from __future__ import annotations
@@ -481,6 +485,264 @@ def randhie_counts(split: str = "val", seed: int = 0) -> Task:
     )
 
 
+# --------------------------------------------------------------------------- recurrent forecasting
+
+
+@lru_cache(maxsize=1)
+def _mackey_glass(n: int = 3000, every: int = 6, noise: float = 0.1) -> np.ndarray:
+    """``n`` points of the Mackey-Glass delay equation ``dx/dt = 0.2 x(t - 17) / (1 +
+    x(t - 17)^10) - 0.1 x(t)`` (tau = 17: chaotic), integrated by Euler steps of 0.1 from a
+    random history in [0.9, 1.3] (seed 1717), the first 600 time units dropped, sampled
+    every ``every`` time units, plus Gaussian noise of ``noise`` times the series' std."""
+    rng = np.random.default_rng(1717)
+    dt, lag, sub = 0.1, 170, round(every / 0.1)
+    steps = 6000 + n * sub
+    x = np.empty(lag + steps + 1)
+    x[: lag + 1] = 0.9 + 0.4 * rng.random(lag + 1)
+    for i in range(lag, lag + steps):
+        d = x[i - lag]
+        x[i + 1] = x[i] + dt * (0.2 * d / (1.0 + d**10) - 0.1 * x[i])
+    s = x[lag + 6000 + sub :: sub][:n]
+    return s + noise * s.std() * rng.standard_normal(n)
+
+
+class _GRUForecaster(nn.Module):
+    """A GRU reads the window one value per step; a linear head maps its last hidden state
+    to the next ``horizon`` values."""
+
+    def __init__(self, hidden: int = 48, horizon: int = 4) -> None:
+        super().__init__()
+        self.gru = nn.GRU(1, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x.unsqueeze(-1))
+        return self.head(out[:, -1])
+
+
+def mackey_forecast(split: str = "val", seed: int = 0, lags: int = 32, horizon: int = 4) -> Task:
+    """Recurrent forecasting of a chaotic series: a GRU(48) reads the last ``lags`` values of
+    a noisy Mackey-Glass series (tau = 17, sampled every 6 time units) and predicts the next
+    ``horizon``; MSE loss, scored by R^2 over all horizons. The split is chronological, as
+    co2_forecast's (``seed`` does not move it): the earliest 60% of forecast origins train,
+    the next 20% validate, the last 20% test, a window whose targets reach into the next
+    split dropped. Standardized with the training windows' mean and std."""
+    y = _mackey_glass()
+    origins = np.arange(lags, len(y) - horizon + 1)
+    x = np.stack([y[o - lags : o] for o in origins])
+    t = np.stack([y[o : o + horizon] for o in origins])
+    cut1, cut2 = origins[round(0.6 * len(origins))], origins[round(0.8 * len(origins))]
+    last = origins + horizon
+    tr = np.flatnonzero(last <= cut1)
+    va = np.flatnonzero((origins >= cut1) & (last <= cut2))
+    te = np.flatnonzero(origins >= cut2)
+    mean, std = x[tr].mean(), x[tr].std()
+    x, t = (x - mean) / std, (t - mean) / std
+    name = "heldout-mackey-forecast"
+    f32 = torch.float32
+    return _regression(
+        name,
+        lambda hp: _GRUForecaster(48, horizon),
+        _tensors(x, t, tr, f32),
+        _pick(name, split, _tensors(x, t, va, f32), _tensors(x, t, te, f32)),
+        32,
+        f"Mackey-Glass tau 17 ({len(tr)} train windows of {lags}), GRU(48) + linear "
+        f"head to {horizon}, chronological",
+        split,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- multi-label
+
+
+@lru_cache(maxsize=1)
+def _multilabel() -> tuple[np.ndarray, np.ndarray]:
+    """4,000 synthetic documents of 40 word counts with 8 labels, about 2 of them each
+    (scikit-learn's ``make_multilabel_classification``, seeded)."""
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(
+        n_samples=4000,
+        n_features=40,
+        n_classes=8,
+        n_labels=2,
+        length=40,
+        allow_unlabeled=True,
+        random_state=2024,
+    )
+    return np.log1p(x.astype(np.float64)), y.astype(np.float32)
+
+
+def _bce_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of every label, from the model's logits."""
+    return nn.functional.binary_cross_entropy_with_logits(outputs, targets)
+
+
+def label_accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean per-label accuracy (higher is better): the share of (sample, label) pairs whose
+    logit's sign matches the 0/1 target."""
+    return ((outputs > 0).float() == targets).float().mean()
+
+
+def multilabel_bce(split: str = "val", seed: int = 0) -> Task:
+    """Multi-label classification: 8 labels per sample, any number of them on (most
+    samples 1 to 3), from 40 log word counts (scikit-learn's
+    ``make_multilabel_classification``, standardized); an MLP 40-128-128-8 of logits,
+    binary cross-entropy per label, scored by mean per-label accuracy (predicting every
+    label off scores about 75%); 60/20/20 split at random by ``seed``."""
+    x, y = _multilabel()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    name = "heldout-multilabel-bce"
+    f32 = torch.float32
+    return Task(
+        name=name,
+        build_model=lambda hp: _mlp([x.shape[1], 128, 128, y.shape[1]]),
+        train_data=_tensors(x, y, tr, f32),
+        val_data=_pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        loss_fn=_bce_loss,
+        metric=label_accuracy,
+        metric_name="label_accuracy",
+        kind="classification",
+        higher_is_better=True,
+        default_batch_size=64,
+        description="synthetic multi-label (2400 train, 40 features, 8 labels), MLP "
+        "40-128-128-8, BCE",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+EMBED_LEVELS = (8, 12, 30, 60, 120, 200)
+"""The levels of `embed_tabular`'s six categorical columns."""
+
+
+@lru_cache(maxsize=1)
+def _embed_data(n: int = 10000, numeric: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic rows (seed 909): six categorical columns (`EMBED_LEVELS` levels, each
+    drawn with Zipf-like frequencies, so rare levels are seen a few times) as float codes,
+    then ``numeric`` standard-normal columns. The label is 1 with probability
+    ``sigmoid(2 logit)``, the logit (centred) a random effect per level of every column
+    (std 0.6), a random effect per pair of levels of columns 0 and 1 (std 1.0), a product
+    of two numeric columns and a linear term in a third: the Bayes rule scores about 89%."""
+    rng = np.random.default_rng(909)
+    codes, logit = [], np.zeros(n)
+    for levels in EMBED_LEVELS:
+        p = 1.0 / np.arange(1, levels + 1) ** 0.7
+        c = rng.choice(levels, size=n, p=p / p.sum())
+        codes.append(c)
+        logit += rng.normal(0.0, 0.6, levels)[c]
+    logit += rng.normal(0.0, 1.0, (EMBED_LEVELS[0], EMBED_LEVELS[1]))[codes[0], codes[1]]
+    z = rng.standard_normal((n, numeric))
+    logit += 1.2 * z[:, 0] * z[:, 1] + 0.8 * z[:, 2]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-2.0 * (logit - logit.mean())))).astype(np.int64)
+    return np.concatenate([np.stack(codes, 1).astype(np.float64), z], 1), y
+
+
+class _EmbedMLP(nn.Module):
+    """One ``nn.Embedding`` per categorical column (the input's first columns, category
+    codes held as floats and cast to long here), concatenated with the numeric columns,
+    then an MLP to two logits."""
+
+    def __init__(self, levels: tuple[int, ...], numeric: int, dim: int = 8) -> None:
+        super().__init__()
+        self.cats = len(levels)
+        self.embeds = nn.ModuleList(nn.Embedding(k, dim) for k in levels)
+        self.mlp = _mlp([self.cats * dim + numeric, 128, 64, 2])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes = x[:, : self.cats].long()
+        parts = [e(codes[:, i]) for i, e in enumerate(self.embeds)]
+        return self.mlp(torch.cat([*parts, x[:, self.cats :]], 1))
+
+
+def embed_tabular(split: str = "val", seed: int = 0) -> Task:
+    """Categorical embeddings: 10,000 synthetic rows of six categorical columns (8 to 200
+    levels, skewed frequencies) and four numeric ones, a binary label from a hidden rule
+    (per-level effects, a pairwise interaction of two categorical columns, a product of two
+    numeric columns); an embedding of 8 per categorical column, concatenated with the
+    numeric columns, into an MLP 52-128-64-2, trained with AdamW; 60/20/20 split at random
+    by ``seed``."""
+    x, y = _embed_data()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    cats = len(EMBED_LEVELS)
+    x = np.concatenate([x[:, :cats], _standardize(x[:, cats:], tr)], 1)
+    name = "heldout-embed-tabular"
+    return _classifier(
+        name,
+        lambda hp: _EmbedMLP(EMBED_LEVELS, x.shape[1] - cats),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        64,
+        "synthetic categorical (6000 train, 6 columns of 8-200 levels + 4 numeric), "
+        "embeddings of 8 + MLP 52-128-64-2",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- heteroscedastic
+
+
+@lru_cache(maxsize=1)
+def _friedman_hetero(n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """Friedman's #1 function of 10 uniform inputs (5 of them unused; scikit-learn's
+    ``make_friedman1``, seed 31) plus Gaussian noise whose std grows with the fourth input,
+    from 0.25 to 4.25 (the function's own std is about 5)."""
+    from sklearn.datasets import make_friedman1
+
+    x, y = make_friedman1(n_samples=n, n_features=10, noise=0.0, random_state=31)
+    scale = 0.25 + 4.0 * x[:, 3] ** 2
+    return x, y + scale * np.random.default_rng(31).standard_normal(n)
+
+
+def _gaussian_nll(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood of the target (``targets[:, 0]``) under the model's
+    mean (``outputs[:, 0]``) and log-variance (``outputs[:, 1]``, clamped to [-8, 8])."""
+    var = outputs[:, 1].clamp(-8.0, 8.0).exp()
+    return nn.functional.gaussian_nll_loss(outputs[:, 0], targets[:, 0], var)
+
+
+def mean_r2(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """R^2 (higher is better) of the predicted mean (``outputs[:, 0]``) against the target
+    (``targets[:, 0]``) within one batch."""
+    return r2_score(outputs[:, 0], targets[:, 0])
+
+
+def hetero_nll(split: str = "val", seed: int = 0) -> Task:
+    """Heteroscedastic regression with a Gaussian likelihood: Friedman #1 (5,000 samples,
+    10 inputs) with noise whose scale depends on one input; an MLP 10-64-64-2 gives a mean
+    and a log-variance, trained on the Gaussian negative log-likelihood, scored by the R^2
+    of the mean. The target (standardized) is stored beside a zero, (y, 0), so that the
+    targets have the model's two outputs per sample, as the task check asks of a
+    regression; loss and metric read only the first column. 60/20/20 split at random by
+    ``seed``."""
+    x, y = _friedman_hetero()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    y = (y - y[tr].mean()) / y[tr].std()
+    t = np.stack([y, np.zeros_like(y)], 1)
+    name = "heldout-hetero-nll"
+    f32 = torch.float32
+    return Task(
+        name=name,
+        build_model=lambda hp: _mlp([x.shape[1], 64, 64, 2]),
+        train_data=_tensors(x, t, tr, f32),
+        val_data=_pick(name, split, _tensors(x, t, va, f32), _tensors(x, t, te, f32)),
+        loss_fn=_gaussian_nll,
+        metric=mean_r2,
+        metric_name="r2",
+        kind="regression",
+        higher_is_better=True,
+        default_batch_size=64,
+        description="Friedman #1 with input-dependent noise (3000 train), MLP 10-64-64-2 "
+        "(mean, log-variance), Gaussian NLL",
+        options={"split": split, "seed": seed},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -495,6 +757,10 @@ HELDOUT: dict[str, ZooEntry] = {
         ZooEntry("dropout-overfit", "dropout_overfit", 40, module="heldout"),
         ZooEntry("digits-vit", "digits_vit", 20, optimizer="adamw", module="heldout"),
         ZooEntry("randhie-counts", "randhie_counts", 10, module="heldout"),
+        ZooEntry("mackey-forecast", "mackey_forecast", 10, module="heldout"),
+        ZooEntry("multilabel-bce", "multilabel_bce", 20, module="heldout"),
+        ZooEntry("embed-tabular", "embed_tabular", 10, optimizer="adamw", module="heldout"),
+        ZooEntry("hetero-nll", "hetero_nll", 20, module="heldout"),
     )
 }
 """The held-out zoo by name (no name is also a development zoo task's)."""
