@@ -427,6 +427,73 @@ def page_body(rows: list[dict[str, Any]], plot_link: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+ALLOWED_MIN = 0.5
+"""The goal's floor in points, as in `decision_quality.judge`: regret within max(0.5, the
+oracle choice's test std)."""
+FLOAT32_POINTS = 1e-4
+"""Regrets within this of the allowance count as within it (float32's last bits)."""
+
+
+def oracle_table(rows: list[dict[str, Any]], oracles: dict[str, dict[str, Any]]) -> str:
+    """Each task's recipe against its oracle (``oracles``: `oracle.load` summaries with test
+    scores, by task), the held-out tasks apart from the development ones: the recipe's test
+    mean ± std over its tuning seeds (each the mean of its 3 retrainings), the oracle's
+    choice and the default retrained on the test split, the regret (oracle - recipe, in
+    points), the allowance (max(0.5, the oracle choice's test std)) and the verdict;
+    misses say **MISSED**. Empty when no task has both."""
+    s = summarize(rows)
+    found = [t for t in _order(s, [*DEFAULT_TASKS, *TASKS]) if "recipe" in s[t]]
+    found = [t for t in found if "test" in oracles.get(t, {})]
+    if not found:
+        return ""
+    lines = [
+        "#### The recipe against each task's oracle",
+        "",
+        "The oracle: `python benchmarks/oracle.py` (`--zoo heldout` for the held-out tasks), "
+        "the 1cycle grid of batch x max LR x weight decay x momentum on 3 seeds, its best "
+        "validation point and the default retrained from fresh seeds and scored on the test "
+        "split. Goal as in decision quality: regret <= max(0.5, the oracle choice's test std) "
+        "points. The recipe's rows are the head to head's (5 tuning seeds, each pick retrained "
+        "from 3 fresh seeds).",
+        "",
+        "| task | zoo | recipe test (mean ± std over tuning seeds) | oracle's choice test | "
+        "default test | regret | allowed | goal |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    met: dict[str, list[int]] = {}
+    for t in found:
+        rec = list(s[t]["recipe"]["test"].values())
+        test = oracles[t]["test"]
+        best = [score(x) for x in test["best"]]
+        default = [score(x) for x in test["default"]]
+        best_std = statistics.stdev(best) if len(best) > 1 else 0.0
+        regret = 100 * (statistics.fmean(best) - statistics.fmean(rec))
+        allowed = max(ALLOWED_MIN, 100 * best_std)
+        ok = regret <= allowed + FLOAT32_POINTS
+        zoo = _zoo(s[t])
+        met.setdefault(zoo, [0, 0])[0 if ok else 1] += 1
+        lines.append(
+            f"| {t} | {zoo} | {_pm(rec)} | {_pm(best)} | {_pm(default)} | {regret:.2f} | "
+            f"{allowed:.2f} | {'met' if ok else '**MISSED**'} |"
+        )
+    lines += [
+        "",
+        "Within goal, by zoo: "
+        + "; ".join(f"{z} {k[0]} of {k[0] + k[1]}" for z, k in sorted(met.items()))
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def load_oracles() -> dict[str, dict[str, Any]]:
+    """Every oracle summary on file, the development zoo's and the held-out zoo's, by task."""
+    import oracle  # benchmarks/oracle.py
+
+    out = dict(oracle.load(oracle.HELDOUT_JSON))
+    out.update(oracle.load(oracle.ORACLE_JSON))
+    return out
+
+
 def _zoo(cells: dict[str, dict[str, Any]]) -> str:
     zoos = {c["zoo"] for c in cells.values()}
     return "/".join(sorted(zoos))
@@ -557,7 +624,9 @@ def page(rows: list[dict[str, Any]], commit: str, results: Path, plot_path: Path
         plot(rows, plot_path)
         inside = Path(plot_path).resolve().is_relative_to(ROOT)
         link = os.path.relpath(plot_path, ROOT / "docs") if inside else str(plot_path)
-    return "\n".join(lines) + "\n\n" + page_body(rows, link)
+    body = page_body(rows, link)
+    table = oracle_table(rows, load_oracles())
+    return "\n".join(lines) + "\n\n" + body + ("\n" + table if table else "")
 
 
 def _rel(path: Path) -> str:
