@@ -78,10 +78,13 @@ def main() -> int:
     epochs = 3.0 if args.quick else args.epochs
     title = f"GPU check: tune --device cuda --amp {args.amp} on {TASK}, {epochs:g} epochs"
     if not torch.cuda.is_available():
+        # the sentence first (the page reads a section that starts with it as skipped),
+        # then the header, so the page names the commit and machine that skipped it
         print(
             f"Skipped on this machine: no CUDA device (torch {torch.__version__}, "
-            f"torch.cuda.is_available() is False); {title} needs one."
+            f"torch.cuda.is_available() is False); {title} needs one.\n"
         )
+        print(header(title))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         gpu = tune_once("cuda", args.amp, epochs, Path(tmp) / "gpu")

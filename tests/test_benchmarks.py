@@ -67,11 +67,13 @@ def test_every_benchmark_is_collected_by_run_all():
 def test_quick_mode_prints_a_table_with_its_provenance(name):
     proc = _run([str(BENCH / f"{name}.py"), "--quick"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    fields = ("- command: `python ", "- commit: ", "- machine: ", "- versions: ", "- date: ")
     if name == "gpu_check" and proc.stdout.startswith("Skipped"):
+        # skipped, and still the commit and machine that skipped it, for the page's table
         assert "no CUDA device" in proc.stdout
+        assert all(field in proc.stdout for field in fields)
         return
     assert "|---" in proc.stdout
-    fields = ("- command: `python ", "- commit: ", "- machine: ", "- versions: ", "- date: ")
     for field in (*fields, "- cache: ", "load average"):
         assert field in proc.stdout
 
