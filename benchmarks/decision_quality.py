@@ -66,6 +66,7 @@ from oracle import (  # noqa: E402
     _point_hparams,
     load,
     reference,
+    regret_goal,
 )
 from zoo.heldout import HELDOUT, MOVED_TO_DEV  # noqa: E402
 from zoo.tasks import ZOO, ZooEntry  # noqa: E402
@@ -179,13 +180,6 @@ ORACLE_SEEDS = 3
 """The oracle's grid runs on this many seeds (`benchmarks/oracle.py`)."""
 
 
-FLOAT32_POINTS = 1e-4
-"""Points of regret below which a regret counts as equal to its allowance: metrics come
-back as float32 (0.986 is stored as 0.98600000143), so resnet1d's regret of exactly half a
-point (three seeds' test accuracies, in steps of 0.1 on 1000 samples) computed as
-0.5000015. Far below any metric's resolution here (0.1 points at 1000 test samples)."""
-
-
 def judge(ref: Reference, test: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The task's row from the test scores (``test``: the oracle's ``"test"`` entry; each
     run's ``"test"``): regret, goal, compute fraction, default comparison, collapses."""
@@ -194,8 +188,7 @@ def judge(ref: Reference, test: dict[str, Any], runs: list[dict[str, Any]]) -> d
     best = statistics.fmean(test["best"])
     best_std = statistics.stdev(test["best"]) if len(test["best"]) > 1 else 0.0
     default = statistics.fmean(test["default"])
-    regret = 100 * (best - mean)
-    allowed = max(0.5, 100 * best_std)
+    regret, allowed, within = regret_goal(list(test["best"]), mean)
     # ref.epochs and ref.seconds are one seed's grid; the oracle ran it on `ORACLE_SEEDS`
     one_grid = statistics.fmean(r["epochs"] for r in runs if math.isfinite(r["epochs"])) / (
         ref.epochs
@@ -205,7 +198,6 @@ def judge(ref: Reference, test: dict[str, Any], runs: list[dict[str, Any]]) -> d
     default_gap = 100 * (best - default)
     beats_default = default_gap <= 1.0 or mean > default
     collapses = sum(r["collapsed"] for r in runs)
-    within = regret <= allowed + FLOAT32_POINTS
     ok = within and frac_epochs <= 0.10 and beats_default and collapses == 0
     return {
         "mean": mean,

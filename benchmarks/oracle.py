@@ -224,6 +224,27 @@ def _key(row: dict[str, Any]) -> tuple:
     return (row["batch_size"], row["max_lr"], row["weight_decay"], row["max_momentum"])
 
 
+GOAL_MIN_POINTS = 0.5
+"""A choice is within goal when its regret is at most max(this, the oracle choice's test std)
+points."""
+FLOAT32_POINTS = 1e-4
+"""Points of regret below which a regret counts as equal to its allowance: metrics come
+back as float32 (0.986 is stored as 0.98600000143), so resnet1d's regret of exactly half a
+point (three seeds' test accuracies, in steps of 0.1 on 1000 samples) computed as
+0.5000015. Far below any metric's resolution here (0.1 points at 1000 test samples)."""
+
+
+def regret_goal(best: list[float], mean: float) -> tuple[float, float, bool]:
+    """A choice scoring ``mean`` on the test split against the oracle choice's test scores
+    ``best``: the regret in points (100 x (mean of ``best`` - ``mean``)), the allowance
+    (max(`GOAL_MIN_POINTS`, 100 x the std of ``best``)) and whether the regret is within it
+    (`FLOAT32_POINTS` of slack)."""
+    best_std = statistics.stdev(best) if len(best) > 1 else 0.0
+    regret = 100 * (statistics.fmean(best) - mean)
+    allowed = max(GOAL_MIN_POINTS, 100 * best_std)
+    return regret, allowed, regret <= allowed + FLOAT32_POINTS
+
+
 def reference(summary: dict[str, Any]) -> Reference:
     """The oracle's reference for one task's summary (`run_grid`). A point with a run that
     diverged or has no metric scores that run as the metric's worst (0 for accuracy and for
