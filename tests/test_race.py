@@ -14,6 +14,7 @@ from disciplined.search.race import (
     LR_FACTORS,
     MIN_RUNG_STEPS,
     PLATEAU_ORDER,
+    RESEED,
     WIDE_LR_FACTORS,
     Entrant,
     default_entrant,
@@ -23,6 +24,7 @@ from disciplined.search.race import (
     pick_winner,
     plateau_pick,
     race_cost,
+    reseed_cost,
     rung_counts,
     rung_epochs,
     scaled_readings,
@@ -92,34 +94,100 @@ def test_a_short_budget_cuts_a_finalist_momenta_the_reach_small_batches_then_far
     es, rungs = _entrants(), (3.0, 9.0, 27.0)
     # 3 batches x (4 LR factors + the runner-up weight decay at 1x and 3x): 18 entrants
     assert len(es) == 18 and race_cost(18, rungs) == 18 * 3 + 6 * 9 + 2 * 27
-    kept, finalists, notes = fit_to_budget(es, rungs, 162)
+    kept, finalists, notes, _ = fit_to_budget(es, rungs, 162)
     assert kept == es and finalists == 2 and notes == []
     # 18 entrants with one finalist: 54 + 54 + 27 = 135
-    kept, finalists, notes = fit_to_budget(es, rungs, 140)
+    kept, finalists, notes, _ = fit_to_budget(es, rungs, 140)
     assert len(kept) == 18 and finalists == 1
     assert notes == ["the budget left room for one full-length run"]
     # then the reach beyond 3x, before any batch: 15 entrants cost 45 + 45 + 27 = 117
-    kept, finalists, notes = fit_to_budget(es, rungs, 120)
+    kept, finalists, notes, _ = fit_to_budget(es, rungs, 120)
     assert {e.batch_size for e in kept} == {16, 32, 64} and len(kept) == 15
     assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0}
     assert notes[-1] == "the budget left no room for 10x the reading"
     # then the smallest batch: 10 entrants cost 30 + 36 + 27 = 93
-    kept, finalists, notes = fit_to_budget(es, rungs, 100)
+    kept, finalists, notes, _ = fit_to_budget(es, rungs, 100)
     assert {e.batch_size for e in kept} == {32, 64} and len(kept) == 10
     assert notes[-1] == "the budget left no room for batch 16"
     # then the next: 5 entrants cost 15 + 18 + 27 = 60, the LR spread and runner-up kept
-    kept, finalists, notes = fit_to_budget(es, rungs, 60)
+    kept, finalists, notes, _ = fit_to_budget(es, rungs, 60)
     assert {e.batch_size for e in kept} == {64} and race_cost(len(kept), rungs, finalists) == 60
     assert {round(e.lr_factor, 3) for e in kept} == {0.333, 1.0, 3.0}
     assert {e.weight_decay for e in kept} == {1e-3, 1e-4}
     # then a factor furthest from the reading: 4 entrants cost 12 + 18 + 27 = 57
-    kept, finalists, notes = fit_to_budget(es, rungs, 58)
+    kept, finalists, notes, _ = fit_to_budget(es, rungs, 58)
     assert len(kept) == 4 and notes[-1] == "the budget left no room for 0.333x the reading"
     # momentum entrants go before any batch
     twins = make_entrants({16: (0.1, True), 64: (0.4, True)}, [1e-3], (0.9,))
-    kept, _, notes = fit_to_budget(twins, rungs, race_cost(8, rungs, 1))
+    kept, _, notes, _ = fit_to_budget(twins, rungs, race_cost(8, rungs, 1))
     assert all(e.max_momentum is None for e in kept) and len(kept) == 8
     assert "the budget left no room for the momentum entrants" in notes
+
+
+def test_the_second_seeds_are_paid_for_after_the_reach_and_before_any_batch() -> None:
+    es, rungs = _entrants(), (3.0, 9.0, 27.0)
+    assert RESEED == 3 and reseed_cost(rungs, 3) == 27.0 and reseed_cost((27.0,), 3) == 0.0
+    # 18 entrants, 2 finalists and three second seeds at 9 epochs: 162 + 27
+    fitted = fit_to_budget(es, rungs, 189, reseed=3)
+    assert fitted.entrants == es and fitted.finalists == 2 and fitted.reseed == 3
+    # one finalist, then the reach (15 entrants: 117), the second seeds still paid: 144
+    fitted = fit_to_budget(es, rungs, 150, reseed=3)
+    assert (len(fitted.entrants), fitted.finalists, fitted.reseed) == (15, 1, 3)
+    assert fitted.notes[-1] == "the budget left no room for 10x the reading"
+    # below that the second seeds go before batch 16 does: 15 entrants at 117
+    fitted = fit_to_budget(es, rungs, 120, reseed=3)
+    assert (len(fitted.entrants), fitted.reseed) == (15, 0)
+    assert fitted.notes[-1] == "the budget left no room for a second seed"
+    # at 87, batches 16 and 32 go (5 entrants: 60), which leaves room for them again
+    fitted = fit_to_budget(es, rungs, 87, reseed=3)
+    assert (len(fitted.entrants), fitted.reseed) == (5, 3)
+    assert "the budget left no room for a second seed" not in fitted.notes
+    assert fitted.notes[-1] == "the budget left no room for batch 32"
+    # one rung has no rung before it to seed again
+    assert fit_to_budget(es, (27.0,), 1000, reseed=3).reseed == 0
+
+
+def test_a_second_seed_reranks_the_best_runs_before_the_last_rung() -> None:
+    # a seed-lucky entrant: first on seed 1, at chance on seed 2; the steady ones score the
+    # same on both seeds
+    lucky, steady, third = (
+        Entrant(32, 0.3, 0.0, 3.0),
+        Entrant(32, 0.1, 0.0, 1.0),
+        Entrant(32, 0.03, 0.0, 1 / 3),
+    )
+    fourth = Entrant(64, 0.2, 0.0, 1.0)
+    first = {lucky: 0.9, steady: 0.8, third: 0.7, fourth: 0.6}
+    second = {lucky: 0.1, steady: 0.8, third: 0.72, fourth: 0.99}
+    again: list[tuple[list[Entrant], float]] = []
+
+    def reseed(alive: list[Entrant], epochs: float) -> list[float]:
+        again.append((alive, epochs))
+        return [second[e] for e in alive]
+
+    def run(alive: list[Entrant], epochs: float) -> list[float]:
+        return [first[e] + epochs / 100 for e in alive]
+
+    entrants = [lucky, steady, third, fourth]
+    table = halve(entrants, (1.0, 3.0), (4, 1), run, reseed=reseed, reseed_top=3)
+    # the best three of the rung before the last ran again (not the fourth), at its length
+    assert again == [([lucky, steady, third], 1.0)]
+    means = dict(table[0])
+    assert means[steady] == pytest.approx((0.81 + 0.8) / 2)
+    assert means[lucky] == pytest.approx((0.91 + 0.1) / 2)
+    assert means[fourth] == pytest.approx(0.61)  # one seed: its own score
+    # the three measured twice first, by their mean; the fourth, scored once, after them
+    assert [e for e, _ in table[0]] == [steady, third, lucky, fourth]
+    assert [e for e, _ in table[1]] == [steady]  # the steady one goes on, not the lucky
+    # a second seed that blew up sinks its entrant
+    second[steady] = -math.inf
+    again.clear()
+    table = halve(entrants, (1.0, 3.0), (4, 1), run, reseed=reseed, reseed_top=3)
+    assert dict(table[0])[steady] == -math.inf and [e for e, _ in table[1]] == [third]
+    # without the callback, or with one run to compare, nothing runs again
+    again.clear()
+    halve(entrants, (1.0, 3.0), (4, 1), run)
+    halve([lucky], (1.0, 3.0), (1, 1), run, reseed=reseed, reseed_top=3)
+    assert again == []
 
 
 def test_successive_halving_follows_the_scores_rung_by_rung() -> None:
@@ -253,6 +321,21 @@ def test_a_rung_where_no_run_left_its_plateau_buys_full_runs_in_plateau_order() 
     assert all(e.weight_decay == 1e-4 for e in want)
     winner, _ = pick_winner(table[-1], noise=0.0)
     assert winner.max_lr == pytest.approx(0.2)  # 0.6 / 3 at batch 64
+    # with second seeds paid for (three at 20/3 epochs: 20 more), 93.3 epochs buy four full
+    # runs: two entrants, each on two seeds; the one that learned on one seed only loses
+    seeds: list[tuple[int, float]] = []
+
+    def reseed(alive: list[Entrant], epochs: float) -> list[float]:
+        seeds.append((len(alive), epochs))
+        return [0.1 if e.max_lr == pytest.approx(0.2) else 0.45 for e in alive]
+
+    calls.clear()
+    table = halve(es, rungs, counts, run, lambda _e, ep: ep == 20.0, None, reseed, 3)
+    assert calls == [(13, rungs[0]), (2, 20.0)] and seeds == [(2, 20.0)]
+    assert [e for e, _ in table[2]] == want[:2] and want[0] == default
+    means = dict(table[2])
+    assert means[want[1]] == pytest.approx((0.5 + 0.1) / 2)  # 0.2, at chance on seed 2
+    assert pick_winner(table[-1], noise=0.0)[0] == default
 
 
 def test_runs_that_learned_go_on_before_runs_on_their_plateau() -> None:

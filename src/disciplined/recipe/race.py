@@ -18,6 +18,7 @@ from disciplined.rules import Rule
 from disciplined.search.race import (
     CEILING_MARGIN,
     RACE_MOMENTA,
+    RESEED,
     Entrant,
     RaceRun,
     default_entrant,
@@ -52,10 +53,11 @@ RACE_RULE = Rule(
     "The range tests draw a box, and full 1cycle runs decide inside it: each candidate "
     "batch size at its own range-test max LR times {factors}, at weight decay {wds}. "
     "They race over complete 1cycle runs of {rungs} epochs: after each rung the best "
-    "third by validation metric goes on (successive halving), and the best run of the "
-    "full length wins; its lead counts only beyond the metric's noise, ties going to the "
-    "range test's own reading, then to the better score, then to the larger batch. The "
-    "winner's run is the "
+    "third by validation metric goes on (successive halving); before the last rung its "
+    "best three run again from a second seed and the mean of the two ranks them, since one "
+    "seed's metric is a noisy pick. The best run of the full length wins; its lead "
+    "counts only beyond the metric's noise, ties going to the range test's own reading, "
+    "then to the better score, then to the larger batch. The winner's run is the "
     "final run below. A run that blew up scores worst; a run that never left its "
     "starting level did not learn, and is ranked by its metric like any other.",
 )
@@ -140,7 +142,7 @@ def run_race(s: RecipeState) -> None:
     default = default_entrant(
         task.default_batch_size, s.hp.optimizer, {b: lr for b, (lr, _) in pairs.items()}
     )
-    entrants, finalists, notes = fit_to_budget(entrants, rungs, s.left() - rungs[0])
+    entrants, finalists, notes, reseed = fit_to_budget(entrants, rungs, s.left() - rungs[0], RESEED)
     same = _settings(s.hp, default)
     entrants = [default, *(e for e in entrants if _settings(s.hp, e) != same)]
     for note in notes:
@@ -152,6 +154,7 @@ def run_race(s: RecipeState) -> None:
     )
     runs: dict[tuple[Entrant, float], TrialResult] = {}
     classes: dict[tuple[Entrant, float], str] = {}
+    again: dict[tuple[Entrant, float], TrialResult] = {}
     runner = _runner(s, runs, classes)
     table = halve(
         entrants,
@@ -160,6 +163,8 @@ def run_race(s: RecipeState) -> None:
         runner,
         lambda e, ep: classes.get((e, ep)) == "ok",
         lambda e, ep: _final_loss(runs[(e, ep)].history),
+        _runner(s, again, {}, seed_offset=1),
+        reseed,
     )
     notes += _plateau_notes(table, rungs)
     safety = _default_safety_net(table, rungs, default, runner, task)
@@ -171,7 +176,7 @@ def run_race(s: RecipeState) -> None:
     result = runs[(winner, rungs[-1])]
     s.hp = _settings(s.hp, winner)
     s.history, s.final_epochs, s.final_why = result.history, float(rungs[-1]), ""
-    s.decisions.append(_decision(table, runs, classes, winner, rungs, noise, notes, s))
+    s.decisions.append(_decision(table, runs, classes, winner, rungs, noise, notes, s, again))
     s.say(f"race: {winner.label()} won ({s.history.metric_name} {_final(s.history):.4f})")
 
 
@@ -241,15 +246,19 @@ def _runner(
     s: RecipeState,
     runs: dict[tuple[Entrant, float], TrialResult],
     classes: dict[tuple[Entrant, float], str],
+    seed_offset: int = 0,
 ) -> Callable[[list[Entrant], float], list[float]]:
     """The `halve` callback: one rung's runs through the store (in parallel where the
     executor has workers), their cost charged to the race, each run classified
-    (`classify_run`, kept in ``classes``), their scores (-inf for a run that blew up)."""
+    (`classify_run`, kept in ``classes``), their scores (-inf for a run that blew up);
+    ``seed_offset`` 1 for the second seeds."""
     sign = 1.0 if s.task.higher_is_better else -1.0
+    seed = s.config.seed + seed_offset
+    tag = "race-seed2-" if seed_offset else "race-"
 
     def run(alive: list[Entrant], epochs: float) -> list[float]:
         specs = [
-            one_cycle_spec(s.ctx, _settings(s.hp, e), epochs, s.config.seed, f"race-{e.label()}")
+            one_cycle_spec(s.ctx, _settings(s.hp, e), epochs, seed, f"{tag}{e.label()}")
             for e in alive
         ]
         with s.ctx.step("race"):
@@ -265,7 +274,8 @@ def _runner(
             score = sign * metric if math.isfinite(metric) else -_final_loss(r.history)
             bad = cls in ("diverged", "collapsed") or not math.isfinite(score)
             scores.append(-math.inf if bad else score)
-        s.say(f"race: rung of {epochs:g} epochs, {len(alive)} runs")
+        again = " again from a second seed" if seed_offset else ""
+        s.say(f"race: rung of {epochs:g} epochs, {len(alive)} runs{again}")
         return scores
 
     return run
@@ -280,9 +290,11 @@ def _decision(
     noise: float,
     notes: list[str],
     s: RecipeState,
+    again: dict[tuple[Entrant, float], TrialResult] | None = None,
 ) -> Decision:
-    """The race's `Decision`: a row per run (rung by rung, best first), the winner's
-    settings, the rungs, the runs each rung made and the sentence."""
+    """The race's `Decision`: a row per run (rung by rung, best first, with its second
+    seed's metric when ``again`` holds one), the winner's settings, the rungs, the runs each
+    rung made and the sentence."""
     rows, keys = [], []
     held = [k for k, ranked in enumerate(table) if ranked]
     for i, k in enumerate(held):
@@ -290,6 +302,9 @@ def _decision(
         for e, score in table[k]:
             r = runs[(e, rungs[k])]
             keys.append(r.key)
+            second = (again or {}).get((e, rungs[k]))
+            if second is not None:
+                keys.append(second.key)
             cls = classes.get((e, rungs[k]), "ok")
             run = RaceRun(
                 e,
@@ -301,30 +316,11 @@ def _decision(
                 r.key,
                 cls in ("diverged", "collapsed"),
                 cls,
+                None if second is None else _final(second.history),
             )
             rows.append(run.to_row())
     counts = [len(ranked) for ranked in table]
-    last = ", ".join(
-        f"{e.label()}: "
-        + ("blew up" if sc == -math.inf else f"{_final(runs[(e, rungs[-1])].history):.4f}")
-        for e, sc in table[-1]
-    )
-    first = [e for e, _ in table[0] if not e.default]
-    reason = (
-        f"{counts[0]} entrants (the default, and each batch's range-test max LR times "
-        f"{', '.join(f'{f:.3g}' for f in sorted({e.lr_factor for e in first}))}, at weight "
-        f"decay {', '.join(f'{w:g}' for w in sorted({e.weight_decay for e in first}))}) "
-        f"raced over 1cycle runs of {', '.join(f'{e:g}' for e in rungs)} epochs "
-        f"({' -> '.join(map(str, counts))} runs, the best third going on); the full runs: "
-        f"{last}; {winner.label()} won"
-        + (
-            f" (ties within the metric's noise {noise:.3g} go to the reading, then the better "
-            "score, then the larger batch)"
-            if noise
-            else ""
-        )
-        + ("; " + "; ".join(notes) if notes else "")
-    )
+    reason = _reason(table, runs, winner, rungs, noise, notes, len(again or {}))
     return Decision(
         name="race",
         value=winner.max_lr,
@@ -344,4 +340,45 @@ def _decision(
             noise=noise,
         ),
         compute=s.ctx.ledger.cost("race"),
+    )
+
+
+def _reason(
+    table: list[list[tuple[Entrant, float]]],
+    runs: dict[tuple[Entrant, float], TrialResult],
+    winner: Entrant,
+    rungs: tuple[float, ...],
+    noise: float,
+    notes: list[str],
+    again: int,
+) -> str:
+    """The race's sentence: the entrants, the rungs, the full runs, the winner, the second
+    seeds (``again`` runs) and the budget's cuts."""
+    counts = [len(ranked) for ranked in table]
+    last = ", ".join(
+        f"{e.label()}: "
+        + ("blew up" if sc == -math.inf else f"{_final(runs[(e, rungs[-1])].history):.4f}")
+        for e, sc in table[-1]
+    )
+    first = [e for e, _ in table[0] if not e.default]
+    return (
+        f"{counts[0]} entrants (the default, and each batch's range-test max LR times "
+        f"{', '.join(f'{f:.3g}' for f in sorted({e.lr_factor for e in first}))}, at weight "
+        f"decay {', '.join(f'{w:g}' for w in sorted({e.weight_decay for e in first}))}) "
+        f"raced over 1cycle runs of {', '.join(f'{e:g}' for e in rungs)} epochs "
+        f"({' -> '.join(map(str, counts))} runs, the best third going on); the full runs: "
+        f"{last}; {winner.label()} won"
+        + (
+            f" (ties within the metric's noise {noise:.3g} go to the reading, then the better "
+            "score, then the larger batch)"
+            if noise
+            else ""
+        )
+        + (
+            f"; {again} runs were run again from a second seed, the mean of the two "
+            "ranking them"
+            if again
+            else ""
+        )
+        + ("; " + "; ".join(notes) if notes else "")
     )

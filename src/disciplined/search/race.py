@@ -19,7 +19,9 @@ reading. The range tests draw the box, and full 1cycle runs decide inside it:
   best third by validation metric goes on (equal metrics, common on a small validation
   split, ranked by the validation loss; the best of each batch size and max LR first,
   so entrants that differ only in weight decay do not crowd out other LRs), and at most
-  `FINALISTS` run the full length;
+  `FINALISTS` run the full length; before the last rung, its best `RESEED` run again from
+  a second seed and the mean of the two seeds ranks them (F-Race's second look at the
+  close contenders: one seed's metric is a noisy pick);
 - the winner is the best full run, its lead counted only beyond the metric's noise (ties
   go to the range test's own reading, then to the better score, then to the larger batch).
   Its run is the final run.
@@ -49,7 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "BACKOFFS",
@@ -63,9 +65,11 @@ __all__ = [
     "RACE_ETA",
     "RACE_MOMENTA",
     "REACH_FROM",
+    "RESEED",
     "RUNNER_UP_FACTORS",
     "WIDE_LR_FACTORS",
     "Entrant",
+    "Fitted",
     "RaceRun",
     "default_entrant",
     "fit_to_budget",
@@ -126,6 +130,13 @@ for the LR, not the weight decay: on the MNIST-1D CNN at 10 epochs one seed of n
 max LR 0.02 at batch 32 and weight decay 1e-2; the runner-up 1e-3 raced only at 0.02, was
 cut at the first rung, and the winner (1e-2 at 0.06) scored 66.6% where the other seeds'
 1e-3 or 0 at 0.04-0.16 scored 84-94%."""
+RESEED = 3
+"""How many of the best runs of the rung before the last run again from a second seed, the
+mean of the two seeds then ranking them for the last rung (F-Race's idea: Birattari et al.
+2002). One seed's validation metric is a noisy pick: over the oracle grids of the 20
+development tasks, choosing a grid point by one seed's metric and judging it on a third seed
+summed 14.6 points of regret, by the mean of two seeds 7.3, and by giving the best three of
+one seed a second seed 10.5 (`docs/design-notes.md`)."""
 RACE_MOMENTA = (0.9,)
 """Maximum momenta raced beside the default cycle (0.95 down to 0.85) at each batch's
 reading, in place of the momentum range tests (0.9 cycles down to 0.8)."""
@@ -165,8 +176,9 @@ class Entrant:
 @dataclass(frozen=True)
 class RaceRun:
     """One run of the race: the entrant, the rung (0 first), its cycle's epochs, the
-    score it was ranked by (the validation metric, higher better; -inf when it blew up),
-    the metric itself, and whether it went on to the next rung."""
+    score it was ranked by (the validation metric, higher better, or the mean of two seeds';
+    -inf when it blew up), the metric itself, whether it went on to the next rung, and the
+    second seed's metric when it ran one."""
 
     entrant: Entrant
     rung: int
@@ -177,6 +189,7 @@ class RaceRun:
     key: str = ""
     blew_up: bool = False
     run_class: str = "ok"
+    second_metric: float | None = None
 
     def to_row(self) -> dict[str, Any]:
         """A row of the race's evidence table."""
@@ -194,6 +207,7 @@ class RaceRun:
             "blew_up": self.blew_up,
             "advanced": self.advanced,
             "trial": self.key or None,
+            "second_seed_metric": self.second_metric,
         }
 
 
@@ -293,14 +307,32 @@ def race_cost(n: int, rungs: Sequence[float], finalists: int = FINALISTS) -> flo
     return sum(c * e for c, e in zip(rung_counts(n, len(rungs), finalists), rungs, strict=True))
 
 
+class Fitted(NamedTuple):
+    """What `fit_to_budget` kept: the entrants, how many run the full length, a sentence per
+    cut, and how many of the rung before the last run a second seed (`RESEED`, or 0)."""
+
+    entrants: list[Entrant]
+    finalists: int
+    notes: list[str]
+    reseed: int
+
+
+def reseed_cost(rungs: Sequence[float], reseed: int) -> float:
+    """Epochs the second seeds of ``reseed`` runs of the rung before the last cost (none
+    with one rung)."""
+    return reseed * rungs[-2] if len(rungs) > 1 else 0.0
+
+
 def fit_to_budget(
-    entrants: list[Entrant], rungs: tuple[float, ...], room: float
-) -> tuple[list[Entrant], int, list[str]]:
-    """The entrants and the finalists the budget ``room`` (epochs) pays for, with a sentence
-    per cut: first one finalist; then the momentum entrants; then the entrants reaching
+    entrants: list[Entrant], rungs: tuple[float, ...], room: float, reseed: int = 0
+) -> Fitted:
+    """The entrants, the finalists and the second seeds (``reseed`` runs of the rung before
+    the last, `reseed_cost`) the budget ``room`` (epochs) pays for, with a sentence per
+    cut: first one finalist; then the momentum entrants; then the entrants reaching
     beyond 3x the reading (`REACH_FROM`: the speculative end of the box, which on the
     BatchNorm CNN and the residual net, whose range tests leave the race about 3 final runs,
-    pushed the grid's best batch out of the race); then the smallest batch sizes;
+    pushed the grid's best batch out of the race); then the second seeds (back at the end
+    if the later cuts left room for them); then the smallest batch sizes;
     then the LR factors furthest from each reading (never the reading itself); then the
     weight decays' runner-up. What the range tests read least reliably stays longest: the
     LR reading sits 3-10x from a cycle's best on several zoo tasks, and a weight-decay
@@ -309,11 +341,13 @@ def fit_to_budget(
     the batches left that CNN at the reading alone, 2-4x too low (75% mean over 9 seeds). The
     race always keeps one entrant (a single full run)."""
     finalists, notes = FINALISTS, []
+    reseed = wanted = reseed if len(rungs) > 1 else 0
 
     def cost() -> float:
-        return race_cost(len(entrants), rungs, finalists)
+        return race_cost(len(entrants), rungs, finalists) + reseed_cost(rungs, reseed)
 
-    if cost() > room and finalists > 1 and race_cost(len(entrants), rungs, 1) < cost():
+    n = len(entrants)
+    if cost() > room and finalists > 1 and race_cost(n, rungs, 1) < race_cost(n, rungs, finalists):
         finalists = 1
         notes.append("the budget left room for one full-length run")
     if cost() > room and any(e.max_momentum is not None and not e.default for e in entrants):
@@ -327,6 +361,9 @@ def fit_to_budget(
             + ", ".join(f"{f:.3g}x" for f in sorted({e.lr_factor for e in reach}))
             + " the reading"
         )
+    if cost() > room and reseed:
+        reseed = 0
+        notes.append("the budget left no room for a second seed")
     batches = sorted({e.batch_size for e in entrants if not e.default})
     while cost() > room and len(batches) > 1:
         entrants = [e for e in entrants if e.batch_size != batches[0] or e.default]
@@ -349,7 +386,10 @@ def fit_to_budget(
         drop = max(entrants, key=lambda e: (not e.default, e.tie_rank()))
         entrants = [e for e in entrants if e is not drop]
         notes.append(f"the budget left no room for {drop.label()}")
-    return entrants, finalists, notes
+    if wanted and not reseed and cost() + reseed_cost(rungs, wanted) <= room:
+        reseed = wanted  # the cuts after the second seeds left room for them
+        notes.remove("the budget left no room for a second seed")
+    return Fitted(entrants, finalists, notes, reseed)
 
 
 def rank_runs(
@@ -380,6 +420,8 @@ def halve(
     run: Callable[[list[Entrant], float], list[float]],
     learned: Callable[[Entrant, float], bool] | None = None,
     loss: Callable[[Entrant, float], float] | None = None,
+    reseed: Callable[[list[Entrant], float], list[float]] | None = None,
+    reseed_top: int = 0,
 ) -> list[list[tuple[Entrant, float]]]:
     """Successive halving: ``run(alive, epochs)`` scores each entrant alive at a rung
     (higher is better; NaN or -inf: it blew up), and ``counts[k + 1]`` go on (`survivors`);
@@ -390,10 +432,18 @@ def halve(
     what they would have cost buys full-length runs (at least ``counts[-1]``), chosen by
     `plateau_pick`; their rows are empty. When every run of a rung blew up, it runs again
     with every max LR a tenth as large, at most `BACKOFFS` times (the rung's row holds every
-    try). Returns each rung's ``(entrant, score)`` pairs, best first (ties by the loss, then
-    `Entrant.tie_rank`)."""
+    try). At the rung before the last, the best ``reseed_top`` runs that learned (one per
+    batch size and max LR first, `survivors`' order) run again from a second seed
+    (``reseed(entrants, epochs)``, scored as ``run`` scores), and each one's score is the mean
+    of its two seeds (-inf when either blew up) before the rung is ranked and cut; with fewer
+    than two to compare it is skipped. When the middle rungs are skipped (no run left its
+    plateau), what those second seeds would have cost buys full-length runs too, and when
+    that makes four or more, half of them are second seeds of the other half, the mean of
+    the two ranking each: whether a run leaves its plateau at all can depend on the seed.
+    Returns each rung's ``(entrant, score)`` pairs, best
+    first (ties by the loss, then `Entrant.tie_rank`)."""
     learned = learned or (lambda _e, _epochs: True)
-    alive, table, k = list(entrants), [], 0
+    alive, table, k, last_reseed = list(entrants), [], 0, False
     while k < len(rungs):
         epochs = rungs[k]
         at = None if loss is None else (lambda e, ep=epochs: loss(e, ep))
@@ -405,22 +455,57 @@ def halve(
             alive = [e.lowered(10.0) for e in alive]
             ranked = _scored(alive, run(alive, epochs), at)
             tried = rank_runs(ranked + tried, at)
+        grew = [e for e, sc in tried if sc > -math.inf and learned(e, epochs)]
+        if reseed is not None and k + 2 == len(rungs) and len(grew) > 1 and reseed_top > 1:
+            tried = _second_seed(tried, _distinct_first(grew)[:reseed_top], epochs, reseed, at)
+        live = [e for e, sc in tried if sc > -math.inf]
+        if reseed is not None and k + 1 == len(rungs) and last_reseed and len(live) > 1:
+            tried = _second_seed(tried, live, epochs, reseed, at)
         table.append(tried)
         if k + 1 == len(rungs):
             break
-        grew = [e for e, sc in tried if sc > -math.inf and learned(e, epochs)]
         if grew:
             alive = survivors(tried, counts[k + 1], lambda e, ep=epochs: learned(e, ep))
             k += 1
             continue
         later = sum(c * r for c, r in zip(counts[k + 1 :], rungs[k + 1 :], strict=True))
+        if reseed is not None and reseed_top > 1:  # the second seeds not run at rung -2
+            later += reseed_top * rungs[-2]
         n = max(counts[-1], int(later // rungs[-1]))
+        if reseed is not None and reseed_top > 1 and n >= 4:
+            last_reseed, n = True, n // 2
         alive = plateau_pick([e for e, sc in tried if sc > -math.inf], n)
         if not alive:  # nothing but blow-ups: the best-ranked go on, lowest LR first
             alive = sorted((e for e, _ in tried), key=lambda e: e.max_lr)[: counts[-1]]
         table += [[] for _ in range(len(rungs) - k - 2)]
         k = len(rungs) - 1
     return table
+
+
+def _second_seed(
+    ranked: list[tuple[Entrant, float]],
+    top: list[Entrant],
+    epochs: float,
+    reseed: Callable[[list[Entrant], float], list[float]],
+    loss: Callable[[Entrant], float] | None,
+) -> list[tuple[Entrant, float]]:
+    """``ranked`` with each of ``top``'s scores replaced by the mean of it and its second
+    seed's (-inf when either is -inf or NaN), and ``top`` ranked first by that mean, then
+    the others in their order, then every run that blew up. The others keep their place
+    below: they scored below ``top`` on the first seed, and a second seed pulls a lucky
+    first score down (the best of many noisy scores is biased up), so a run scored once
+    would otherwise overtake the runs measured twice on that bias alone."""
+    again = dict(zip(top, reseed(top, epochs), strict=True))
+
+    def mean(first: float, second: float) -> float:
+        if math.isnan(second) or second == -math.inf or first == -math.inf:
+            return -math.inf
+        return (first + second) / 2
+
+    group = rank_runs([(e, mean(sc, again[e])) for e, sc in ranked if e in again], loss)
+    rest = [(e, sc) for e, sc in ranked if e not in again]
+    alive = [p for p in group + rest if p[1] > -math.inf]
+    return alive + rank_runs([p for p in group + rest if p[1] == -math.inf], loss)
 
 
 def _distinct_first(entrants: Sequence[Entrant]) -> list[Entrant]:

@@ -640,10 +640,12 @@ def best_at_equal_time(
 
 def metric_noise(metric: float, n: int, kind: str) -> float:
     """Standard error of an accuracy ``metric`` measured on ``n`` samples,
-    ``sqrt(p (1 - p) / n)``; 0 for other kinds of metric (no such formula)."""
+    ``sqrt(p (1 - p) / n)``, with ``p`` kept at least one sample from 0 and 1 (an accuracy
+    of 1.0 on 36 samples is not known to the last sample: the formula's 0 there let a
+    one-sample lead decide); 0 for other kinds of metric (no such formula)."""
     if kind != "classification" or not math.isfinite(metric) or n <= 0:
         return 0.0
-    p = min(max(metric, 0.0), 1.0)
+    p = min(max(metric, 1.0 / n), 1.0 - 1.0 / n) if n > 1 else 0.5
     return math.sqrt(p * (1 - p) / n)
 
 
