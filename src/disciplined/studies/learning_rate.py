@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
 from disciplined.errors import UsageError
 from disciplined.measure.range_test import RangeTest
@@ -25,6 +24,7 @@ from disciplined.studies.context import (
 )
 from disciplined.studies.decide import Decision, Payload, train_last_lr
 from disciplined.tasks import Task
+from disciplined.training.batching import has_batch_norm
 from disciplined.trials.hparams import HParams
 from disciplined.trials.spec import TrialResult
 
@@ -58,16 +58,6 @@ WIDEN = 100.0
 """A sweep still falling at its end is run again with its end LR this many times higher."""
 
 
-BATCHNORM = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.LazyBatchNorm1d,
-    nn.LazyBatchNorm2d,
-    nn.LazyBatchNorm3d,
-    nn.SyncBatchNorm,
-)
-"""The layers whose evaluation uses running statistics (`has_batchnorm`)."""
 BATCHNORM_NOTE = (
     "the validation curve is not read: the model has BatchNorm, whose running statistics "
     "(what evaluation uses) trail the weights a rising LR keeps moving, so its validation "
@@ -77,10 +67,9 @@ BATCHNORM_NOTE = (
 
 def has_batchnorm(task: Task) -> bool:
     """Whether the task's model has a BatchNorm layer: one model built with the default
-    hyper-parameters, the global random state left as it was."""
+    hyper-parameters, the global random state left as it was (`training.has_batch_norm`)."""
     with torch.random.fork_rng(devices=[]):
-        model = task.model()
-    return any(isinstance(m, BATCHNORM) for m in model.modules())
+        return has_batch_norm(task.model())
 
 
 def read_max_lr(test: RangeTest, batchnorm: bool = False) -> tuple[float, str, bool]:

@@ -33,10 +33,18 @@ __all__ = [
     "batch_loss",
     "batches_per_epoch",
     "callable_name",
+    "has_batch_norm",
     "loss_of",
     "model_output",
     "to_device",
 ]
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` has a BatchNorm layer (any of torch's, synchronised or lazy): in
+    training mode it refuses a batch of one sample, so `Batches` never hands it one, and
+    its evaluation uses running statistics, which the LR test's reading allows for."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _is_tensor_pair(data: Data) -> bool:

@@ -40,6 +40,7 @@ from disciplined.training.batching import (
     LossFn,
     batch_loss,
     batches_per_epoch,
+    has_batch_norm,
 )
 from disciplined.training.devices import (
     autocast,
@@ -71,6 +72,7 @@ __all__ = [
     "fit",
     "fit_with",
     "group_momentum",
+    "has_batch_norm",
     "remove_step_listener",
     "resolve_device",
 ]
@@ -486,12 +488,6 @@ def _progress(config: FitConfig, total: int) -> tuple[Any, Callable[[int, int], 
     return bar, report
 
 
-def _has_batch_norm(model: nn.Module) -> bool:
-    """Whether ``model`` has a BatchNorm layer (any of torch's, synchronised or lazy): in
-    training mode it refuses a batch of one sample, so `Batches` never hands it one."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
 def _over_time(run: _RunState, max_seconds: float) -> bool:
     """Whether training has taken more than ``max_seconds`` (on any rank)."""
     return distributed.all_reduce_max(run.train_seconds()) > max_seconds
@@ -518,7 +514,7 @@ def fit_with(
         generator=gen,
         raw=raw,
         shard=shard,
-        no_single=_has_batch_norm(model),
+        no_single=has_batch_norm(model),
     )
     micro = _MicroBatches(batches, config.accumulation_steps)
     steps_per_epoch = max(1, math.ceil(micro.per_epoch / config.accumulation_steps))
