@@ -134,10 +134,15 @@ def test_the_second_seeds_are_paid_for_after_the_reach_and_before_any_batch() ->
     fitted = fit_to_budget(es, rungs, 150, reseed=3)
     assert (len(fitted.entrants), fitted.finalists, fitted.reseed) == (15, 1, 3)
     assert fitted.notes[-1] == "the budget left no room for 10x the reading"
-    # below that the second seeds go before batch 16 does: 15 entrants at 117
+    # below that, the race runs as it would have without them: 15 entrants at 117
     fitted = fit_to_budget(es, rungs, 120, reseed=3)
     assert (len(fitted.entrants), fitted.reseed) == (15, 0)
-    assert fitted.notes[-1] == "the budget left no room for a second seed"
+    assert fitted.notes[0] == "the budget left no room for a second seed"
+    assert fitted.notes[1:] == fit_to_budget(es, rungs, 120).notes
+    # they never cost an entrant beyond the speculative ones: at 100, batch 16 goes (10
+    # entrants, 93) with or without them, as it did without
+    fitted = fit_to_budget(es, rungs, 100, reseed=3)
+    assert fitted.entrants == fit_to_budget(es, rungs, 100).entrants and fitted.reseed == 0
     # at 87, batches 16 and 32 go (5 entrants: 60), which leaves room for them again
     fitted = fit_to_budget(es, rungs, 87, reseed=3)
     assert (len(fitted.entrants), fitted.reseed) == (5, 3)

@@ -71,6 +71,7 @@ __all__ = [
     "Entrant",
     "Fitted",
     "RaceRun",
+    "cut_to_budget",
     "default_entrant",
     "fit_to_budget",
     "halve",
@@ -79,6 +80,7 @@ __all__ = [
     "plateau_pick",
     "race_cost",
     "rank_runs",
+    "reseed_cost",
     "rung_counts",
     "rung_epochs",
     "scaled_readings",
@@ -328,26 +330,48 @@ def fit_to_budget(
 ) -> Fitted:
     """The entrants, the finalists and the second seeds (``reseed`` runs of the rung before
     the last, `reseed_cost`) the budget ``room`` (epochs) pays for, with a sentence per
-    cut: first one finalist; then the momentum entrants; then the entrants reaching
+    cut. The second seeds are bought with the speculative entrants only: one finalist, the
+    momentum entrants and the reach (`cut_to_budget`'s first three cuts); when those do not
+    pay for them, the race runs without them and cuts as it would have (then they come back
+    only if its cuts left room for them), so a race that cannot afford the second seeds
+    loses nothing to them. On the development zoo, cutting the reach and then dropping the
+    second seeds all the same cost the noisy-label MLP its 10x entrants and 1.5 points."""
+    if reseed and len(rungs) > 1:
+        extra = reseed_cost(rungs, reseed)
+        kept, finalists, notes = cut_to_budget(entrants, rungs, room - extra, speculative=True)
+        if race_cost(len(kept), rungs, finalists) <= room - extra:
+            return Fitted(kept, finalists, notes, reseed)
+    kept, finalists, notes = cut_to_budget(entrants, rungs, room)
+    if not reseed or len(rungs) < 2:
+        return Fitted(kept, finalists, notes, 0)
+    if race_cost(len(kept), rungs, finalists) + reseed_cost(rungs, reseed) <= room:
+        return Fitted(kept, finalists, notes, reseed)  # the cuts left room for them
+    return Fitted(kept, finalists, ["the budget left no room for a second seed", *notes], 0)
+
+
+def cut_to_budget(
+    entrants: list[Entrant], rungs: tuple[float, ...], room: float, speculative: bool = False
+) -> tuple[list[Entrant], int, list[str]]:
+    """The entrants and the finalists the budget ``room`` (epochs) pays for, with a sentence
+    per cut: first one finalist; then the momentum entrants; then the entrants reaching
     beyond 3x the reading (`REACH_FROM`: the speculative end of the box, which on the
     BatchNorm CNN and the residual net, whose range tests leave the race about 3 final runs,
-    pushed the grid's best batch out of the race); then the second seeds (back at the end
-    if the later cuts left room for them); then the smallest batch sizes;
-    then the LR factors furthest from each reading (never the reading itself); then the
-    weight decays' runner-up. What the range tests read least reliably stays longest: the
-    LR reading sits 3-10x from a cycle's best on several zoo tasks, and a weight-decay
-    sweep whose curves tie picks the largest value (on the MNIST-1D CNN at 10 epochs, 1e-2
-    on 3 seeds of 9, each then 54-63% where 1e-3 gave 88-93%). Cutting the LR spread before
-    the batches left that CNN at the reading alone, 2-4x too low (75% mean over 9 seeds). The
-    race always keeps one entrant (a single full run)."""
+    pushed the grid's best batch out of the race); with ``speculative`` no further; then
+    the smallest batch sizes; then the LR factors furthest from each reading (never the
+    reading itself); then the weight decays' runner-up. What the range tests read least
+    reliably stays longest: the LR reading sits 3-10x from a cycle's best on several zoo
+    tasks, and a weight-decay sweep whose curves tie picks the largest value (on the
+    MNIST-1D CNN at 10 epochs, 1e-2 on 3 seeds of 9, each then 54-63% where 1e-3 gave
+    88-93%). Cutting the LR spread before the batches left that CNN at the reading alone,
+    2-4x too low (75% mean over 9 seeds). The race always keeps one entrant (a single full
+    run)."""
     finalists, notes = FINALISTS, []
-    reseed = wanted = reseed if len(rungs) > 1 else 0
 
     def cost() -> float:
-        return race_cost(len(entrants), rungs, finalists) + reseed_cost(rungs, reseed)
+        return race_cost(len(entrants), rungs, finalists)
 
     n = len(entrants)
-    if cost() > room and finalists > 1 and race_cost(n, rungs, 1) < race_cost(n, rungs, finalists):
+    if cost() > room and finalists > 1 and race_cost(n, rungs, 1) < cost():
         finalists = 1
         notes.append("the budget left room for one full-length run")
     if cost() > room and any(e.max_momentum is not None and not e.default for e in entrants):
@@ -361,9 +385,8 @@ def fit_to_budget(
             + ", ".join(f"{f:.3g}x" for f in sorted({e.lr_factor for e in reach}))
             + " the reading"
         )
-    if cost() > room and reseed:
-        reseed = 0
-        notes.append("the budget left no room for a second seed")
+    if speculative:
+        return entrants, finalists, notes
     batches = sorted({e.batch_size for e in entrants if not e.default})
     while cost() > room and len(batches) > 1:
         entrants = [e for e in entrants if e.batch_size != batches[0] or e.default]
@@ -386,10 +409,7 @@ def fit_to_budget(
         drop = max(entrants, key=lambda e: (not e.default, e.tie_rank()))
         entrants = [e for e in entrants if e is not drop]
         notes.append(f"the budget left no room for {drop.label()}")
-    if wanted and not reseed and cost() + reseed_cost(rungs, wanted) <= room:
-        reseed = wanted  # the cuts after the second seeds left room for them
-        notes.remove("the budget left no room for a second seed")
-    return Fitted(entrants, finalists, notes, reseed)
+    return entrants, finalists, notes
 
 
 def rank_runs(
