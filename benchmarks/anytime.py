@@ -1,7 +1,8 @@
 """The race's anytime curve (issue 32, item 4): the quality `tune` reaches against its budget,
 over the development zoo, and the smallest budget that loses nothing to a large one.
 
-For every task of `benchmarks/zoo/tasks.py`, seed and budget ``k`` of ``--budgets``
+For every task of the development zoo (`decision_quality.DEV`: `benchmarks/zoo/tasks.py`
+and the held-out tasks moved to it), seed and budget ``k`` of ``--budgets``
 (multiples of the task's epochs, i.e. final runs: 6, 9, 12 and 18 by default),
 `disciplined.tune` runs with ``budget=k x epochs`` (and the task's epochs and optimizer, 300-step
 range tests) on the validation split, the test split sealed, exactly as
@@ -68,14 +69,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import fair  # noqa: E402
 from _common import cache_dir, header, pool_map  # noqa: E402
 from decision_quality import (  # noqa: E402
+    DEV,
     RETRAIN,
     final_seconds,
     judge,
+    load_dev_oracle,
     score_on_test,
     tune_zoo,
 )
-from oracle import load, reference  # noqa: E402
-from zoo.tasks import ZOO  # noqa: E402
+from oracle import reference  # noqa: E402
 
 from disciplined.recipe.plan import RACE_BUDGET_FACTOR  # noqa: E402
 
@@ -289,7 +291,7 @@ def summarize(
                 judged = [{**r, "epochs": 0.0} for r in rs]
             tasks[n] = judge(reference(oracle[n]), oracle[n]["test"], judged)
             for r in rs:
-                spent_epochs.append(r["epochs"] / ZOO[n].epochs)
+                spent_epochs.append(r["epochs"] / DEV[n].epochs)
                 final = r.get("final_seconds", math.nan)
                 spent_seconds.append(r["seconds"] / final if final and final > 0 else math.nan)
                 seconds.append(r["seconds"])
@@ -509,7 +511,7 @@ def main() -> None:
         default="6,9,12,18,default",
         help="final runs (multiples of the task's epochs), and 'default' for budget=None",
     )
-    ap.add_argument("--tasks", default=",".join(ZOO))
+    ap.add_argument("--tasks", default=",".join(DEV))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     ap.add_argument("--cache", default=None, help="folder for tune outputs (resume, chunks)")
@@ -519,7 +521,7 @@ def main() -> None:
     args = ap.parse_args()
     os.chdir(ROOT)
     torch.set_num_threads(1)
-    oracle = load()
+    oracle = load_dev_oracle()
     try:
         budgets = parse_budgets(args.budgets)
     except ValueError as exc:
@@ -529,9 +531,9 @@ def main() -> None:
     else:
         names = [n for n in args.tasks.split(",") if n]
         seeds, steps = list(range(args.seeds)), STEPS
-    unknown = [n for n in names if n not in ZOO]
+    unknown = [n for n in names if n not in DEV]
     if unknown:
-        ap.error(f"unknown task(s) {unknown}: one of {', '.join(ZOO)}")
+        ap.error(f"unknown task(s) {unknown}: one of {', '.join(DEV)}")
     missing = [n for n in names if "test" not in oracle.get(n, {})]
     if missing:
         raise SystemExit(
@@ -556,7 +558,7 @@ def main() -> None:
                 if row is not None:
                     runs[(n, s, k)] = row
                     continue
-                budget = None if k is None else k * ZOO[n].epochs
+                budget = None if k is None else k * DEV[n].epochs
                 jobs.append((n, s, str(folder), budget, steps))
                 keys.append((n, s, k))
     read_back = len(runs)
