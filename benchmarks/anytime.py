@@ -603,7 +603,8 @@ def main() -> None:
         )
     print(head)
     print(
-        f"- tasks: {', '.join(names)} (`benchmarks/zoo/tasks.py`); seeds {seeds}; budgets "
+        f"- tasks: {', '.join(names)} (`benchmarks/zoo/tasks.py` and the held-out tasks "
+        f"moved to the development zoo); seeds {seeds}; budgets "
         f"{', '.join(label(k) for k in budgets)} (final runs: multiples of the task's "
         f"epochs); {steps}-step range tests; {workers} worker process(es) of 1 torch thread\n"
         f"- rows: {len(jobs)} tuned now ({elapsed:.0f} s for the tunes, {scored:.0f} s with "
