@@ -120,3 +120,118 @@ def test_oracle_quick_reads_the_heldout_file_only():
         timeout=600,
     )
     assert bad.returncode != 0 and "unknown zoo task" in bad.stderr
+
+
+NEW_FOUR = ("deepsets-sum", "groupnorm-cnn", "quantile-reg", "glu-mlp-adamw")
+"""The four held-out tasks added last (2026-12-07), their oracles still to run."""
+
+
+def test_the_four_added_last_are_listed_with_their_epochs_and_optimizers(in_root):
+    got = {n: (HELDOUT[n].epochs, HELDOUT[n].optimizer) for n in NEW_FOUR}
+    assert got == {
+        "deepsets-sum": (15, "sgd"),
+        "groupnorm-cnn": (15, "sgd"),
+        "quantile-reg": (20, "sgd"),
+        "glu-mlp-adamw": (10, "adamw"),
+    }
+    sizes = {}
+    for n in NEW_FOUR:
+        val = load_task(HELDOUT[n].ref)
+        sizes[n] = (val.num_train, val.num_val, val.kind, val.metric_name)
+    assert sizes == {
+        "deepsets-sum": (3000, 1000, "regression", "r2"),
+        "groupnorm-cnn": (1079, 359, "classification", "accuracy"),
+        "quantile-reg": (3600, 1200, "regression", "d2_pinball"),
+        "glu-mlp-adamw": (4800, 1600, "classification", "accuracy"),
+    }
+
+
+def test_the_four_added_last_pass_the_task_check(in_root):
+    from disciplined.tasks.check import check_task
+
+    for n in NEW_FOUR:
+        check_task(load_task(HELDOUT[n].ref))
+
+
+def test_deepsets_is_invariant_to_the_order_of_a_sets_elements_and_its_padding(in_root):
+    from zoo.heldout import SET_SIZE, _DeepSets
+
+    task = load_task(HELDOUT["deepsets-sum"].ref)
+    x = task.train_data[0][:16]
+    assert x.shape == (16, SET_SIZE, 2)
+    sizes = x[..., 1].sum(1)
+    assert bool(((sizes >= 10) & (sizes <= SET_SIZE)).all())
+    assert bool((x[..., 0][x[..., 1] == 0] == 0).all())  # padding is (0, 0)
+    torch.manual_seed(0)
+    model = _DeepSets().eval()
+    shuffled = x[:, torch.randperm(SET_SIZE)]
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (16, 1)
+        assert torch.allclose(out, model(shuffled), atol=1e-5)
+        # a padded slot's value is ignored
+        moved = x.clone()
+        moved[..., 0] = torch.where(moved[..., 1] > 0, moved[..., 0], torch.tensor(5.0))
+        assert torch.allclose(out, model(moved), atol=1e-5)
+
+
+def test_groupnorm_cnn_has_no_batchnorm_and_scores_a_sample_alike_alone_or_in_a_batch(in_root):
+    task = load_task(HELDOUT["groupnorm-cnn"].ref)
+    x = task.train_data[0][:8]
+    assert x.shape == (8, 1, 8, 8)
+    torch.manual_seed(0)
+    model = task.build_model({})
+    kinds = {type(m) for m in model.modules()}
+    assert torch.nn.GroupNorm in kinds
+    assert not any(issubclass(k, torch.nn.modules.batchnorm._BatchNorm) for k in kinds)
+    model.train()  # GroupNorm uses no batch statistics, even while training
+    with torch.no_grad():
+        assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5)
+
+
+def test_pinball_loss_and_its_d2_on_known_inputs():
+    from sklearn.metrics import d2_pinball_score
+    from zoo.heldout import QUANTILE, _pinball, pinball_d2
+
+    assert QUANTILE == 0.9
+    y = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    # above the target costs 0.1 per unit, below it 0.9
+    assert _pinball(torch.tensor([1.0, 1.0, 1.0, 1.0]), y).item() == pytest.approx(
+        (0.1 * 1 + 0 + 0.9 * 1 + 0.9 * 2) / 4
+    )
+    assert _pinball(y.reshape(-1, 1), y).item() == 0.0  # the model's (n, 1) outputs
+    assert pinball_d2(y.reshape(-1, 1), y).item() == pytest.approx(1.0)
+    const = torch.quantile(y, 0.9).expand(4, 1)
+    assert pinball_d2(const, y).item() == pytest.approx(0.0, abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(200, generator=g)
+    f = 0.5 * y + torch.randn(200, generator=g)
+    want = d2_pinball_score(y.numpy(), f.numpy(), alpha=0.9)
+    assert pinball_d2(f.reshape(-1, 1), y).item() == pytest.approx(want, abs=1e-4)
+
+
+def test_quantile_reg_targets_are_standardized_and_its_model_gives_one_output(in_root):
+    task = load_task(HELDOUT["quantile-reg"].ref)
+    x, y = task.train_data
+    assert x.shape == (3600, 8) and y.shape == (3600,)
+    assert abs(y.mean().item()) < 1e-4 and y.std().item() == pytest.approx(1.0, abs=1e-3)
+    out = task.build_model({})(x[:8])
+    assert out.shape == (8, 1)
+
+
+def test_glu_mlp_is_gated_and_layer_normed(in_root):
+    task = load_task(HELDOUT["glu-mlp-adamw"].ref)
+    x, y = task.train_data
+    assert x.shape == (4800, 32) and set(y.unique().tolist()) == set(range(5))
+    model = task.build_model({})  # load_task imports the file afresh: compare by class name
+    blocks = [m for m in model.modules() if type(m).__name__ == "_SwiGLUBlock"]
+    assert len(blocks) == 2
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in model.modules()) == 3
+    assert model(x[:8]).shape == (8, 5)
+    # the gate multiplies: a zero gate half silences a block
+    block = blocks[0]
+    with torch.no_grad():
+        block.gate_up.weight[: block.out.in_features] = 0.0
+        block.gate_up.bias[: block.out.in_features] = 0.0
+        h = torch.randn(4, 96)
+        assert torch.allclose(block(h), h + block.out.bias, atol=1e-6)

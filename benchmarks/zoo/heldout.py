@@ -24,6 +24,10 @@ them as `zoo.tasks.ZooEntry` records whose ``ref`` names this file, so the oracl
 | multilabel_bce | multi-label, BCE, label accuracy (synthetic) | 2400/800/800 | MLP 40-128-128-8 |
 | embed_tabular | categorical embeddings, AdamW (synthetic) | 6000/2000/2000 | 6 embeddings + MLP |
 | hetero_nll | Gaussian NLL, mean and variance (Friedman #1) | 3000/1000/1000 | MLP 10-64-64-2 |
+| deepsets_sum | sets, permutation-invariant, R^2 (synthetic) | 3000/1000/1000 | DeepSets, 64 |
+| groupnorm_cnn | 2-D CNN with GroupNorm (noisy digits) | 1079/359/359 | Conv2d 32-32-64 + GN |
+| quantile_reg | 0.9 quantile, pinball loss, D^2 (Friedman #2) | 3600/1200/1200 | MLP 8-64-64-1 |
+| glu_mlp_adamw | gated linear units, LayerNorm, AdamW (synth.) | 4800/1600/1600 | 2 SwiGLU of 96 |
 
 The time-ordered tasks (co2_forecast, mackey_forecast) split chronologically (train the
 earliest 60% of forecast origins, validation the next 20%, test the last 20%, with no
@@ -743,6 +747,287 @@ def hetero_nll(split: str = "val", seed: int = 0) -> Task:
     )
 
 
+# --------------------------------------------------------------------------- sets
+
+
+SET_SIZE = 20
+"""The padded length of `deepsets_sum`'s sets (each holds 10 to 20 elements)."""
+
+
+@lru_cache(maxsize=1)
+def _sets(n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic sets (seed 2718) of 10 to 20 scalars, each padded to `SET_SIZE` as
+    (value, present) pairs, the padding (0, 0); a set's values are drawn from a Gaussian of
+    random centre (N(0, 1)) and spread (uniform in [0.3, 1.5]) or, for a third of the sets,
+    a Student t with 3 degrees of freedom at that centre and spread (heavy tails). The
+    target is the set's range (max - min) plus Gaussian noise of 0.1 times the ranges'
+    std."""
+    rng = np.random.default_rng(2718)
+    x = np.zeros((n, SET_SIZE, 2))
+    ranges = np.empty(n)
+    for i in range(n):
+        k = int(rng.integers(10, SET_SIZE + 1))
+        centre, spread = rng.normal(), rng.uniform(0.3, 1.5)
+        draw = rng.standard_t(3, k) if rng.random() < 1 / 3 else rng.standard_normal(k)
+        v = centre + spread * draw
+        x[i, :k, 0], x[i, :k, 1] = v, 1.0
+        ranges[i] = v.max() - v.min()
+    return x, ranges + 0.1 * ranges.std() * rng.standard_normal(n)
+
+
+class _DeepSets(nn.Module):
+    """A permutation-invariant DeepSets net: the same MLP 1-64-64 on every element's value
+    (phi), summed over the elements present (the second input channel is 1 for an element,
+    0 for padding) and divided by the padded length (a fixed scale, so the sum still tells
+    how many elements there are), then an MLP 64-64-1 (rho)."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(1, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+        self.rho = _mlp([width, width, 1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.phi(x[..., :1]) * x[..., 1:]
+        return self.rho(h.sum(1) / x.shape[1])
+
+
+def deepsets_sum(split: str = "val", seed: int = 0) -> Task:
+    """A permutation-invariant set model: 5,000 synthetic sets of 10 to 20 scalars (padded
+    to 20 with a presence flag), the target each set's range plus noise (standardized); a
+    DeepSets net (a shared MLP per element, a sum over the elements present, an MLP 64-64-1)
+    trained on MSE, scored by R^2; 60/20/20 split at random by ``seed``."""
+    x, y = _sets()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = x.copy()
+    mean, std = x[tr, :, 0][x[tr, :, 1] > 0].mean(), x[tr, :, 0][x[tr, :, 1] > 0].std()
+    x[..., 0] = np.where(x[..., 1] > 0, (x[..., 0] - mean) / std, 0.0)
+    y = (y - y[tr].mean()) / y[tr].std()
+    name = "heldout-deepsets-sum"
+    f32 = torch.float32
+    return _regression(
+        name,
+        lambda hp: _DeepSets(),
+        _tensors(x, y, tr, f32),
+        _pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        64,
+        "synthetic sets of 10-20 scalars (3000 train), range + noise, DeepSets: MLP 1-64-64 "
+        "per element, sum, MLP 64-64-1",
+        split,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- group norm
+
+
+class _GroupNormCNN(nn.Module):
+    """A small 2-D CNN with GroupNorm (8 groups) after every convolution and no BatchNorm:
+    Conv(1, 32), GN, ReLU, Conv(32, 32), GN, ReLU, 2x2 max pool, Conv(32, 64), GN, ReLU,
+    global average pool, a linear head."""
+
+    def __init__(self, classes: int = 10, groups: int = 8) -> None:
+        super().__init__()
+
+        def conv(a: int, b: int) -> list[nn.Module]:
+            return [nn.Conv2d(a, b, 3, padding=1, bias=False), nn.GroupNorm(groups, b), nn.ReLU()]
+
+        self.net = nn.Sequential(
+            *conv(1, 32),
+            *conv(32, 32),
+            nn.MaxPool2d(2),
+            *conv(32, 64),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@lru_cache(maxsize=1)
+def _noisy_digits(shift: int = 1, noise: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits (1,797 images, pixels / 16 in [0, 1]), each moved once by
+    up to ``shift`` pixels each way (zero-filled) and given Gaussian pixel noise of std
+    ``noise`` (seed 88): a fixed corruption of the data set, the same in every split, so
+    that the clean digits' 98-99% is out of reach."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(88)
+    padded = np.pad((x / 16.0).reshape(-1, 8, 8), ((0, 0), (shift, shift), (shift, shift)))
+    dy, dx = rng.integers(0, 2 * shift + 1, (2, len(y)))
+    moved = np.stack([p[a : a + 8, b : b + 8] for p, a, b in zip(padded, dy, dx, strict=True)])
+    moved = moved + noise * rng.standard_normal(moved.shape)
+    return moved.reshape(-1, 1, 8, 8), y
+
+
+def groupnorm_cnn(split: str = "val", seed: int = 0) -> Task:
+    """A 2-D CNN normalized by GroupNorm (no BatchNorm: nothing depends on the batch's
+    statistics) on scikit-learn's 8x8 digits, each shifted by up to a pixel and given pixel
+    noise once (seeded, `_noisy_digits`), one channel; 60/20/20 split at random by
+    ``seed``."""
+    x, y = _noisy_digits()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    name = "heldout-groupnorm-cnn"
+    return _classifier(
+        name,
+        lambda hp: _GroupNormCNN(),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        32,
+        "digits 8x8, shifted and noisy (1079 train), Conv2d 32-32-64 with GroupNorm(8), "
+        "global average pool",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- quantile
+
+
+QUANTILE = 0.9
+"""The quantile `quantile_reg` predicts."""
+
+
+@lru_cache(maxsize=1)
+def _friedman2_skewed(n: int = 6000) -> tuple[np.ndarray, np.ndarray]:
+    """Friedman's #2 function of 4 inputs (scikit-learn's ``make_friedman2``, seed 53;
+    ``sqrt(x0^2 + (x1 x2 - 1 / (x1 x3))^2)``) and 4 uniform inputs u0..u3 that it does not
+    read, plus skewed noise: a centred exponential times a scale that two of those inputs
+    set, the function's std times ``0.05 + 0.75 (1 + sin(2 pi u0) sin(2 pi u1))`` (a
+    checkerboard of quiet and loud cells). The 0.9 quantile is then the function plus
+    ``ln 10 - 1`` times the scale: neither the mean nor the mean plus a constant (the true
+    quantile explains about 34% of the pinball loss, the function plus the best constant
+    offset about 28%)."""
+    from sklearn.datasets import make_friedman2
+
+    x, f = make_friedman2(n_samples=n, noise=0.0, random_state=53)
+    rng = np.random.default_rng(53)
+    noise = rng.exponential(1.0, n) - 1.0
+    u = rng.random((n, 4))
+    cells = np.sin(2 * np.pi * u[:, 0]) * np.sin(2 * np.pi * u[:, 1])
+    scale = f.std() * (0.05 + 0.75 * (1.0 + cells))
+    return np.concatenate([x, u], 1), f + scale * noise
+
+
+def _pinball(outputs: torch.Tensor, targets: torch.Tensor, q: float = QUANTILE) -> torch.Tensor:
+    """The mean pinball (quantile) loss of predicting ``outputs`` for ``targets`` at quantile
+    ``q``: ``q (y - f)`` where the target is above, ``(1 - q) (f - y)`` where below."""
+    diff = targets - outputs.reshape(targets.shape)
+    return torch.maximum(q * diff, (q - 1.0) * diff).mean()
+
+
+def pinball_d2(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The share of pinball loss explained (D^2 at quantile `QUANTILE`, higher is better;
+    scikit-learn's ``d2_pinball_score``) within one batch: one minus the model's mean pinball
+    loss over that of the batch's own empirical quantile as a constant prediction."""
+    const = torch.quantile(targets.reshape(-1), QUANTILE).expand_as(targets)
+    return 1.0 - _pinball(outputs, targets) / _pinball(const, targets).clamp_min(1e-12)
+
+
+def quantile_reg(split: str = "val", seed: int = 0) -> Task:
+    """Quantile regression: the 0.9 quantile of a target with skewed, input-dependent noise
+    (Friedman #2 plus 4 unused inputs, 6,000 samples, standardized) from an MLP 8-64-64-1
+    trained on the pinball loss, scored by the share of pinball loss explained against the
+    batch's constant 0.9 quantile (D^2); 60/20/20 split at random by ``seed``."""
+    x, y = _friedman2_skewed()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    y = (y - y[tr].mean()) / y[tr].std()
+    name = "heldout-quantile-reg"
+    f32 = torch.float32
+    return Task(
+        name=name,
+        build_model=lambda hp: _mlp([x.shape[1], 64, 64, 1]),
+        train_data=_tensors(x, y, tr, f32),
+        val_data=_pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        loss_fn=_pinball,
+        metric=pinball_d2,
+        metric_name="d2_pinball",
+        kind="regression",
+        higher_is_better=True,
+        default_batch_size=64,
+        description="Friedman #2 with skewed input-dependent noise (3600 train), MLP "
+        "8-64-64-1, pinball loss at q = 0.9",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- gated units
+
+
+@lru_cache(maxsize=1)
+def _hard_classes() -> tuple[np.ndarray, np.ndarray]:
+    """8,000 synthetic samples of 32 features (12 informative, 8 redundant), 5 classes of
+    three clusters each, close together (class_sep 0.7), 10% of the labels flipped
+    (scikit-learn's ``make_classification``, seed 777)."""
+    from sklearn.datasets import make_classification
+
+    return make_classification(
+        n_samples=8000,
+        n_features=32,
+        n_informative=12,
+        n_redundant=8,
+        n_classes=5,
+        n_clusters_per_class=3,
+        flip_y=0.1,
+        class_sep=0.7,
+        random_state=777,
+    )
+
+
+class _SwiGLUBlock(nn.Module):
+    """A pre-norm residual block of gated linear units: LayerNorm, then
+    ``W_out(silu(W_gate h) * W_up h)`` (SwiGLU) added back to the input."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.gate_up = nn.Linear(width, 2 * hidden)
+        self.out = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(self.norm(x)).chunk(2, dim=-1)
+        return x + self.out(nn.functional.silu(gate) * up)
+
+
+class _GLUMLP(nn.Module):
+    """A linear stem to ``width``, ``blocks`` SwiGLU blocks, a final LayerNorm and a linear
+    head."""
+
+    def __init__(self, inputs: int, classes: int, width: int = 96, blocks: int = 2) -> None:
+        super().__init__()
+        self.stem = nn.Linear(inputs, width)
+        self.blocks = nn.Sequential(*(_SwiGLUBlock(width, 2 * width) for _ in range(blocks)))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.blocks(self.stem(x))))
+
+
+def glu_mlp_adamw(split: str = "val", seed: int = 0) -> Task:
+    """An MLP of gated linear units: a hard synthetic problem (scikit-learn's
+    ``make_classification``: 8,000 samples, 32 features, 5 classes of three clusters each,
+    10% of the labels flipped), standardized, through a linear stem of 96, two pre-norm
+    SwiGLU residual blocks (LayerNorm, gate and value of 192) and a LayerNorm head, trained
+    with AdamW; 60/20/20 split at random by ``seed``."""
+    x, y = _hard_classes()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    name = "heldout-glu-mlp-adamw"
+    return _classifier(
+        name,
+        lambda hp: _GLUMLP(x.shape[1], 5),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        64,
+        "synthetic 5 classes, 10% labels flipped (4800 train, 32 features), stem 32-96, "
+        "2 SwiGLU blocks (LayerNorm, 192), AdamW",
+        options={"split": split, "seed": seed},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -761,6 +1046,10 @@ HELDOUT: dict[str, ZooEntry] = {
         ZooEntry("multilabel-bce", "multilabel_bce", 20, module="heldout"),
         ZooEntry("embed-tabular", "embed_tabular", 10, optimizer="adamw", module="heldout"),
         ZooEntry("hetero-nll", "hetero_nll", 20, module="heldout"),
+        ZooEntry("deepsets-sum", "deepsets_sum", 15, module="heldout"),
+        ZooEntry("groupnorm-cnn", "groupnorm_cnn", 15, module="heldout"),
+        ZooEntry("quantile-reg", "quantile_reg", 20, module="heldout"),
+        ZooEntry("glu-mlp-adamw", "glu_mlp_adamw", 10, optimizer="adamw", module="heldout"),
     )
 }
 """The held-out zoo by name (no name is also a development zoo task's)."""
