@@ -24,6 +24,7 @@ from disciplined.search.race import (
     default_entrant,
     fit_to_budget,
     halve,
+    held_up,
     make_entrants,
     pick_winner,
     rank_runs,
@@ -170,9 +171,13 @@ def run_race(s: RecipeState) -> None:
     safety = _default_safety_net(table, rungs, default, runner, task)
     if safety is not None:
         notes.append(safety)
-    last = table[-1]
-    noise = _noise(last, task)
-    winner, _ = pick_winner(last, noise)
+    noise = _noise(table[-1], task)
+    winner, _ = pick_winner(table[-1], noise)
+    held = _held_up_net(table, rungs, winner, noise, runner, classes)
+    if held is not None:
+        notes.append(held)
+        noise = _noise(table[-1], task)
+        winner, _ = pick_winner(table[-1], noise)
     result = runs[(winner, rungs[-1])]
     s.hp = _settings(s.hp, winner)
     s.history, s.final_epochs, s.final_why = result.history, float(rungs[-1]), ""
@@ -223,6 +228,33 @@ def _default_safety_net(
     return (
         f"the default scored {abs(score):.4g} at {rungs[k]:g} epochs, above every full run, "
         "so it also ran the full length"
+    )
+
+
+def _held_up_net(
+    table: list[list[tuple[Entrant, float]]],
+    rungs: Sequence[float],
+    winner: Entrant,
+    noise: float,
+    run: Callable[[list[Entrant], float], list[float]],
+    classes: dict[tuple[Entrant, float], str],
+) -> str | None:
+    """When the winner's full run scored below its own shorter run beyond the noise
+    (`search.race.held_up`), the next of that shorter rung's ranking runs the full length
+    too (added to the last rung, which is ranked again); the sentence saying so, or None."""
+    other = held_up(table, winner, noise, lambda e, k: classes.get((e, rungs[k])) == "ok")
+    if other is None:
+        return None
+    k, before = next(
+        (k, sc) for k in range(len(table) - 2, -1, -1) for e, sc in table[k] if e == winner
+    )
+    full = next(sc for e, sc in table[-1] if e == winner)
+    (score,) = run([other], rungs[-1])
+    table[-1] = rank_runs([*table[-1], (other, -math.inf if math.isnan(score) else score)])
+    return (
+        f"{winner.label()} scored {abs(before):.4g} at {rungs[k]:g} epochs and "
+        f"{abs(full):.4g} at the full {rungs[-1]:g}, so {other.label()}, next at "
+        f"{rungs[k]:g} epochs, also ran the full length"
     )
 
 
@@ -375,8 +407,7 @@ def _reason(
             else ""
         )
         + (
-            f"; {again} runs were run again from a second seed, the mean of the two "
-            "ranking them"
+            f"; {again} runs were run again from a second seed, the mean of the two ranking them"
             if again
             else ""
         )
