@@ -237,6 +237,58 @@ def append_row(path: str | Path, row: dict[str, Any]) -> None:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_HELD: dict[str, Any] = {}
+"""The lock files this process holds (`claim`, `share`), open until it exits."""
+
+
+def lock_path(results: str | Path) -> Path:
+    """The lock file beside ``results`` that every run writing it holds (`claim`)."""
+    return Path(results).with_suffix(".lock")
+
+
+def claim(results: str | Path) -> None:
+    """Refuse to start while another run writes ``results``: its parent or any worker it
+    left behind holds a shared lock on `lock_path` (`share`); this takes it exclusively
+    without waiting, then holds it shared for the run. A run stopped with ``kill`` on its
+    parent leaves its spawned workers finishing the units they hold, and a run restarted
+    beside them wrote those units' rows twice; this is the one-line refusal instead."""
+    import fcntl
+
+    lock = lock_path(results)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    f = open(lock, "a")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise SystemExit(
+            f"another head_to_head run, or a worker one left behind, is writing {results} "
+            f"(it holds {lock}); wait for it, or stop it and its workers"
+        ) from None
+    fcntl.flock(f, fcntl.LOCK_SH)
+    _HELD[str(lock)] = f
+
+
+def share(results: str | Path) -> None:
+    """Hold `lock_path` shared in a worker until it exits (once per process), so a run
+    cannot `claim` ``results`` while this worker may still append to it."""
+    import fcntl
+
+    lock = lock_path(results)
+    if str(lock) in _HELD:
+        return
+    f = open(lock, "a")  # noqa: SIM115 (held until the process exits)
+    fcntl.flock(f, fcntl.LOCK_SH)
+    _HELD[str(lock)] = f
+
+
+def release(results: str | Path) -> None:
+    """Let go of `lock_path` (``claim``'s or ``share``'s) before this process exits."""
+    f = _HELD.pop(str(lock_path(results)), None)
+    if f is not None:
+        f.close()
+
+
 def _clean(x: Any) -> Any:
     """``x`` with every non-finite float (at any depth) as None: JSON has no NaN."""
     if isinstance(x, float):
@@ -1026,6 +1078,7 @@ def run_unit(
     from disciplined import load_task
 
     os.chdir(ROOT)
+    share(results)
     torch.set_num_threads(1)
     entry = TASKS[task]
     task_batch = load_task(entry.ref).default_batch_size
@@ -1217,6 +1270,7 @@ def main() -> int:
         return [r for r in read_rows(results) if bool(r.get("quick")) == args.quick]
 
     if not args.page:
+        claim(results)
         head = _common.commit()
         cache = _common.cache_dir(args.cache, "bench-h2h-")
         units = plan(tasks, seeds, methods, done_keys(rows_here(), commit))

@@ -340,3 +340,20 @@ def test_the_oracle_table_judges_each_task_and_says_missed(h2h):
     assert lines["quantile-reg"].endswith("| 3.00 | 1.00 | **MISSED** |")
     assert "Within goal, by zoo: dev 1 of 1; heldout 0 of 1." in text
     assert h2h.oracle_table(rows, {}) == ""  # no oracle on file: no table
+
+
+def test_a_second_run_on_the_same_results_file_is_refused_while_any_writer_holds_it(
+    h2h, tmp_path
+):
+    results = tmp_path / "h2h.jsonl"
+    h2h.claim(results)
+    with pytest.raises(SystemExit, match=r"another head_to_head run.*h2h\.jsonl"):
+        h2h.claim(results)
+    h2h.release(results)
+    h2h.share(results)  # a worker the stopped run left behind, still holding its unit
+    with pytest.raises(SystemExit, match="a worker one left behind"):
+        h2h.claim(results)
+    h2h.release(results)
+    h2h.claim(results)  # nobody writes it any more
+    h2h.release(results)
+    assert h2h.lock_path(results) == tmp_path / "h2h.lock"
