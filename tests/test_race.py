@@ -11,6 +11,7 @@ from disciplined.recipe.race import race_weight_decays
 from disciplined.search.race import (
     BACKOFFS,
     FINALISTS,
+    HOLD_LOWER,
     LR_FACTORS,
     MIN_RUNG_STEPS,
     PLATEAU_ORDER,
@@ -293,36 +294,37 @@ def test_ties_within_the_noise_go_to_the_reading_then_the_better_score_then_the_
     assert table[0][0] == (b, 0.5) and table[0][1] == (a, -math.inf)
 
 
-def test_a_winner_that_falls_below_its_own_shorter_run_sends_the_next_to_full_length() -> None:
-    a = Entrant(64, 0.376, 1e-4, 3.0)
-    b = Entrant(64, 0.125, 1e-4, 1.0)
-    c = Entrant(32, 0.09, 1e-4, 1.0)
-    d = Entrant(64, 0.04, 1e-4, 1 / 3)
-    # multilabel-bce's race: one finalist, 0.827 at a third of the epochs, 0.805 at full
-    # length, 0.0134 noise (one standard error on 800 samples)
-    table = [[(c, 0.80), (a, 0.79), (b, 0.78), (d, 0.6)], [(a, 0.827), (b, 0.82)], [(a, 0.805)]]
-    assert held_up(table, a, 0.0134) == b
+def test_a_winner_that_falls_below_its_own_shorter_run_runs_again_at_a_third_its_lr() -> None:
+    a = Entrant(64, 0.376, 1e-4, 1.0)
+    b = Entrant(16, 0.094, 1e-4, 1.0)
+    c = Entrant(32, 0.09, 1e-4, 1 / 3)
+    third = Entrant(64, 0.376 / HOLD_LOWER, 1e-4, 1 / HOLD_LOWER)
+    # multilabel-bce's race: 0.827 at a third of the epochs, 0.805 at full length, 0.0134
+    # noise (one standard error on 800 samples)
+    table = [[(c, 0.80), (a, 0.79), (b, 0.78)], [(a, 0.827), (b, 0.82)], [(a, 0.805)]]
+    assert held_up(table, a, 0.0134) == third
     # within the noise it held: nothing more runs
     assert held_up(table, a, 0.03) is None
     # it scored better at full length: nothing more runs
     assert held_up([table[0], table[1], [(a, 0.84)]], a, 0.0134) is None
-    # the next one that learned, not on its plateau (rung index 1 holds b and a)
-    assert held_up(table, a, 0.0134, lambda e, k: e != b) is None
-    # b already ran the full length beside a: nobody is left at the rung before
-    assert held_up([table[0], table[1], [(a, 0.805), (b, 0.80)]], a, 0.0134) is None
-    # a run cut at the first rung and run at full length later (the default's safety net)
-    # is judged against that rung, whose next without a full run is b
-    table = [[(c, 0.80), (a, 0.79), (b, 0.78)], [(a, 0.83), (b, 0.82)], [(a, 0.81), (c, 0.70)]]
-    assert held_up(table, c, 0.01) == b
-    assert held_up([[(c, 0.80), (a, 0.79)], [(c, 0.70)]], c, 0.01) == a
-    # a blown-up run is never sent on, and nothing is sent with one rung or an empty rung
-    assert held_up([[(c, 0.80), (a, -math.inf)], [(c, 0.70)]], c, 0.01) is None
+    # the lower LR ran the full length already
+    assert held_up([table[0], table[1], [(a, 0.805), (third, 0.80)]], a, 0.0134) is None
+    # judged against the latest shorter rung it ran: c was cut at the first
+    assert held_up([table[0], table[1], [(a, 0.81), (c, 0.70)]], c, 0.01) == c.lowered(3)
+    assert held_up([table[0], table[1], [(a, 0.81), (c, 0.795)]], c, 0.01) is None
+    # a skipped middle rung (no run left its plateau) is no evidence
+    assert held_up([[(c, 0.8), (a, 0.7)], [], [(c, 0.5)]], c, 0.01) == c.lowered(3)
+    # the default's lower LR is no longer the default
+    d = Entrant(64, 0.1, 1e-4, 0.27, 0.95, True)
+    lower_default = Entrant(64, 0.1 / 3, 1e-4, 0.27 / 3, 0.95)
+    assert held_up([[(d, 0.83)], [(d, 0.80)]], d, 0.01) == lower_default
+    # nothing with one rung; a winner that blew up is not judged (the back-off handles it)
     assert held_up([[(a, 0.805)]], a, 0.0) is None
-    assert held_up([[(c, 0.8), (a, 0.7)], [], [(c, 0.5)]], c, 0.01) == a
-    # a winner that blew up at full length is not judged (the back-off handles it)
     assert held_up([[(c, 0.80), (a, 0.79)], [(c, -math.inf)]], c, 0.01) is None
-    # losses are negated scores: an MSE of 0.30 at full length after 0.25 at a third is a drop
-    assert held_up([[(c, -0.25), (a, -0.27)], [(c, -0.30)]], c, math.nan) == a
+    # losses are negated scores: an MSE of 0.30 at full length after 0.25 at a third is a
+    # drop, and an unknown noise counts as none
+    assert held_up([[(c, -0.25), (a, -0.27)], [(c, -0.30)]], c, math.nan) == c.lowered(3)
+    assert held_up([[(c, -0.25), (a, -0.27)], [(c, -0.24)]], c, math.nan) is None
 
 
 def test_a_rung_where_no_run_left_its_plateau_buys_full_runs_in_plateau_order() -> None:
@@ -540,24 +542,31 @@ def test_range_tests_that_never_fall_still_end_in_a_trained_answer(tmp_path):
     assert r.final_metric > 0.8 and (tmp_path / "hparams.json").exists()
 
 
-def test_the_recipes_race_runs_the_next_full_length_and_ranks_it_with_the_winner() -> None:
+def test_the_recipes_race_keeps_the_lower_lr_only_when_it_scores_better() -> None:
     from disciplined.recipe.race import _held_up_net
 
-    a, b = Entrant(64, 0.376, 1e-4, 3.0), Entrant(64, 0.125, 1e-4, 1.0)
+    a, b = Entrant(64, 0.375, 1e-4, 1.0), Entrant(64, 0.125, 1e-4, 1.0)
     rungs = (2.0, 6.0, 18.0)
-    table = [[(a, 0.80), (b, 0.79)], [(a, 0.827), (b, 0.82)], [(a, 0.805)]]
     ran: list[tuple[list[Entrant], float]] = []
 
-    def run(alive: list[Entrant], epochs: float) -> list[float]:
-        ran.append((alive, epochs))
-        return [0.83]
+    def run_at(score: float):
+        def run(alive: list[Entrant], epochs: float) -> list[float]:
+            ran.append((alive, epochs))
+            return [score]
 
-    classes = {(e, ep): "ok" for e in (a, b) for ep in rungs}
-    note = _held_up_net(table, rungs, a, 0.0134, run, classes)
-    assert ran == [([b], 18.0)]
-    assert table[-1] == [(b, 0.83), (a, 0.805)]
-    assert note is not None and "0.827 at 6 epochs and 0.805 at the full 18" in note
-    # b was on its plateau at 6 epochs: nothing runs
+        return run
+
     table = [[(a, 0.80), (b, 0.79)], [(a, 0.827), (b, 0.82)], [(a, 0.805)]]
-    classes[(b, 6.0)] = "plateau"
-    assert _held_up_net(table, rungs, a, 0.0134, run, classes) is None and len(ran) == 1
+    won, note = _held_up_net(table, rungs, a, run_at(0.83), 0.0134)
+    lower = Entrant(64, 0.125, 1e-4, 1 / 3)
+    assert ran == [([lower], 18.0)] and won == lower
+    assert table[-1] == [(lower, 0.83), (a, 0.805)]
+    assert "0.827 on a shorter cycle and 0.805 at the full 18 epochs" in note
+    assert "max LR 0.125 (0.83)" in note and note.endswith(f"{lower.label()} was kept")
+    # the lower LR scores worse: the winner stays
+    table = [[(a, 0.80), (b, 0.79)], [(a, 0.827), (b, 0.82)], [(a, 0.805)]]
+    won, _ = _held_up_net(table, rungs, a, run_at(0.79), 0.0134)
+    assert won == a and table[-1] == [(a, 0.805), (lower, 0.79)]
+    # it held: nothing runs
+    table = [[(a, 0.80), (b, 0.79)], [(a, 0.827), (b, 0.82)], [(a, 0.83)]]
+    assert _held_up_net(table, rungs, a, run_at(0.9), 0.0134) is None and len(ran) == 2

@@ -173,11 +173,10 @@ def run_race(s: RecipeState) -> None:
         notes.append(safety)
     noise = _noise(table[-1], task)
     winner, _ = pick_winner(table[-1], noise)
-    held = _held_up_net(table, rungs, winner, noise, runner, classes)
+    held = _held_up_net(table, rungs, winner, runner, noise)
     if held is not None:
-        notes.append(held)
-        noise = _noise(table[-1], task)
-        winner, _ = pick_winner(table[-1], noise)
+        winner, note = held
+        notes.append(note)
     result = runs[(winner, rungs[-1])]
     s.hp = _settings(s.hp, winner)
     s.history, s.final_epochs, s.final_why = result.history, float(rungs[-1]), ""
@@ -235,26 +234,26 @@ def _held_up_net(
     table: list[list[tuple[Entrant, float]]],
     rungs: Sequence[float],
     winner: Entrant,
-    noise: float,
     run: Callable[[list[Entrant], float], list[float]],
-    classes: dict[tuple[Entrant, float], str],
-) -> str | None:
+    noise: float,
+) -> tuple[Entrant, str] | None:
     """When the winner's full run scored below its own shorter run beyond the noise
-    (`search.race.held_up`), the next of that shorter rung's ranking runs the full length
-    too (added to the last rung, which is ranked again); the sentence saying so, or None."""
-    other = held_up(table, winner, noise, lambda e, k: classes.get((e, rungs[k])) == "ok")
-    if other is None:
+    (`search.race.held_up`), the winner at a third of its max LR runs the full length too
+    (added to the last rung, which is ranked again) and the better of the two wins; the
+    winner and the sentence saying so, or None."""
+    lower = held_up(table, winner, noise)
+    if lower is None:
         return None
-    k, before = next(
-        (k, sc) for k in range(len(table) - 2, -1, -1) for e, sc in table[k] if e == winner
-    )
+    before = [sc for rows in table[:-1] for e, sc in rows if e == winner][-1]
     full = next(sc for e, sc in table[-1] if e == winner)
-    (score,) = run([other], rungs[-1])
-    table[-1] = rank_runs([*table[-1], (other, -math.inf if math.isnan(score) else score)])
-    return (
-        f"{winner.label()} scored {abs(before):.4g} at {rungs[k]:g} epochs and "
-        f"{abs(full):.4g} at the full {rungs[-1]:g}, so {other.label()}, next at "
-        f"{rungs[k]:g} epochs, also ran the full length"
+    (score,) = run([lower], rungs[-1])
+    score = -math.inf if math.isnan(score) else score
+    table[-1] = rank_runs([*table[-1], (lower, score)])
+    better = lower if score > full else winner
+    return better, (
+        f"{winner.label()} scored {abs(before):.4g} on a shorter cycle and {abs(full):.4g} "
+        f"at the full {rungs[-1]:g} epochs, so it also ran at max LR {lower.max_lr:.3g} "
+        f"({abs(score):.4g}); {better.label()} was kept"
     )
 
 
