@@ -28,6 +28,10 @@ them as `zoo.tasks.ZooEntry` records whose ``ref`` names this file, so the oracl
 | groupnorm_cnn | 2-D CNN with GroupNorm (noisy digits) | 1079/359/359 | Conv2d 32-32-64 + GN |
 | quantile_reg | 0.9 quantile, pinball loss, D^2 (Friedman #2) | 3600/1200/1200 | MLP 8-64-64-1 |
 | glu_mlp_adamw | gated linear units, LayerNorm, AdamW (synth.) | 4800/1600/1600 | 2 SwiGLU of 96 |
+| matrix_factor | collaborative filtering, embeddings, R^2 | 14400/4800/4800 | MF, 32 + biases |
+| denoise_conv1d | dense prediction per position, R^2, AdamW | 1800/600/600 | 1-D U-Net 16-32 |
+| tanh_mlp | saturating units, no normalization (shells) | 3600/1200/1200 | MLP 4 x tanh(128) |
+| manyclass_adamw | 40 classes, dropout, AdamW (synthetic) | 7200/2400/2400 | MLP 48-256-256-40 |
 
 The time-ordered tasks (co2_forecast, mackey_forecast) split chronologically (train the
 earliest 60% of forecast origins, validation the next 20%, test the last 20%, with no
@@ -1028,6 +1032,263 @@ def glu_mlp_adamw(split: str = "val", seed: int = 0) -> Task:
     )
 
 
+# --------------------------------------------------------------------------- factorization
+
+
+MF_USERS, MF_ITEMS, MF_RANK = 400, 300, 6
+"""`matrix_factor`'s users, items and the rank of the ratings' latent structure."""
+
+
+@lru_cache(maxsize=1)
+def _ratings(n: int = 24000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` distinct (user, item) pairs of `MF_USERS` x `MF_ITEMS` (seed 4242), each rated
+    by a rank-`MF_RANK` inner product of latent factors plus a user bias, an item bias and
+    Gaussian noise (std 0.5, against a signal of std about 1.2)."""
+    rng = np.random.default_rng(4242)
+    u = rng.normal(0, 1 / MF_RANK**0.25, (MF_USERS, MF_RANK))
+    v = rng.normal(0, 1 / MF_RANK**0.25, (MF_ITEMS, MF_RANK))
+    bu, bi = rng.normal(0, 0.5, MF_USERS), rng.normal(0, 0.5, MF_ITEMS)
+    cells = rng.choice(MF_USERS * MF_ITEMS, size=n, replace=False)
+    users, items = cells // MF_ITEMS, cells % MF_ITEMS
+    r = (u[users] * v[items]).sum(1) + bu[users] + bi[items] + rng.normal(0, 0.5, n)
+    return np.stack([users, items], 1).astype(np.float64), r
+
+
+class _MatrixFactor(nn.Module):
+    """Matrix factorization: a user and an item embedding of ``dim`` (std 0.1 at the start)
+    whose inner product, plus a user bias, an item bias and a global bias, is the rating; the
+    input holds the (user, item) ids as floats."""
+
+    def __init__(self, users: int, items: int, dim: int = 32) -> None:
+        super().__init__()
+        self.user, self.item = nn.Embedding(users, dim), nn.Embedding(items, dim)
+        self.user_bias, self.item_bias = nn.Embedding(users, 1), nn.Embedding(items, 1)
+        self.bias = nn.Parameter(torch.zeros(1))
+        for e in (self.user, self.item):
+            nn.init.normal_(e.weight, std=0.1)
+        for e in (self.user_bias, self.item_bias):
+            nn.init.zeros_(e.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = x.long()
+        u, i = ids[:, 0], ids[:, 1]
+        dot = (self.user(u) * self.item(i)).sum(1, keepdim=True)
+        return dot + self.user_bias(u) + self.item_bias(i) + self.bias
+
+
+def matrix_factor(split: str = "val", seed: int = 0) -> Task:
+    """Collaborative filtering by matrix factorization: 24,000 synthetic ratings of 300 items
+    by 400 users (rank-6 structure, biases, noise; ratings standardized on the training
+    split), an embedding of 32 per user and per item and their biases, trained on MSE with
+    SGD, scored by R^2 on held-out (user, item) pairs; 60/20/20 split at random by
+    ``seed``."""
+    x, y = _ratings()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    y = (y - y[tr].mean()) / y[tr].std()
+    name = "heldout-matrix-factor"
+    f32 = torch.float32
+    return _regression(
+        name,
+        lambda hp: _MatrixFactor(MF_USERS, MF_ITEMS),
+        _tensors(x, y, tr, f32),
+        _pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        128,
+        "synthetic ratings, 400 users x 300 items (14400 train), rank-6 + biases + noise, "
+        "matrix factorization: embeddings of 32 and biases",
+        split,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- denoising
+
+
+DENOISE_LENGTH = 128
+"""The length of `denoise_conv1d`'s signals."""
+
+
+@lru_cache(maxsize=1)
+def _signals(n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic signals of `DENOISE_LENGTH` (seed 1618): each a sum of two sines of
+    random frequency, phase and amplitude plus a piecewise-constant part of one to four
+    steps; the input is the signal plus Gaussian noise (std 0.5), the target the clean
+    signal, both per position."""
+    rng = np.random.default_rng(1618)
+    t = np.linspace(0, 1, DENOISE_LENGTH)
+    clean = np.zeros((n, DENOISE_LENGTH))
+    for k in range(n):
+        for _ in range(2):
+            f, ph, a = rng.uniform(1, 8), rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1.0)
+            clean[k] += a * np.sin(2 * np.pi * f * t + ph)
+        cuts = np.sort(rng.integers(8, DENOISE_LENGTH - 8, int(rng.integers(1, 5))))
+        for c in cuts:
+            clean[k, c:] += rng.normal(0, 0.7)
+    noisy = clean + rng.normal(0, 0.5, clean.shape)
+    return noisy[:, None, :], clean[:, None, :]
+
+
+class _DenoiseUNet(nn.Module):
+    """A 1-D encoder-decoder with a skip (a small U-Net): Conv(1, 16, 5), ReLU; a strided
+    Conv(16, 32, 4, stride 2), ReLU, Conv(32, 32, 3), ReLU; a transposed Conv(32, 16, 4,
+    stride 2) back to full length, concatenated with the first layer's output, then
+    Conv(32, 16, 3), ReLU and Conv(16, 1, 1) to the clean signal."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.inp = nn.Sequential(nn.Conv1d(1, width, 5, padding=2), nn.ReLU())
+        self.down = nn.Sequential(
+            nn.Conv1d(width, 2 * width, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.up = nn.ConvTranspose1d(2 * width, width, 4, stride=2, padding=1)
+        self.out = nn.Sequential(
+            nn.Conv1d(2 * width, width, 3, padding=1), nn.ReLU(), nn.Conv1d(width, 1, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        return self.out(torch.cat([h, self.up(self.down(h))], 1))
+
+
+def denoise_conv1d(split: str = "val", seed: int = 0) -> Task:
+    """Dense prediction: 3,000 synthetic signals of 128 samples (two sines and a few steps)
+    seen through Gaussian noise, the target the clean signal at every position; a 1-D U-Net
+    (an encoder-decoder with one skip) trained on per-position MSE with AdamW, scored by
+    R^2 over all positions; 60/20/20 split at random by ``seed``."""
+    x, y = _signals()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    name = "heldout-denoise-conv1d"
+    f32 = torch.float32
+    return _regression(
+        name,
+        lambda hp: _DenoiseUNet(),
+        _tensors(x, y, tr, f32),
+        _pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        32,
+        "synthetic signals of 128 (1800 train), sines + steps + noise, denoised per position "
+        "by a 1-D U-Net (16-32, one skip), AdamW",
+        split,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- saturating units
+
+
+@lru_cache(maxsize=1)
+def _shells() -> tuple[np.ndarray, np.ndarray]:
+    """6,000 samples of 10 features in 4 classes split by concentric quantile shells of a
+    Gaussian (scikit-learn's ``make_gaussian_quantiles``, seed 99), 5% of the labels then
+    drawn again at random."""
+    from sklearn.datasets import make_gaussian_quantiles
+
+    x, y = make_gaussian_quantiles(n_samples=6000, n_features=10, n_classes=4, random_state=99)
+    rng = np.random.default_rng(99)
+    flip = rng.random(len(y)) < 0.05
+    y[flip] = rng.integers(0, 4, int(flip.sum()))
+    return x, y
+
+
+class _TanhMLP(nn.Module):
+    """An MLP of saturating units: ``depth`` hidden layers of ``width`` with tanh, no
+    normalization, a linear head."""
+
+    def __init__(self, inputs: int, classes: int, width: int = 128, depth: int = 4) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for k in range(depth):
+            layers += [nn.Linear(inputs if k == 0 else width, width), nn.Tanh()]
+        self.body = nn.Sequential(*layers, nn.Linear(width, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def tanh_mlp(split: str = "val", seed: int = 0) -> Task:
+    """Saturating activations: 6,000 samples of 10 Gaussian features in 4 classes by
+    concentric shells (a radial boundary), 5% of the labels redrawn, standardized, through
+    an MLP of four tanh layers of 128 without normalization, trained with SGD; 60/20/20
+    split at random by ``seed``."""
+    x, y = _shells()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    name = "heldout-tanh-mlp"
+    return _classifier(
+        name,
+        lambda hp: _TanhMLP(x.shape[1], 4),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        64,
+        "Gaussian shells, 4 classes, 5% labels redrawn (3600 train, 10 features), "
+        "MLP 4 x tanh(128), no normalization",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- many classes
+
+
+@lru_cache(maxsize=1)
+def _many_classes() -> tuple[np.ndarray, np.ndarray]:
+    """12,000 synthetic samples of 48 features (20 informative, 10 redundant) in 40 classes
+    of one cluster each, 5% of the labels flipped (scikit-learn's ``make_classification``,
+    seed 4040)."""
+    from sklearn.datasets import make_classification
+
+    return make_classification(
+        n_samples=12000,
+        n_features=48,
+        n_informative=20,
+        n_redundant=10,
+        n_classes=40,
+        n_clusters_per_class=1,
+        flip_y=0.05,
+        class_sep=1.5,
+        random_state=4040,
+    )
+
+
+class _GELUDropoutMLP(nn.Module):
+    """An MLP 48-256-256-``classes`` with GELU and dropout 0.2 after each hidden layer."""
+
+    def __init__(self, inputs: int, classes: int, width: int = 256, p: float = 0.2) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(inputs, width),
+            nn.GELU(),
+            nn.Dropout(p),
+            nn.Linear(width, width),
+            nn.GELU(),
+            nn.Dropout(p),
+            nn.Linear(width, classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def manyclass_adamw(split: str = "val", seed: int = 0) -> Task:
+    """Many classes: 12,000 synthetic samples of 48 features in 40 classes (5% of the labels
+    flipped), standardized, through an MLP 48-256-256-40 with GELU and dropout 0.2, trained
+    with AdamW; 60/20/20 split at random by ``seed``."""
+    x, y = _many_classes()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    name = "heldout-manyclass-adamw"
+    return _classifier(
+        name,
+        lambda hp: _GELUDropoutMLP(x.shape[1], 40),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        128,
+        "synthetic 40 classes, 5% labels flipped (7200 train, 48 features), MLP 48-256-256-40, "
+        "GELU, dropout 0.2, AdamW",
+        options={"split": split, "seed": seed},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -1050,6 +1311,10 @@ HELDOUT: dict[str, ZooEntry] = {
         ZooEntry("groupnorm-cnn", "groupnorm_cnn", 15, module="heldout"),
         ZooEntry("quantile-reg", "quantile_reg", 20, module="heldout"),
         ZooEntry("glu-mlp-adamw", "glu_mlp_adamw", 10, optimizer="adamw", module="heldout"),
+        ZooEntry("matrix-factor", "matrix_factor", 20, module="heldout"),
+        ZooEntry("denoise-conv1d", "denoise_conv1d", 8, optimizer="adamw", module="heldout"),
+        ZooEntry("tanh-mlp", "tanh_mlp", 20, module="heldout"),
+        ZooEntry("manyclass-adamw", "manyclass_adamw", 15, optimizer="adamw", module="heldout"),
     )
 }
 """The held-out zoo by name (no name is also a development zoo task's)."""
@@ -1066,10 +1331,14 @@ MOVED_TO_DEV: dict[str, str] = {
     "multilabel-bce": "aa9a65a",
     "embed-tabular": "aa9a65a",
     "hetero-nll": "aa9a65a",
+    "deepsets-sum": "08ca6cc",
+    "groupnorm-cnn": "08ca6cc",
+    "quantile-reg": "08ca6cc",
+    "glu-mlp-adamw": "08ca6cc",
 }
 """Held-out tasks that count as development tasks from now on, with the commit of the rule
-change that moved them, or for the six read at `5eb12c2` and the four read at `0a021df` the
-commit they were moved after, ahead of the rule change (v13, v14) tried on them
+change that moved them, or, for the tasks read at `5eb12c2`, `0a021df` and `ed7740b`, the
+commit they were moved after, ahead of the rule change (v13, v14, v15) tried on them
 (`HELDOUT.md`'s rule: a rule changed after a task's held-out result was read moves it).
 They stay defined here, their oracle in
 ``heldout_oracle.json``."""
