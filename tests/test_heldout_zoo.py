@@ -235,3 +235,68 @@ def test_glu_mlp_is_gated_and_layer_normed(in_root):
         block.gate_up.bias[: block.out.in_features] = 0.0
         h = torch.randn(4, 96)
         assert torch.allclose(block(h), h + block.out.bias, atol=1e-6)
+
+
+NEWEST_FOUR = ("matrix-factor", "denoise-conv1d", "tanh-mlp", "manyclass-adamw")
+"""The four held-out tasks added after the verdict at ``ed7740b``, unread."""
+
+
+def test_the_newest_four_are_listed_with_their_epochs_sizes_and_pass_the_task_check(in_root):
+    from disciplined.tasks.check import check_task
+
+    got = {n: (HELDOUT[n].epochs, HELDOUT[n].optimizer) for n in NEWEST_FOUR}
+    assert got == {
+        "matrix-factor": (20, "sgd"),
+        "denoise-conv1d": (8, "adamw"),
+        "tanh-mlp": (20, "sgd"),
+        "manyclass-adamw": (15, "adamw"),
+    }
+    sizes = {}
+    for n in NEWEST_FOUR:
+        val = load_task(HELDOUT[n].ref)
+        check_task(val)
+        sizes[n] = (val.num_train, val.num_val, val.kind, val.metric_name)
+    assert sizes == {
+        "matrix-factor": (14400, 4800, "regression", "r2"),
+        "denoise-conv1d": (1800, 600, "regression", "r2"),
+        "tanh-mlp": (3600, 1200, "classification", "accuracy"),
+        "manyclass-adamw": (7200, 2400, "classification", "accuracy"),
+    }
+
+
+def test_matrix_factor_predicts_the_inner_product_plus_biases_of_its_ids(in_root):
+    from zoo.heldout import MF_ITEMS, MF_USERS
+
+    task = load_task(HELDOUT["matrix-factor"].ref)
+    x = task.train_data[0]
+    assert x.shape[1] == 2 and bool((x == x.round()).all())
+    assert x[:, 0].min() >= 0 and x[:, 0].max() < MF_USERS and x[:, 1].max() < MF_ITEMS
+    pairs = {tuple(r) for r in x.long().tolist()}
+    assert len(pairs) == len(x)  # every (user, item) pair is rated once
+    torch.manual_seed(0)
+    model = task.build_model({})
+    with torch.no_grad():
+        model.user_bias.weight.fill_(0.5)
+        model.bias.fill_(-0.25)
+        u, i = 3, 7
+        want = float(model.user.weight[u] @ model.item.weight[i]) + 0.5 - 0.25
+        got = float(model(torch.tensor([[float(u), float(i)]]))[0, 0])
+    assert got == pytest.approx(want, abs=1e-6)
+    kinds = {type(m) for m in model.modules()} - {type(model)}
+    assert kinds == {torch.nn.Embedding}  # embeddings only, no hidden layer
+
+
+def test_denoise_maps_each_signal_to_one_of_the_same_length_and_tanh_mlp_has_no_norm(in_root):
+    task = load_task(HELDOUT["denoise-conv1d"].ref)
+    x, y = task.train_data[0][:4], task.train_data[1][:4]
+    assert x.shape == y.shape == (4, 1, 128)
+    torch.manual_seed(0)
+    assert task.build_model({})(x).shape == (4, 1, 128)
+    noise = (task.train_data[0] - task.train_data[1]).std()
+    assert 0.45 < float(noise) < 0.55  # the input is the target plus noise of std 0.5
+    tanh = load_task(HELDOUT["tanh-mlp"].ref).build_model({})
+    acts = [m for m in tanh.modules() if not isinstance(m, torch.nn.Linear | torch.nn.Sequential)]
+    assert [type(m) for m in acts[1:]] == [torch.nn.Tanh] * 4
+    many = load_task(HELDOUT["manyclass-adamw"].ref)
+    assert set(many.train_data[1].tolist()) == set(range(40))
+    assert many.build_model({})(many.train_data[0][:2]).shape == (2, 40)
