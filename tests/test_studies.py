@@ -143,6 +143,30 @@ def test_default_grid_follows_the_report():
     assert values == (1e-2, 1e-3, 1e-4, 0.0) and "small data" in why
 
 
+@pytest.mark.parametrize(
+    ("n", "params", "sgd", "adamw"),
+    [
+        (1_000, 10_000, (1e-2, 1e-3, 1e-4, 0.0), (1e-1, 1e-2, 1e-3, 0.0)),
+        (100_000, 10_000, (1e-3, 1e-4, 1e-5, 0.0), (1e-2, 1e-3, 1e-4, 0.0)),
+        (1_000_000, 10_000, (1e-4, 1e-5, 1e-6, 0.0), (1e-3, 1e-4, 1e-5, 0.0)),
+        (1_000, 30_000_000, (1e-4, 1e-5, 1e-6, 0.0), (1e-3, 1e-4, 1e-5, 0.0)),
+    ],
+)
+def test_adamws_grid_is_the_reports_times_ten_for_its_decoupled_decay(n, params, sgd, adamw):
+    from types import SimpleNamespace
+
+    from disciplined.studies.steps import NO_EVIDENCE_WEIGHT_DECAY, no_evidence_weight_decay
+    from disciplined.studies.weight_decay import ADAMW_SCALE
+
+    task = SimpleNamespace(num_train=n, param_count=lambda: params)
+    assert default_weight_decays(task)[0] == sgd == default_weight_decays(task, "sgd")[0]
+    values, why = default_weight_decays(task, "adamw")
+    assert values == adamw and "AdamW" in why and why.endswith(", and 0")
+    assert ADAMW_SCALE == 10.0
+    assert no_evidence_weight_decay(HParams(optimizer="sgd")) == NO_EVIDENCE_WEIGHT_DECAY
+    assert no_evidence_weight_decay(HParams(optimizer="adamw")) == 1e-3
+
+
 def _ctx(task="digits-mlp", **kw):
     return StudyContext(task=task, store=MemoryStore(), **kw)
 
@@ -628,3 +652,13 @@ def test_a_run_two_studies_share_is_counted_once(tmp_path):
     shared = first.trials[0]
     assert shared in wd.trials and wd.compute["trials"] == 1
     assert len(ctx.store) == 2
+
+
+def test_the_recipes_plan_races_adamws_grid_under_adamw():
+    from disciplined.recipe.config import TuneConfig
+    from disciplined.recipe.plan import make_plan
+
+    task = load_task("digits-mlp")
+    assert make_plan(task, TuneConfig(epochs=3)).weight_decays == (1e-2, 1e-3, 1e-4, 0.0)
+    adamw = make_plan(task, TuneConfig(epochs=3, optimizer="adamw"))
+    assert adamw.weight_decays == (1e-1, 1e-2, 1e-3, 0.0)

@@ -215,7 +215,7 @@ def make_plan(task: Task, config: TuneConfig, largest: int | None = None) -> Pla
             f"epochs {config.epochs:g} is {final_steps} steps at batch {hp.batch_size}: a "
             f"1cycle run needs at least {MIN_FINAL_STEPS}; raise --epochs"
         )
-    wd_values, _ = default_weight_decays(task)
+    wd_values, _ = default_weight_decays(task, config.optimizer)
     mode = batch_comparison(config.compare_batch_sizes)
     race = config.search == "race"
     candidates = _candidates(task, mode, config, largest)

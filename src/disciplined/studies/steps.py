@@ -12,7 +12,11 @@ from disciplined.studies.decide import Decision
 from disciplined.studies.dropout import dropout_sweep
 from disciplined.studies.learning_rate import learning_rate_test
 from disciplined.studies.momentum import MomentumChoice, momentum_test
-from disciplined.studies.weight_decay import default_weight_decays, weight_decay_sweep
+from disciplined.studies.weight_decay import (
+    ADAMW_SCALE,
+    default_weight_decays,
+    weight_decay_sweep,
+)
 from disciplined.tasks import Task
 from disciplined.trials.hparams import HParams
 
@@ -20,6 +24,7 @@ __all__ = [
     "NO_EVIDENCE_MOMENTUM",
     "NO_EVIDENCE_WEIGHT_DECAY",
     "RECIPE_DROPOUTS",
+    "no_evidence_weight_decay",
     "range_test_steps",
     "starting_hparams",
 ]
@@ -63,7 +68,8 @@ def range_test_steps(
     rerun run only when they fit beside the sweeps still to come, each of their tests
     counted at what an LR test cost (`learning_rate_test`'s ``spend``)."""
     keep = record or (lambda _step, d: d)
-    later = len(default_weight_decays(ctx.load())[0]) + (len(RECIPE_DROPOUTS) if dropout else 0)
+    grid, _ = default_weight_decays(ctx.load(), hp.optimizer)
+    later = len(grid) + (len(RECIPE_DROPOUTS) if dropout else 0)
 
     def spend(total: float, per_test: float) -> bool:
         return max_epochs is None or total + later * per_test <= max_epochs
@@ -77,7 +83,7 @@ def range_test_steps(
     hp = hp.with_(max_lr=keep("lr_range_test", lr0).value)
     with ctx.step("weight_decay"):
         wd = weight_decay_sweep(
-            ctx, hp, None, num_steps=num_steps, seed=seed, fallback=NO_EVIDENCE_WEIGHT_DECAY
+            ctx, hp, None, num_steps=num_steps, seed=seed, fallback=no_evidence_weight_decay(hp)
         )
     hp = hp.with_(weight_decay=keep("weight_decay", wd).value)
     if dropout:  # Smith: chosen like weight decay, at the weight decay chosen
@@ -99,9 +105,17 @@ def range_test_steps(
 
 
 NO_EVIDENCE_WEIGHT_DECAY = 1e-4
-"""The weight decay kept when no range test of the sweep fell below its start (a network
-that needs more steps than a range test to leave its plateau): the report's middle value
-when nothing is known (1e-3 ... 1e-5, 0)."""
+"""The weight decay kept under SGD when no range test of the sweep fell below its start (a
+network that needs more steps than a range test to leave its plateau): the report's middle
+value when nothing is known (1e-3 ... 1e-5, 0)."""
+
+
+def no_evidence_weight_decay(hp: HParams) -> float:
+    """The weight decay kept when the sweep has no evidence: `NO_EVIDENCE_WEIGHT_DECAY`,
+    times `ADAMW_SCALE` under AdamW (its grid is the report's times that,
+    `default_weight_decays`)."""
+    return NO_EVIDENCE_WEIGHT_DECAY * (ADAMW_SCALE if hp.optimizer == "adamw" else 1.0)
+
 NO_EVIDENCE_MOMENTUM = 0.95
 """The maximum momentum kept when no range test of the momentum sweep fell below its start:
 the report's default cycle, 0.95 down to 0.85."""

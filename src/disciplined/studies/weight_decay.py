@@ -35,6 +35,7 @@ from disciplined.tasks import Task
 from disciplined.trials.hparams import HParams
 
 __all__ = [
+    "ADAMW_SCALE",
     "WEIGHT_DECAY_RULES",
     "WeightDecayChoice",
     "default_weight_decays",
@@ -75,30 +76,46 @@ class WeightDecayChoice(Payload):
     snapshot: dict[str, Any] | None = None
 
 
-def default_weight_decays(task: Task) -> tuple[tuple[float, ...], str]:
-    """The report's candidate grid for this task, and a sentence saying why.
+ADAMW_SCALE = 10.0
+"""How much larger AdamW's weight-decay grid is than SGD's (`default_weight_decays`)."""
+
+
+def default_weight_decays(task: Task, optimizer: str = "sgd") -> tuple[tuple[float, ...], str]:
+    """The report's candidate grid for this task and optimizer, and a sentence saying why.
 
     Smith (section 4.3): "1e-3, 1e-4, 1e-5 and 0" when nothing is known; larger values
     (1e-2 .. 1e-4) for small data sets and shallow architectures, smaller ones
     (1e-4 .. 1e-6) for complex data and deep architectures. Here "small" means under 50k
     training samples and under 1M parameters; "large" means over 500k samples or over
     20M parameters.
+
+    The report's values are for SGD, whose weight decay is coupled to the gradient. AdamW's
+    is decoupled (Loshchilov and Hutter 2019): each step shrinks the weights by the LR
+    times the weight decay, at LRs some 30x below SGD's, so the same values barely
+    regularize; its grid is the report's times `ADAMW_SCALE` (1e-1 .. 1e-3 for small
+    data, the range AdamW users reach for: PyTorch's default is 1e-2, transformers train
+    at 0.05-0.1).
     """
     n, params = task.num_train, task.param_count()
     if n < 50_000 and params < 1_000_000:
-        return (1e-2, 1e-3, 1e-4, 0.0), (
+        grid, why = (1e-2, 1e-3, 1e-4), (
             f"small data and a shallow model ({n} samples, {params} parameters): the report's "
-            "larger values 1e-2 .. 1e-4, and 0"
+            "larger values 1e-2 .. 1e-4"
         )
-    if n > 500_000 or params > 20_000_000:
-        return (1e-4, 1e-5, 1e-6, 0.0), (
+    elif n > 500_000 or params > 20_000_000:
+        grid, why = (1e-4, 1e-5, 1e-6), (
             f"large data or a deep model ({n} samples, {params} parameters): the report's "
-            "smaller values 1e-4 .. 1e-6, and 0"
+            "smaller values 1e-4 .. 1e-6"
         )
-    return (1e-3, 1e-4, 1e-5, 0.0), (
-        f"neither small nor large ({n} samples, {params} parameters): the report's default "
-        "1e-3, 1e-4, 1e-5, 0"
-    )
+    else:
+        grid, why = (1e-3, 1e-4, 1e-5), (
+            f"neither small nor large ({n} samples, {params} parameters): the report's "
+            "default 1e-3 .. 1e-5"
+        )
+    if optimizer == "adamw":
+        grid = tuple(float(f"{ADAMW_SCALE * v:.0e}") for v in grid)
+        why += f" times {ADAMW_SCALE:g} for AdamW's decoupled decay ({grid[0]:g} .. {grid[-1]:g})"
+    return (*grid, 0.0), why + ", and 0"
 
 
 def weight_decay_sweep(
@@ -116,7 +133,8 @@ def weight_decay_sweep(
 ) -> Decision:
     """Choose the weight decay from validation-mode range tests at each value.
 
-    ``values=None`` takes the report's grid for this task (`default_weight_decays`).
+    ``values=None`` takes the report's grid for this task and ``hp``'s optimizer
+    (`default_weight_decays`).
     ``refine=True`` adds one test halfway (in the exponent) between the two best non-zero
     values, as the report's 10^-3.5 example. ``method="snapshot"`` is the report's variant:
     train one cycle at the middle value, then restart the range tests from that snapshot.
@@ -127,7 +145,7 @@ def weight_decay_sweep(
     task = ctx.load()
     why = "values given"
     if values is None:
-        values, why = default_weight_decays(task)
+        values, why = default_weight_decays(task, hp.optimizer)
     values = check_values("weight decay", values, lo=0.0, hi=None)
     budget = default_range_budget(task, hp, num_steps)
     init, snapshot_cost = None, None
