@@ -662,3 +662,9 @@ def test_the_recipes_plan_races_adamws_grid_under_adamw():
     assert make_plan(task, TuneConfig(epochs=3)).weight_decays == (1e-2, 1e-3, 1e-4, 0.0)
     adamw = make_plan(task, TuneConfig(epochs=3, optimizer="adamw"))
     assert adamw.weight_decays == (1e-1, 1e-2, 1e-3, 0.0)
+
+
+def test_the_sweep_takes_adamws_grid_when_no_values_are_given():
+    d = weight_decay_sweep(_ctx(), HParams(batch_size=32, optimizer="adamw"), num_steps=100)
+    assert [r["value"] for r in d.table] == [0.1, 0.01, 0.001, 0.0]
+    assert "AdamW" in d.payload.grid and d.value in (0.1, 0.01, 0.001, 0.0)

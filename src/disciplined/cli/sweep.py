@@ -79,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--values",
         type=_values,
         default=None,
-        help="comma-separated candidates (default: the report's grid)",
+        help="comma-separated candidates (default: the report's grid; weight decay: ten times it "
+        "under --optimizer adamw)",
     )
     add_executor_args(p)
     add_threads_arg(p, workers=True)
