@@ -13,7 +13,7 @@ from disciplined.studies.dropout import dropout_sweep
 from disciplined.studies.learning_rate import learning_rate_test
 from disciplined.studies.momentum import MomentumChoice, momentum_test
 from disciplined.studies.weight_decay import (
-    ADAMW_SCALE,
+    decay_scale,
     default_weight_decays,
     weight_decay_sweep,
 )
@@ -112,9 +112,8 @@ value when nothing is known (1e-3 ... 1e-5, 0)."""
 
 def no_evidence_weight_decay(hp: HParams) -> float:
     """The weight decay kept when the sweep has no evidence: `NO_EVIDENCE_WEIGHT_DECAY`,
-    times `ADAMW_SCALE` under AdamW (its grid is the report's times that,
-    `default_weight_decays`)."""
-    return NO_EVIDENCE_WEIGHT_DECAY * (ADAMW_SCALE if hp.optimizer == "adamw" else 1.0)
+    scaled for the optimizer as its grid is (`studies.weight_decay.decay_scale`)."""
+    return NO_EVIDENCE_WEIGHT_DECAY * decay_scale(hp.optimizer)
 
 NO_EVIDENCE_MOMENTUM = 0.95
 """The maximum momentum kept when no range test of the momentum sweep fell below its start:

@@ -38,6 +38,7 @@ __all__ = [
     "ADAMW_SCALE",
     "WEIGHT_DECAY_RULES",
     "WeightDecayChoice",
+    "decay_scale",
     "default_weight_decays",
     "weight_decay_sweep",
 ]
@@ -80,6 +81,12 @@ ADAMW_SCALE = 10.0
 """How much larger AdamW's weight-decay grid is than SGD's (`default_weight_decays`)."""
 
 
+def decay_scale(optimizer: str) -> float:
+    """What the report's SGD weight decays are multiplied by for ``optimizer``:
+    `ADAMW_SCALE` for AdamW's decoupled decay, 1 for SGD."""
+    return ADAMW_SCALE if optimizer == "adamw" else 1.0
+
+
 def default_weight_decays(task: Task, optimizer: str = "sgd") -> tuple[tuple[float, ...], str]:
     """The report's candidate grid for this task and optimizer, and a sentence saying why.
 
@@ -112,9 +119,10 @@ def default_weight_decays(task: Task, optimizer: str = "sgd") -> tuple[tuple[flo
             f"neither small nor large ({n} samples, {params} parameters): the report's "
             "default 1e-3 .. 1e-5"
         )
-    if optimizer == "adamw":
-        grid = tuple(float(f"{ADAMW_SCALE * v:.0e}") for v in grid)
-        why += f" times {ADAMW_SCALE:g} for AdamW's decoupled decay ({grid[0]:g} .. {grid[-1]:g})"
+    scale = decay_scale(optimizer)
+    if scale != 1.0:
+        grid = tuple(float(f"{scale * v:.0e}") for v in grid)
+        why += f" times {scale:g} for AdamW's decoupled decay ({grid[0]:g} .. {grid[-1]:g})"
     return (*grid, 0.0), why + ", and 0"
 
 
