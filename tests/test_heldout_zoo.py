@@ -131,10 +131,14 @@ SHAPES = {
     "denoise-conv1d": (8, "adamw", 1800, 600, "regression", "r2"),
     "tanh-mlp": (20, "sgd", 3600, 1200, "classification", "accuracy"),
     "manyclass-adamw": (15, "adamw", 7200, 2400, "classification", "accuracy"),
+    "sparse-bow": (10, "sgd", 3000, 1000, "classification", "accuracy"),
+    "huber-outliers": (20, "sgd", 3000, 1000, "regression", "r2"),
+    "distill-soft": (15, "adamw", 3600, 1200, "classification", "agreement"),
+    "adding-lstm": (12, "adamw", 3000, 1000, "regression", "r2"),
 }
-"""The eight held-out tasks added last (2026-12-07): epochs, optimizer, training and
-validation samples, kind and metric. The first four were read at ``ed7740b``; the last four
-are unread."""
+"""The twelve held-out tasks added last (2026-12-07): epochs, optimizer, training and
+validation samples, kind and metric. The first four were read at ``ed7740b``, the next four
+at ``8f0e2fe``; the last four are unread."""
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
@@ -267,3 +271,62 @@ def test_denoise_maps_each_signal_to_one_of_the_same_length_and_tanh_mlp_has_no_
     many = load_task(HELDOUT["manyclass-adamw"].ref)
     assert set(many.train_data[1].tolist()) == set(range(40))
     assert many.build_model({})(many.train_data[0][:2]).shape == (2, 40)
+
+
+def test_sparse_bow_rows_are_mostly_zero_log_counts_of_short_documents(in_root):
+    from zoo.heldout import BOW_TOPICS, BOW_VOCAB
+
+    task = load_task(HELDOUT["sparse-bow"].ref)
+    x, y = task.train_data
+    assert x.shape == (3000, BOW_VOCAB) and set(y.tolist()) == set(range(BOW_TOPICS))
+    counts = torch.expm1(x).round()
+    assert torch.allclose(torch.log1p(counts), x, atol=1e-5)  # log(1 + a whole count)
+    words = counts.sum(1)
+    assert words.min() >= 15 and words.max() <= 60
+    assert (x > 0).float().mean() < 0.05  # each row is mostly zeros
+
+
+def test_huber_outliers_corrupts_only_the_training_targets(in_root):
+    from zoo.heldout import _huber_loss
+
+    task = load_task(HELDOUT["huber-outliers"].ref)
+    y_train, y_val = task.train_data[1], task.val_data[1]
+    # gross errors make the training targets heavy-tailed; the curated validation has none
+    assert (y_train.abs() > 4).float().mean() > 0.03
+    assert (y_val.abs() > 4).float().mean() < 0.01
+    assert y_train.std() > 1.5 * y_val.std()
+    # quadratic within 1 of the target, linear beyond
+    got = _huber_loss(torch.tensor([[0.5], [3.0]]), torch.tensor([0.0, 0.0]))
+    assert got.item() == pytest.approx((0.5 * 0.25 + (3.0 - 0.5)) / 2)
+
+
+def test_distill_soft_targets_are_probability_rows_scored_by_their_arg_max(in_root):
+    from zoo.heldout import DISTILL_CLASSES, _soft_cross_entropy, teacher_agreement
+
+    task = load_task(HELDOUT["distill-soft"].ref)
+    x, p = task.train_data
+    assert x.shape == (3600, 32) and p.shape == (3600, DISTILL_CLASSES)
+    assert torch.allclose(p.sum(1), torch.ones(3600), atol=1e-5) and bool((p > 0).all())
+    # the teacher is soft: its top class holds well under all the mass on most rows
+    assert p.max(1).values.median() < 0.9
+    assert teacher_agreement(torch.log(p), p).item() == 1.0
+    # the soft cross-entropy is least at the targets themselves (it is their entropy)
+    at_targets = _soft_cross_entropy(torch.log(p), p)
+    assert at_targets < _soft_cross_entropy(torch.zeros_like(p), p)
+    entropy = -(p * torch.log(p)).sum(1).mean()
+    assert at_targets.item() == pytest.approx(entropy.item(), rel=1e-5)
+
+
+def test_adding_lstm_target_is_the_sum_of_the_two_marked_values(in_root):
+    from zoo.heldout import ADDING_STEPS, _adding
+
+    x, y = _adding()
+    assert x.shape == (5000, ADDING_STEPS, 2)
+    marks = x[..., 1]
+    assert (marks.sum(1) == 2).all()
+    half = ADDING_STEPS // 2
+    assert (marks[:, :half].sum(1) == 1).all()  # one mark in each half
+    assert abs((y - (x[..., 0] * marks).sum(1)).std() - 0.05) < 0.01  # noise of std 0.05
+    task = load_task(HELDOUT["adding-lstm"].ref)
+    torch.manual_seed(0)
+    assert task.build_model({})(task.train_data[0][:3]).shape == (3, 1)

@@ -32,6 +32,10 @@ them as `zoo.tasks.ZooEntry` records whose ``ref`` names this file, so the oracl
 | denoise_conv1d | dense prediction per position, R^2, AdamW | 1800/600/600 | 1-D U-Net 16-32 |
 | tanh_mlp | saturating units, no normalization (shells) | 3600/1200/1200 | MLP 4 x tanh(128) |
 | manyclass_adamw | 40 classes, dropout, AdamW (synthetic) | 7200/2400/2400 | MLP 48-256-256-40 |
+| sparse_bow | sparse wide input, bag of words (synthetic) | 3000/1000/1000 | MLP 1500-64-6 |
+| huber_outliers | gross errors in training targets, Huber loss | 3000/1000/1000 | MLP 12-64-64-1 |
+| distill_soft | distillation, soft targets, AdamW (synth.) | 3600/1200/1200 | MLP 32-128-128-10 |
+| adding_lstm | long memory, the adding problem, AdamW | 3000/1000/1000 | LSTM(32) + linear |
 
 The time-ordered tasks (co2_forecast, mackey_forecast) split chronologically (train the
 earliest 60% of forecast origins, validation the next 20%, test the last 20%, with no
@@ -1289,6 +1293,248 @@ def manyclass_adamw(split: str = "val", seed: int = 0) -> Task:
     )
 
 
+# --------------------------------------------------------------------------- sparse text
+
+
+BOW_VOCAB, BOW_TOPICS = 1500, 6
+"""`sparse_bow`'s vocabulary and its number of topics (the classes)."""
+
+
+@lru_cache(maxsize=1)
+def _documents(n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic bag-of-words documents (seed 2718) of 15 to 60 words over a vocabulary
+    of `BOW_VOCAB`: each word is drawn from a Zipf-like background with probability 0.8, else
+    from its topic's 60 words (topics share a third of their words); the label is the topic,
+    8% of them redrawn. The features are log(1 + count), so each row is mostly zeros."""
+    rng = np.random.default_rng(2718)
+    background = 1.0 / np.arange(1, BOW_VOCAB + 1) ** 1.1
+    background = rng.permutation(background / background.sum())
+    shared = rng.choice(BOW_VOCAB, 200, replace=False)
+    topics = []
+    for _ in range(BOW_TOPICS):
+        own = rng.choice(BOW_VOCAB, 40, replace=False)
+        words = np.concatenate([own, rng.choice(shared, 20, replace=False)])
+        p = np.zeros(BOW_VOCAB)
+        p[words] = rng.dirichlet(np.ones(len(words)))
+        topics.append(p)
+    y = rng.integers(0, BOW_TOPICS, n)
+    x = np.zeros((n, BOW_VOCAB))
+    for k in range(n):
+        length = int(rng.integers(15, 61))
+        mix = 0.8 * background + 0.2 * topics[y[k]]
+        x[k] = rng.multinomial(length, mix / mix.sum())
+    flip = rng.random(n) < 0.08
+    y[flip] = rng.integers(0, BOW_TOPICS, int(flip.sum()))
+    return np.log1p(x), y
+
+
+def sparse_bow(split: str = "val", seed: int = 0) -> Task:
+    """Sparse, wide input: 5,000 synthetic bag-of-words documents (1,500 words, 6 topics, 8%
+    of the labels redrawn) as log counts, most of each row zero, through an MLP
+    1500-64-6 trained with SGD; 60/20/20 split at random by ``seed``."""
+    x, y = _documents()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    name = "heldout-sparse-bow"
+    return _classifier(
+        name,
+        lambda hp: _mlp([BOW_VOCAB, 64, BOW_TOPICS]),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        64,
+        "synthetic bag of words, 6 topics, 8% labels redrawn (3000 train, 1500 sparse log "
+        "counts), MLP 1500-64-6",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- robust regression
+
+
+@lru_cache(maxsize=1)
+def _outlier_regression(n: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` samples of 12 Gaussian features (seed 3141) and a smooth target of six of them
+    (sines, a product, a square) plus Gaussian noise (std 0.3); returns the inputs, the
+    clean-noise target and a copy in which 15% of the targets are gross errors (shifted by
+    a draw of std 6)."""
+    rng = np.random.default_rng(3141)
+    x = rng.normal(0, 1, (n, 12))
+    y = (
+        np.sin(1.5 * x[:, 0])
+        + 0.8 * x[:, 1] * x[:, 2]
+        + 0.5 * x[:, 3] ** 2
+        + np.cos(x[:, 4] + x[:, 5])
+        + rng.normal(0, 0.3, n)
+    )
+    corrupt = y.copy()
+    bad = rng.random(n) < 0.15
+    corrupt[bad] += rng.normal(0, 6.0, int(bad.sum()))
+    return x, y, corrupt
+
+
+def _huber_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The Huber loss (quadratic within 1.0 of the target, linear beyond)."""
+    return nn.functional.huber_loss(outputs.reshape(targets.shape), targets, delta=1.0)
+
+
+def huber_outliers(split: str = "val", seed: int = 0) -> Task:
+    """Robust regression: 5,000 samples of 12 features and a smooth target of six; 15% of
+    the training targets are gross errors, the validation and test targets are clean (a
+    curated evaluation set); an MLP 12-64-64-1 trained on the Huber loss with SGD, scored by
+    R^2; 60/20/20 split at random by ``seed``."""
+    x, clean, corrupt = _outlier_regression()
+    tr, va, te = _split3(len(clean), seed, 0.2, 0.2)
+    mean, std = corrupt[tr].mean(), clean[tr].std()
+    clean, corrupt = (clean - mean) / std, (corrupt - mean) / std
+    name = "heldout-huber-outliers"
+    f32 = torch.float32
+    return Task(
+        name=name,
+        build_model=lambda hp: _mlp([x.shape[1], 64, 64, 1]),
+        train_data=_tensors(x, corrupt, tr, f32),
+        val_data=_pick(name, split, _tensors(x, clean, va, f32), _tensors(x, clean, te, f32)),
+        loss_fn=_huber_loss,
+        metric=r2_score,
+        metric_name="r2",
+        kind="regression",
+        higher_is_better=True,
+        default_batch_size=64,
+        description="smooth target of 12 Gaussian features, 15% gross errors in the training "
+        "targets only (3000 train), MLP 12-64-64-1, Huber loss",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- distillation
+
+
+DISTILL_CLASSES, DISTILL_TEMPERATURE = 10, 2.0
+"""`distill_soft`'s classes and the temperature of its teacher's soft targets."""
+
+
+@lru_cache(maxsize=1)
+def _teacher_targets(n: int = 6000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` inputs (seed 1729: 24 Gaussian features and the squares of eight of them, 32 in
+    all) and the soft targets of a fixed random teacher that reads the 24, an MLP
+    24-256-256-10 with tanh whose logits are scaled to std 3 and softened at
+    `DISTILL_TEMPERATURE`; one row per input, each a probability vector."""
+    rng = np.random.default_rng(1729)
+    z = rng.normal(0, 1, (n, 24))
+    x = np.concatenate([z, z[:, :8] ** 2 - 1], 1)
+    w1 = rng.normal(0, 1 / np.sqrt(24), (24, 256))
+    w2 = rng.normal(0, 1 / np.sqrt(256), (256, 256))
+    w3 = rng.normal(0, 1 / np.sqrt(256), (256, DISTILL_CLASSES))
+    logits = np.tanh(np.tanh(z @ w1 * 1.5) @ w2 * 1.5) @ w3
+    logits = 3.0 * logits / logits.std() / DISTILL_TEMPERATURE
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return x, p / p.sum(1, keepdims=True)
+
+
+def _soft_cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets (each row a probability vector)."""
+    return -(targets * nn.functional.log_softmax(outputs, dim=1)).sum(1).mean()
+
+
+def teacher_agreement(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The share of rows whose arg-max matches the soft target's arg-max (higher is better)."""
+    return (outputs.argmax(1) == targets.argmax(1)).float().mean()
+
+
+def distill_soft(split: str = "val", seed: int = 0) -> Task:
+    """Knowledge distillation: a student MLP 32-128-128-10 with SiLU trained with AdamW on a
+    fixed random teacher's soft targets (10 classes, temperature 2) over 6,000 inputs (the
+    teacher's 24 features and eight of their squares);
+    soft cross-entropy, scored by agreement with the teacher's arg-max; 60/20/20 split at
+    random by ``seed``."""
+    x, p = _teacher_targets()
+    tr, va, te = _split3(len(p), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    name = "heldout-distill-soft"
+    f32 = torch.float32
+
+    def build(hp):
+        return nn.Sequential(
+            nn.Linear(x.shape[1], 128),
+            nn.SiLU(),
+            nn.Linear(128, 128),
+            nn.SiLU(),
+            nn.Linear(128, DISTILL_CLASSES),
+        )
+
+    return Task(
+        name=name,
+        build_model=build,
+        train_data=_tensors(x, p, tr, f32),
+        val_data=_pick(name, split, _tensors(x, p, va, f32), _tensors(x, p, te, f32)),
+        loss_fn=_soft_cross_entropy,
+        metric=teacher_agreement,
+        metric_name="agreement",
+        kind="classification",
+        higher_is_better=True,
+        default_batch_size=128,
+        description="soft targets of a random teacher MLP, 10 classes, T = 2 (3600 train, 32 "
+        "features), student MLP 32-128-128-10, SiLU, AdamW",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- long memory
+
+
+ADDING_STEPS = 24
+"""The length of `adding_lstm`'s sequences."""
+
+
+@lru_cache(maxsize=1)
+def _adding(n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """The adding problem (Hochreiter and Schmidhuber, 1997), ``n`` sequences of
+    `ADDING_STEPS` (seed 1997): each step a value uniform in [0, 1] and a marker, two steps
+    marked (one in each half); the target is the sum of the two marked values plus Gaussian
+    noise (std 0.05)."""
+    rng = np.random.default_rng(1997)
+    values = rng.random((n, ADDING_STEPS))
+    marks = np.zeros((n, ADDING_STEPS))
+    half = ADDING_STEPS // 2
+    first, second = rng.integers(0, half, n), rng.integers(half, ADDING_STEPS, n)
+    marks[np.arange(n), first] = 1.0
+    marks[np.arange(n), second] = 1.0
+    y = (values * marks).sum(1) + rng.normal(0, 0.05, n)
+    return np.stack([values, marks], 2), y
+
+
+class _AddingLSTM(nn.Module):
+    """An LSTM(32) over the sequence, a linear head on its last hidden state."""
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(2, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def adding_lstm(split: str = "val", seed: int = 0) -> Task:
+    """Long memory: the adding problem over 24 steps (sum the two marked values of a
+    sequence), 5,000 sequences, an LSTM(32) and a linear head trained on MSE with AdamW,
+    scored by R^2; 60/20/20 split at random by ``seed``."""
+    x, y = _adding()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    y = (y - y[tr].mean()) / y[tr].std()
+    name = "heldout-adding-lstm"
+    f32 = torch.float32
+    return _regression(
+        name,
+        lambda hp: _AddingLSTM(),
+        _tensors(x, y, tr, f32),
+        _pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        64,
+        "adding problem, 24 steps (3000 train), LSTM(32) + linear, AdamW",
+        split,
+        seed,
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -1315,6 +1561,10 @@ HELDOUT: dict[str, ZooEntry] = {
         ZooEntry("denoise-conv1d", "denoise_conv1d", 8, optimizer="adamw", module="heldout"),
         ZooEntry("tanh-mlp", "tanh_mlp", 20, module="heldout"),
         ZooEntry("manyclass-adamw", "manyclass_adamw", 15, optimizer="adamw", module="heldout"),
+        ZooEntry("sparse-bow", "sparse_bow", 10, module="heldout"),
+        ZooEntry("huber-outliers", "huber_outliers", 20, module="heldout"),
+        ZooEntry("distill-soft", "distill_soft", 15, optimizer="adamw", module="heldout"),
+        ZooEntry("adding-lstm", "adding_lstm", 12, optimizer="adamw", module="heldout"),
     )
 }
 """The held-out zoo by name (no name is also a development zoo task's)."""
