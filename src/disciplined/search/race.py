@@ -11,10 +11,9 @@ reading. The range tests draw the box, and full 1cycle runs decide inside it:
   scaled to the batch: `scaled_readings`) times `LR_FACTORS` (`WIDE_LR_FACTORS` when no
   seed's loss fell clearly, so the reading is only where the plateau ended), at the weight
   decay the sweep chose, none above a third of the LR where a range test diverged
-  (`within_ceiling`: moved down to that edge when it lies well above the reading); the
-  sweep's runner-up weight decay at each batch's reading and one factor beside it
-  (`RUNNER_UP_FACTORS`); at the reading, the momenta of `RACE_MOMENTA` (in place of the
-  momentum range tests);
+  (`within_ceiling`); the sweep's runner-up weight decay at each batch's reading and one
+  factor beside it (`RUNNER_UP_FACTORS`); at the reading, the momenta of `RACE_MOMENTA` (in
+  place of the momentum range tests);
 - the rungs: complete 1cycle runs of ``epochs / 9``, ``epochs / 3`` and ``epochs`` (a
   rung too short to train, under `MIN_RUNG_STEPS` steps, is left out): after each rung the
   best third by validation metric goes on (equal metrics, common on a small validation
@@ -60,7 +59,6 @@ from typing import Any, NamedTuple
 __all__ = [
     "BACKOFFS",
     "CEILING_MARGIN",
-    "CLIP_FROM",
     "DEFAULT_MAX_LR",
     "DEFAULT_WEIGHT_DECAY",
     "FINALISTS",
@@ -105,7 +103,7 @@ with warm-up and annealing carries a higher peak than a few hundred steps of ris
 (Smith and Topin's super-convergence). On the development zoo the best 1cycle max LR sat
 5-10x above the reading on 4 of 12 tasks (a BatchNorm CNN, a residual net, a GRU, a
 noisy-label MLP) and below a third of it on 2; entrants above where a range test diverged
-are moved down to a third of that LR or left out (`within_ceiling`)."""
+are left out (`within_ceiling`)."""
 REACH_FROM = 3.0
 """LR factors above this are the box's reach upward: raced when the budget pays for them
 after every batch size, cut before any (`fit_to_budget`)."""
@@ -271,40 +269,17 @@ of it on (a GRU at 0.75 of it collapsed on one seed of three, a wide MLP and a s
 classifier at 1-2x)."""
 
 
-CLIP_FROM = 1.5
-"""An entrant above the reading whose max LR passes its batch's ceiling is moved down to the
-ceiling when the ceiling is at least this many times the reading (`within_ceiling`); nearer
-the reading it would be a second entrant at about the reading, and is left out."""
-
-
 def within_ceiling(entrants: Sequence[Entrant], ceilings: Mapping[int, float]) -> list[Entrant]:
-    """``entrants`` with those above the reading whose max LR passes their batch's ceiling
+    """``entrants`` less those above the reading whose max LR passes their batch's ceiling
     (``ceilings[batch]``: the lowest LR at which a range test's loss diverged, scaled to the
-    batch as the reading is, over `CEILING_MARGIN`; a batch not in it has none) moved down to
-    the ceiling, when it is at least `CLIP_FROM` times their reading, else left out; two
-    entrants moved to the same place race once. A range test that blew up at an LR drew the
-    box's upper edge below it: a 1cycle run peaking near it is not worth a place, but the
-    edge itself is the box's best guess above the reading. Left out instead (v7 to v15),
-    every entrant above the reading of the held-out matrix factorization was dropped on 3
-    tuning seeds of 4 (its range tests read 0.25-0.34 at batch 128 and climbed from 2.3 on;
-    the ceiling, 0.76, was 2.2-3x the reading, under the 3x entrants), and the race picked
-    max LR 0.07-0.37 at R^2 0.49 where its grid's best, 1.0 at batch 64, scored 0.62."""
-    out: list[Entrant] = []
-    seen: set[tuple] = set()
+    batch as the reading is, over `CEILING_MARGIN`; a batch not in it has none). A range
+    test that blew up at an LR drew the box's upper edge below it: a 1cycle run peaking near
+    it is not worth a place."""
+    out = []
     for e in entrants:
         top = ceilings.get(e.batch_size, math.inf)
         if e.default or e.lr_factor <= 1.0 or e.max_lr <= top:
-            moved = e
-        else:
-            reading = e.max_lr / e.lr_factor
-            if top < CLIP_FROM * reading:
-                continue
-            moved = replace(e, max_lr=top, lr_factor=top / reading)
-        # the run's settings, not its factor (which two readings' rounding can tell apart)
-        key = (moved.batch_size, moved.max_lr, moved.weight_decay, moved.max_momentum)
-        if (key, moved.default) not in seen:
-            seen.add((key, moved.default))
-            out.append(moved)
+            out.append(e)
     return out
 
 
