@@ -3,6 +3,7 @@ verdict, the JSON round trip, and the ``disciplined diagnose`` command."""
 
 import json
 import math
+import random
 
 import pytest
 
@@ -412,3 +413,72 @@ def test_a_run_is_classified_ok_plateau_collapsed_or_diverged(evals):
     assert classify_run(_run(up, evals=evals)) == "diverged"
     assert classify_run(_run(learned, evals=evals, diverged=True)) == "diverged"
     assert not blew_up(_run(flat, evals=evals)) and blew_up(_run(back, evals=evals))
+
+
+@pytest.mark.parametrize("evals", [8, 2])
+def test_a_noisy_run_that_never_moved_is_a_plateau_not_a_blow_up_or_a_collapse(evals):
+    from disciplined.measure.diagnose import blew_up, classify_run
+
+    # an MSE regression at a small batch: per-step losses spread a third of their level
+    # around 1.0, the first batch a lucky 0.9; the weights never move (the adding problem's
+    # LSTM at a tiny LR), so the running means only wander
+    rng = random.Random(7)
+    flat = [0.9] + [max(0.05, rng.gauss(1.0, 0.35)) for _ in range(399)]
+    assert classify_run(_averaged(flat, evals)) == "plateau"
+    assert not blew_up(_averaged(flat, evals))
+    # the same noise on a run that blew up to twice its level, or learned and fell back,
+    # still reads as that
+    up = [x * (1 + 1.5 * i / 400) for i, x in enumerate(flat)]
+    assert classify_run(_averaged(up, evals)) == "diverged"
+    back = [x * (0.3 if 40 <= i < 200 else 1.0) for i, x in enumerate(flat)]
+    assert classify_run(_averaged(back, evals)) == "collapsed"
+    learned = [x * (1 - 0.7 * i / 400) for i, x in enumerate(flat)]
+    assert classify_run(_averaged(learned, evals)) == "ok"
+
+
+def _averaged(losses, evals):
+    """A run whose evaluations carry the mean training loss since the last one, as `fit`
+    records it."""
+    from disciplined.training.fit import EvalRecord, History
+
+    n, per = len(losses), len(losses) // evals
+    recs = tuple(
+        EvalRecord(
+            epoch=float(i),
+            step=i * per,
+            val_loss=sum(losses[(i - 1) * per : i * per]) / per,
+            val_metric=0.5,
+            train_loss=sum(losses[(i - 1) * per : i * per]) / per,
+            seconds=0.0,
+        )
+        for i in range(1, evals + 1)
+    )
+    return History(
+        lrs=(0.1,) * n,
+        momenta=(0.9,) * n,
+        train_losses=tuple(losses),
+        evals=recs,
+        steps_per_epoch=per,
+    )
+
+
+def test_the_start_windows_noise_raises_the_bar_for_ending_above_the_start():
+    from disciplined.divergence import (
+        START_NOISE_SIGMAS,
+        collapse_arm,
+        ended_above_start,
+        start_noise,
+    )
+
+    # the window is min(10, steps // 20) steps: here the first 10 of 400
+    losses = [1.0, 1.2, 0.8, 1.2, 0.8, 1.2, 0.8, 1.2, 0.8, 1.0] + [1.0] * 390
+    sd = start_noise(losses)
+    assert sd == pytest.approx(math.sqrt(8 * 0.04 / 9))
+    assert start_noise([1.0]) == 0.0 and start_noise([1.0, math.nan]) == 0.0
+    assert START_NOISE_SIGMAS == 2.0
+    assert ended_above_start(1.06, 1.0) and not ended_above_start(1.06, 1.0, noise=sd)
+    assert ended_above_start(1.0 + 2 * sd, 1.0, noise=sd)
+    # the verdict's arms: 6% above the start is a blow-up only without noise
+    assert collapse_arm(-0.06, -0.06, 0.0, flat_tol=0.03) == "above_start"
+    assert collapse_arm(-0.06, -0.06, 0.0, flat_tol=0.03, noise=0.35) == "no_progress"
+    assert collapse_arm(-0.8, -0.06, 0.0, flat_tol=0.03, noise=0.35) == "above_start"

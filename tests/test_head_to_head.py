@@ -323,21 +323,21 @@ def test_the_page_takes_each_tasks_last_commit_and_names_every_commit(h2h, tmp_p
 
 def test_the_oracle_table_judges_each_task_and_says_missed(h2h):
     rows = [_row("bn-cnn", "recipe", s, t) for s, t in enumerate((0.950, 0.952, 0.954))] + [
-        _row("sparse-bow", "recipe", s, t, zoo="heldout") for s, t in ((0, 0.90), (1, 0.92))
+        _row("fresh-heldout", "recipe", s, t, zoo="heldout") for s, t in ((0, 0.90), (1, 0.92))
     ]
     oracles = {
         # regret 100 x (0.955 - 0.952) = 0.3 <= 0.5: met
         "bn-cnn": {"test": {"best": [0.95, 0.955, 0.96], "default": [0.9, 0.9, 0.9]}},
         # regret 100 x (0.94 - 0.91) = 3.0 > max(0.5, 1.0): missed
-        "sparse-bow": {"test": {"best": [0.93, 0.94, 0.95], "default": [0.8] * 3}},
+        "fresh-heldout": {"test": {"best": [0.93, 0.94, 0.95], "default": [0.8] * 3}},
         "deep-mlp": {"test": {"best": [0.5] * 3, "default": [0.2] * 3}},  # no recipe row
     }
     text = h2h.oracle_table(rows, oracles)
     lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in text.splitlines() if ln.startswith("| ")}
     assert "deep-mlp" not in lines
     assert lines["bn-cnn"].endswith("| 0.30 | 0.50 | met |")
-    assert "| heldout |" in lines["sparse-bow"]
-    assert lines["sparse-bow"].endswith("| 3.00 | 1.00 | **MISSED** |")
+    assert "| heldout |" in lines["fresh-heldout"]
+    assert lines["fresh-heldout"].endswith("| 3.00 | 1.00 | **MISSED** |")
     assert "Within goal, by zoo: dev 1 of 1; heldout 0 of 1." in text
     assert h2h.oracle_table(rows, {}) == ""  # no oracle on file: no table
 

@@ -23,8 +23,9 @@ The situations differ, and so do the thresholds; each is named once, here:
   for the training loss, `VAL_CUT` (5%, 0.5, 3) for the sparser validation loss.
 - `rise_index`: a curve a suggestion rule reads: the first point back above its start after
   a clear fall. `CLEAR_FALL` 0.05, `RISE_HALF_FALL` 0.5.
-- `start_level`, `ended_above_start`, `collapse_arm`: a finished training run's verdict
-  (``diagnose``): above its start, back at it, or never left it. `COLLAPSE_TOL` 0.05.
+- `start_level`, `start_noise`, `ended_above_start`, `collapse_arm`: a finished training
+  run's verdict (``diagnose``): above its start (beyond the start's own spread), back at it,
+  or never left it. `COLLAPSE_TOL` 0.05, `START_NOISE_SIGMAS` 2.
 - `RunCollapse`: a training run, step by step (``fit`` calls it): back at its starting level,
   steady, after having learned. `COLLAPSE_FALL` 0.1, `COLLAPSE_BAND` 0.1, `COLLAPSE_PATIENCE`
   a tenth of the run and at least an epoch.
@@ -58,6 +59,7 @@ __all__ = [
     "RISE_HALF_FALL",
     "RUN_BETA",
     "RUN_FACTOR",
+    "START_NOISE_SIGMAS",
     "SWEEP_BETA",
     "SWEEP_FACTOR",
     "SWEEP_FALL",
@@ -76,6 +78,7 @@ __all__ = [
     "nonfinite",
     "rise_index",
     "start_level",
+    "start_noise",
     "start_window",
 ]
 
@@ -373,11 +376,42 @@ ended 4.6% below its start; the slowest run that was learning (MNIST-1D MLP, con
 0.003, 6 epochs) was 7-9% below its start, and falling."""
 
 
-def ended_above_start(last: float, start: float, tol: float = COLLAPSE_TOL) -> bool:
+START_NOISE_SIGMAS = 2.0
+"""A finished run ended above its start only when its last loss is this many of the start
+window's standard deviations above the starting level, as well as `COLLAPSE_TOL` above it
+(`ended_above_start`, `collapse_arm`)."""
+
+
+def start_noise(losses: Sequence[float]) -> float:
+    """The spread of a run's per-step losses over its starting window (`start_window`): the
+    standard deviation of those within twice the starting level (a step beyond it is a
+    blow-up under way, as on a digits MLP at max LR 10, whose third step's loss was 40), 0.0
+    with fewer than two. The starting level is the lower
+    of the first loss and the window's mean (`start_level`), so on a small batch it sits up to
+    a step's spread below the untrained model's loss. An MSE regression at batch 16 spreads
+    about a third of its level from batch to batch: a run that never moved (the adding
+    problem's LSTM at max LR 7e-6 under AdamW) ended 6% above a starting level read off one
+    lucky first batch, and was read as a blow-up; lowering its LR as for one ran it down to
+    7e-12 and `tune` gave up."""
+    level = start_level(losses)
+    if level is None:
+        return 0.0
+    # a step past twice the level is a blow-up starting, not the batches' spread
+    head = [x for x in losses[: start_window(len(losses))] if not nonfinite(x) and x <= 2 * level]
+    if len(head) < 2:
+        return 0.0
+    mean = sum(head) / len(head)
+    return math.sqrt(sum((x - mean) ** 2 for x in head) / (len(head) - 1))
+
+
+def ended_above_start(
+    last: float, start: float, tol: float = COLLAPSE_TOL, noise: float = 0.0
+) -> bool:
     """Whether a run's last training loss is at least ``1 + tol`` times its (positive)
-    starting level: a blow-up that stayed finite, readable even on a run too short for a
-    verdict."""
-    return start > 0 and last >= (1 + tol) * start
+    starting level, and `START_NOISE_SIGMAS` times ``noise`` (the start window's spread,
+    `start_noise`) above it: a blow-up that stayed finite, readable even on a run too short
+    for a verdict."""
+    return start > 0 and last >= max((1 + tol) * start, start + START_NOISE_SIGMAS * noise)
 
 
 def collapse_arm(
@@ -387,13 +421,15 @@ def collapse_arm(
     *,
     tol: float = COLLAPSE_TOL,
     flat_tol: float,
+    noise: float = 0.0,
 ) -> str | None:
     """Which way a finished run diverged, read off its training loss, or None.
 
     ``progress`` is ``(start - end) / start`` (the smoothed end), ``progress_max`` the same
     with the smoothed minimum, ``change_end`` the relative change of the fitted line over the
     tail (negative when falling). Returns ``"above_start"`` when ``progress <= -tol`` (ended
-    ``tol`` or more above its start); ``"collapse"`` when ``|progress| < tol`` but
+    ``tol`` or more above its start, and ``noise``, the start window's spread over the
+    starting level, `START_NOISE_SIGMAS` times); ``"collapse"`` when ``|progress| < tol`` but
     ``progress_max >= tol`` (was ``tol`` lower once, and is back at its start, as a
     collapse to chance with a finite loss is); ``"no_progress"`` when ``|progress| < tol``,
     never ``tol`` lower, and not falling by ``flat_tol`` or more over the tail (a run that
@@ -402,7 +438,7 @@ def collapse_arm(
     """
     if progress is None:
         return None
-    if progress <= -tol:
+    if progress <= -max(tol, START_NOISE_SIGMAS * noise):
         return "above_start"
     if not progress < tol:
         return None
