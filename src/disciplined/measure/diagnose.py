@@ -737,14 +737,17 @@ mean is this many of a running mean's spreads below it (`_short_run_class`)."""
 
 def _short_run_class(losses: tuple[float, ...]) -> str:
     """A run too short for `diagnose`'s rules, read off its per-step training losses: their
-    running means over a tenth of the run against the starting level, a rise or a fall
-    counted only beyond `COLLAPSE_TOL` and beyond the noise (`start_noise`: the step's
-    spread, `START_NOISE_SIGMAS` times, for the end's rise, since the start may be one
-    step's loss; `FALL_SIGMAS` times a running mean's spread, the step's over the root of its
-    length, for a fall, since the lowest of a run's ten or so independent running means sits
-    about two of them below their level by chance). On a noisy MSE regression at batch 16
-    or 64 the lowest running mean dipped 5-14% below the start by chance, so a run that never
-    moved was read as one that learned and fell back, and as a blow-up."""
+    running means over a tenth of the run against the starting level: ``ok`` when it ends
+    `COLLAPSE_TOL` below it; ``diverged`` when it ends above it by that and by the noise
+    (`start_noise`, `START_NOISE_SIGMAS` times: the start may be one step's loss); else
+    ``collapsed`` when its lowest running mean fell below the start by that and by
+    `FALL_SIGMAS` times a running mean's spread (the step's over the root of its length: the
+    lowest of a run's ten or so independent running means sits about two of them below their
+    level by chance), ``plateau`` when not. The noise only raises the bar for a rise or a
+    fall that would call the run broken; a start window that holds the first steep steps of
+    a run that learns spreads wide, and must not hide that it learned. On a noisy MSE
+    regression at batch 16 or 64 the lowest running mean dipped 5-14% below the start by
+    chance, so a run that never moved was read as one that learned and fell back."""
     finite = [x for x in losses if math.isfinite(x)]
     start = start_level(losses)
     if start is None or not finite or start <= 0:
@@ -755,7 +758,7 @@ def _short_run_class(losses: tuple[float, ...]) -> str:
     noise = start_noise(losses)
     if ended_above_start(end, start, COLLAPSE_TOL, noise) and end > start:
         return "diverged"
-    fall = max(COLLAPSE_TOL * start, FALL_SIGMAS * noise / math.sqrt(window))
-    if end > start - fall:
-        return "plateau" if low > start - fall else "collapsed"
+    if end > start * (1 - COLLAPSE_TOL):
+        fell = max(COLLAPSE_TOL * start, FALL_SIGMAS * noise / math.sqrt(window))
+        return "plateau" if low > start - fell else "collapsed"
     return "ok"
