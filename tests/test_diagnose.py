@@ -372,18 +372,27 @@ def test_still_falling_steeply_far_below_training_loss_is_underfitting():
 # ------------------------------------------------------------------ run classification
 
 
-def _run(losses, metric=0.5, evals=8, diverged=False):
+def _run(losses, metric=0.5, evals=8, diverged=False, averaged=False):
+    """A run of per-step ``losses`` with ``evals`` evaluations; each evaluation carries the
+    loss at its step, or with ``averaged`` the mean training loss since the last one, as
+    `fit` records it."""
     from disciplined.training.fit import EvalRecord, History
 
     n = len(losses)
     per = max(1, n // evals)
+
+    def at(i):
+        if averaged:
+            return sum(losses[(i - 1) * per : i * per]) / per
+        return losses[min(n - 1, i * per)]
+
     recs = tuple(
         EvalRecord(
             epoch=float(i),
             step=i * per,
-            val_loss=losses[min(n - 1, i * per)],
+            val_loss=at(i),
             val_metric=metric,
-            train_loss=losses[min(n - 1, i * per)],
+            train_loss=at(i),
             seconds=0.0,
         )
         for i in range(1, evals + 1)
@@ -424,42 +433,16 @@ def test_a_noisy_run_that_never_moved_is_a_plateau_not_a_blow_up_or_a_collapse(e
     # LSTM at a tiny LR), so the running means only wander
     rng = random.Random(7)
     flat = [0.9] + [max(0.05, rng.gauss(1.0, 0.35)) for _ in range(399)]
-    assert classify_run(_averaged(flat, evals)) == "plateau"
-    assert not blew_up(_averaged(flat, evals))
+    assert classify_run(_run(flat, evals=evals, averaged=True)) == "plateau"
+    assert not blew_up(_run(flat, evals=evals, averaged=True))
     # the same noise on a run that blew up to twice its level, or learned and fell back,
     # still reads as that
     up = [x * (1 + 1.5 * i / 400) for i, x in enumerate(flat)]
-    assert classify_run(_averaged(up, evals)) == "diverged"
+    assert classify_run(_run(up, evals=evals, averaged=True)) == "diverged"
     back = [x * (0.3 if 40 <= i < 200 else 1.0) for i, x in enumerate(flat)]
-    assert classify_run(_averaged(back, evals)) == "collapsed"
+    assert classify_run(_run(back, evals=evals, averaged=True)) == "collapsed"
     learned = [x * (1 - 0.7 * i / 400) for i, x in enumerate(flat)]
-    assert classify_run(_averaged(learned, evals)) == "ok"
-
-
-def _averaged(losses, evals):
-    """A run whose evaluations carry the mean training loss since the last one, as `fit`
-    records it."""
-    from disciplined.training.fit import EvalRecord, History
-
-    n, per = len(losses), len(losses) // evals
-    recs = tuple(
-        EvalRecord(
-            epoch=float(i),
-            step=i * per,
-            val_loss=sum(losses[(i - 1) * per : i * per]) / per,
-            val_metric=0.5,
-            train_loss=sum(losses[(i - 1) * per : i * per]) / per,
-            seconds=0.0,
-        )
-        for i in range(1, evals + 1)
-    )
-    return History(
-        lrs=(0.1,) * n,
-        momenta=(0.9,) * n,
-        train_losses=tuple(losses),
-        evals=recs,
-        steps_per_epoch=per,
-    )
+    assert classify_run(_run(learned, evals=evals, averaged=True)) == "ok"
 
 
 def test_the_start_windows_noise_raises_the_bar_for_ending_above_the_start():
