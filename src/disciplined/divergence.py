@@ -386,9 +386,9 @@ def start_noise(losses: Sequence[float]) -> float:
     """The spread of a run's per-step losses over its starting window (`start_window`): the
     standard deviation of those within twice the starting level (a step beyond it is a
     blow-up under way, as on a digits MLP at max LR 10, whose third step's loss was 40), 0.0
-    with fewer than two. The starting level is the lower
-    of the first loss and the window's mean (`start_level`), so on a small batch it sits up to
-    a step's spread below the untrained model's loss. An MSE regression at batch 16 spreads
+    with fewer than two. The starting level is the lower of the first loss and the window's
+    mean (`start_level`), so on a small batch it sits up to a step's spread below the
+    untrained model's loss. An MSE regression at batch 16 spreads
     about a third of its level from batch to batch: a run that never moved (the adding
     problem's LSTM at max LR 7e-6 under AdamW) ended 6% above a starting level read off one
     lucky first batch, and was read as a blow-up; lowering its LR as for one ran it down to

@@ -756,7 +756,7 @@ def _short_run_class(losses: tuple[float, ...]) -> str:
     means = [sum(finite[i : i + window]) / window for i in range(len(finite) - window + 1)]
     end, low = means[-1], min(means)
     noise = start_noise(losses)
-    if ended_above_start(end, start, COLLAPSE_TOL, noise) and end > start:
+    if ended_above_start(end, start, COLLAPSE_TOL, noise):
         return "diverged"
     if end > start * (1 - COLLAPSE_TOL):
         fell = max(COLLAPSE_TOL * start, FALL_SIGMAS * noise / math.sqrt(window))
