@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,9 +25,10 @@ from zoo.tasks import ZOO  # noqa: E402
 from disciplined import UsageError, load_task  # noqa: E402
 from disciplined.trials.hparams import HParams  # noqa: E402
 
-REPEATED_ROWS = {"affairs-tabular", "randhie-counts"}
+REPEATED_ROWS = {"affairs-tabular", "randhie-counts", "gin-graphs"}
 """Tasks whose data has identical rows (surveys' discrete answers: two people can answer
-alike), so their splits are disjoint by sample, not by value."""
+alike; a ring lattice that drew no rewiring is the same graph each time), so their splits
+are disjoint by sample, not by value."""
 
 
 @pytest.fixture
@@ -135,10 +137,14 @@ SHAPES = {
     "huber-outliers": (20, "sgd", 3000, 1000, "regression", "r2"),
     "distill-soft": (15, "adamw", 3600, 1200, "classification", "agreement"),
     "adding-lstm": (12, "adamw", 3000, 1000, "regression", "r2"),
+    "gin-graphs": (15, "sgd", 2400, 800, "classification", "accuracy"),
+    "fourier-coords": (20, "adamw", 4516, 1505, "regression", "r2"),
+    "negation-transformer": (10, "adamw", 2400, 800, "classification", "accuracy"),
+    "mnist1d-vae": (20, "sgd", 3000, 1000, "regression", "r2"),
 }
-"""The twelve held-out tasks added last (2026-12-07): epochs, optimizer, training and
+"""The sixteen held-out tasks added last (2026-12-07 and 08): epochs, optimizer, training and
 validation samples, kind and metric. The first four were read at ``ed7740b``, the next four
-at ``8f0e2fe``, the last four at ``e0249db``."""
+at ``8f0e2fe``, the next four at ``e0249db``; the last four are unread."""
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
@@ -330,3 +336,82 @@ def test_adding_lstm_target_is_the_sum_of_the_two_marked_values(in_root):
     task = load_task(HELDOUT["adding-lstm"].ref)
     torch.manual_seed(0)
     assert task.build_model({})(task.train_data[0][:3]).shape == (3, 1)
+
+
+def test_gin_graphs_generators_differ_in_structure_and_padding_stays_zero(in_root):
+    from zoo.heldout import _GIN, GRAPH_DEGREES, GRAPH_NODES, _graphs
+
+    x, y = _graphs()
+    adj, present = x[..., :GRAPH_NODES], x[..., GRAPH_NODES]
+    assert (adj == adj.transpose(0, 2, 1)).all() and (adj.diagonal(0, 1, 2) == 0).all()
+    assert (adj.sum(2)[present == 0] == 0).all() and (adj.sum(1)[present == 0] == 0).all()
+    sizes = present.sum(1)
+    assert sizes.min() == 12 and sizes.max() == GRAPH_NODES
+    onehot = x[..., GRAPH_NODES + 1 :]
+    assert onehot.shape[-1] == GRAPH_DEGREES and (onehot.sum(2) == present).all()
+    # the communities close more triangles than Erdos-Renyi at the same mean degree, and the
+    # lattice's degrees spread least (labels by generator, 5% redrawn)
+    triangles = (adj @ adj @ adj).diagonal(0, 1, 2).sum(1) / 6 / sizes
+    degrees = adj.sum(2)
+    spread = ((degrees**2).sum(1) / sizes) - (degrees.sum(1) / sizes) ** 2
+    tri = [float(triangles[y == k].mean()) for k in range(3)]
+    var = [float(spread[y == k].mean()) for k in range(3)]
+    assert tri[1] > 1.2 * tri[0] and var[2] < 0.5 * min(var[0], var[1])
+    # the net ignores padding: the same graph padded differently scores the same
+    torch.manual_seed(0)
+    net = _GIN().eval()
+    g = torch.tensor(x[:1])
+    k = int(sizes[0])
+    perm = torch.cat([torch.randperm(k), torch.arange(k, GRAPH_NODES)])
+    moved = g[:, perm][:, :, torch.cat([perm, torch.arange(GRAPH_NODES, g.shape[2])])]
+    assert torch.allclose(net(g), net(moved), atol=1e-5)  # and the node order
+
+
+def test_fourier_coords_reads_coordinates_through_fixed_features(in_root):
+    from zoo.heldout import FOURIER_FEATURES, _FourierMLP
+
+    task = load_task(HELDOUT["fourier-coords"].ref)
+    x, y = task.train_data
+    assert x.shape == (4516, 2) and y.shape == (4516, 3)
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    assert torch.allclose(y.mean(0), torch.zeros(3), atol=1e-4)  # standardized per channel
+    a, b = _FourierMLP(), _FourierMLP()
+    assert torch.equal(a.freqs, b.freqs) and a.freqs.shape == (2, FOURIER_FEATURES)
+    names = {n for n, _ in a.named_parameters()}
+    assert "freqs" not in names and "freqs" in dict(a.named_buffers())  # never trained
+
+
+def test_negation_transformer_labels_read_not_and_very(in_root):
+    from zoo.heldout import NEG_NOT, NEG_VERY, _negation_sentences, _polarity
+
+    x, y = _negation_sentences()
+    tok = x.astype(int)
+    pol = _polarity()
+    w = pol[tok]
+    w[:, 1:] *= np.where(tok[:, :-1] == NEG_NOT, -1.0, np.where(tok[:, :-1] == NEG_VERY, 2.0, 1.0))
+    rule = (w.sum(1) > 0).astype(int)
+    assert 0.95 < (rule == y).mean() < 0.99  # 3% of the labels flipped
+    bag = (pol[tok].sum(1) > 0).astype(int)  # the same words without their modifiers
+    assert (bag == y).mean() < 0.9
+    task = load_task(HELDOUT["negation-transformer"].ref)
+    net = task.build_model({"dropout": 0.0})
+    assert net(task.train_data[0][:4]).shape == (4, 2)
+
+
+def test_mnist1d_vae_samples_in_training_and_decodes_its_mean_in_evaluation(in_root):
+    from zoo.heldout import VAE_LATENT, _negative_elbo, reconstruction_r2
+
+    task = load_task(HELDOUT["mnist1d-vae"].ref)
+    x, t = task.train_data
+    assert x.shape == (3000, 40) and t.shape == (3000, 40 + 2 * VAE_LATENT)
+    assert torch.equal(t[:, :40], x) and bool((t[:, 40:] == 0).all())
+    torch.manual_seed(0)
+    net = task.build_model({})
+    net.eval()
+    assert torch.equal(net(x[:5]), net(x[:5]))  # the posterior mean: deterministic
+    net.train()
+    assert not torch.equal(net(x[:5]), net(x[:5]))  # a sample of the posterior
+    # the loss of a perfect reconstruction from a standard-normal posterior is zero
+    perfect = torch.cat([x[:5], torch.zeros(5, 2 * VAE_LATENT)], 1)
+    assert _negative_elbo(perfect, t[:5]).item() == pytest.approx(0.0, abs=1e-6)
+    assert reconstruction_r2(perfect, t[:5]).item() == pytest.approx(1.0)

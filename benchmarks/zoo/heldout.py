@@ -36,6 +36,10 @@ them as `zoo.tasks.ZooEntry` records whose ``ref`` names this file, so the oracl
 | huber_outliers | gross errors in training targets, Huber loss | 3000/1000/1000 | MLP 12-64-64-1 |
 | distill_soft | distillation, soft targets, AdamW (synth.) | 3600/1200/1200 | MLP 32-128-128-10 |
 | adding_lstm | long memory, the adding problem, AdamW | 3000/1000/1000 | LSTM(32) + linear |
+| gin_graphs | graph classification, message passing (synth.) | 2400/800/800 | GIN 3 x 64, dense |
+| fourier_coords | coordinate net, Fourier features, AdamW | 4516/1505/1505 | MLP 256-256-256-3 |
+| negation_transformer | sentences, "not" and "very", AdamW | 2400/800/800 | transformer 2 x 48 |
+| mnist1d_vae | variational autoencoder, ELBO, R^2 (MNIST-1D) | 3000/1000/1000 | VAE 40-128-8 |
 
 The time-ordered tasks (co2_forecast, mackey_forecast) split chronologically (train the
 earliest 60% of forecast origins, validation the next 20%, test the last 20%, with no
@@ -1535,6 +1539,348 @@ def adding_lstm(split: str = "val", seed: int = 0) -> Task:
     )
 
 
+# --------------------------------------------------------------------------- graphs
+
+
+GRAPH_NODES, GRAPH_KINDS, GRAPH_DEGREE, GRAPH_DEGREES = 20, 3, 4.0, 10
+"""`gin_graphs`' largest graph (every graph is padded to it), its classes (generators) and
+the generators' mean degree, by which the GIN divides its sums over neighbours, and the
+width of a node's one-hot degree."""
+
+
+def _graph_edges(rng: np.random.Generator, size: int, kind: int) -> np.ndarray:
+    """The symmetric 0/1 adjacency of one graph of ``size`` nodes and mean degree about 4
+    from generator ``kind``: 0 Erdos-Renyi, 1 two planted communities (nine in ten of a
+    node's edges inside its own half), 2 a ring lattice (two neighbours each side) with a
+    tenth of its edges rewired at random (Watts-Strogatz)."""
+    a = np.zeros((size, size))
+    if kind == 0:
+        a = (rng.random((size, size)) < 4.0 / (size - 1)).astype(float)
+    elif kind == 1:
+        side = np.arange(size) < size // 2
+        same = side[:, None] == side[None, :]
+        p = np.where(same, 3.6 / (size / 2 - 1), 0.4 / (size / 2))
+        a = (rng.random((size, size)) < p).astype(float)
+    else:
+        for i in range(size):
+            for step in (1, 2):
+                j = (i + step) % size
+                if rng.random() < 0.1:
+                    j = int(rng.integers(0, size))
+                if j != i:
+                    a[i, j] = 1.0
+    a = np.triu(a, 1)
+    return np.minimum(a + a.T, 1.0)
+
+
+@lru_cache(maxsize=1)
+def _graphs(n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic graphs (seed 4242) of 12 to `GRAPH_NODES` nodes, a third from each
+    generator of `_graph_edges` (the label), 5% of the labels redrawn. Each graph is one
+    ``(GRAPH_NODES, GRAPH_NODES + 1 + GRAPH_DEGREES)`` array, a row per node: its adjacency
+    padded with zeros, a column that flags the nodes present, then the node's degree one-hot
+    (degrees from `GRAPH_DEGREES` - 1 up share the last column; the usual input of a graph
+    whose nodes have no features of their own)."""
+    rng = np.random.default_rng(4242)
+    y = rng.integers(0, GRAPH_KINDS, n)
+    x = np.zeros((n, GRAPH_NODES, GRAPH_NODES + 1 + GRAPH_DEGREES), dtype=np.float32)
+    for k in range(n):
+        size = int(rng.integers(12, GRAPH_NODES + 1))
+        a = _graph_edges(rng, size, int(y[k]))
+        x[k, :size, :size] = a
+        x[k, :size, GRAPH_NODES] = 1.0
+        degree = np.minimum(a.sum(1), GRAPH_DEGREES - 1).astype(int)
+        x[k, np.arange(size), GRAPH_NODES + 1 + degree] = 1.0
+    flip = rng.random(n) < 0.05
+    y[flip] = rng.integers(0, GRAPH_KINDS, int(flip.sum()))
+    return x, y
+
+
+class _GIN(nn.Module):
+    """A graph isomorphism network on dense adjacency: each node starts from its presence
+    flag and one-hot degree, three layers each add the node's neighbours' states (their sum over
+    `GRAPH_DEGREE`) to its own and pass the sum
+    through an MLP of ``width`` ending in a LayerNorm (padding nodes kept at zero), then the
+    mean over the padded
+    nodes of the last states feeds an MLP head."""
+
+    def __init__(self, width: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.Linear(1 + GRAPH_DEGREES, width)
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(width, width),
+                nn.ReLU(),
+                nn.Linear(width, width),
+                nn.LayerNorm(width),
+                nn.ReLU(),
+            )
+            for _ in range(layers)
+        )
+        self.head = _mlp([width, width, GRAPH_KINDS])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        adj, present = x[..., :GRAPH_NODES], x[..., GRAPH_NODES : GRAPH_NODES + 1]
+        h = self.embed(x[..., GRAPH_NODES:]) * present
+        for layer in self.layers:
+            h = layer(h + adj @ h / GRAPH_DEGREE) * present
+        return self.head(h.mean(1))
+
+
+def gin_graphs(split: str = "val", seed: int = 0) -> Task:
+    """Graph classification: which of three generators (Erdos-Renyi, two communities, a
+    rewired ring lattice; mean degree about 4 each) drew a graph of 12 to 20 nodes, 4,000
+    graphs, 5% of the labels redrawn; a GIN of three layers of 64 on dense adjacency, trained
+    with SGD; 60/20/20 split at random by ``seed``."""
+    x, y = _graphs()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    name = "heldout-gin-graphs"
+    return _classifier(
+        name,
+        lambda hp: _GIN(),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        32,
+        "synthetic graphs of 12-20 nodes from 3 generators, 5% labels redrawn (2400 train), "
+        "GIN 3 x 64 on dense adjacency",
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- coordinates
+
+
+FOURIER_FEATURES, FOURIER_SCALE = 128, 10.0
+"""`fourier_coords`' random Fourier features of the pixel coordinates, and their scale (the
+std of their frequencies, in cycles across the image)."""
+
+
+@lru_cache(maxsize=1)
+def _flower_pixels(block: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled photograph ``flower.jpg`` (427 x 640, RGB) averaged over
+    ``block`` x ``block`` blocks (71 x 106 pixels): each pixel's (row, column) coordinates
+    scaled to [0, 1] and its three colours in [0, 1]."""
+    from sklearn.datasets import load_sample_image
+
+    img = load_sample_image("flower.jpg").astype(np.float64) / 255.0
+    h, w = img.shape[0] // block, img.shape[1] // block
+    img = img[: h * block, : w * block].reshape(h, block, w, block, 3).mean((1, 3))
+    rows, cols = np.meshgrid(np.arange(h) / (h - 1), np.arange(w) / (w - 1), indexing="ij")
+    coords = np.stack([rows.ravel(), cols.ravel()], 1)
+    return coords, img.reshape(-1, 3)
+
+
+class _FourierMLP(nn.Module):
+    """A coordinate network: fixed random Fourier features (sin and cos of
+    `FOURIER_FEATURES` projections of the coordinates at frequencies of std
+    `FOURIER_SCALE`, seed 314; a buffer, not trained) into an MLP 256-256-256-3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(314)
+        freqs = torch.randn(2, FOURIER_FEATURES, generator=g) * FOURIER_SCALE
+        self.register_buffer("freqs", freqs)
+        self.net = _mlp([2 * FOURIER_FEATURES, 256, 256, 3])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angle = 2 * torch.pi * (x @ self.freqs)
+        return self.net(torch.cat([torch.sin(angle), torch.cos(angle)], 1))
+
+
+def fourier_coords(split: str = "val", seed: int = 0) -> Task:
+    """A coordinate network (an implicit image): from a pixel's (row, column), its colour,
+    through fixed random Fourier features and an MLP 256-256-256-3 trained with AdamW on
+    MSE, scored by R^2 on pixels it never saw (a downsampled photograph of 7,526 pixels,
+    colours standardized per channel); 60/20/20 split of the pixels at random by ``seed``."""
+    x, y = _flower_pixels()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    y = (y - y[tr].mean(0)) / y[tr].std(0)
+    name = "heldout-fourier-coords"
+    f32 = torch.float32
+    return _regression(
+        name,
+        lambda hp: _FourierMLP(),
+        _tensors(x, y, tr, f32),
+        _pick(name, split, _tensors(x, y, va, f32), _tensors(x, y, te, f32)),
+        64,
+        "colour of a pixel from its coordinates, flower.jpg at 71 x 106 (4516 train pixels), "
+        "256 random Fourier features + MLP 256-256-3, AdamW",
+        split,
+        seed,
+    )
+
+
+# --------------------------------------------------------------------------- text transformer
+
+
+NEG_LENGTH, NEG_VOCAB = 20, 32
+"""`negation_transformer`'s sentence length and its vocabulary (token ids 0 to 31)."""
+NEG_NOT, NEG_VERY = 30, 31
+"""The two modifier tokens: "not" flips the sign of the sentiment word right after it,
+"very" doubles it."""
+
+
+def _polarity() -> np.ndarray:
+    """Each token's sentiment: ids 0-9 positive (+1, the last three +2), 10-19 negative (-1,
+    the last three -2), 20-29 neutral, the two modifiers none of their own."""
+    p = np.zeros(NEG_VOCAB)
+    p[:10], p[7:10] = 1.0, 2.0
+    p[10:20], p[17:20] = -1.0, -2.0
+    return p
+
+
+@lru_cache(maxsize=1)
+def _negation_sentences(n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic sentences (seed 6174) of `NEG_LENGTH` tokens: each position neutral
+    with probability 0.45, a sentiment word with 0.4, "not" or "very" with 0.15 between them;
+    the label is whether the sentence's total sentiment is positive, where a word after
+    "not" counts negated and one after "very" doubled. Sentences whose total is zero are
+    drawn again; 3% of the labels are flipped."""
+    rng = np.random.default_rng(6174)
+    pol = _polarity()
+    kinds = np.array([0.45, 0.4, 0.075, 0.075])
+    xs, ys = [], []
+    while len(ys) < n:
+        kind = rng.choice(4, NEG_LENGTH, p=kinds)
+        tok = np.where(
+            kind == 0,
+            rng.integers(20, 30, NEG_LENGTH),
+            np.where(
+                kind == 1,
+                rng.integers(0, 20, NEG_LENGTH),
+                np.where(kind == 2, NEG_NOT, NEG_VERY),
+            ),
+        )
+        w = pol[tok].copy()
+        w[1:] *= np.where(tok[:-1] == NEG_NOT, -1.0, np.where(tok[:-1] == NEG_VERY, 2.0, 1.0))
+        if w.sum() != 0:
+            xs.append(tok)
+            ys.append(int(w.sum() > 0))
+    y = np.array(ys)
+    flip = rng.random(n) < 0.03
+    y[flip] = 1 - y[flip]
+    return np.stack(xs).astype(np.float32), y
+
+
+class _SentenceTransformer(nn.Module):
+    """Token and learned position embeddings of 48, two pre-norm transformer encoder layers
+    (4 heads, feed-forward 96, GELU, dropout ``dropout``), a final LayerNorm, the mean over
+    positions, a linear head of two logits. Token ids arrive as floats."""
+
+    def __init__(self, dropout: float = 0.0, width: int = 48) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(NEG_VOCAB, width)
+        self.positions = nn.Parameter(torch.randn(NEG_LENGTH, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            width, 4, 2 * width, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(x.long()) + self.positions
+        return self.head(self.norm(self.encoder(h)).mean(1))
+
+
+def negation_transformer(split: str = "val", seed: int = 0) -> Task:
+    """Sentence classification by a small transformer: is a synthetic sentence of 20 tokens
+    positive overall, where "not" negates and "very" doubles the word after it (a bag of
+    words cannot read them), 4,000 sentences, 3% of the labels flipped; two pre-norm encoder
+    layers of 48 trained with AdamW (dropout from ``hparams["dropout"]``); 60/20/20 split at
+    random by ``seed``."""
+    x, y = _negation_sentences()
+    tr, va, te = _split3(len(y), seed, 0.2, 0.2)
+    name = "heldout-negation-transformer"
+    return _classifier(
+        name,
+        lambda hp: _SentenceTransformer(dropout=float(hp.get("dropout", 0.0))),
+        _tensors(x, y, tr),
+        _pick(name, split, _tensors(x, y, va), _tensors(x, y, te)),
+        64,
+        "synthetic sentiment with negation and intensifiers, 20 tokens (2400 train), "
+        "transformer encoder 2 x 48, AdamW",
+        takes_dropout=True,
+        options={"split": split, "seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------- variational
+
+
+VAE_LATENT = 8
+"""`mnist1d_vae`'s latent dimensions."""
+
+
+class _VAE(nn.Module):
+    """A variational autoencoder of MNIST-1D's 40-sample signals: an encoder MLP 40-128 to a
+    mean and a log-variance of `VAE_LATENT` each, a decoder MLP 8-128-40. In training it
+    decodes a sample of the posterior (the reparameterization trick), in evaluation its
+    mean. Its output is the reconstruction, the mean and the log-variance side by side."""
+
+    def __init__(self, signal: int = 40, hidden: int = 128) -> None:
+        super().__init__()
+        self.encoder = _mlp([signal, hidden, 2 * VAE_LATENT])
+        self.decoder = _mlp([VAE_LATENT, hidden, signal])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        logvar = logvar.clamp(-10.0, 10.0)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if self.training else mean
+        return torch.cat([self.decoder(z), mean, logvar], 1)
+
+
+def _negative_elbo(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The negative evidence lower bound per signal value: half the squared reconstruction
+    error (a Gaussian decoder of unit variance) plus the posterior's KL divergence from a
+    standard normal, summed per sample and divided by the signal's length."""
+    signal = targets.shape[1] - 2 * VAE_LATENT
+    recon, mean = outputs[:, :signal], outputs[:, signal : signal + VAE_LATENT]
+    logvar = outputs[:, signal + VAE_LATENT :]
+    error = 0.5 * ((recon - targets[:, :signal]) ** 2).sum(1)
+    kl = 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).sum(1)
+    return (error + kl).mean() / signal
+
+
+def reconstruction_r2(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """R^2 of the reconstruction (the output's first columns) against the signal."""
+    signal = targets.shape[1] - 2 * VAE_LATENT
+    return r2_score(outputs[:, :signal], targets[:, :signal])
+
+
+def mnist1d_vae(split: str = "val", seed: int = 0) -> Task:
+    """A variational autoencoder: MNIST-1D's 5,000 signals (standardized per sample
+    position) through an 8-dimensional Gaussian latent, trained with SGD on the negative
+    ELBO, scored by the R^2 of the reconstruction from the posterior mean. The targets are
+    the signal beside 16 zeros, so that they have the model's outputs per sample (the
+    reconstruction, the latent's mean and log-variance), as the task check asks of a
+    regression; loss and metric read the signal's columns. 60/20/20 split at random by
+    ``seed``."""
+    from zoo.tasks import _mnist1d
+
+    x, _ = _mnist1d()
+    tr, va, te = _split3(len(x), seed, 0.2, 0.2)
+    x = _standardize(x, tr)
+    t = np.concatenate([x, np.zeros((len(x), 2 * VAE_LATENT))], 1)
+    name = "heldout-mnist1d-vae"
+    f32 = torch.float32
+    return Task(
+        name=name,
+        build_model=lambda hp: _VAE(),
+        train_data=_tensors(x, t, tr, f32),
+        val_data=_pick(name, split, _tensors(x, t, va, f32), _tensors(x, t, te, f32)),
+        loss_fn=_negative_elbo,
+        metric=reconstruction_r2,
+        metric_name="r2",
+        kind="regression",
+        higher_is_better=True,
+        default_batch_size=64,
+        description="MNIST-1D signals (3000 train, 40 values), VAE 40-128-(8+8) / 8-128-40, "
+        "negative ELBO, SGD",
+        options={"split": split, "seed": seed},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -1565,6 +1911,12 @@ HELDOUT: dict[str, ZooEntry] = {
         ZooEntry("huber-outliers", "huber_outliers", 20, module="heldout"),
         ZooEntry("distill-soft", "distill_soft", 15, optimizer="adamw", module="heldout"),
         ZooEntry("adding-lstm", "adding_lstm", 12, optimizer="adamw", module="heldout"),
+        ZooEntry("gin-graphs", "gin_graphs", 15, module="heldout"),
+        ZooEntry("fourier-coords", "fourier_coords", 20, optimizer="adamw", module="heldout"),
+        ZooEntry(
+            "negation-transformer", "negation_transformer", 10, optimizer="adamw", module="heldout"
+        ),
+        ZooEntry("mnist1d-vae", "mnist1d_vae", 20, module="heldout"),
     )
 }
 """The held-out zoo by name (no name is also a development zoo task's)."""
