@@ -8,6 +8,7 @@ import math
 import pytest
 
 from disciplined.recipe.race import race_weight_decays
+from disciplined.search import race as race_module
 from disciplined.search.race import (
     BACKOFFS,
     FINALISTS,
@@ -16,6 +17,7 @@ from disciplined.search.race import (
     MIN_RUNG_STEPS,
     PLATEAU_ORDER,
     RESEED,
+    SECOND_FINALIST_FIRST,
     WIDE_LR_FACTORS,
     Entrant,
     default_entrant,
@@ -126,14 +128,24 @@ def test_a_short_budget_cuts_a_finalist_momenta_the_reach_small_batches_then_far
     assert "the budget left no room for the momentum entrants" in notes
 
 
-def test_the_second_seeds_are_paid_for_after_the_reach_and_before_any_batch() -> None:
+def test_the_second_finalist_then_the_second_seeds_are_paid_for_before_any_batch() -> None:
     es, rungs = _entrants(), (3.0, 9.0, 27.0)
     assert RESEED == 3 and reseed_cost(rungs, 3) == 27.0 and reseed_cost((27.0,), 3) == 0.0
+    assert SECOND_FINALIST_FIRST
     # 18 entrants, 2 finalists and three second seeds at 9 epochs: 162 + 27
     fitted = fit_to_budget(es, rungs, 189, reseed=3)
     assert fitted.entrants == es and fitted.finalists == 2 and fitted.reseed == 3
-    # one finalist, then the reach (15 entrants: 117), the second seeds still paid: 144
+    # the second seeds go first, then the reach: 15 entrants and 2 finalists, 144
     fitted = fit_to_budget(es, rungs, 150, reseed=3)
+    assert (len(fitted.entrants), fitted.finalists, fitted.reseed) == (15, 2, 0)
+    assert fitted.notes == [
+        "the budget left no room for a second seed",
+        "the budget left no room for 10x the reading",
+    ]
+    # with the finalists first, the same room bought one finalist and the second seeds
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(race_module, "SECOND_FINALIST_FIRST", False)
+        fitted = fit_to_budget(es, rungs, 150, reseed=3)
     assert (len(fitted.entrants), fitted.finalists, fitted.reseed) == (15, 1, 3)
     assert fitted.notes[-1] == "the budget left no room for 10x the reading"
     # below that, the race runs as it would have without them: 15 entrants at 117

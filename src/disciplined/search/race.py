@@ -71,6 +71,7 @@ __all__ = [
     "REACH_FROM",
     "RESEED",
     "RUNNER_UP_FACTORS",
+    "SECOND_FINALIST_FIRST",
     "WIDE_LR_FACTORS",
     "Entrant",
     "Fitted",
@@ -155,6 +156,17 @@ mean of the two seeds then ranking them for the last rung (F-Race's idea: Biratt
 development tasks, choosing a grid point by one seed's metric and judging it on a third seed
 summed 14.6 points of regret, by the mean of two seeds 7.3, and by giving the best three of
 one seed a second seed 10.5 (`docs/design-notes.md`)."""
+SECOND_FINALIST_FIRST = True
+"""Whether the budget pays for the second full-length run before the second seeds
+(`fit_to_budget`). The second seeds rerank the rung before the last; they cannot undo its
+bias toward what learns fast in a short cycle. In v17b's table 99 of 108 races ran one
+finalist (the second seeds had taken its place on 67), so the rung of a third of the
+length chose alone, and near-ties there went the wrong way at full length: on the SwiGLU MLP
+under AdamW a 10x entrant (batch 32, max LR 0.011, the oracle's best point's batch and LR)
+tied at 3.3 epochs on seed 1 within the noise and lost to the reading's 3x, whose full run
+scored 0.649 against the oracle's 0.680 on validation; on the 40-class MLP the three
+leaders at 5 epochs sat within the noise of one another and the one sent on was the one
+that overfit at 15."""
 RACE_MOMENTA = (0.9,)
 """Maximum momenta raced beside the default cycle (0.95 down to 0.85) at each batch's
 reading, in place of the momentum range tests (0.9 cycles down to 0.8)."""
@@ -346,15 +358,27 @@ def fit_to_budget(
 ) -> Fitted:
     """The entrants, the finalists and the second seeds (``reseed`` runs of the rung before
     the last, `reseed_cost`) the budget ``room`` (epochs) pays for, with a sentence per
-    cut. The second seeds are bought with the speculative entrants only: one finalist, the
-    momentum entrants and the reach (`cut_to_budget`'s first three cuts); when those do not
-    pay for them, the race runs without them and cuts as it would have (then they come back
-    only if its cuts left room for them), so a race that cannot afford the second seeds
-    loses nothing to them. On the development zoo, cutting the reach and then dropping the
-    second seeds all the same cost the noisy-label MLP its 10x entrants and 1.5 points."""
+    cut. The second finalist comes before the second seeds (`SECOND_FINALIST_FIRST`): both
+    are bought with the momentum entrants and the reach (`cut_to_budget`'s speculative
+    cuts), the finalist first. When the two finalists do not fit, the second seeds are
+    bought with the speculative entrants only: one finalist, the momentum entrants and the
+    reach; when those do not pay for them, the race runs without them and cuts as it would
+    have (then they come back only if its cuts left room for them), so a race that cannot
+    afford the second seeds loses nothing to them. On the development zoo, cutting the
+    reach and then dropping the second seeds all the same cost the noisy-label MLP its 10x
+    entrants and 1.5 points."""
     if not reseed or len(rungs) < 2:
         return Fitted(*cut_to_budget(entrants, rungs, room), 0)
     extra = reseed_cost(rungs, reseed)
+    if SECOND_FINALIST_FIRST:
+        for cost, seeds in ((room - extra, reseed), (room, 0)):
+            kept, finalists, notes = cut_to_budget(
+                entrants, rungs, cost, speculative=True, keep_finalists=True
+            )
+            if race_cost(len(kept), rungs, finalists) <= cost:
+                if not seeds:
+                    notes = ["the budget left no room for a second seed", *notes]
+                return Fitted(kept, finalists, notes, seeds)
     kept, finalists, notes = cut_to_budget(entrants, rungs, room - extra, speculative=True)
     if race_cost(len(kept), rungs, finalists) <= room - extra:
         return Fitted(kept, finalists, notes, reseed)
@@ -365,7 +389,11 @@ def fit_to_budget(
 
 
 def cut_to_budget(
-    entrants: list[Entrant], rungs: tuple[float, ...], room: float, speculative: bool = False
+    entrants: list[Entrant],
+    rungs: tuple[float, ...],
+    room: float,
+    speculative: bool = False,
+    keep_finalists: bool = False,
 ) -> tuple[list[Entrant], int, list[str]]:
     """The entrants and the finalists the budget ``room`` (epochs) pays for, with a sentence
     per cut: first one finalist; then the momentum entrants; then the entrants reaching
@@ -379,14 +407,14 @@ def cut_to_budget(
     MNIST-1D CNN at 10 epochs, 1e-2 on 3 seeds of 9, each then 54-63% where 1e-3 gave
     88-93%). Cutting the LR spread before the batches left that CNN at the reading alone,
     2-4x too low (75% mean over 9 seeds). The race always keeps one entrant (a single full
-    run)."""
+    run). With ``keep_finalists`` the finalists are not cut (the speculative cuts only)."""
     finalists, notes = FINALISTS, []
 
     def cost() -> float:
         return race_cost(len(entrants), rungs, finalists)
 
     n = len(entrants)
-    if cost() > room and finalists > 1 and race_cost(n, rungs, 1) < cost():
+    if cost() > room and finalists > 1 and race_cost(n, rungs, 1) < cost() and not keep_finalists:
         finalists = 1
         notes.append("the budget left room for one full-length run")
     if cost() > room and any(e.max_momentum is not None and not e.default for e in entrants):
