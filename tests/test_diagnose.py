@@ -447,6 +447,7 @@ def test_a_noisy_run_that_never_moved_is_a_plateau_not_a_blow_up_or_a_collapse(e
 
 def test_the_start_windows_noise_raises_the_bar_for_ending_above_the_start():
     from disciplined.divergence import (
+        FALL_SIGMAS,
         START_NOISE_SIGMAS,
         collapse_arm,
         ended_above_start,
@@ -458,7 +459,7 @@ def test_the_start_windows_noise_raises_the_bar_for_ending_above_the_start():
     sd = start_noise(losses)
     assert sd == pytest.approx(math.sqrt(8 * 0.04 / 9))
     assert start_noise([1.0]) == 0.0 and start_noise([1.0, math.nan]) == 0.0
-    assert START_NOISE_SIGMAS == 2.0
+    assert START_NOISE_SIGMAS == 2.0 and FALL_SIGMAS == 3.0
     assert ended_above_start(1.06, 1.0) and not ended_above_start(1.06, 1.0, noise=sd)
     assert ended_above_start(1.0 + 2 * sd, 1.0, noise=sd)
     # the verdict's arms: 6% above the start is a blow-up only without noise

@@ -25,7 +25,8 @@ The situations differ, and so do the thresholds; each is named once, here:
   a clear fall. `CLEAR_FALL` 0.05, `RISE_HALF_FALL` 0.5.
 - `start_level`, `start_noise`, `ended_above_start`, `collapse_arm`: a finished training
   run's verdict (``diagnose``): above its start (beyond the start's own spread), back at it,
-  or never left it. `COLLAPSE_TOL` 0.05, `START_NOISE_SIGMAS` 2.
+  or never left it. `COLLAPSE_TOL` 0.05, `START_NOISE_SIGMAS` 2, `FALL_SIGMAS` 3 (a short
+  run's fall below its start).
 - `RunCollapse`: a training run, step by step (``fit`` calls it): back at its starting level,
   steady, after having learned. `COLLAPSE_FALL` 0.1, `COLLAPSE_BAND` 0.1, `COLLAPSE_PATIENCE`
   a tenth of the run and at least an epoch.
@@ -56,6 +57,7 @@ __all__ = [
     "COLLAPSE_FALL",
     "COLLAPSE_PATIENCE",
     "COLLAPSE_TOL",
+    "FALL_SIGMAS",
     "RISE_HALF_FALL",
     "RUN_BETA",
     "RUN_FACTOR",
@@ -380,6 +382,10 @@ START_NOISE_SIGMAS = 2.0
 """A finished run ended above its start only when its last loss is this many of the start
 window's standard deviations above the starting level, as well as `COLLAPSE_TOL` above it
 (`ended_above_start`, `collapse_arm`)."""
+FALL_SIGMAS = 3.0
+"""A run too short for `diagnose`'s rules fell from its start only when its lowest running
+mean is this many of a running mean's spreads below it, as well as `COLLAPSE_TOL` below it
+(`measure.diagnose`'s short-run class)."""
 
 
 def start_noise(losses: Sequence[float]) -> float:

@@ -112,6 +112,7 @@ from typing import Any
 
 from disciplined.divergence import (
     COLLAPSE_TOL,
+    FALL_SIGMAS,
     collapse_arm,
     ended_above_start,
     start_level,
@@ -728,11 +729,6 @@ def describe_run(history: History, planned_epochs: float | None = None) -> str:
         early = "stopped early" if cls == "collapsed" else "stopped"
         text += f", {early} at epoch {history.epochs:.3g}{of}"
     return text
-
-
-FALL_SIGMAS = 3.0
-"""A run too short for `diagnose`'s rules fell from its start only when its lowest running
-mean is this many of a running mean's spreads below it (`_short_run_class`)."""
 
 
 def _short_run_class(losses: tuple[float, ...]) -> str:
