@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from disciplined.recipe.race import TIED_SWEEP, WIDEST_ON_TIE, race_weight_decays
+from disciplined.recipe.race import race_weight_decays
 from disciplined.search import race as race_module
 from disciplined.search.race import (
     BACKOFFS,
@@ -443,32 +443,6 @@ def test_the_weight_decays_that_race_are_the_sweeps_best_two() -> None:
     d = _wd_decision("no_evidence_kept", [], 1e-4)
     assert race_weight_decays([d], (1e-2, 1e-3, 1e-4, 0.0)) == [1e-4, 1e-3]
     assert race_weight_decays([], (1e-3,)) == [0.0]
-
-
-def test_a_tied_weight_decay_sweep_races_its_choice_against_the_grids_largest() -> None:
-    from disciplined.recipe import race as recipe_race
-
-    grid = (1e-1, 1e-2, 1e-3, 0.0)
-    # every curve within 2% of the lowest: the sweep could not tell them apart
-    tied = [(1e-1, 1.751), (1e-2, 1.7493), (1e-3, 1.7491), (0.0, 1.7491)]
-    d = _wd_decision("lowest_val_loss_at_high_lr", tied, 1e-3)
-    assert TIED_SWEEP == 0.02 and WIDEST_ON_TIE
-    assert race_weight_decays([d], grid) == [1e-3, 1e-1]
-    with pytest.MonkeyPatch.context() as mp:  # the runner-up by loss, as before
-        mp.setattr(recipe_race, "WIDEST_ON_TIE", False)
-        assert race_weight_decays([d], grid) == [1e-3, 0.0]
-    # the largest chosen: the runner-up by loss
-    d = _wd_decision("lowest_val_loss_at_high_lr", tied, 1e-1)
-    assert race_weight_decays([d], grid) == [1e-1, 1e-3]
-    # one curve beyond the band is no tie
-    apart = [(1e-1, 1.80), (1e-2, 1.7493), (1e-3, 1.7491), (0.0, 1.7491)]
-    d = _wd_decision("lowest_val_loss_at_high_lr", apart, 1e-3)
-    assert race_weight_decays([d], grid) == [1e-3, 0.0]
-    # the largest value's curve unusable (it diverged): not raced on a tie of the others
-    rows = (*_wd_decision("x", tied[1:], 1e-3).table, {"value": 1e-1, "status": "diverged"})
-    d = Decision(name="weight_decay", value=1e-3, rule="lowest_val_loss_at_high_lr", reason="",
-                 table=rows)
-    assert race_weight_decays([d], grid) == [1e-3, 1e-2]
 
 
 # --------------------------------------------------------------------------- in the recipe

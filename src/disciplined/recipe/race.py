@@ -46,14 +46,7 @@ from disciplined.trials.spec import TrialResult
 if TYPE_CHECKING:
     from disciplined.recipe.state import RecipeState
 
-__all__ = [
-    "RACE_RULE",
-    "TIED_SWEEP",
-    "WIDEST_ON_TIE",
-    "RaceRecord",
-    "race_weight_decays",
-    "run_race",
-]
+__all__ = ["RACE_RULE", "RaceRecord", "race_weight_decays", "run_race"]
 
 RACE_RULE = Rule(
     "successive_halving",
@@ -106,25 +99,10 @@ class RaceRecord(Payload):
         return cls(**fields_)
 
 
-TIED_SWEEP = 0.02
-"""A weight-decay sweep ties when every usable curve's lowest validation loss is within
-this share of the lowest (the sweep's own tolerance, `lowest_val_loss_at_high_lr`'s). On 8
-of the 36 development tasks of v18's table every seed's sweep tied, on 9 more some seeds'."""
-WIDEST_ON_TIE = True
-"""Whether a tied sweep (`TIED_SWEEP`) races its choice against the grid's largest weight
-decay instead of the curve with the next lowest loss (`race_weight_decays`). A range test
-of a few hundred steps barely feels weight decay, whose pull grows with the run, and when
-every curve ties the runner-up by loss is a coin toss. On the 40-class MLP under AdamW the
-four curves sat within 0.2% of each other on every seed, 0.001 was chosen and 0 raced
-beside it, and the oracle's best is 0.1 (v18's picks 3.32 points behind it on test). Of
-v18's 108 tunes, it changes the second weight decay on 8."""
-
-
 def race_weight_decays(decisions: Sequence[Decision], grid: Sequence[float]) -> list[float]:
     """The weight decays that race: the sweep's choice and its runner-up (the usable curve
-    with the next lowest validation loss, or, when every usable curve tied, `TIED_SWEEP`,
-    the grid's largest value, `WIDEST_ON_TIE`); with no evidence from the sweep, its kept
-    value and the grid's next value up."""
+    with the next lowest validation loss); with no evidence from the sweep, its kept value
+    and the grid's next value up."""
     wd = next((d for d in decisions if d.name == "weight_decay"), None)
     if wd is None:
         return [0.0]
@@ -133,11 +111,6 @@ def race_weight_decays(decisions: Sequence[Decision], grid: Sequence[float]) -> 
     rows = [r for r in rows if math.isfinite(r.get("lowest_val_loss", math.nan))]
     others = sorted((r for r in rows if r["value"] != chosen), key=lambda r: r["lowest_val_loss"])
     if wd.rule != WEIGHT_DECAY_RULES[1].name and others:
-        losses = [r["lowest_val_loss"] for r in rows]
-        top = max(float(r["value"]) for r in rows)
-        tied = max(losses) <= min(losses) + TIED_SWEEP * abs(min(losses))
-        if WIDEST_ON_TIE and tied and top != chosen:
-            return [chosen, top]
         return [chosen, float(others[0]["value"])]
     up = sorted(v for v in grid if v > chosen)
     return [chosen, up[0]] if up else [chosen]
