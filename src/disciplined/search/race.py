@@ -62,7 +62,6 @@ __all__ = [
     "DEFAULT_MAX_LR",
     "DEFAULT_WEIGHT_DECAY",
     "FINALISTS",
-    "FINALISTS_BY_LR",
     "HOLD_LOWER",
     "LR_FACTORS",
     "MIN_RUNG_STEPS",
@@ -168,15 +167,6 @@ tied at 3.3 epochs on seed 1 within the noise and lost to the reading's 3x, whos
 scored 0.649 against the oracle's 0.680 on validation; on the 40-class MLP the three
 leaders at 5 epochs sat within the noise of one another and the one sent on was the one
 that overfit at 15."""
-FINALISTS_BY_LR = True
-"""Whether the full-length places go first to the best of each distinct LR factor
-(`survivors`): the second finalist is then the best entrant of the rung before whose max LR
-sits at another multiple of its batch's reading. The short rungs' bias is in the LR (a short
-cycle favours what learns fast), and two finalists at the same factor, which the batch's
-scaling makes the same step size per sample, hedge nothing against it: in v18's table 37 of
-108 races sent two batches at one factor to full length. On the 40-class MLP under AdamW
-both of seeds 1 and 2 were 3x entrants, whose full runs scored 0.752-0.762 where seed 0's
-1x scored 0.803."""
 RACE_MOMENTA = (0.9,)
 """Maximum momenta raced beside the default cycle (0.95 down to 0.85) at each batch's
 reading, in place of the momentum range tests (0.9 cycles down to 0.8)."""
@@ -539,10 +529,7 @@ def halve(
         if k + 1 == len(rungs):
             break
         if grew:
-            last = k + 2 == len(rungs) and FINALISTS_BY_LR
-            alive = survivors(
-                tried, counts[k + 1], lambda e, ep=epochs: learned(e, ep), by_factor=last
-            )
+            alive = survivors(tried, counts[k + 1], lambda e, ep=epochs: learned(e, ep))
             k += 1
             continue
         later = sum(c * r for c, r in zip(counts[k + 1 :], rungs[k + 1 :], strict=True))
@@ -585,18 +572,7 @@ def _second_seed(
     return alive + rank_runs([p for p in group + rest if p[1] == -math.inf], loss)
 
 
-def _distinct_first(entrants: Sequence[Entrant], by_factor: bool = False) -> list[Entrant]:
-    """``entrants`` (in rank order) with the first of each distinct (batch size, max LR)
-    first, or with ``by_factor`` the first of each distinct LR factor first, then the first
-    of each distinct (batch size, max LR), then their twins."""
-    if by_factor:
-        seen_f: set[float] = set()
-        first_f, rest_f = [], []
-        for e in entrants:
-            key_f = round(e.lr_factor, 6)
-            (rest_f if key_f in seen_f else first_f).append(e)
-            seen_f.add(key_f)
-        return first_f + [e for e in _distinct_first(rest_f) if e not in first_f]
+def _distinct_first(entrants: Sequence[Entrant]) -> list[Entrant]:
     seen: set[tuple[int, float]] = set()
     first, rest = [], []
     for e in entrants:
@@ -635,14 +611,11 @@ def survivors(
     ranked: Sequence[tuple[Entrant, float]],
     n: int,
     learned: Callable[[Entrant], bool] | None = None,
-    by_factor: bool = False,
 ) -> list[Entrant]:
     """The ``n`` entrants that go on from a rung ranked best first: those that learned
     (``learned``, default all), the best of each distinct (batch size, max LR) first, in rank
     order, then their twins; then, if places are left, runs still on their plateau in
-    `plateau_pick`'s order (their scores at chance are noise); runs that blew up last. With
-    ``by_factor`` (the finalists, `FINALISTS_BY_LR`) the best of each distinct LR factor
-    comes first.
+    `plateau_pick`'s order (their scores at chance are noise); runs that blew up last.
 
     Entrants that differ only in weight decay score within noise of each other over a short
     cycle, and a rung that kept them all would send twins on and push other LRs out. On the
@@ -652,7 +625,7 @@ def survivors(
     """
     learned = learned or (lambda _e: True)
     live = [e for e, sc in ranked if sc > -math.inf]
-    picked = _distinct_first([e for e in live if learned(e)], by_factor)[:n]
+    picked = _distinct_first([e for e in live if learned(e)])[:n]
     if len(picked) < n:
         picked += plateau_pick([e for e in live if e not in picked], n - len(picked))
     if len(picked) < n:
