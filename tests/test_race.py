@@ -12,7 +12,6 @@ from disciplined.search import race as race_module
 from disciplined.search.race import (
     BACKOFFS,
     FINALISTS,
-    FINALISTS_BY_LR,
     HOLD_LOWER,
     LR_FACTORS,
     MIN_RUNG_STEPS,
@@ -24,7 +23,6 @@ from disciplined.search.race import (
     default_entrant,
     fit_to_budget,
     halve,
-    hedge,
     held_up,
     make_entrants,
     pick_winner,
@@ -241,30 +239,6 @@ def test_successive_halving_follows_the_scores_rung_by_rung() -> None:
     assert {e for e, _ in table[1]} == set(best_per_pair[:6])
     pairs = [(e.batch_size, e.max_lr) for e, _ in table[1]]
     assert len(pairs) == len(set(pairs))
-
-
-def test_finalists_at_one_lr_factor_are_joined_by_the_best_at_another() -> None:
-    # batch 32 and 64 at 3x their readings lead the rung; 1x at batch 32 is third
-    b32x3, b64x3 = Entrant(32, 0.0073, 0.0, 3.0), Entrant(64, 0.0104, 1e-3, 3.0)
-    b32x1, b64x1 = Entrant(32, 0.0024, 0.0, 1.0), Entrant(64, 0.0035, 0.0, 1.0)
-    ranked = [(b32x3, 0.756), (b64x3, 0.755), (b32x1, 0.749), (b64x1, 0.747)]
-    assert FINALISTS_BY_LR
-    assert survivors(ranked, 2) == [b32x3, b64x3]
-    assert hedge(ranked, [b32x3, b64x3]) == [b32x1]
-    assert hedge(ranked, [b32x3, b32x1]) == []  # they already differ
-    assert hedge(ranked, [b32x3]) == []  # one finalist: the budget's call
-    assert hedge(ranked, [b32x3, b64x3], learned=lambda e: e != b32x1) == [b64x1]
-    assert hedge([(b32x3, 0.7), (b64x3, 0.6), (b32x1, -math.inf)], [b32x3, b64x3]) == []
-    # the race adds it at the last rung only
-    seen: dict[float, list[Entrant]] = {}
-
-    def run(alive: list[Entrant], epochs: float) -> list[float]:
-        seen[epochs] = list(alive)
-        return [dict(ranked).get(e, 0.7) for e in alive]
-
-    table = halve([b32x3, b64x3, b32x1, b64x1], (1.0, 3.0, 9.0), (4, 3, 2), run)
-    assert seen[3.0] == [b32x3, b64x3, b32x1] and seen[9.0] == [b32x3, b64x3, b32x1]
-    assert [e for e, _ in table[-1]] == [b32x3, b64x3, b32x1]
 
 
 def test_survivors_fill_up_with_twins_when_there_are_too_few_distinct_pairs() -> None:

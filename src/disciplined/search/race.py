@@ -62,7 +62,6 @@ __all__ = [
     "DEFAULT_MAX_LR",
     "DEFAULT_WEIGHT_DECAY",
     "FINALISTS",
-    "FINALISTS_BY_LR",
     "HOLD_LOWER",
     "LR_FACTORS",
     "MIN_RUNG_STEPS",
@@ -81,7 +80,6 @@ __all__ = [
     "default_entrant",
     "fit_to_budget",
     "halve",
-    "hedge",
     "held_up",
     "make_entrants",
     "pick_winner",
@@ -169,16 +167,6 @@ tied at 3.3 epochs on seed 1 within the noise and lost to the reading's 3x, whos
 scored 0.649 against the oracle's 0.680 on validation; on the 40-class MLP the three
 leaders at 5 epochs sat within the noise of one another and the one sent on was the one
 that overfit at 15."""
-FINALISTS_BY_LR = True
-"""Whether finalists that all share one LR factor are joined by the best entrant of the
-rung before at another factor (`hedge`), a third full-length run. The short rungs' bias is
-in the LR (a short cycle favours what learns fast), and two finalists at one factor, which
-the batch's scaling makes the same step per sample, hedge nothing against it: in v18's table
-37 of 108 races sent two batches at one factor to full length. On the 40-class MLP under
-AdamW both finalists of seeds 1 and 2 were 3x entrants, whose full runs scored 0.752-0.762
-where seed 0's 1x scored 0.803. Putting the other factor in the second place instead (v20)
-helped there and lost where the two batches were the right pair (matrix factorization, the
-tanh MLP): the third place keeps both."""
 RACE_MOMENTA = (0.9,)
 """Maximum momenta raced beside the default cycle (0.95 down to 0.85) at each batch's
 reading, in place of the momentum range tests (0.9 cycles down to 0.8)."""
@@ -542,8 +530,6 @@ def halve(
             break
         if grew:
             alive = survivors(tried, counts[k + 1], lambda e, ep=epochs: learned(e, ep))
-            if k + 2 == len(rungs) and FINALISTS_BY_LR:
-                alive += hedge(tried, alive, lambda e, ep=epochs: learned(e, ep))
             k += 1
             continue
         later = sum(c * r for c, r in zip(counts[k + 1 :], rungs[k + 1 :], strict=True))
@@ -645,25 +631,6 @@ def survivors(
     if len(picked) < n:
         picked += [e for e, sc in ranked if sc == -math.inf][: n - len(picked)]
     return picked
-
-
-def hedge(
-    ranked: Sequence[tuple[Entrant, float]],
-    finalists: Sequence[Entrant],
-    learned: Callable[[Entrant], bool] | None = None,
-) -> list[Entrant]:
-    """One more finalist when two or more share one LR factor (`FINALISTS_BY_LR`): the best
-    run of ``ranked`` (the rung before the last, best first) that learned and sits at
-    another LR factor; none when the finalists already differ, are fewer than two, or no
-    such run is left."""
-    learned = learned or (lambda _e: True)
-    factors = {round(e.lr_factor, 6) for e in finalists}
-    if len(finalists) < 2 or len(factors) > 1:
-        return []
-    for e, sc in ranked:
-        if sc > -math.inf and learned(e) and round(e.lr_factor, 6) not in factors:
-            return [e]
-    return []
 
 
 def default_entrant(batch_size: int, optimizer: str, readings: Mapping[int, float]) -> Entrant:
