@@ -145,9 +145,11 @@ def run_race(s: RecipeState) -> None:
     default = default_entrant(
         task.default_batch_size, s.hp.optimizer, {b: lr for b, (lr, _) in pairs.items()}
     )
-    entrants, finalists, notes, reseed = fit_to_budget(entrants, rungs, s.left() - rungs[0], RESEED)
     same = _settings(s.hp, default)
     entrants = [default, *(e for e in entrants if _settings(s.hp, e) != same)]
+    # the default is counted with the others: one more entrant can add a run to every rung
+    # after the first, not only its own first run (`cut_to_budget` never cuts it)
+    entrants, finalists, notes, reseed = fit_to_budget(entrants, rungs, s.left(), RESEED)
     for note in notes:
         s.say(f"race: {note}")
     counts = rung_counts(len(entrants), len(rungs), finalists)
